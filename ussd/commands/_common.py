@@ -1,0 +1,31 @@
+"""Options shared by subcommands: --config, --log-format, --url."""
+
+from __future__ import annotations
+
+import argparse
+
+from ussd import config as config_mod
+
+
+def add_common(parser: argparse.ArgumentParser, *, url: bool = False) -> None:
+    """Add --config, --log-format and --log-level (and --url when the command can talk to a gateway)."""
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $USSD_SIM_CONFIG or ./config.yaml)",
+    )
+    parser.add_argument(
+        "--log-format", choices=("console", "json"), default="console", help="log output format"
+    )
+    parser.add_argument(
+        "--log-level", default="warning", choices=("debug", "info", "warning", "error")
+    )
+    if url:
+        parser.add_argument(
+            "--url", metavar="URL", help="a running gateway's HTTP address, e.g. http://127.0.0.1:8080"
+        )
+
+
+def load_config(args: argparse.Namespace) -> config_mod.Config:
+    """The validated config named by --config (ConfigError propagates to exit code 2)."""
+    return config_mod.load(args.config)

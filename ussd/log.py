@@ -1,0 +1,45 @@
+"""structlog, configured once at start (SPEC §10): console for people, JSON for machines."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+# Keys whose values never reach a log line (SPEC §3, §10: passwords and password replies).
+SECRET_KEYS = frozenset({"password", "new_password", "reply", "text_secret", "token", "secret"})
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in SECRET_KEYS.intersection(event):
+        event[key] = "***"
+    return event
+
+
+def configure(fmt: str = "console", level: str = "info") -> None:
+    """Set up structlog processors for `console` or `json` output on stderr."""
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def get(name: str) -> Any:
+    """A structlog logger bound to a component name."""
+    return structlog.get_logger(component=name)
