@@ -183,7 +183,9 @@ class _Section:
         if not isinstance(value, str) or not value:
             raise ConfigError(self.key(name), f"expected a non-empty string, got {value!r}")
         if choices and value not in choices:
-            raise ConfigError(self.key(name), f"expected one of {', '.join(choices)}, got {value!r}")
+            raise ConfigError(
+                self.key(name), f"expected one of {', '.join(choices)}, got {value!r}"
+            )
         return value
 
     def bool_(self, name: str, default: bool) -> bool:
@@ -363,7 +365,9 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         seen_ids.add(system_id)
         password = a.get("password")
         if not isinstance(password, str) or len(password) > 8:
-            raise ConfigError(a.key("password"), "expected a string of at most 8 characters (SMPP 3.4 §5.2.2)")
+            raise ConfigError(
+                a.key("password"), "expected a string of at most 8 characters (SMPP 3.4 §5.2.2)"
+            )
         ranges_raw = a.get("sms_ranges", []) or []
         if not isinstance(ranges_raw, list) or not all(
             isinstance(r, str | int) and not isinstance(r, bool) and str(r).lstrip("+").isdigit()

@@ -8,7 +8,7 @@ from ussd import config as config_mod
 
 
 def add_common(parser: argparse.ArgumentParser, *, url: bool = False) -> None:
-    """Add --config, --log-format and --log-level (and --url when the command can talk to a gateway)."""
+    """Add --config, --log-format, --log-level (and --url for commands that reach a gateway)."""
     parser.add_argument(
         "--config",
         metavar="PATH",
@@ -22,7 +22,9 @@ def add_common(parser: argparse.ArgumentParser, *, url: bool = False) -> None:
     )
     if url:
         parser.add_argument(
-            "--url", metavar="URL", help="a running gateway's HTTP address, e.g. http://127.0.0.1:8080"
+            "--url",
+            metavar="URL",
+            help="a running gateway's HTTP address, e.g. http://127.0.0.1:8080",
         )
 
 

@@ -1,0 +1,117 @@
+"""What the engine tells transports (SPEC §4, §6): screens, dialog ends, SMS. Plain frozen data."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """Why a dialog ended."""
+
+    COMPLETED = "completed"  # the service sent its final screen
+    RELEASED = "released"  # the user (handset or harness) released it
+    TIMEOUT = "timeout"  # no reply within ussd.reply_timeout
+    MAX_DURATION = "max_duration"  # open longer than ussd.dialog_timeout
+    REPLACED = "replaced"  # a new dial on the same MSISDN released it (TS 24.090)
+    ERROR = "error"  # a service failed; the user saw an error screen
+    SHUTDOWN = "shutdown"  # the gateway stopped
+
+
+class SmsState(StrEnum):
+    """Life of a network SMS in the SMS centre (SPEC §5 reply path)."""
+
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Screen:
+    """One USSD screen as the user sees it (SPEC §6 wire shape plus the service code)."""
+
+    session: str
+    text: str
+    end: bool
+    page: int = 1
+    pages: int = 1
+    service_code: str = ""  # the dialled code, e.g. "111" (SMPP source_addr, SPEC §5)
+
+    def to_json(self) -> dict[str, Any]:
+        """The SPEC §6 JSON shape: session, text, end, page, pages."""
+        return {
+            "session": self.session,
+            "text": self.text,
+            "end": self.end,
+            "page": self.page,
+            "pages": self.pages,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Sms:
+    """A network or MO SMS held in a recipient's inbox."""
+
+    id: int
+    recipient: str
+    sender: str
+    text: str
+    state: SmsState
+    created: float
+    expires: float
+    delivered: float | None = None
+    kind: str = "network"  # network | mo | receipt
+    sender_is_alpha: bool = True  # alphanumeric sender id (TON 5) vs an MSISDN
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class DialogStarted:
+    """A dialog opened for msisdn (the first screen follows as ScreenShown)."""
+
+    msisdn: str
+    session: str
+    service: str
+    service_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenShown:
+    """A screen was produced for msisdn (start, reply, next page)."""
+
+    msisdn: str
+    screen: Screen
+
+
+@dataclass(frozen=True, slots=True)
+class DialogEnded:
+    """A dialog ended; `screen` is the last thing the user was told, if anything."""
+
+    msisdn: str
+    session: str
+    outcome: Outcome
+    screen: Screen | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SmsQueued:
+    """A network SMS was persisted in msisdn's inbox and waits for delivery."""
+
+    msisdn: str
+    sms: Sms
+
+
+@dataclass(frozen=True, slots=True)
+class SmsStateChanged:
+    """An SMS was delivered or expired."""
+
+    msisdn: str
+    sms: Sms
+
+
+Event = DialogStarted | ScreenShown | DialogEnded | SmsQueued | SmsStateChanged

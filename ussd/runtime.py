@@ -1,0 +1,188 @@
+"""The gateway's world and its one timer task (SPEC §4): the only place that waits on time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from ussd import log
+from ussd.bus import Bus
+from ussd.clock import Clock, RealClock, SimulatedClock, make
+from ussd.config import Config, ConfigError
+from ussd.engine import Engine
+from ussd.menus import MenuBook, MenuError, Texts
+from ussd.routing import Router
+from ussd.services import builtin
+from ussd.sms import SmsCentre
+from ussd.store import Store, hash_password
+
+_log = log.get("runtime")
+
+
+class Scheduled(Protocol):
+    """Anything with deadlines: the engine, the SMS centre, later the link scheduler."""
+
+    def next_deadline(self) -> float | None: ...
+
+    def tick(self) -> None: ...
+
+
+class Gateway:
+    """Clock, store, SMS centre, router, services and engine built from one Config."""
+
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        store: Store,
+        engine: Engine,
+        sms: SmsCentre,
+        bus: Bus,
+        menus: MenuBook,
+        texts: Texts,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self.engine = engine
+        self.sms = sms
+        self.bus = bus
+        self.menus = menus
+        self.texts = texts
+        self.scheduled: list[Scheduled] = [engine, sms]
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe_clock: Callable[[], None] | None = None
+
+    @classmethod
+    def create(
+        cls,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        database: str | None = None,
+        menus_dir: Path | None = None,
+    ) -> Gateway:
+        """Build the world; menus and routes are checked here (errors name file/key)."""
+        clock = clock or make(config.clock_mode)
+        try:
+            texts = Texts.load(menus_dir)
+            book = MenuBook.load(menus_dir)
+        except MenuError as exc:
+            raise ConfigError("menus", str(exc)) from exc
+        services = builtin(book)
+        names = set(services) | {f"menu:{sid}" for sid in book.screens}
+        try:
+            book.check_services(services)
+        except MenuError as exc:
+            raise ConfigError("menus", str(exc)) from exc
+        router = Router(config.ussd.routes, names)
+        store = Store(database or config.storage_database)
+        bus = Bus()
+        sms = SmsCentre(store, clock, config.sms, bus)
+        engine = Engine(config, store, clock, bus, sms, router, services, texts)
+        gateway = cls(config, clock, store, engine, sms, bus, book, texts)
+        gateway.seed()
+        return gateway
+
+    def seed(self) -> None:
+        """Create the `subscribers.seed` numbers that are not in the store yet."""
+        now = self.clock.now()
+        for seed in self.config.subscribers.seed:
+            msisdn = self.engine.normalise(seed.msisdn)
+            if self.store.subscriber(msisdn) is not None:
+                continue
+            self.store.create_subscriber(
+                msisdn,
+                seed.language or self.config.operator.language,
+                now,
+                balance=seed.balance,
+                package=seed.package,
+                bonus_points=seed.bonus_points,
+                services=seed.services,
+                payments=seed.payments,
+                password_hash=hash_password(seed.password) if seed.password else None,
+                number_management=seed.number_management,
+            )
+
+    # -- the timer task -----------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for d in (s.next_deadline() for s in self.scheduled) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def tick(self) -> None:
+        """Run everything due now."""
+        for item in self.scheduled:
+            item.tick()
+
+    def advance(self, seconds: float) -> float:
+        """Move a simulated clock forward, running each deadline at its own time on the way."""
+        if not isinstance(self.clock, SimulatedClock):
+            raise TypeError("the clock is real: only a simulated clock can be advanced")
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        target = self.clock.now() + seconds
+        while (deadline := self.next_deadline()) is not None and deadline <= target:
+            self.clock.advance(max(0.0, deadline - self.clock.now()))
+            self.tick()
+        self.clock.advance(target - self.clock.now())
+        self.tick()
+        return self.clock.now()
+
+    def wake(self) -> None:
+        """Re-read deadlines now (a new deadline was armed, or the clock jumped)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def start(self) -> None:
+        """Start the timer task (idempotent)."""
+        if self._task is not None:
+            return
+        self._wake = asyncio.Event()
+        self._unsubscribe_clock = self.clock.on_change(self.wake)
+        # Any event may have armed a new deadline: re-read them after it.
+        self._unsubscribe_bus = self.bus.subscribe(lambda _event: self.wake())
+        self._task = asyncio.create_task(self._timers(), name="ussd-timers")
+
+    async def _timers(self) -> None:
+        assert self._wake is not None
+        while True:
+            try:
+                self.tick()
+            except Exception:
+                _log.exception("tick_failed")
+            deadline = self.next_deadline()
+            timeout: float | None = None
+            if deadline is not None and not isinstance(self.clock, SimulatedClock):
+                timeout = max(0.0, deadline - self.clock.now())
+            elif deadline is not None and isinstance(self.clock, SimulatedClock):
+                # A simulated clock only moves by advance(), which wakes us.
+                timeout = None
+            self._wake.clear()
+            if timeout is not None and math.isfinite(timeout):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+            else:
+                await self._wake.wait()
+
+    async def stop(self) -> None:
+        """Stop the timer task, end open dialogs and close the store."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            if self._unsubscribe_clock:
+                self._unsubscribe_clock()
+            self._unsubscribe_bus()
+        self.engine.shutdown()
+        self.store.close()
+
+    @property
+    def real_time(self) -> bool:
+        return isinstance(self.clock, RealClock)

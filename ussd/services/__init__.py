@@ -1,0 +1,25 @@
+"""The built-in services (SPEC §3), by the names `ussd.routes` uses."""
+
+from __future__ import annotations
+
+from ussd.menus import MenuBook
+from ussd.services.balance import Balance
+from ussd.services.base import Service
+from ussd.services.menu import MenuService
+from ussd.services.numbers import NumbersDisable, NumbersEnable, NumbersStatus
+from ussd.services.password import PasswordSet
+from ussd.services.toggles import ServicesMenu
+
+
+def builtin(book: MenuBook) -> dict[str, Service]:
+    """Every service by name; `menu` runs YAML menus (routes say `menu:SCREEN`)."""
+    services: list[Service] = [
+        PasswordSet(),
+        NumbersEnable(),
+        NumbersDisable(),
+        NumbersStatus(),
+        Balance(),
+        ServicesMenu(),
+        MenuService(book),
+    ]
+    return {s.name: s for s in services}

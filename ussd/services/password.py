@@ -1,0 +1,70 @@
+"""password.set — `*111*17#`: the personal-account password (SPEC §3, §7)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ussd.services.base import Context, Continue, End, Step
+from ussd.store import hash_password, verify_password
+
+MIN_LENGTH = 4
+MAX_LENGTH = 10
+MAX_ATTEMPTS = 3
+_ALLOWED = re.compile(r"[A-Za-z0-9]+")
+
+
+class PasswordSet:
+    """Ask for a password, ask again, store only its salted hash, send a notice without it."""
+
+    name = "password.set"
+    texts_used = (
+        "password.prompt_new",
+        "password.prompt_retry",
+        "password.prompt_confirm",
+        "password.bad_length",
+        "password.bad_chars",
+        "password.mismatch",
+        "password.too_many",
+        "password.done",
+        "password.sms",
+    )
+
+    def start(self, ctx: Context, args: Mapping[str, str]) -> Step:
+        return Continue("new", ctx.t("password.prompt_new"), values={"failures": 0})
+
+    def reply(self, ctx: Context, screen: str, values: Mapping[str, Any], text: str) -> Step:
+        failures = int(values.get("failures", 0))
+        if screen == "new":
+            problem = _problem(text)
+            if problem is not None:
+                return self._retry(ctx, failures, problem)
+            # Only a salted hash of the candidate is kept between the two steps, so dialog
+            # state (plain data, possibly stored elsewhere) never holds a password (SPEC §3).
+            return Continue(
+                "confirm",
+                ctx.t("password.prompt_confirm"),
+                values={"failures": failures, "candidate": hash_password(text)},
+            )
+        candidate = str(values.get("candidate", ""))
+        if not verify_password(text, candidate):
+            return self._retry(ctx, failures, "password.mismatch")
+        ctx.store.set_password_hash(ctx.msisdn, candidate, ctx.now)
+        ctx.send_sms(ctx.msisdn, ctx.t("password.sms"))
+        return End(ctx.t("password.done"))
+
+    def _retry(self, ctx: Context, failures: int, problem: str) -> Step:
+        failures += 1
+        if failures >= MAX_ATTEMPTS:
+            return End(ctx.t("password.too_many"))
+        text = f"{ctx.t(problem)} {ctx.t('password.prompt_retry')}"
+        return Continue("new", text, values={"failures": failures})
+
+
+def _problem(password: str) -> str | None:
+    if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
+        return "password.bad_length"
+    if not _ALLOWED.fullmatch(password) or not password.isascii():
+        return "password.bad_chars"
+    return None

@@ -1,0 +1,79 @@
+"""The SMS centre core (SPEC §3, §5): persist first, tell second, deliver from the inbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ussd import log
+from ussd.bus import Bus
+from ussd.clock import Clock
+from ussd.config import SmsConfig
+from ussd.events import Sms, SmsQueued, SmsState, SmsStateChanged
+from ussd.store import Store
+
+_log = log.get("sms")
+
+
+def covered(msisdn: str, prefixes: Sequence[str]) -> bool:
+    """True when msisdn falls in one of the `sms_ranges` prefixes (empty: all numbers)."""
+    return not prefixes or any(msisdn.startswith(p) for p in prefixes)
+
+
+class SmsCentre:
+    """Network SMS: queued → delivered | expired, every state change committed first."""
+
+    def __init__(self, store: Store, clock: Clock, config: SmsConfig, bus: Bus) -> None:
+        self.store = store
+        self.clock = clock
+        self.config = config
+        self.bus = bus
+
+    def send(
+        self,
+        to: str,
+        text: str,
+        *,
+        sender: str | None = None,
+        kind: str = "network",
+        sender_is_alpha: bool = True,
+    ) -> Sms:
+        """Queue an SMS for `to`; it is on disk before anyone hears of it."""
+        now = self.clock.now()
+        sms = self.store.add_sms(
+            to,
+            sender or self.config.sender_id,
+            text,
+            now,
+            now + self.config.validity,
+            kind=kind,
+            sender_is_alpha=sender_is_alpha if sender is not None else True,
+        )
+        _log.info("sms_queued", msisdn=to, sms_id=sms.id, kind=kind)
+        self.bus.emit(SmsQueued(to, sms))
+        return sms
+
+    def inbox(self, msisdn: str) -> list[Sms]:
+        return self.store.inbox(msisdn)
+
+    def pending(self, prefixes: Sequence[str] = ()) -> list[Sms]:
+        """Queued, unexpired SMS for numbers within prefixes (empty: every number)."""
+        now = self.clock.now()
+        return [s for s in self.store.queued_sms(lambda m: covered(m, prefixes)) if s.expires > now]
+
+    def mark_delivered(self, sms_id: int) -> Sms | None:
+        """Record delivery (SMPP deliver_sm_resp OK, or shown on a handset)."""
+        sms = self.store.set_sms_state(sms_id, SmsState.DELIVERED, self.clock.now())
+        if sms is not None:
+            _log.info("sms_delivered", msisdn=sms.recipient, sms_id=sms.id)
+            self.bus.emit(SmsStateChanged(sms.recipient, sms))
+        return sms
+
+    def next_deadline(self) -> float | None:
+        """When the next queued SMS runs out of validity."""
+        return self.store.next_sms_expiry()
+
+    def tick(self) -> None:
+        """Expire SMS whose validity has passed (SPEC §5: store-and-forward until validity)."""
+        for sms in self.store.expire_sms(self.clock.now()):
+            _log.info("sms_expired", msisdn=sms.recipient, sms_id=sms.id)
+            self.bus.emit(SmsStateChanged(sms.recipient, sms))

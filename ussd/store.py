@@ -1,0 +1,502 @@
+"""SQLite store (SPEC §3, §4): subscribers, SMS inboxes, number links. WAL, versioned schema."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ussd.events import Sms, SmsState
+
+# Each entry moves the schema one version up; PRAGMA user_version records where a file is.
+# Never edit a released entry: add a new one (later issues add tables this way).
+MIGRATIONS: list[str] = [
+    # 1: subscribers, SMS inboxes, number links (SPEC §3, §5, §7)
+    """
+    CREATE TABLE subscribers (
+        msisdn            TEXT PRIMARY KEY,
+        language          TEXT NOT NULL,
+        balance           REAL NOT NULL DEFAULT 0,
+        package_minutes   INTEGER NOT NULL DEFAULT 0,
+        package_sms       INTEGER NOT NULL DEFAULT 0,
+        package_mb        INTEGER NOT NULL DEFAULT 0,
+        bonus_points      INTEGER NOT NULL DEFAULT 0,
+        services          TEXT NOT NULL DEFAULT '{}',
+        payments          TEXT NOT NULL DEFAULT '[]',
+        password_hash     TEXT,
+        password_set_at   REAL,
+        number_management INTEGER NOT NULL DEFAULT 0,
+        created           REAL NOT NULL
+    );
+    CREATE TABLE sms (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient       TEXT NOT NULL,
+        sender          TEXT NOT NULL,
+        text            TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        created         REAL NOT NULL,
+        expires         REAL NOT NULL,
+        delivered       REAL,
+        kind            TEXT NOT NULL DEFAULT 'network',
+        sender_is_alpha INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX sms_by_state ON sms (state, recipient);
+    CREATE INDEX sms_by_recipient ON sms (recipient, id);
+    CREATE TABLE links (
+        number    TEXT PRIMARY KEY,  -- a number is linked to at most one account (SPEC §7)
+        account   TEXT NOT NULL,
+        flow      TEXT NOT NULL,     -- app | office
+        created   REAL NOT NULL,
+        active_at REAL NOT NULL
+    );
+    CREATE INDEX links_by_account ON links (account);
+    CREATE INDEX links_by_active_at ON links (active_at);
+    """,
+]
+
+# scrypt cost (RFC 7914 §2): N=2^14, r=8, p=1 is the interactive-login setting; 16 MiB.
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash as `scrypt$N$r$p$salt$hash` (SPEC §3: never the password itself)."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+    )
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, encoded: str | None) -> bool:
+    """Constant-time check of `password` against a hash made by hash_password (SPEC §7)."""
+    if not encoded:
+        # Spend the same work as a real check, so timing does not tell "no password set".
+        hashlib.scrypt(b"x", salt=b"0" * 16, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+        return False
+    try:
+        scheme, n, r, p, salt, expected = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        digest = hashlib.scrypt(
+            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(digest, bytes.fromhex(expected))
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A subscriber as services see it."""
+
+    msisdn: str
+    language: str
+    balance: float = 0.0
+    package_minutes: int = 0
+    package_sms: int = 0
+    package_mb: int = 0
+    bonus_points: int = 0
+    services: Mapping[str, bool] = field(default_factory=dict)
+    payments: Sequence[Mapping[str, Any]] = ()
+    password_hash: str | None = None
+    password_set_at: float | None = None
+    number_management: bool = False
+    created: float = 0.0
+
+    def public(self) -> dict[str, Any]:
+        """JSON view without the password hash."""
+        return {
+            "msisdn": self.msisdn,
+            "language": self.language,
+            "balance": self.balance,
+            "package": {
+                "minutes": self.package_minutes,
+                "sms": self.package_sms,
+                "mb": self.package_mb,
+            },
+            "bonus_points": self.bonus_points,
+            "services": dict(self.services),
+            "payments": [dict(p) for p in self.payments],
+            "has_password": self.password_hash is not None,
+            "number_management": self.number_management,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Number `number` linked to account `account` (SPEC §7)."""
+
+    number: str
+    account: str
+    flow: str
+    created: float
+    active_at: float
+
+    def active(self, now: float) -> bool:
+        return now >= self.active_at
+
+
+_SUB_COLUMNS = (
+    "msisdn, language, balance, package_minutes, package_sms, package_mb, bonus_points, "
+    "services, payments, password_hash, password_set_at, number_management, created"
+)
+UPDATABLE = frozenset(
+    {
+        "language",
+        "balance",
+        "package_minutes",
+        "package_sms",
+        "package_mb",
+        "bonus_points",
+        "services",
+        "payments",
+        "number_management",
+    }
+)
+
+
+def _subscriber(row: sqlite3.Row | tuple[Any, ...]) -> Subscriber:
+    return Subscriber(
+        msisdn=row[0],
+        language=row[1],
+        balance=row[2],
+        package_minutes=row[3],
+        package_sms=row[4],
+        package_mb=row[5],
+        bonus_points=row[6],
+        services=json.loads(row[7]),
+        payments=tuple(json.loads(row[8])),
+        password_hash=row[9],
+        password_set_at=row[10],
+        number_management=bool(row[11]),
+        created=row[12],
+    )
+
+
+def _sms(row: tuple[Any, ...]) -> Sms:
+    return Sms(
+        id=row[0],
+        recipient=row[1],
+        sender=row[2],
+        text=row[3],
+        state=SmsState(row[4]),
+        created=row[5],
+        expires=row[6],
+        delivered=row[7],
+        kind=row[8],
+        sender_is_alpha=bool(row[9]),
+    )
+
+
+_SMS_COLUMNS = (
+    "id, recipient, sender, text, state, created, expires, delivered, kind, sender_is_alpha"
+)
+
+
+class Store:
+    """All persistent state; every change runs in one transaction (SPEC §4 store)."""
+
+    def __init__(self, database: str) -> None:
+        if database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        self.database = database
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE … COMMIT) below.
+        self.db = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        if database != ":memory:":
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: durable across process crashes; an acknowledged write survives.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._depth = 0
+        self.migrate()
+
+    # -- transactions and schema ------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, nested calls join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        """Apply the migrations this file has not seen yet, each in its own transaction."""
+        version = self.schema_version
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"{self.database}: schema version {version} is newer than this ussd-sim "
+                f"({len(MIGRATIONS)})"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction() as db:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- subscribers ----------------------------------------------------------------------
+
+    def subscriber(self, msisdn: str) -> Subscriber | None:
+        row = self.db.execute(
+            f"SELECT {_SUB_COLUMNS} FROM subscribers WHERE msisdn = ?", (msisdn,)
+        ).fetchone()
+        return _subscriber(row) if row else None
+
+    def subscribers(self) -> list[Subscriber]:
+        rows = self.db.execute(f"SELECT {_SUB_COLUMNS} FROM subscribers ORDER BY msisdn")
+        return [_subscriber(r) for r in rows]
+
+    def create_subscriber(
+        self,
+        msisdn: str,
+        language: str,
+        now: float,
+        *,
+        balance: float = 0.0,
+        package: Mapping[str, int] | None = None,
+        bonus_points: int = 0,
+        services: Mapping[str, bool] | None = None,
+        payments: Sequence[Mapping[str, Any]] = (),
+        password_hash: str | None = None,
+        number_management: bool = False,
+    ) -> Subscriber:
+        """Insert a subscriber; an existing MSISDN is left as it is and returned."""
+        package = package or {}
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT OR IGNORE INTO subscribers ({_SUB_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    msisdn,
+                    language,
+                    balance,
+                    package.get("minutes", 0),
+                    package.get("sms", 0),
+                    package.get("mb", 0),
+                    bonus_points,
+                    json.dumps(dict(services or {})),
+                    json.dumps([dict(p) for p in payments]),
+                    password_hash,
+                    now if password_hash else None,
+                    int(number_management),
+                    now,
+                ),
+            )
+        sub = self.subscriber(msisdn)
+        assert sub is not None
+        return sub
+
+    def update_subscriber(self, msisdn: str, **fields: Any) -> Subscriber | None:
+        """Change the given fields (see UPDATABLE); None when the MSISDN is unknown."""
+        unknown = set(fields) - UPDATABLE
+        if unknown:
+            raise KeyError(f"not updatable: {', '.join(sorted(unknown))}")
+        if fields:
+            values = []
+            for key, value in fields.items():
+                if key in ("services", "payments"):
+                    value = json.dumps(value if key == "services" else list(value))
+                elif key == "number_management":
+                    value = int(bool(value))
+                values.append(value)
+            assignments = ", ".join(f"{key} = ?" for key in fields)
+            with self.transaction() as db:
+                db.execute(
+                    f"UPDATE subscribers SET {assignments} WHERE msisdn = ?", (*values, msisdn)
+                )
+        return self.subscriber(msisdn)
+
+    def set_password_hash(self, msisdn: str, password_hash: str, now: float) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE subscribers SET password_hash = ?, password_set_at = ? WHERE msisdn = ?",
+                (password_hash, now, msisdn),
+            )
+
+    def set_number_management(self, msisdn: str, enabled: bool) -> bool:
+        """Turn the service on or off; True when the state changed."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE subscribers SET number_management = ? "
+                "WHERE msisdn = ? AND number_management != ?",
+                (int(enabled), msisdn, int(enabled)),
+            )
+            return cur.rowcount > 0
+
+    # -- links (SPEC §7) --------------------------------------------------------------------
+
+    def link(self, number: str) -> Link | None:
+        row = self.db.execute(
+            "SELECT number, account, flow, created, active_at FROM links WHERE number = ?",
+            (number,),
+        ).fetchone()
+        return Link(*row) if row else None
+
+    def links_of(self, account: str) -> list[Link]:
+        rows = self.db.execute(
+            "SELECT number, account, flow, created, active_at FROM links "
+            "WHERE account = ? ORDER BY created, number",
+            (account,),
+        )
+        return [Link(*r) for r in rows]
+
+    def add_link(self, number: str, account: str, flow: str, now: float, active_at: float) -> bool:
+        """Link number to account; False when the number is linked already (one account each)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO links (number, account, flow, created, active_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (number, account, flow, now, active_at),
+            )
+            return cur.rowcount > 0
+
+    def remove_link(
+        self, number: str, *, account: str | None = None, flow: str | None = None
+    ) -> int:
+        """Remove the link of number (optionally only from account / of one flow)."""
+        sql = "DELETE FROM links WHERE number = ?"
+        params: list[Any] = [number]
+        if account is not None:
+            sql += " AND account = ?"
+            params.append(account)
+        if flow is not None:
+            sql += " AND flow = ?"
+            params.append(flow)
+        with self.transaction() as db:
+            return db.execute(sql, params).rowcount
+
+    def links_due(self, after: float, until: float) -> list[Link]:
+        """Links whose activation time lies in (after, until]."""
+        rows = self.db.execute(
+            "SELECT number, account, flow, created, active_at FROM links "
+            "WHERE active_at > ? AND active_at <= ? ORDER BY active_at",
+            (after, until),
+        )
+        return [Link(*r) for r in rows]
+
+    # -- SMS inboxes ------------------------------------------------------------------------
+
+    def add_sms(
+        self,
+        recipient: str,
+        sender: str,
+        text: str,
+        now: float,
+        expires: float,
+        *,
+        kind: str = "network",
+        sender_is_alpha: bool = True,
+    ) -> Sms:
+        """Persist a queued SMS; it is committed before this returns (SPEC §3 SMS centre)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                f"INSERT INTO sms ({_SMS_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                (
+                    recipient,
+                    sender,
+                    text,
+                    SmsState.QUEUED.value,
+                    now,
+                    expires,
+                    kind,
+                    int(sender_is_alpha),
+                ),
+            )
+            sms_id = cur.lastrowid
+        assert sms_id is not None
+        return Sms(
+            id=sms_id,
+            recipient=recipient,
+            sender=sender,
+            text=text,
+            state=SmsState.QUEUED,
+            created=now,
+            expires=expires,
+            kind=kind,
+            sender_is_alpha=sender_is_alpha,
+        )
+
+    def sms(self, sms_id: int) -> Sms | None:
+        row = self.db.execute(f"SELECT {_SMS_COLUMNS} FROM sms WHERE id = ?", (sms_id,)).fetchone()
+        return _sms(row) if row else None
+
+    def inbox(self, recipient: str, limit: int = 200) -> list[Sms]:
+        rows = self.db.execute(
+            f"SELECT {_SMS_COLUMNS} FROM sms WHERE recipient = ? ORDER BY id DESC LIMIT ?",
+            (recipient, limit),
+        )
+        return [_sms(r) for r in rows][::-1]
+
+    def queued_sms(self, accept: Callable[[str], bool] | None = None) -> list[Sms]:
+        rows = self.db.execute(
+            f"SELECT {_SMS_COLUMNS} FROM sms WHERE state = ? ORDER BY id", (SmsState.QUEUED.value,)
+        )
+        found = [_sms(r) for r in rows]
+        return [s for s in found if accept is None or accept(s.recipient)]
+
+    def set_sms_state(self, sms_id: int, state: SmsState, now: float) -> Sms | None:
+        """Move a queued SMS to delivered/expired; None when it was not queued."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE sms SET state = ?, delivered = ? WHERE id = ? AND state = ?",
+                (
+                    state.value,
+                    now if state is SmsState.DELIVERED else None,
+                    sms_id,
+                    SmsState.QUEUED.value,
+                ),
+            )
+            if cur.rowcount == 0:
+                return None
+        return self.sms(sms_id)
+
+    def expire_sms(self, now: float) -> list[Sms]:
+        """Expire queued SMS whose validity has passed; returns them."""
+        with self.transaction() as db:
+            rows = db.execute(
+                f"SELECT {_SMS_COLUMNS} FROM sms WHERE state = ? AND expires <= ?",
+                (SmsState.QUEUED.value, now),
+            ).fetchall()
+            if rows:
+                db.execute(
+                    "UPDATE sms SET state = ? WHERE state = ? AND expires <= ?",
+                    (SmsState.EXPIRED.value, SmsState.QUEUED.value, now),
+                )
+        return [replace(_sms(r), state=SmsState.EXPIRED) for r in rows]
+
+    def next_sms_expiry(self) -> float | None:
+        row = self.db.execute(
+            "SELECT MIN(expires) FROM sms WHERE state = ?", (SmsState.QUEUED.value,)
+        ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
