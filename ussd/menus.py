@@ -1,4 +1,4 @@
-"""Loader for menus/*.yaml and menus/texts.yaml (SPEC §3), checked at start; errors name file+key."""
+"""Loader for menus/*.yaml and menus/texts.yaml (SPEC §3); errors name the file and key."""
 
 from __future__ import annotations
 
