@@ -9,8 +9,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ussd import log, screens
@@ -31,6 +32,19 @@ PREVIOUS_PAGE = "0"
 MAX_HANDOFFS = 8
 
 _log = log.get("engine")
+
+
+@lru_cache(maxsize=4096)
+def _menu_pages(
+    header: str, options: tuple[str, ...], more: str, footer: str | None
+) -> tuple[str, ...]:
+    # The same menu for the same subscriber data pages the same way: page it once.
+    return tuple(screens.paginate_menu(header, options, more, footer))
+
+
+@lru_cache(maxsize=4096)
+def _text_pages(text: str, more: str) -> tuple[str, ...]:
+    return tuple(screens.paginate_text(text, more))
 
 
 class EngineError(Exception):
@@ -67,17 +81,19 @@ class Dialog:
     started: float
     reply_deadline: float
     max_deadline: float
-    pages: list[str] = field(default_factory=list)
+    pages: Sequence[str] = field(default_factory=tuple)
     page: int = 1
     final: bool = False  # the pages are an end screen paged over several continues
 
     def to_state(self) -> dict[str, Any]:
         """Serialisable state (JSON-safe)."""
-        return asdict(self)
+        state = asdict(self)
+        state["pages"] = list(self.pages)
+        return state
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Dialog:
-        return cls(**state)
+        return cls(**{**state, "pages": tuple(state.get("pages", ()))})
 
     def current(self) -> Screen:
         last = self.page == len(self.pages)
@@ -348,13 +364,13 @@ class Engine:
             dialog.final = False
             if step.menu is not None:
                 header, options, footer = step.menu
-                dialog.pages = screens.paginate_menu(header, options, more, footer)
+                dialog.pages = _menu_pages(header, tuple(options), more, footer)
             else:
-                dialog.pages = screens.paginate_text(step.text, more)
+                dialog.pages = _text_pages(step.text, more)
         else:
             assert isinstance(step, End)
             dialog.final = True
-            dialog.pages = screens.paginate_text(step.text, more)
+            dialog.pages = _text_pages(step.text, more)
         dialog.page = 1
         if dialog.final and len(dialog.pages) == 1:
             screen = dialog.current()

@@ -61,6 +61,8 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+SUBSCRIBER_CACHE = 200_000  # decoded subscribers kept in memory (about 1 KB each)
+
 # scrypt cost (RFC 7914 §2): N=2^14, r=8, p=1 is the interactive-login setting; 16 MiB.
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -217,6 +219,9 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self._depth = 0
+        # Subscribers are read on every dialog step and written rarely: keep decoded rows.
+        # Every write below drops the entry first, so a rolled-back write is simply re-read.
+        self._subscribers: dict[str, Subscriber] = {}
         self.migrate()
 
     # -- transactions and schema ------------------------------------------------------------
@@ -268,10 +273,22 @@ class Store:
     # -- subscribers ----------------------------------------------------------------------
 
     def subscriber(self, msisdn: str) -> Subscriber | None:
+        cached = self._subscribers.get(msisdn)
+        if cached is not None:
+            return cached
         row = self.db.execute(
             f"SELECT {_SUB_COLUMNS} FROM subscribers WHERE msisdn = ?", (msisdn,)
         ).fetchone()
-        return _subscriber(row) if row else None
+        if not row:
+            return None
+        if len(self._subscribers) >= SUBSCRIBER_CACHE:
+            self._subscribers.clear()
+        sub = self._subscribers[msisdn] = _subscriber(row)
+        return sub
+
+    def forget(self, msisdn: str) -> None:
+        """Drop a cached subscriber (call before any write to its row)."""
+        self._subscribers.pop(msisdn, None)
 
     def subscribers(self) -> list[Subscriber]:
         rows = self.db.execute(f"SELECT {_SUB_COLUMNS} FROM subscribers ORDER BY msisdn")
@@ -293,6 +310,7 @@ class Store:
     ) -> Subscriber:
         """Insert a subscriber; an existing MSISDN is left as it is and returned."""
         package = package or {}
+        self.forget(msisdn)
         with self.transaction() as db:
             db.execute(
                 f"INSERT OR IGNORE INTO subscribers ({_SUB_COLUMNS}) "
@@ -331,6 +349,7 @@ class Store:
                     value = int(bool(value))
                 values.append(value)
             assignments = ", ".join(f"{key} = ?" for key in fields)
+            self.forget(msisdn)
             with self.transaction() as db:
                 db.execute(
                     f"UPDATE subscribers SET {assignments} WHERE msisdn = ?", (*values, msisdn)
@@ -338,6 +357,7 @@ class Store:
         return self.subscriber(msisdn)
 
     def set_password_hash(self, msisdn: str, password_hash: str, now: float) -> None:
+        self.forget(msisdn)
         with self.transaction() as db:
             db.execute(
                 "UPDATE subscribers SET password_hash = ?, password_set_at = ? WHERE msisdn = ?",
@@ -346,6 +366,7 @@ class Store:
 
     def set_number_management(self, msisdn: str, enabled: bool) -> bool:
         """Turn the service on or off; True when the state changed."""
+        self.forget(msisdn)
         with self.transaction() as db:
             cur = db.execute(
                 "UPDATE subscribers SET number_management = ? "
