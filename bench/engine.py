@@ -80,7 +80,8 @@ def main() -> None:
     cores = os.cpu_count()
     rate, steps = steps_per_second()
     print(
-        f"engine: in-process dialog steps/s      {rate:>12,.0f}  ({steps:,} steps, 1 core used, {cores} cores)"
+        f"engine: in-process dialog steps/s      {rate:>12,.0f}  "
+        f"({steps:,} steps on 1 core; {cores} cores)"
     )
     before, after, elapsed = open_dialogs_memory()
     print(
