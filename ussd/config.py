@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from ussd import resources
 DEFAULT_ADMIN_TOKEN = "change-me"
 ENV_VAR = "USSD_SIM_CONFIG"
 
+_PORT = re.compile(r"[0-9]{1,5}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -40,6 +42,9 @@ def parse_duration(value: object, key: str = "") -> float:
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     else:
         raise ConfigError(key, f"expected a duration such as 30s, 5m or 2d, got {value!r}")
+    if not math.isfinite(seconds):
+        # YAML's .nan and .inf are floats; a timer cannot be armed with either.
+        raise ConfigError(key, f"expected a finite duration, got {value!r}")
     if seconds < 0:
         raise ConfigError(key, "a duration cannot be negative")
     return seconds
@@ -51,7 +56,8 @@ def parse_listen(value: object, key: str) -> tuple[str, int]:
         raise ConfigError(key, f"expected host:port, got {value!r}")
     host, _, port_text = value.rpartition(":")
     host = host.strip("[]")
-    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then rejects.
+    if not host or not _PORT.fullmatch(port_text) or not 0 <= int(port_text) <= 65535:
         raise ConfigError(key, f"expected host:port with a port 0-65535, got {value!r}")
     return host, int(port_text)
 
@@ -210,7 +216,8 @@ class _Section:
         return _Section(self.get(name), self.key(name))
 
     def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
+        # Keys may be ints or other YAML scalars; sort them as text.
+        unknown = sorted(set(self.data) - self.used, key=str)
         if unknown:
             raise ConfigError(self.key(str(unknown[0])), "unknown key")
 
@@ -282,7 +289,10 @@ def _routes(raw: object, path: str) -> dict[str, str]:
         raise ConfigError(path, "expected a mapping of dial-string pattern to service")
     routes: dict[str, str] = {}
     for pattern, service in raw.items():
-        if not isinstance(pattern, str) or not isinstance(service, str) or not service:
+        if not isinstance(pattern, str):
+            # An unquoted 100 is an int in YAML; a dial-string pattern is always text.
+            raise ConfigError(f"{path}.{pattern}", "expected a quoted dial-string pattern")
+        if not isinstance(service, str) or not service:
             raise ConfigError(f"{path}.{pattern}", f"expected a service name, got {service!r}")
         routes[pattern] = service
     return routes
@@ -317,6 +327,11 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
     if not isinstance(seed_raw, list):
         raise ConfigError("subscribers.seed", "expected a list")
     seeds = tuple(_seed(item, f"subscribers.seed[{i}]") for i, item in enumerate(seed_raw))
+    seen_msisdns: set[str] = set()
+    for i, seed in enumerate(seeds):
+        if seed.msisdn.lstrip("+") in seen_msisdns:
+            raise ConfigError(f"subscribers.seed[{i}].msisdn", f"duplicate msisdn {seed.msisdn!r}")
+        seen_msisdns.add(seed.msisdn.lstrip("+"))
     subscribers = SubscribersConfig(auto_provision=sb.bool_("auto_provision", True), seed=seeds)
     sb.done()
 
@@ -433,6 +448,8 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
         text = candidate.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("", f"cannot read {candidate}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("", f"{candidate}: not valid UTF-8 at byte {exc.start}") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

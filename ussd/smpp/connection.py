@@ -1,0 +1,594 @@
+"""Sans-IO SMPP 3.4 connection: bytes in, events out; PDUs in, bytes out. No I/O, no clock.
+
+Shaped like h11 (receive_data / next_event / send, all state rules in the tables below) and
+aioquic (the caller hands in `now`; get_timer() says when handle_timer() has work; a bad peer
+never raises at the caller, it yields an event with the precise SMPP status).
+
+Caller errors (sending a PDU the bind state forbids, a full window, a bad field) raise
+LocalProtocolError; peer errors come back as events:
+
+* a decoded request the state allows      -> the PDU itself (SubmitSm, BindTransceiver, ...)
+* a response to one of our requests       -> ResponseReceived(request, response)
+* a request we must refuse                -> PduRejected (send its .response, carry on)
+* something to drop (stray response, ...) -> PduIgnored
+* framing broken beyond repair            -> RemoteProtocolError, then ConnectionClosed
+* end of stream / unbind finished         -> ConnectionClosed
+* timers (handle_timer)                   -> RequestTimedOut, EnquireLinkDue, PeerTimedOut
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Literal
+
+from ussd.smpp.constants import (
+    HEADER_LENGTH,
+    KNOWN_COMMAND_IDS,
+    MAX_SEQUENCE,
+    MIN_SEQUENCE,
+    CommandId,
+    CommandStatus,
+    command_name,
+    is_response,
+    status_name,
+)
+from ussd.smpp.pdu import (
+    DecodeError,
+    EnquireLink,
+    GenericNack,
+    LocalProtocolError,
+    Pdu,
+    UnknownPdu,
+    decode_pdu,
+    encode_pdu,
+    make_response,
+)
+
+__all__ = [
+    "BIND_STATE_TABLE",
+    "NEED_DATA",
+    "ConnectionClosed",
+    "EnquireLinkDue",
+    "Event",
+    "LocalProtocolError",
+    "NeedData",
+    "PduIgnored",
+    "PduRejected",
+    "PeerTimedOut",
+    "RemoteProtocolError",
+    "RequestTimedOut",
+    "ResponseReceived",
+    "Side",
+    "SmppConnection",
+    "State",
+    "TimerEvent",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules: SMPP 3.4 §2.2 (session states), §2.3 (which PDU in which state), §2.4 (who sends)
+
+
+class State(Enum):
+    """SMPP 3.4 §2.2 session states, plus UNBOUND: unbind sent or received, no *_resp yet."""
+
+    OPEN = "open"
+    BOUND_TX = "bound_tx"
+    BOUND_RX = "bound_rx"
+    BOUND_TRX = "bound_trx"
+    UNBOUND = "unbound"
+    CLOSED = "closed"
+
+
+class Side(Enum):
+    """Who issues a request (SMPP 3.4 §2.4)."""
+
+    ESME = "esme"
+    SMSC = "smsc"
+
+
+C = CommandId
+S = State
+_TX_REQUESTS = frozenset(
+    {C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM}
+)
+_SMSC_TO_RX = frozenset({C.DELIVER_SM, C.DATA_SM, C.ALERT_NOTIFICATION})
+_LINK = frozenset({C.ENQUIRE_LINK, C.UNBIND})
+
+# Requests each side may issue in each state (SMPP 3.4 §2.3 table 2-1). Responses are not
+# listed: they are valid in any state as long as they answer an outstanding request, which is
+# how a refused request still gets its *_resp.
+#
+# enquire_link is also allowed in OPEN: 3.4 lists it for bound states only, but SMPP 5.0 §2.4
+# allows it before bind, ESMEs do probe early, and answering breaks no 3.4 peer.
+# unbind is allowed in UNBOUND so that both sides unbinding at once still completes.
+BIND_STATE_TABLE: dict[Side, dict[State, frozenset[int]]] = {
+    Side.ESME: {
+        S.OPEN: frozenset(
+            {C.BIND_TRANSMITTER, C.BIND_RECEIVER, C.BIND_TRANSCEIVER, C.ENQUIRE_LINK}
+        ),
+        S.BOUND_TX: _TX_REQUESTS | _LINK,
+        S.BOUND_RX: _LINK,
+        S.BOUND_TRX: _TX_REQUESTS | _LINK,
+        S.UNBOUND: frozenset({C.UNBIND}),
+        S.CLOSED: frozenset(),
+    },
+    Side.SMSC: {
+        S.OPEN: frozenset({C.OUTBIND, C.ENQUIRE_LINK}),
+        S.BOUND_TX: _LINK,
+        S.BOUND_RX: _SMSC_TO_RX | _LINK,
+        S.BOUND_TRX: _SMSC_TO_RX | _LINK,
+        S.UNBOUND: frozenset({C.UNBIND}),
+        S.CLOSED: frozenset(),
+    },
+}
+
+_BINDS = (C.BIND_TRANSMITTER, C.BIND_RECEIVER, C.BIND_TRANSCEIVER)
+_BOUND = (S.BOUND_TX, S.BOUND_RX, S.BOUND_TRX)
+
+# Status for a request the state forbids: ESME_RINVBNDSTS, except a second bind, which
+# SMPP 3.4 §5.1.3 answers with ESME_RALYBND.
+REFUSAL_STATUS: dict[tuple[State, int], CommandStatus] = {
+    (state, bind): CommandStatus.ESME_RALYBND for state in _BOUND for bind in _BINDS
+}
+
+# State changes, applied when a PDU passes (sent or received): a bind_*_resp with ESME_ROK
+# binds (SMPP 3.4 §2.2), unbind starts the teardown, its response ends it.
+TRANSITIONS: dict[tuple[State, int], State] = {
+    (S.OPEN, C.BIND_TRANSMITTER_RESP): S.BOUND_TX,
+    (S.OPEN, C.BIND_RECEIVER_RESP): S.BOUND_RX,
+    (S.OPEN, C.BIND_TRANSCEIVER_RESP): S.BOUND_TRX,
+    **{(state, C.UNBIND): S.UNBOUND for state in _BOUND},
+    (S.UNBOUND, C.UNBIND_RESP): S.CLOSED,
+}
+_NEEDS_OK = frozenset({C.BIND_TRANSMITTER_RESP, C.BIND_RECEIVER_RESP, C.BIND_TRANSCEIVER_RESP})
+
+# Requests that do not count against the outstanding window: link control must get through
+# even when deliver_sm traffic has filled it.
+_WINDOW_EXEMPT = frozenset({C.ENQUIRE_LINK, C.UNBIND})
+
+del C, S
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+
+
+@dataclass(frozen=True, slots=True)
+class NeedData:
+    """next_event(): nothing complete in the buffer; feed receive_data()."""
+
+
+NEED_DATA = NeedData()
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """The peer answered one of our requests (its *_resp or a generic_nack)."""
+
+    request: Pdu
+    response: Pdu
+
+
+@dataclass(frozen=True, slots=True)
+class PduRejected:
+    """The peer sent a request we refuse; send `response`, the connection goes on."""
+
+    command_id: int
+    sequence_number: int
+    status: int
+    reason: str
+    response: Pdu
+    pdu: Pdu | None = None  # the decoded request, when it decoded
+
+
+@dataclass(frozen=True, slots=True)
+class PduIgnored:
+    """The peer sent something that gets no answer (a stray or malformed response)."""
+
+    command_id: int
+    sequence_number: int
+    reason: str
+    pdu: Pdu | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteProtocolError:
+    """Fatal: the byte stream cannot be framed. Write `response.encode()` if set, then close.
+
+    send() refuses after this (the connection is closed), hence the direct encode.
+    """
+
+    status: int
+    reason: str
+    response: Pdu | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """Terminal: the stream ended, the unbind finished, or a fatal error happened.
+
+    `unacknowledged` are our requests that never got a response (e.g. deliver_sm to retry).
+    """
+
+    reason: str
+    unacknowledged: tuple[Pdu, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTimedOut:
+    """One of our requests got no response within response_timeout; it left the window."""
+
+    request: Pdu
+
+
+@dataclass(frozen=True, slots=True)
+class EnquireLinkDue:
+    """The peer was silent for enquire_link_interval; write `data` (already in the window)."""
+
+    request: Pdu
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PeerTimedOut:
+    """Fatal: an enquire_link went unanswered, or no bind came in time. Close the socket."""
+
+    reason: str
+
+
+Event = (
+    Pdu
+    | NeedData
+    | ResponseReceived
+    | PduRejected
+    | PduIgnored
+    | RemoteProtocolError
+    | ConnectionClosed
+)
+TimerEvent = RequestTimedOut | EnquireLinkDue | PeerTimedOut
+
+_LENGTH = struct.Struct("!I")
+_COMPACT_AT = 1 << 16
+
+
+class SmppConnection:
+    """One SMPP 3.4 session, as the SMSC (`role="server"`) or as an ESME (`role="client"`)."""
+
+    def __init__(
+        self,
+        role: Literal["server", "client"] = "server",
+        *,
+        max_pdu_size: int = 64 * 1024,
+        window: int = 100,
+        response_timeout: float = 30.0,
+        enquire_link_interval: float | None = 60.0,
+        bind_timeout: float | None = None,
+        now: float | None = None,
+    ) -> None:
+        if role not in ("server", "client"):
+            raise ValueError(f"role must be 'server' or 'client', not {role!r}")
+        if max_pdu_size < HEADER_LENGTH or window < 1 or response_timeout <= 0:
+            raise ValueError("max_pdu_size >= 16, window >= 1 and response_timeout > 0")
+        self.role = role
+        self.max_pdu_size = max_pdu_size
+        self.window = window
+        self.response_timeout = response_timeout
+        self.enquire_link_interval = enquire_link_interval
+        self.bind_timeout = bind_timeout
+        us, peer = (Side.SMSC, Side.ESME) if role == "server" else (Side.ESME, Side.SMSC)
+        self._we_may_send = BIND_STATE_TABLE[us]
+        self._peer_may_send = BIND_STATE_TABLE[peer]
+        self._state = State.OPEN
+        self._buf = bytearray()
+        self._pos = 0
+        self._eof = False
+        self._closed: ConnectionClosed | None = None
+        self._next_seq = MIN_SEQUENCE
+        # seq -> (request, deadline); insertion order is deadline order (one fixed timeout).
+        self._outstanding: dict[int, tuple[Pdu, float]] = {}
+        self._windowed = 0  # outstanding requests that count against the window
+        self._probe_seq: int | None = None  # our enquire_link in flight
+        self._started = now  # when the clock first became known (bind_timeout)
+        self._last_rx = now  # last time the peer sent anything (idle probing)
+
+    # ---- state -----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """Current session state."""
+        return self._state
+
+    @property
+    def outstanding(self) -> int:
+        """Our requests awaiting a response."""
+        return len(self._outstanding)
+
+    @property
+    def window_available(self) -> int:
+        """How many more windowed requests (deliver_sm, ...) send() accepts now."""
+        return self.window - self._windowed
+
+    def may_send(self, command_id: int) -> bool:
+        """True when the current state lets us issue this request (e.g. deliver_sm)."""
+        return command_id in self._we_may_send[self._state]
+
+    def allocate_sequence(self) -> int:
+        """A fresh sequence_number for a request we originate (SMPP 3.4 §3.2: 1..2^31-1)."""
+        seq = self._next_seq
+        while seq in self._outstanding:
+            seq = MIN_SEQUENCE if seq >= MAX_SEQUENCE else seq + 1
+        self._next_seq = MIN_SEQUENCE if seq >= MAX_SEQUENCE else seq + 1
+        return seq
+
+    # ---- input -----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Bytes from the peer; b"" means the peer closed its side."""
+        if self._closed is not None or self._eof:
+            return
+        if not data:
+            self._eof = True
+            return
+        self._buf += data
+        self._touch(now)
+
+    def next_event(self) -> Event:
+        """The next event from buffered bytes, or NEED_DATA. Never raises for peer input."""
+        if self._closed is not None:
+            return self._closed
+        if self._state is State.CLOSED:
+            return self._close("unbind completed")
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if avail < 4:
+            if self._eof:
+                if avail == 0:
+                    return self._close("peer closed the connection")
+                return self._fatal(
+                    CommandStatus.ESME_RINVCMDLEN,
+                    f"peer closed the connection inside a PDU header ({avail} of 16 octets)",
+                )
+            return NEED_DATA
+        (length,) = _LENGTH.unpack_from(buf, pos)
+        if length < HEADER_LENGTH or length > self.max_pdu_size:
+            seq = _LENGTH.unpack_from(buf, pos + 12)[0] if avail >= HEADER_LENGTH else 0
+            return self._fatal(
+                CommandStatus.ESME_RINVCMDLEN,
+                f"command_length {length} outside {HEADER_LENGTH}..{self.max_pdu_size}",
+                GenericNack(command_status=CommandStatus.ESME_RINVCMDLEN, sequence_number=seq),
+            )
+        if avail < length:
+            if self._eof:
+                return self._fatal(
+                    CommandStatus.ESME_RINVCMDLEN,
+                    f"peer closed the connection inside a PDU ({avail} of {length} octets)",
+                )
+            return NEED_DATA
+        data = bytes(buf[pos : pos + length])
+        pos += length
+        if pos == len(buf):
+            buf.clear()
+            pos = 0
+        elif pos >= _COMPACT_AT:
+            del buf[:pos]
+            pos = 0
+        self._pos = pos
+        return self._on_pdu(data)
+
+    def _on_pdu(self, data: bytes) -> Event:
+        try:
+            pdu = decode_pdu(data)
+        except DecodeError as exc:
+            cid, seq = exc.command_id, exc.sequence_number
+            if is_response(cid):
+                # No answer to a response (SMPP 3.4 §2.9); the request will time out.
+                return PduIgnored(cid, seq, f"malformed {command_name(cid)}: {exc}")
+            allowed = cid in self._peer_may_send[self._state]
+            status = exc.status if allowed else self._refusal_status(cid)
+            reason = str(exc) if allowed else self._refusal_reason(cid)
+            return PduRejected(cid, seq, status, reason, make_response(cid, seq, status))
+        cid = pdu.command_id
+        if cid & 0x80000000:
+            return self._on_response(pdu)
+        seq = pdu.sequence_number
+        if cid not in KNOWN_COMMAND_IDS:
+            status = CommandStatus.ESME_RINVCMDID
+            reason = f"unknown command_id 0x{cid:08X}"
+            return PduRejected(
+                cid,
+                seq,
+                status,
+                reason,
+                GenericNack(command_status=status, sequence_number=seq),
+                pdu,
+            )
+        if cid not in self._peer_may_send[self._state]:
+            status = self._refusal_status(cid)
+            return PduRejected(
+                cid, seq, status, self._refusal_reason(cid), make_response(cid, seq, status), pdu
+            )
+        if isinstance(pdu, UnknownPdu):
+            # query_sm, replace_sm, cancel_sm, submit_multi: valid 3.4, not simulated. Their
+            # own *_resp with ESME_RINVCMDID tells the ESME the command is not available here.
+            status = CommandStatus.ESME_RINVCMDID
+            return PduRejected(
+                cid,
+                seq,
+                status,
+                f"{command_name(cid)} is not supported",
+                make_response(cid, seq, status),
+                pdu,
+            )
+        self._transition(cid, 0)
+        return pdu
+
+    def _on_response(self, pdu: Pdu) -> Event:
+        cid, seq = pdu.command_id, pdu.sequence_number
+        entry = self._outstanding.get(seq)
+        if entry is None:
+            return PduIgnored(cid, seq, f"{command_name(cid)} answers no outstanding request", pdu)
+        request = entry[0]
+        if cid != request.command_id | 0x80000000 and cid != CommandId.GENERIC_NACK:
+            return PduIgnored(
+                cid,
+                seq,
+                f"{command_name(cid)} does not answer {command_name(request.command_id)}",
+                pdu,
+            )
+        self._forget(seq)
+        self._transition(cid, pdu.command_status)
+        return ResponseReceived(request, pdu)
+
+    # ---- output ----------------------------------------------------------------------------
+
+    def send(self, pdu: Pdu, now: float | None = None) -> bytes:
+        """Wire bytes for a PDU we send; requests need `now` (their response deadline).
+
+        A request with sequence_number 0 gets one from allocate_sequence(); use
+        allocate_sequence() yourself when you need the number before sending.
+        """
+        if self._closed is not None or self._state is State.CLOSED:
+            raise LocalProtocolError(f"cannot send {command_name(pdu.command_id)}: closed")
+        cid = pdu.command_id
+        if cid & 0x80000000:
+            data = encode_pdu(pdu)
+            self._transition(cid, pdu.command_status)
+            return data
+        if cid not in self._we_may_send[self._state]:
+            raise LocalProtocolError(
+                f"{command_name(cid)} may not be sent in state {self._state.name}"
+                f" as the {'SMSC' if self.role == 'server' else 'ESME'} (SMPP 3.4 §2.3)"
+            )
+        if now is None:
+            raise LocalProtocolError(f"send({command_name(cid)}) needs now for its deadline")
+        windowed = cid not in _WINDOW_EXEMPT
+        if windowed and self._windowed >= self.window:
+            raise LocalProtocolError(f"window of {self.window} outstanding requests is full")
+        if pdu.sequence_number == 0:
+            pdu = replace(pdu, sequence_number=self.allocate_sequence())
+        elif pdu.sequence_number in self._outstanding:
+            raise LocalProtocolError(f"sequence_number {pdu.sequence_number} is outstanding")
+        data = encode_pdu(pdu)
+        self._outstanding[pdu.sequence_number] = (pdu, now + self.response_timeout)
+        self._windowed += windowed
+        if cid == CommandId.ENQUIRE_LINK:
+            self._probe_seq = pdu.sequence_number
+        self._transition(cid, 0)
+        return data
+
+    # ---- timers ----------------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """When handle_timer() next has work, or None."""
+        if self._closed is not None or self._state is State.CLOSED:
+            return None
+        deadlines: list[float] = []
+        if self._outstanding:
+            deadlines.append(next(iter(self._outstanding.values()))[1])
+        if (
+            self.enquire_link_interval is not None
+            and self._last_rx is not None
+            and self._probe_seq is None
+            and self.may_send(CommandId.ENQUIRE_LINK)
+        ):
+            deadlines.append(self._last_rx + self.enquire_link_interval)
+        if (
+            self.bind_timeout is not None
+            and self._started is not None
+            and self._state is State.OPEN
+        ):
+            deadlines.append(self._started + self.bind_timeout)
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> list[TimerEvent]:
+        """Expire requests, probe an idle peer, declare a silent peer dead."""
+        if self._closed is not None or self._state is State.CLOSED:
+            return []
+        self._touch_clock(now)
+        events: list[TimerEvent] = []
+        while self._outstanding:
+            seq, (request, deadline) = next(iter(self._outstanding.items()))
+            if deadline > now:
+                break
+            # An unanswered enquire_link or unbind means the peer is gone, not one lost PDU.
+            fatal = seq == self._probe_seq or request.command_id == CommandId.UNBIND
+            self._forget(seq)
+            if fatal:
+                what = command_name(request.command_id)
+                reason = f"no {what}_resp within {self.response_timeout:g} s"
+                events.append(PeerTimedOut(reason))
+                self._close(reason)
+                return events
+            events.append(RequestTimedOut(request))
+        if (
+            self.bind_timeout is not None
+            and self._state is State.OPEN
+            and self._started is not None
+            and now >= self._started + self.bind_timeout
+        ):
+            reason = f"no bind within {self.bind_timeout:g} s"
+            events.append(PeerTimedOut(reason))
+            self._close(reason)
+            return events
+        if (
+            self.enquire_link_interval is not None
+            and self._probe_seq is None
+            and self._last_rx is not None
+            and now >= self._last_rx + self.enquire_link_interval
+            and self.may_send(CommandId.ENQUIRE_LINK)
+        ):
+            probe = EnquireLink(sequence_number=self.allocate_sequence())
+            events.append(EnquireLinkDue(probe, self.send(probe, now)))
+        return events
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _touch(self, now: float) -> None:
+        self._last_rx = now
+        if self._started is None:
+            self._started = now
+
+    def _touch_clock(self, now: float) -> None:
+        if self._started is None:
+            self._started = now
+        if self._last_rx is None:
+            self._last_rx = now
+
+    def _forget(self, seq: int) -> None:
+        request, _ = self._outstanding.pop(seq)
+        if request.command_id not in _WINDOW_EXEMPT:
+            self._windowed -= 1
+        if seq == self._probe_seq:
+            self._probe_seq = None
+
+    def _transition(self, command_id: int, status: int) -> None:
+        new = TRANSITIONS.get((self._state, command_id))
+        if new is not None and (status == 0 or command_id not in _NEEDS_OK):
+            self._state = new
+
+    def _refusal_status(self, command_id: int) -> int:
+        return REFUSAL_STATUS.get((self._state, command_id), CommandStatus.ESME_RINVBNDSTS)
+
+    def _refusal_reason(self, command_id: int) -> str:
+        status = self._refusal_status(command_id)
+        return (
+            f"{command_name(command_id)} not allowed in state {self._state.name}"
+            f" ({status_name(status)}, SMPP 3.4 §2.3)"
+        )
+
+    def _fatal(self, status: int, reason: str, response: Pdu | None = None) -> Event:
+        self._close(reason)
+        return RemoteProtocolError(status, reason, response)
+
+    def _close(self, reason: str) -> ConnectionClosed:
+        if self._closed is None:
+            unacked = tuple(request for request, _ in self._outstanding.values())
+            self._outstanding.clear()
+            self._windowed = 0
+            self._probe_seq = None
+            self._state = State.CLOSED
+            self._closed = ConnectionClosed(reason, unacked)
+        return self._closed
