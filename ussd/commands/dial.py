@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any
 
@@ -24,7 +25,7 @@ def register(sub: Any) -> None:
     parser.add_argument("msisdn", metavar="MSISDN")
     parser.add_argument("string", metavar="STRING", help="what is typed, e.g. '*111*17#'")
     parser.add_argument("replies", metavar="REPLY", nargs="*", help="answers to the prompts")
-    add_common(parser)
+    add_common(parser, url=True)
     parser.set_defaults(handler=run)
 
 
@@ -36,6 +37,8 @@ def render(screen: Screen) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.url:
+        return asyncio.run(run_remote(args))
     gateway = Gateway.create(load_config(args))
     out: list[str] = []
 
@@ -73,3 +76,39 @@ def run(args: argparse.Namespace) -> int:
         gateway.engine.shutdown()
         gateway.store.close()
     return 0
+
+
+async def run_remote(args: argparse.Namespace) -> int:
+    """The same dialog against a running gateway's phones API (`--url`)."""
+    from sim.client import ClientError, PhonesClient
+
+    async with PhonesClient(args.url) as client:
+        try:
+            seen = {sms["id"] for sms in await client.inbox(args.msisdn)}
+            print(f"> {args.string}")
+            data = await client.dial(args.msisdn, args.string)
+            print(render(_screen(data)))
+            for reply in args.replies:
+                if data.get("end"):
+                    print("ussd-sim: the dialog has ended; extra replies ignored", file=sys.stderr)
+                    return 1
+                print(f"> {reply}")
+                data = await client.reply(args.msisdn, reply)
+                print(render(_screen(data)))
+            for sms in await client.inbox(args.msisdn):
+                if sms["id"] not in seen:
+                    print(f"[sms to {sms['recipient']} from {sms['sender']}]\n{sms['text']}")
+        except ClientError as exc:
+            print(f"ussd-sim: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _screen(data: dict[str, Any]) -> Screen:
+    return Screen(
+        session=str(data.get("session") or "-"),
+        text=str(data.get("text", "")),
+        end=bool(data.get("end")),
+        page=int(data.get("page", 1)),
+        pages=int(data.get("pages", 1)),
+    )

@@ -1,0 +1,215 @@
+"""The terminal phone (`ussd-sim phone`) in a real pseudo-terminal against a real gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import pty
+import re
+import struct
+import sys
+import termios
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.http.conftest import RU
+from ussd.http import HttpServer
+from ussd.runtime import Gateway
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 15.0
+PROMPT = r"(\d+|reply)› "
+_ANSI = re.compile(r"\x1b(\[[0-9;?<=>]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-Za-z]|[=>78])")
+
+
+class Terminal:
+    """A child process on a pty; `expect` waits on output, never on the clock alone."""
+
+    def __init__(self) -> None:
+        self.master = -1
+        self.proc: asyncio.subprocess.Process | None = None
+        self.raw = b""
+        self.pos = 0
+        self.changed = asyncio.Event()
+        self.eof = False
+
+    async def spawn(self, *argv: str) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 120, 0, 0))
+        env = {
+            **os.environ,
+            "TERM": "xterm-256color",
+            "PROMPT_TOOLKIT_NO_CPR": "1",  # no cursor-position query to answer
+            "PYTHONUNBUFFERED": "1",
+            "NO_COLOR": "1",
+        }
+        self.proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.master = master
+        os.set_blocking(master, False)
+        asyncio.get_running_loop().add_reader(master, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.master, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.eof = True
+            asyncio.get_running_loop().remove_reader(self.master)
+        self.raw += data
+        self.changed.set()
+
+    @property
+    def text(self) -> str:
+        return _ANSI.sub("", self.raw.decode("utf-8", "replace")).replace("\r", "")
+
+    async def expect(self, *patterns: str, within: float = TIMEOUT) -> None:
+        """Wait until every regex appears (in any order) after the previous match."""
+        regexes = [re.compile(p) for p in patterns]
+
+        async def wait() -> None:
+            while True:
+                text = self.text
+                found = [r.search(text, self.pos) for r in regexes]
+                if all(found):
+                    self.pos = max(m.end() for m in found if m)
+                    return
+                if self.eof:
+                    raise AssertionError(f"process ended before {patterns!r}")
+                self.changed.clear()
+                await self.changed.wait()
+
+        try:
+            await asyncio.wait_for(wait(), within)
+        except TimeoutError:
+            raise AssertionError(
+                f"{patterns!r} not seen in {within}s; output after last match:\n"
+                f"{self.text[self.pos :]}"
+            ) from None
+
+    def send(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    async def type_line(self, text: str, prompt: str = PROMPT) -> None:
+        """Type a line once `prompt` is drawn after the last match: typed ahead of the
+        prompt, a line would meet the terminal's cooked mode instead of the phone."""
+        await self.expect(prompt)
+        self.send(text + "\r")
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        return await asyncio.wait_for(self.proc.wait(), TIMEOUT)
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        if self.master >= 0:
+            if not self.eof:
+                asyncio.get_running_loop().remove_reader(self.master)
+            os.close(self.master)
+            self.master = -1
+
+
+@pytest.fixture
+async def terminal() -> AsyncIterator[Terminal]:
+    term = Terminal()
+    yield term
+    await term.close()
+
+
+def _phone_argv(url: str, history: Path, msisdn: str = RU) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "ussd.cli",
+        "phone",
+        msisdn,
+        "--url",
+        url,
+        "--history",
+        str(history),
+    ]
+
+
+async def test_password_dialog_in_the_terminal(
+    terminal: Terminal, server: HttpServer, started: Gateway, tmp_path: Path
+) -> None:
+    history = tmp_path / "history"
+    await terminal.spawn(*_phone_argv(server.url, history))
+    await terminal.expect(r"phone 79161234567 on http://127\.0\.0\.1:\d+")
+
+    await terminal.type_line("*111*17#")
+    await terminal.expect(r"Введите новый пароль")
+    await terminal.expect(r"reply expected")
+    await terminal.type_line("secret12")
+    await terminal.expect(r"Повторите пароль")
+    await terminal.type_line("secret12")
+    # The SMS notice is pushed live over the WebSocket, next to the final screen.
+    await terminal.expect(r"установлен", r"SMS from MTS")
+
+    await terminal.type_line(":sms")
+    await terminal.expect(r"SMS from MTS[\s\S]*изменён")
+
+    await terminal.type_line(":help")
+    await terminal.expect(r":release")
+
+    # A timeout on the gateway's clock reaches the terminal by itself.
+    await terminal.type_line("*111*17#")
+    await terminal.expect(r"Введите новый пароль")
+    await terminal.expect(r"reply› ")
+    started.advance(started.config.ussd.reply_timeout + 1)
+    await terminal.expect(r"no reply in time")
+
+    await terminal.type_line("*111*17#")
+    await terminal.type_line(":release", prompt=r"reply› ")
+    await terminal.expect(r"released")
+
+    await terminal.type_line("*#06#")
+    await terminal.expect(r"IMEI")
+    await terminal.type_line("84951234567")
+    await terminal.expect(r"✗ .*call")
+
+    await terminal.type_line(":quit")
+    assert await terminal.wait() == 0
+
+    saved = history.read_text(encoding="utf-8")
+    assert "*111*17#" in saved and ":sms" in saved
+    assert "secret12" not in saved  # replies can be passwords: never in the history file
+
+
+async def test_reply_typed_after_dialog_ended_elsewhere(
+    terminal: Terminal, server: HttpServer, started: Gateway, tmp_path: Path
+) -> None:
+    await terminal.spawn(*_phone_argv(server.url, tmp_path / "h"))
+    await terminal.type_line("*111*17#")
+    await terminal.expect(r"reply› ")
+    started.engine.release(RU)  # e.g. an SMPP harness released it
+    await terminal.expect(r"dialog released")
+    await terminal.type_line(
+        "*100#", prompt=r"79161234567› "
+    )  # the phone knows: this is a new dial, not a reply
+    await terminal.expect(r"USSD")
+    await terminal.expect(r"79161234567› ")
+    terminal.send("\x04")  # Ctrl-D
+    assert await terminal.wait() == 0
+
+
+async def test_unreachable_gateway_exits_1(terminal: Terminal, tmp_path: Path) -> None:
+    await terminal.spawn(*_phone_argv("http://127.0.0.1:9", tmp_path / "h"))
+    await terminal.expect(r"cannot reach http://127\.0\.0\.1:9")
+    assert await terminal.wait() == 1

@@ -1,0 +1,56 @@
+"""`ussd-sim phone MSISDN [--url URL]`: the terminal phone on a running gateway (SPEC §9)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+
+from sim.client import DEFAULT_URL, PhonesClient
+from sim.phone import TerminalPhone
+from ussd.commands._common import add_common
+
+HISTORY_ENV = "USSD_SIM_HISTORY"
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "phone",
+        help="a terminal handset on a running gateway",
+        description="Type codes and replies as on a handset; screens and SMS arrive live "
+        "from the gateway at --url. Commands: :help, :sms, :release, :dial CODE, :quit.",
+    )
+    parser.add_argument("msisdn", metavar="MSISDN", help="the handset's number, e.g. 79161234567")
+    add_common(parser, url=True)
+    parser.add_argument(
+        "--history",
+        metavar="PATH",
+        help=f"input history file (default: ${HISTORY_ENV} or ~/.ussd_sim_history; "
+        "'-' keeps history in memory only)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _history(path: str | None) -> History:
+    path = path or os.environ.get(HISTORY_ENV) or str(Path.home() / ".ussd_sim_history")
+    if path == "-":
+        return InMemoryHistory()
+    try:
+        Path(path).touch()
+    except OSError:
+        return InMemoryHistory()  # a read-only home must not stop the phone
+    return FileHistory(path)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    async with PhonesClient(args.url or DEFAULT_URL) as client:
+        phone = TerminalPhone(client, args.msisdn, history=_history(args.history))
+        return await phone.run()
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_main(args))

@@ -1,0 +1,140 @@
+"""The admin API (SPEC §6): subscribers, the simulated clock, office links, sessions, SMS.
+
+Every route needs `Authorization: Bearer <http.admin_token>`, compared in constant time
+(SPEC §10). Decisions the spec leaves open (docs/account.md repeats them):
+- Advancing a real clock is 409 `real_clock`: the request is well formed, the gateway's state
+  (its clock mode) forbids it.
+- `POST /api/v1/sms` follows `subscribers.auto_provision` for the recipient, like a dial does.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ussd.accounts import Invalid, Unauthorized, iso, link_json
+from ussd.clock import SimulatedClock
+from ussd.config import ConfigError, parse_duration
+from ussd.http.account import Handler, account_errors, token_matches
+from ussd.http.errors import ApiError, json_body, text_field
+
+if TYPE_CHECKING:
+    from ussd.runtime import Gateway
+
+MAX_SMS_TEXT = 1600  # ten concatenated GSM 7-bit parts (TS 23.040 §9.2.3.24.1) and then some
+
+
+def clock_json(gateway: Gateway) -> dict[str, Any]:
+    """`{"now", "epoch", "mode"}` of the gateway clock."""
+    now = gateway.clock.now()
+    return {
+        "now": iso(now),
+        "epoch": now,
+        "mode": "simulated" if isinstance(gateway.clock, SimulatedClock) else "real",
+    }
+
+
+class AdminApi:
+    """The admin routes of one gateway."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.accounts = gateway.accounts
+
+    def guard(self, handler: Handler) -> Handler:
+        """401 unless the request carries the admin bearer token."""
+
+        @functools.wraps(handler)
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            expected = self.gateway.config.http.admin_token
+            if scheme.lower() != "bearer" or not token_matches(token.strip(), expected):
+                raise Unauthorized("the admin bearer token is required", code="unauthorized")
+            return await handler(request)
+
+        return account_errors(wrapper)
+
+    async def list_subscribers(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/subscribers`."""
+        subs = [s.public() for s in self.gateway.store.subscribers()]
+        return web.json_response({"subscribers": subs})
+
+    async def create_subscriber(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/subscribers {"msisdn", ...fields}` → 201 (409 when it exists)."""
+        data = await json_body(request)
+        msisdn = text_field(data, "msisdn", max_length=32)
+        fields = {k: v for k, v in data.items() if k != "msisdn"}
+        sub = self.accounts.create_subscriber(msisdn, fields)
+        return web.json_response(sub.public(), status=201)
+
+    async def update_subscriber(self, request: web.Request) -> web.Response:
+        """`PATCH /api/v1/subscribers/{msisdn} {...fields}` (400 bad field, 404 unknown)."""
+        data = await json_body(request)
+        sub = self.accounts.update_subscriber(request.match_info["msisdn"], data)
+        return web.json_response(sub.public())
+
+    async def clock(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/clock`."""
+        return web.json_response(clock_json(self.gateway))
+
+    async def advance(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/clock/advance {"by": "2d"}`: simulated clocks only (else 409)."""
+        data = await json_body(request)
+        if "by" not in data:
+            raise ApiError(400, "missing_field", "field 'by' is required")
+        try:
+            seconds = parse_duration(data["by"], "by")
+        except ConfigError as exc:
+            raise ApiError(400, "bad_duration", exc.message) from exc
+        if not isinstance(self.gateway.clock, SimulatedClock):
+            raise ApiError(409, "real_clock", "the gateway runs on the real clock (clock.mode)")
+        # Every deadline on the way runs at its own time: dialog timers, SMS expiry, links.
+        self.gateway.advance(seconds)
+        return web.json_response(clock_json(self.gateway))
+
+    async def office_link(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/office/links {"account","number"}` → 201 pending link (SPEC §7)."""
+        data = await json_body(request)
+        account = text_field(data, "account", max_length=32)
+        number = text_field(data, "number", max_length=32)
+        link = self.accounts.office_link(account, number)
+        return web.json_response(link_json(link, self.gateway.clock.now()), status=201)
+
+    async def sessions(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/sessions`: open dialogs (no collected values)."""
+        return web.json_response({"sessions": self.gateway.engine.sessions()})
+
+    async def send_sms(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/sms {"to","text"[,"sender"]}`: inject a network SMS → 201."""
+        data = await json_body(request)
+        to = self.accounts.normalise(text_field(data, "to", max_length=32))
+        text = text_field(data, "text", max_length=MAX_SMS_TEXT)
+        if not text:
+            raise Invalid("text: an SMS needs some text", code="bad_field")
+        sender: str | None = None
+        if data.get("sender") is not None:  # null means the default sender id
+            sender = text_field(data, "sender", max_length=20)
+            # An alphanumeric originator is at most 11 characters (TS 23.040 §9.1.2.5).
+            if not sender or (not sender.isdigit() and len(sender) > 11):
+                raise Invalid("sender: up to 11 characters, or an MSISDN", code="bad_field")
+        self.accounts.subscriber(to)
+        sms = self.gateway.sms.send(
+            to, text, sender=sender, sender_is_alpha=sender is None or not sender.isdigit()
+        )
+        return web.json_response(sms.to_json(), status=201)
+
+
+def setup_admin_routes(app: web.Application, gateway: Gateway) -> None:
+    """Add the admin routes of SPEC §6 to `app`, all behind the admin token."""
+    api = AdminApi(gateway)
+    add = app.router.add_route
+    add("GET", "/api/v1/subscribers", api.guard(api.list_subscribers))
+    add("POST", "/api/v1/subscribers", api.guard(api.create_subscriber))
+    add("PATCH", "/api/v1/subscribers/{msisdn}", api.guard(api.update_subscriber))
+    add("GET", "/api/v1/clock", api.guard(api.clock))
+    add("POST", "/api/v1/clock/advance", api.guard(api.advance))
+    add("POST", "/api/v1/office/links", api.guard(api.office_link))
+    add("GET", "/api/v1/sessions", api.guard(api.sessions))
+    add("POST", "/api/v1/sms", api.guard(api.send_sms))

@@ -1,0 +1,145 @@
+"""The aiohttp application: web phone, phones API, health and metrics (SPEC §6)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from ussd.http import account as account_routes
+from ussd.http import metrics as metrics_mod
+from ussd.http.errors import MAX_BODY, ApiError, Handler, error_middleware
+from ussd.http.phones import GATEWAY, HUB, Hub
+from ussd.http.phones import routes as phone_routes
+
+if TYPE_CHECKING:
+    from ussd.runtime import Gateway
+
+METRICS: web.AppKey[metrics_mod.Metrics] = web.AppKey("metrics")
+_UNSUBSCRIBE: web.AppKey[list[Callable[[], None]]] = web.AppKey("unsubscribe")
+
+# The web phone's files: a fixed list, so no path from a URL ever reaches the filesystem.
+STATIC_TYPES = {
+    "index.html": "text/html",
+    "phone.css": "text/css",
+    "phone.js": "text/javascript",
+}
+
+
+def _static(name: str) -> bytes:
+    return resources.files("ussd.http").joinpath("static", name).read_bytes()
+
+
+async def index(request: web.Request) -> web.Response:
+    """The web phone (SPEC §6 `GET /`)."""
+    return web.Response(body=_static("index.html"), content_type="text/html", charset="utf-8")
+
+
+async def static(request: web.Request) -> web.Response:
+    """The web phone's stylesheet and script."""
+    name = request.match_info["name"]
+    content_type = STATIC_TYPES.get(name)
+    if content_type is None:
+        raise ApiError(404, "not_found", f"no static file {name!r}")
+    return web.Response(
+        body=_static(name),
+        content_type=content_type,
+        charset="utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers and the store is reachable."""
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format (SPEC §6 `GET /metrics`)."""
+    m = request.app[METRICS]
+    m.websockets.set(request.app[HUB].count() if HUB in request.app else 0)
+    return web.Response(body=m.render(), headers={"Content-Type": metrics_mod.CONTENT_TYPE})
+
+
+def _count_requests(m: metrics_mod.Metrics) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        m.http_request(route, response.status)
+        return response
+
+    return middleware
+
+
+def make_app(gateway: Gateway) -> web.Application:
+    """The HTTP application for `gateway`; engine subscriptions live as long as the app runs."""
+    m = metrics_mod.for_gateway(gateway)
+    # The counting middleware sits outside the error one, so it sees the final JSON status.
+    app = web.Application(
+        middlewares=[_count_requests(m), error_middleware], client_max_size=MAX_BODY
+    )
+    app[GATEWAY] = gateway
+    app[METRICS] = m
+    app[_UNSUBSCRIBE] = []
+    app.router.add_get("/", index)
+    app.router.add_get("/static/{name}", static)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_routes(phone_routes)
+    account_routes.setup(app, gateway)  # self-care and admin API (SPEC §6, §7)
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_shutdown)
+    app.on_cleanup.append(_cleanup)
+    return app
+
+
+async def _start(app: web.Application) -> None:
+    hub = Hub(asyncio.get_running_loop())
+    app[HUB] = hub
+    app[_UNSUBSCRIBE].append(app[GATEWAY].engine.subscribe(hub.on_event))
+
+
+async def _shutdown(app: web.Application) -> None:
+    # Close sockets with 1001 before the runner drops their connections (RFC 6455 §7.4.1).
+    await app[HUB].close_all()
+
+
+async def _cleanup(app: web.Application) -> None:
+    for unsubscribe in app[_UNSUBSCRIBE]:
+        unsubscribe()
+    app[_UNSUBSCRIBE].clear()
+
+
+@dataclass(slots=True)
+class HttpServer:
+    """A running HTTP server: where it listens and how to stop it."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_http(gateway: Gateway, host: str = "127.0.0.1", port: int = 0) -> HttpServer:
+    """Serve `make_app(gateway)` on host:port (0 picks a free port; see `.port`)."""
+    # Sockets get a short grace period at shutdown; the hub has already asked them to close.
+    runner = web.AppRunner(make_app(gateway), access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound: int = runner.addresses[0][1] if runner.addresses else port
+    return HttpServer(runner, host, bound)

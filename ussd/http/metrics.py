@@ -1,0 +1,144 @@
+"""Prometheus metrics (SPEC §6 `GET /metrics`), one CollectorRegistry per gateway.
+
+Dialog and SMS counters come from engine events; other transports report what only they see
+through `smpp_pdu()` and `bind_opened()` / `bind_closed()` on the gateway's `Metrics`, found
+with `for_gateway(gateway)`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ussd.events import (
+    DialogEnded,
+    DialogStarted,
+    Event,
+    Outcome,
+    ScreenShown,
+    SmsQueued,
+    SmsState,
+    SmsStateChanged,
+)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# `*_created` series double the output and say nothing a scrape's own timestamps do not.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+class Metrics:
+    """Counters and gauges of one gateway, in a registry of its own (tests run many gateways)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.dialogs_started = Counter(
+            "ussd_dialogs_started", "USSD dialogs started", registry=r
+        )  # one-shot answers (unknown code, SS) count too: the network did answer
+        self.dialogs_ended = Counter(
+            "ussd_dialogs_ended", "USSD dialogs ended, by outcome", ["outcome"], registry=r
+        )
+        self.dialogs_open = Gauge("ussd_dialogs_open", "USSD dialogs open now", registry=r)
+        self.screens = Counter("ussd_screens", "USSD screens shown, by kind", ["kind"], registry=r)
+        self.sms = Counter(
+            "ussd_sms", "Network SMS by event: queued, delivered, expired", ["event"], registry=r
+        )
+        self.smpp_pdus = Counter(
+            "ussd_smpp_pdus",
+            "SMPP PDUs handled, by command and command_status",
+            ["command", "status"],
+            registry=r,
+        )
+        self.smpp_binds = Gauge(
+            "ussd_smpp_binds", "SMPP binds open now, by bind type", ["bind_type"], registry=r
+        )
+        self.http_requests = Counter(
+            "ussd_http_requests",
+            "HTTP requests, by route and status",
+            ["route", "status"],
+            registry=r,
+        )
+        self.websockets = Gauge(
+            "ussd_http_websockets", "Handset event WebSockets open now", registry=r
+        )
+        # Sessions started and not yet ended (one-shot dialogs pass through in one call).
+        self._open: set[str] = set()
+        # Every label value exists from the start, so rate() sees the first increment.
+        for outcome in Outcome:
+            self.dialogs_ended.labels(outcome=outcome.value)
+        for event in ("queued", "delivered", "expired"):
+            self.sms.labels(event=event)
+
+    # -- engine events -------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """Engine subscriber: count dialogs and SMS (synchronous, never calls the engine)."""
+        if isinstance(event, DialogStarted):
+            self.dialogs_started.inc()
+            self._open.add(event.session)
+            self.dialogs_open.set(len(self._open))
+        elif isinstance(event, ScreenShown):
+            self.screens.labels(kind="end" if event.screen.end else "continue").inc()
+        elif isinstance(event, DialogEnded):
+            self._open.discard(event.session)
+            self.dialogs_open.set(len(self._open))
+            self.dialogs_ended.labels(outcome=event.outcome.value).inc()
+        elif isinstance(event, SmsQueued):
+            self.sms.labels(event="queued").inc()
+        elif isinstance(event, SmsStateChanged):
+            if event.sms.state is SmsState.DELIVERED:
+                self.sms.labels(event="delivered").inc()
+            elif event.sms.state is SmsState.EXPIRED:
+                self.sms.labels(event="expired").inc()
+
+    # -- other transports ------------------------------------------------------------------
+
+    def smpp_pdu(self, command: str, status: str = "ESME_ROK") -> None:
+        """Count one SMPP PDU, e.g. `smpp_pdu("submit_sm_resp", "ESME_RINVOPTPARVAL")`."""
+        self.smpp_pdus.labels(command=command, status=status).inc()
+
+    def bind_opened(self, bind_type: str) -> None:
+        """An ESME bound as transmitter, receiver or transceiver."""
+        self.smpp_binds.labels(bind_type=bind_type).inc()
+
+    def bind_closed(self, bind_type: str) -> None:
+        """A bind of `bind_type` ended (unbind, connection lost)."""
+        self.smpp_binds.labels(bind_type=bind_type).dec()
+
+    def http_request(self, route: str, status: int) -> None:
+        """Count one HTTP request by its route pattern (not the raw path: bounded labels)."""
+        self.http_requests.labels(route=route, status=str(status)).inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this registry."""
+        return generate_latest(self.registry)
+
+
+_BY_GATEWAY: weakref.WeakKeyDictionary[Any, Metrics] = weakref.WeakKeyDictionary()
+_UNSUBSCRIBE: weakref.WeakKeyDictionary[Any, Callable[[], None]] = weakref.WeakKeyDictionary()
+
+
+def for_gateway(gateway: Any) -> Metrics:
+    """The gateway's Metrics, created and subscribed to its engine on first use."""
+    metrics = _BY_GATEWAY.get(gateway)
+    if metrics is None:
+        metrics = Metrics()
+        _BY_GATEWAY[gateway] = metrics
+        _UNSUBSCRIBE[gateway] = gateway.engine.subscribe(metrics.on_event)
+    return metrics
+
+
+def smpp_pdu(gateway: Any, command: str, status: str = "ESME_ROK") -> None:
+    """Module-level shortcut: `metrics.smpp_pdu(gw, "bind_transceiver_resp", "ESME_ROK")`."""
+    for_gateway(gateway).smpp_pdu(command, status)
