@@ -1,0 +1,946 @@
+"""How scenario steps reach a world (SPEC §8): in-process, or a running gateway over HTTP/SMPP.
+
+Every target answers every step with a `Result`: an HTTP-like status and error code, plus the
+screen for dial/reply and the data for account reads. Error codes are the phones and self-care
+API's (SPEC §6: `no_dialog`, `not_ussd`, `bad_credentials`, `locked`, ...) whatever the
+transport, so one scenario file runs against every target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import quote, unquote, urlsplit
+
+import aiohttp
+
+from sim.scenario import Scenario
+from ussd.clock import SimulatedClock
+from ussd.dialstring import DialStringError
+from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
+from ussd.events import DialogEnded, Event, Outcome
+from ussd.msisdn import InvalidMsisdn
+from ussd.runtime import Gateway
+
+WAIT = 5.0  # seconds a live target waits for a screen or an SMS before giving up
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenView:
+    """A screen as any transport can show it (SMPP knows no page numbers: None)."""
+
+    text: str
+    end: bool
+    page: int | None = 1
+    pages: int | None = 1
+    timeout: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The answer to one step: an HTTP-like status, an error code when refused."""
+
+    status: int = 200
+    error: str | None = None
+    message: str = ""
+    screen: ScreenView | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400
+
+
+@dataclass(frozen=True, slots=True)
+class SmsView:
+    """An SMS in an inbox: who sent it, the text, network | mo | receipt."""
+
+    sender: str
+    text: str
+    kind: str = "network"
+
+
+Want = Callable[[list[SmsView]], bool]
+
+
+def refused(status: int, error: str, message: str) -> Result:
+    return Result(status=status, error=error, message=message)
+
+
+class Target(Protocol):
+    """Where a scenario runs. Every method answers; none raises for a refused request."""
+
+    name: str
+
+    async def setup(self, scenario: Scenario) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def dial(self, msisdn: str, text: str) -> Result: ...
+
+    async def reply(self, msisdn: str, text: str) -> Result: ...
+
+    async def release(self, msisdn: str) -> Result: ...
+
+    async def inbox(self, msisdn: str, want: Want) -> list[SmsView]:
+        """The inbox, once `want(inbox)` holds or the target stops waiting."""
+        ...
+
+    async def advance(self, seconds: float) -> Result: ...
+
+    async def wait_timeout(self, msisdn: str) -> Result:
+        """Let the open dialog's reply timeout pass; `screen` is what the user was told."""
+        ...
+
+    async def login(self, msisdn: str, password: str) -> Result: ...
+
+    async def office_link(self, account: str, number: str) -> Result: ...
+
+    async def app_link(self, account: str, number: str, password: str) -> Result: ...
+
+    async def sms_password(self, msisdn: str) -> Result: ...
+
+    async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result: ...
+
+    async def account(self, msisdn: str) -> Result: ...
+
+
+def delivery_receipt(message_id: str, submitted: float, done: float, text: str) -> str:
+    """SMPP 3.4 Appendix B receipt text, the same the SMPP server sends (SPEC §5 MO SMS)."""
+    from ussd.smpp.constants import MessageState
+    from ussd.smpp.ussd import receipt_text
+
+    return receipt_text(message_id, submitted, done, MessageState.DELIVERED, text)
+
+
+# -- in-process -------------------------------------------------------------------------------
+
+
+class InProcessTarget:
+    """A fresh world per scenario: in-memory store, simulated clock (SPEC §8)."""
+
+    name = "in-process"
+
+    def __init__(self) -> None:
+        self._gateway: Gateway | None = None
+        self._ended: list[DialogEnded] = []
+
+    @property
+    def gateway(self) -> Gateway:
+        if self._gateway is None:
+            raise RuntimeError("setup() first")
+        return self._gateway
+
+    async def setup(self, scenario: Scenario) -> None:
+        self._gateway = Gateway.create(scenario.config, clock=SimulatedClock(), database=":memory:")
+        self._gateway.engine.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, DialogEnded):
+            self._ended.append(event)
+
+    async def close(self) -> None:
+        if self._gateway is not None:
+            self._gateway.engine.shutdown()
+            self._gateway.store.close()
+            self._gateway = None
+
+    def _screen(self, call: Callable[[], Any]) -> Result:
+        try:
+            s = call()
+        except NoDialog as exc:
+            return refused(409, "no_dialog", str(exc))
+        except NotUssd as exc:
+            return refused(400, "not_ussd", str(exc))
+        except DialStringError as exc:
+            return refused(400, "bad_dial_string", str(exc))
+        except InvalidMsisdn as exc:
+            return refused(400, "bad_msisdn", str(exc))
+        except UnknownSubscriber as exc:
+            return refused(404, "unknown_msisdn", str(exc))
+        return Result(screen=ScreenView(s.text, s.end, s.page, s.pages))
+
+    async def dial(self, msisdn: str, text: str) -> Result:
+        return self._screen(lambda: self.gateway.engine.dial(msisdn, text))
+
+    async def reply(self, msisdn: str, text: str) -> Result:
+        return self._screen(lambda: self.gateway.engine.reply(msisdn, text))
+
+    async def release(self, msisdn: str) -> Result:
+        return Result(data={"released": self.gateway.engine.release(msisdn)})
+
+    async def inbox(self, msisdn: str, want: Want) -> list[SmsView]:
+        return [SmsView(s.sender, s.text, s.kind) for s in self.gateway.sms.inbox(msisdn)]
+
+    async def advance(self, seconds: float) -> Result:
+        now = self.gateway.advance(seconds)
+        return Result(data={"epoch": now})
+
+    async def wait_timeout(self, msisdn: str) -> Result:
+        gw = self.gateway
+        dialog = gw.engine.dialog(msisdn)
+        if dialog is None:
+            return refused(409, "no_dialog", f"no open dialog on {msisdn} to time out")
+        seen = len(self._ended)
+        # Exactly to the deadline: one instant earlier the dialog must still be open.
+        gw.advance(max(0.0, dialog.reply_deadline - gw.clock.now()))
+        for event in self._ended[seen:]:
+            if event.session == dialog.session:
+                screen = event.screen
+                text = screen.text if screen is not None else ""
+                timeout = event.outcome is Outcome.TIMEOUT
+                view = ScreenView(text, True, timeout=timeout)
+                return Result(screen=view, data={"outcome": event.outcome.value})
+        return refused(504, "no_timeout", "the dialog is still open after its reply timeout")
+
+    def _account_call(self, call: Callable[[Any], Any]) -> Result:
+        accounts = getattr(self.gateway, "accounts", None)
+        if accounts is None:
+            return refused(501, "not_available", "this gateway has no personal accounts")
+        from ussd.accounts import AccountError
+
+        try:
+            value = call(accounts)
+        except AccountError as exc:
+            data = {"retry_after": getattr(exc, "retry_after", None)}
+            return Result(status=exc.status, error=exc.code, message=exc.message, data=data)
+        if isinstance(value, str):
+            return Result(data={"token": value})
+        if isinstance(value, dict):
+            return Result(data=value)
+        return Result()
+
+    async def login(self, msisdn: str, password: str) -> Result:
+        return self._account_call(lambda a: a.login(msisdn, password))
+
+    async def office_link(self, account: str, number: str) -> Result:
+        return self._account_call(lambda a: a.office_link(account, number))
+
+    async def app_link(self, account: str, number: str, password: str) -> Result:
+        return self._account_call(lambda a: a.app_link(account, number, password))
+
+    async def sms_password(self, msisdn: str) -> Result:
+        return self._account_call(lambda a: a.send_sms_password(msisdn))
+
+    async def account(self, msisdn: str) -> Result:
+        return self._account_call(lambda a: a.account_view(msisdn))
+
+    async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
+        """SPEC §5 MO SMS: into the recipient's inbox; a receipt back to the sender if asked."""
+        gw = self.gateway
+        sms = gw.sms.send(to, text, sender=sender, kind="mo", sender_is_alpha=False)
+        if receipt:
+            now = gw.clock.now()
+            body = delivery_receipt(str(sms.id), sms.created, now, text)
+            gw.sms.send(sender, body, sender=to, kind="receipt", sender_is_alpha=False)
+        return Result(data={"message_id": str(sms.id)})
+
+
+# -- a running gateway over HTTP (SPEC §6) ----------------------------------------------------
+
+
+class HttpTarget:
+    """Phones, self-care and admin APIs of a running gateway (`--target http://host:port`)."""
+
+    name = "http"
+
+    def __init__(self, url: str, admin_token: str, reply_timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.admin_token = admin_token
+        self.reply_timeout = reply_timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._tokens: dict[str, str] = {}
+        self._sockets: dict[str, _Events] = {}
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT * 2))
+        return self._session
+
+    async def _call(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> Result:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            async with self.session.request(
+                method, self.url + path, json=body, headers=headers
+            ) as response:
+                try:
+                    data = await response.json(content_type=None)
+                except ValueError:
+                    data = None
+                if response.status >= 400:
+                    error = data.get("error", {}) if isinstance(data, dict) else {}
+                    return Result(
+                        status=response.status,
+                        error=str(error.get("code", "http_error")),
+                        message=str(error.get("message", response.reason)),
+                    )
+                return Result(status=response.status, data=data if isinstance(data, dict) else {})
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return refused(599, "unreachable", f"{self.url}: {exc or type(exc).__name__}")
+
+    def _admin(self, method: str, path: str, body: Any = None) -> Awaitable[Result]:
+        return self._call(method, path, body, token=self.admin_token)
+
+    @staticmethod
+    def _phone(msisdn: str, action: str) -> str:
+        return f"/api/v1/phones/{quote(msisdn, safe='')}/{action}"
+
+    async def setup(self, scenario: Scenario) -> None:
+        """Create the scenario's subscribers through the admin API; existing ones stay (409)."""
+        for sub in scenario.subscribers:
+            body = {k: v for k, v in sub.items()}
+            body["msisdn"] = str(body["msisdn"])
+            result = await self._admin("POST", "/api/v1/subscribers", body)
+            if not result.ok and result.status != 409:
+                raise ConnectionError(
+                    f"cannot create subscriber {body['msisdn']}: {result.message}"
+                )
+
+    async def close(self) -> None:
+        for events in self._sockets.values():
+            await events.close()
+        self._sockets.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @staticmethod
+    def _screen(result: Result) -> Result:
+        if not result.ok:
+            return result
+        d = result.data
+        view = ScreenView(str(d.get("text", "")), bool(d.get("end")), d.get("page"), d.get("pages"))
+        return Result(status=result.status, screen=view, data=d)
+
+    async def dial(self, msisdn: str, text: str) -> Result:
+        if msisdn not in self._sockets:
+            # The timeout screen only reaches a handset over its events socket (SPEC §6).
+            self._sockets[msisdn] = await _Events.open(
+                self.session, self.url + self._phone(msisdn, "events")
+            )
+        return self._screen(await self._call("POST", self._phone(msisdn, "dial"), {"text": text}))
+
+    async def reply(self, msisdn: str, text: str) -> Result:
+        return self._screen(await self._call("POST", self._phone(msisdn, "reply"), {"text": text}))
+
+    async def release(self, msisdn: str) -> Result:
+        return await self._call("POST", self._phone(msisdn, "release"), {})
+
+    async def inbox(self, msisdn: str, want: Want) -> list[SmsView]:
+        deadline = time.monotonic() + WAIT
+        while True:
+            result = await self._call("GET", self._phone(msisdn, "sms"))
+            items = result.data.get("sms", []) if result.ok else []
+            views = [
+                SmsView(
+                    str(s.get("sender", "")), str(s.get("text", "")), str(s.get("kind", "network"))
+                )
+                for s in items
+            ]
+            if want(views) or time.monotonic() >= deadline:
+                return views
+            await asyncio.sleep(0.05)
+
+    async def advance(self, seconds: float) -> Result:
+        return await self._admin("POST", "/api/v1/clock/advance", {"by": f"{seconds}s"})
+
+    async def wait_timeout(self, msisdn: str) -> Result:
+        events = self._sockets.get(msisdn)
+        if events is None:
+            return refused(409, "no_dialog", f"no dialog was dialled from {msisdn}")
+        mark = events.mark()
+        advanced = await self.advance(self.reply_timeout)
+        if not advanced.ok:
+            return advanced
+        end = await events.wait_end(mark)
+        if end is None:
+            return refused(504, "no_timeout", "no dialog end arrived after the reply timeout")
+        screen = end.get("screen") or {}
+        timeout = end.get("outcome") == "timeout"
+        return Result(
+            screen=ScreenView(str(screen.get("text", "")), True, timeout=timeout), data=end
+        )
+
+    async def _token(self, msisdn: str) -> str | Result:
+        token = self._tokens.get(msisdn)
+        if token is None:
+            # SPEC §7: on the simulated network the app logs in without a password.
+            result = await self._call("POST", "/api/v1/auth/network", {"msisdn": msisdn})
+            if not result.ok:
+                return result
+            token = str(result.data["token"])
+            self._tokens[msisdn] = token
+        return token
+
+    async def login(self, msisdn: str, password: str) -> Result:
+        result = await self._call(
+            "POST", "/api/v1/auth/login", {"msisdn": msisdn, "password": password}
+        )
+        if result.ok:
+            self._tokens[msisdn] = str(result.data.get("token"))
+        return result
+
+    async def office_link(self, account: str, number: str) -> Result:
+        return await self._admin(
+            "POST", "/api/v1/office/links", {"account": account, "number": number}
+        )
+
+    async def _as(self, msisdn: str, method: str, path: str, body: Any = None) -> Result:
+        """A self-care call as msisdn; an expired token is renewed once (auth.token_ttl)."""
+        for _ in range(2):
+            token = await self._token(msisdn)
+            if isinstance(token, Result):
+                return token
+            result = await self._call(method, path, body, token=token)
+            if result.error != "invalid_token":
+                return result
+            self._tokens.pop(msisdn, None)  # simulated days went by: log in again
+        return result
+
+    async def app_link(self, account: str, number: str, password: str) -> Result:
+        body = {"msisdn": number, "password": password}
+        return await self._as(account, "POST", "/api/v1/account/numbers", body)
+
+    async def sms_password(self, msisdn: str) -> Result:
+        return await self._call("POST", "/api/v1/auth/sms-password", {"msisdn": msisdn})
+
+    async def account(self, msisdn: str) -> Result:
+        return await self._as(msisdn, "GET", "/api/v1/account")
+
+    async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
+        # Over HTTP the nearest thing is an admin-injected SMS with the sender's number; no
+        # receipt travels back (that is an SMPP feature, SPEC §5).
+        if receipt:
+            return refused(501, "needs_smpp", "delivery receipts need --target smpp://...")
+        return await self._admin("POST", "/api/v1/sms", {"to": to, "text": text, "sender": sender})
+
+
+class _Events:
+    """One phone's `.../events` WebSocket, read in the background into a list."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.messages: list[dict[str, Any]] = []
+        self.changed = asyncio.Event()
+        self.task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, session: aiohttp.ClientSession, url: str) -> _Events:
+        ws = await session.ws_connect(url.replace("http", "ws", 1))
+        events = cls(ws)
+        await events.wait(lambda m: m.get("type") == "ready", 0)
+        return events
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                self.messages.append(msg.json())
+                self.changed.set()
+
+    def mark(self) -> int:
+        return len(self.messages)
+
+    async def wait(
+        self, test: Callable[[dict[str, Any]], bool], start: int
+    ) -> dict[str, Any] | None:
+        deadline = time.monotonic() + WAIT
+        while True:
+            for message in self.messages[start:]:
+                if test(message):
+                    return message
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+
+    async def wait_end(self, start: int) -> dict[str, Any] | None:
+        return await self.wait(lambda m: m.get("type") == "end", start)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+# -- a running gateway over SMPP (SPEC §5) ------------------------------------------------------
+
+
+class SmppTarget:
+    """An ESME bound as transceiver: USSD dialogs, MO SMS, and SMS arriving as deliver_sm.
+
+    Uses the gateway's own sans-IO codec (ussd/smpp/pdu.py, connection.py) as the client side.
+    Clock steps (advance) need an HTTP target beside it; without one, `wait_timeout` waits for
+    the real reply timeout.
+    """
+
+    name = "smpp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        system_id: str,
+        password: str,
+        *,
+        reply_timeout: float = 30.0,
+        advance: Callable[[float], Awaitable[Result]] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.system_id = system_id
+        self.password = password
+        self.reply_timeout = reply_timeout
+        self._advance = advance
+        self._client: _SmppClient | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> SmppTarget:
+        """`smpp://system_id:password@host:port`."""
+        parts = urlsplit(url)
+        if parts.scheme != "smpp" or not parts.hostname or not parts.username:
+            raise ValueError(f"expected smpp://system_id:password@host:port, got {url!r}")
+        return cls(
+            parts.hostname,
+            parts.port or 2775,
+            unquote(parts.username),
+            unquote(parts.password or ""),
+            **kwargs,
+        )
+
+    @property
+    def client(self) -> _SmppClient:
+        if self._client is None:
+            raise RuntimeError("setup() first")
+        return self._client
+
+    async def setup(self, scenario: Scenario) -> None:
+        if self._client is None:
+            self._client = await _SmppClient.connect(
+                self.host, self.port, self.system_id, self.password
+            )
+        self._client.reset(scenario.msisdns)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def dial(self, msisdn: str, text: str) -> Result:
+        return await self.client.ussd(msisdn, text, start=True)
+
+    async def reply(self, msisdn: str, text: str) -> Result:
+        return await self.client.ussd(msisdn, text, start=False)
+
+    async def release(self, msisdn: str) -> Result:
+        return await self.client.release(msisdn)
+
+    async def inbox(self, msisdn: str, want: Want) -> list[SmsView]:
+        return await self.client.inbox(msisdn, want)
+
+    async def advance(self, seconds: float) -> Result:
+        if self._advance is None:
+            return refused(501, "needs_http", "advance needs --target http://... (admin clock API)")
+        return await self._advance(seconds)
+
+    async def wait_timeout(self, msisdn: str) -> Result:
+        client = self.client
+        mark = client.mark(msisdn)
+        if self._advance is not None:
+            advanced = await self._advance(self.reply_timeout)
+            if not advanced.ok:
+                return advanced
+            wait = WAIT
+        else:
+            wait = self.reply_timeout + WAIT
+        return await client.screen(msisdn, mark, wait, timeout_screen=True)
+
+    def _unsupported(self, what: str) -> Result:
+        return refused(501, "needs_http", f"{what} needs --target http://...")
+
+    async def login(self, msisdn: str, password: str) -> Result:
+        return self._unsupported("login")
+
+    async def office_link(self, account: str, number: str) -> Result:
+        return self._unsupported("office_link")
+
+    async def app_link(self, account: str, number: str, password: str) -> Result:
+        return self._unsupported("app_link")
+
+    async def sms_password(self, msisdn: str) -> Result:
+        return self._unsupported("sms_password")
+
+    async def account(self, msisdn: str) -> Result:
+        return self._unsupported("account")
+
+    async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
+        return await self.client.mo_sms(sender, to, text, receipt)
+
+
+class _SmppClient:
+    """The asyncio side of one ESME connection; all protocol rules stay in SmppConnection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from ussd.smpp.connection import SmppConnection
+
+        self.reader = reader
+        self.writer = writer
+        self.conn = SmppConnection("client", enquire_link_interval=None, response_timeout=WAIT)
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.screens: dict[str, list[tuple[int, str]]] = {}  # msisdn -> [(op, text)]
+        self.sms: dict[str, list[SmsView]] = {}
+        self.parts: dict[tuple[str, int], dict[int, bytes]] = {}
+        self.sessions: dict[str, int] = {}
+        self.seq: dict[str, int] = {}
+        self.changed = asyncio.Event()
+        self.closed: str | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._next_session = 0
+
+    @classmethod
+    async def connect(cls, host: str, port: int, system_id: str, password: str) -> _SmppClient:
+        from ussd.smpp.constants import CommandStatus, status_name
+        from ussd.smpp.pdu import BindTransceiver
+
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), WAIT)
+        client = cls(reader, writer)
+        client.task = asyncio.create_task(client._read())
+        resp = await client.request(BindTransceiver(system_id=system_id, password=password))
+        if resp.command_status != CommandStatus.ESME_ROK:
+            await client.close()
+            raise ConnectionError(f"bind_transceiver refused: {status_name(resp.command_status)}")
+        return client
+
+    def reset(self, msisdns: tuple[str, ...]) -> None:
+        """A new scenario: forget what earlier ones left for its numbers."""
+        for m in msisdns:
+            self.screens.pop(m, None)
+            self.sms.pop(m, None)
+
+    async def request(self, pdu: Any) -> Any:
+        if self.closed is not None:
+            raise ConnectionError(f"SMPP connection closed: {self.closed}")
+        seq = self.conn.allocate_sequence()
+        from dataclasses import replace
+
+        pdu = replace(pdu, sequence_number=seq)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[seq] = future
+        self.writer.write(self.conn.send(pdu, time.monotonic()))
+        await self.writer.drain()
+        try:
+            return await asyncio.wait_for(future, WAIT)
+        finally:
+            self.pending.pop(seq, None)
+
+    async def _read(self) -> None:
+        from ussd.smpp import connection as c
+        from ussd.smpp.pdu import DeliverSm, EnquireLink, response_to
+
+        try:
+            while True:
+                data = await self.reader.read(65536)
+                self.conn.receive_data(data, time.monotonic())
+                while True:
+                    event = self.conn.next_event()
+                    if isinstance(event, c.NeedData):
+                        break
+                    if isinstance(event, c.ResponseReceived):
+                        fut = self.pending.get(event.request.sequence_number)
+                        if fut is not None and not fut.done():
+                            fut.set_result(event.response)
+                    elif isinstance(event, DeliverSm):
+                        self.writer.write(self.conn.send(response_to(event)))
+                        self._deliver(event)
+                    elif isinstance(event, EnquireLink):
+                        self.writer.write(self.conn.send(response_to(event)))
+                    elif isinstance(event, c.PduRejected):
+                        self.writer.write(self.conn.send(event.response))
+                    elif isinstance(event, c.ConnectionClosed | c.RemoteProtocolError):
+                        self.closed = event.reason
+                        return
+                if not data:
+                    self.closed = "peer closed the connection"
+                    return
+        except (ConnectionError, OSError) as exc:
+            self.closed = str(exc)
+        finally:
+            self.changed.set()
+            for fut in self.pending.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError(f"SMPP connection closed: {self.closed}"))
+
+    def _deliver(self, pdu: Any) -> None:
+        from ussd.smpp.pdu import decode_text
+
+        op = pdu.ussd_service_op
+        body: bytes = pdu.message
+        msisdn = pdu.destination_addr
+        if op is None and pdu.esm_class & 0x40 and body:
+            # SPEC §5: long SMS come concatenated with a UDH (TS 23.040 §9.2.3.24.1).
+            joined = self._reassemble(msisdn, body)
+            if joined is None:
+                return
+            body = joined
+        try:
+            text = decode_text(body, pdu.data_coding)
+        except Exception:
+            text = body.decode("latin-1")
+        if op is not None:
+            self.screens.setdefault(msisdn, []).append((op, text))
+        else:
+            kind = (
+                "receipt"
+                if pdu.esm_class & 0x04
+                else "network"
+                if not pdu.source_addr.isdigit()
+                else "mo"
+            )
+            self.sms.setdefault(msisdn, []).append(SmsView(pdu.source_addr, text, kind))
+        self.changed.set()
+
+    def _reassemble(self, msisdn: str, body: bytes) -> bytes | None:
+        udh_len = body[0]
+        udh, payload = body[1 : 1 + udh_len], body[1 + udh_len :]
+        i = 0
+        while i + 1 < len(udh):
+            iei, length = udh[i], udh[i + 1]
+            value = udh[i + 2 : i + 2 + length]
+            if iei in (0x00, 0x08):
+                ref = value[0] if iei == 0x00 else int.from_bytes(value[:2], "big")
+                total, part = value[-2], value[-1]
+                parts = self.parts.setdefault((msisdn, ref), {})
+                parts[part] = payload
+                if len(parts) < total:
+                    return None
+                del self.parts[(msisdn, ref)]
+                return b"".join(parts[k] for k in sorted(parts))
+            i += 2 + length
+        return payload
+
+    def mark(self, msisdn: str) -> int:
+        return len(self.screens.get(msisdn, []))
+
+    async def _until(self, test: Callable[[], bool], wait: float) -> bool:
+        deadline = time.monotonic() + wait
+        while not test():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.closed is not None:
+                return test()
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+        return True
+
+    async def screen(
+        self, msisdn: str, start: int, wait: float = WAIT, timeout_screen: bool = False
+    ) -> Result:
+        from ussd.smpp.constants import UssdServiceOp
+
+        if not await self._until(lambda: len(self.screens.get(msisdn, [])) > start, wait):
+            return refused(504, "no_screen", f"no USSD screen for {msisdn} within {wait:g} s")
+        op, text = self.screens[msisdn][start]
+        end = op == UssdServiceOp.PSSR_RESPONSE
+        # SMPP carries no page numbers and no reason for an end: a timeout is an end screen.
+        return Result(screen=ScreenView(text, end, None, None, timeout=timeout_screen and end))
+
+    def _session(self, msisdn: str, start: bool) -> Any:
+        from ussd.smpp.pdu import ItsSessionInfo
+
+        # Session numbers 1..127 and sequence numbers 0..63 keep both octets below 0x80, the
+        # range every interop peer decodes (ussd/smpp/ussd.py, SMPP 3.4 §5.3.2.43).
+        if start or msisdn not in self.sessions:
+            self._next_session = self._next_session % 127 + 1
+            self.sessions[msisdn] = self._next_session
+            self.seq[msisdn] = 0
+        else:
+            self.seq[msisdn] = (self.seq[msisdn] + 2) % 64
+        return ItsSessionInfo(self.sessions[msisdn], self.seq[msisdn])
+
+    async def ussd(self, msisdn: str, text: str, *, start: bool) -> Result:
+        """submit_sm with ussd_service_op 1 (start) or 18 (reply), then the screen (SPEC §5)."""
+        from ussd.smpp.constants import CommandStatus, UssdServiceOp, status_name
+        from ussd.smpp.pdu import SubmitSm, encode_text, ussd_tlvs
+
+        op = UssdServiceOp.PSSR_INDICATION if start else UssdServiceOp.USSR_CONFIRM
+        data, coding = encode_text(text)
+        mark = self.mark(msisdn)
+        resp = await self.request(
+            SubmitSm(
+                service_type="USSD",
+                source_addr_ton=1,
+                source_addr_npi=1,
+                source_addr=msisdn,
+                destination_addr=text.strip("*#").split("*")[0] if start else "",
+                data_coding=coding,
+                short_message=data,
+                tlvs=ussd_tlvs(op, self._session(msisdn, start)),
+            )
+        )
+        status = resp.command_status
+        if status == CommandStatus.ESME_RINVOPTPARVAL:
+            return refused(409, "no_dialog", f"no open dialog on {msisdn}")
+        if start and status == CommandStatus.ESME_RINVDSTADR:
+            # The server's answer to a call or handset-local code (SPEC §3, ussd/smpp/server.py).
+            return refused(400, "not_ussd", f"{text!r} is not a USSD request")
+        if start and status == CommandStatus.ESME_RINVSRCADR:
+            return refused(404, "unknown_msisdn", f"no subscriber {msisdn}")
+        if status != CommandStatus.ESME_ROK:
+            return refused(
+                400, status_name(status).lower(), f"submit_sm refused: {status_name(status)}"
+            )
+        return await self.screen(msisdn, mark)
+
+    async def release(self, msisdn: str) -> Result:
+        """ussd_service_op 0x81 with the its_session_info end bit (SPEC §5 release)."""
+        from ussd.smpp.constants import CommandStatus, UssdServiceOp, status_name
+        from ussd.smpp.pdu import ItsSessionInfo, SubmitSm, ussd_tlvs
+
+        session = ItsSessionInfo(self.sessions.get(msisdn, 0), 0, end_of_session=True)
+        resp = await self.request(
+            SubmitSm(
+                service_type="USSD",
+                source_addr_ton=1,
+                source_addr_npi=1,
+                source_addr=msisdn,
+                tlvs=ussd_tlvs(UssdServiceOp.RELEASE, session),
+            )
+        )
+        status = resp.command_status
+        if status not in (CommandStatus.ESME_ROK, CommandStatus.ESME_RINVOPTPARVAL):
+            return refused(
+                400, status_name(status).lower(), f"release refused: {status_name(status)}"
+            )
+        return Result(data={"released": status == CommandStatus.ESME_ROK})
+
+    async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
+        """submit_sm without ussd_service_op; registered_delivery asks for a receipt (SPEC §5)."""
+        from ussd.smpp.constants import CommandStatus, status_name
+        from ussd.smpp.pdu import SubmitSm, encode_text
+
+        data, coding = encode_text(text)
+        resp = await self.request(
+            SubmitSm(
+                source_addr_ton=1,
+                source_addr_npi=1,
+                source_addr=sender,
+                dest_addr_ton=1,
+                dest_addr_npi=1,
+                destination_addr=to,
+                registered_delivery=1 if receipt else 0,
+                data_coding=coding,
+                short_message=data,
+            )
+        )
+        status = resp.command_status
+        if status != CommandStatus.ESME_ROK:
+            return refused(
+                400, status_name(status).lower(), f"submit_sm refused: {status_name(status)}"
+            )
+        return Result(data={"message_id": getattr(resp, "message_id", "")})
+
+    async def inbox(self, msisdn: str, want: Want) -> list[SmsView]:
+        await self._until(lambda: want(list(self.sms.get(msisdn, []))), WAIT)
+        return list(self.sms.get(msisdn, []))
+
+    async def close(self) -> None:
+        from ussd.smpp.pdu import Unbind
+
+        if self.closed is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.request(Unbind()), 1.0)
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+# -- both at once -------------------------------------------------------------------------------
+
+
+class CombinedTarget:
+    """`--target smpp://… --target http://…`: SMPP for dial/reply/release/SMS, HTTP for the rest."""
+
+    name = "smpp+http"
+
+    def __init__(self, smpp: SmppTarget, http: HttpTarget) -> None:
+        self.smpp = smpp
+        self.http = http
+        smpp._advance = http.advance
+
+    async def setup(self, scenario: Scenario) -> None:
+        await self.http.setup(scenario)
+        await self.smpp.setup(scenario)
+
+    async def close(self) -> None:
+        await self.smpp.close()
+        await self.http.close()
+
+    async def dial(self, msisdn: str, text: str) -> Result:
+        return await self.smpp.dial(msisdn, text)
+
+    async def reply(self, msisdn: str, text: str) -> Result:
+        return await self.smpp.reply(msisdn, text)
+
+    async def release(self, msisdn: str) -> Result:
+        return await self.smpp.release(msisdn)
+
+    async def inbox(self, msisdn: str, want: Want) -> list[SmsView]:
+        return await self.smpp.inbox(msisdn, want)
+
+    async def advance(self, seconds: float) -> Result:
+        return await self.http.advance(seconds)
+
+    async def wait_timeout(self, msisdn: str) -> Result:
+        return await self.smpp.wait_timeout(msisdn)
+
+    async def login(self, msisdn: str, password: str) -> Result:
+        return await self.http.login(msisdn, password)
+
+    async def office_link(self, account: str, number: str) -> Result:
+        return await self.http.office_link(account, number)
+
+    async def app_link(self, account: str, number: str, password: str) -> Result:
+        return await self.http.app_link(account, number, password)
+
+    async def sms_password(self, msisdn: str) -> Result:
+        return await self.http.sms_password(msisdn)
+
+    async def account(self, msisdn: str) -> Result:
+        return await self.http.account(msisdn)
+
+    async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
+        return await self.smpp.mo_sms(sender, to, text, receipt)
+
+
+def make_target(urls: tuple[str, ...], admin_token: str, reply_timeout: float = 30.0) -> Target:
+    """The target for `--target` URLs (none: in-process)."""
+    if not urls:
+        return InProcessTarget()
+    smpp = [u for u in urls if u.startswith("smpp://")]
+    http = [u for u in urls if u.startswith(("http://", "https://"))]
+    other = [u for u in urls if u not in smpp and u not in http]
+    if other or len(smpp) > 1 or len(http) > 1:
+        raise ValueError(
+            "--target takes at most one smpp://system_id:password@host:port and one http://host:port"
+        )
+    h = HttpTarget(http[0], admin_token, reply_timeout) if http else None
+    s = SmppTarget.from_url(smpp[0], reply_timeout=reply_timeout) if smpp else None
+    if s is not None and h is not None:
+        return CombinedTarget(s, h)
+    if s is not None:
+        return s
+    assert h is not None
+    return h
