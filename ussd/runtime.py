@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Protocol
 
 from ussd import log
+from ussd.accounts import Accounts
 from ussd.bus import Bus
 from ussd.clock import Clock, RealClock, SimulatedClock, make
 from ussd.config import Config, ConfigError
 from ussd.engine import Engine
+from ussd.links import LinkScheduler
 from ussd.menus import MenuBook, MenuError, Texts
 from ussd.routing import Router
 from ussd.services import builtin
@@ -53,7 +55,12 @@ class Gateway:
         self.bus = bus
         self.menus = menus
         self.texts = texts
-        self.scheduled: list[Scheduled] = [engine, sms]
+        # The personal account and its link activations (SPEC §7). Built here rather than in
+        # create() so that a Gateway assembled by hand is wired the same way.
+        self.accounts = Accounts(store, clock, sms, config)
+        self.accounts.wake = self.wake  # a new pending link re-arms the timer task
+        self.links = LinkScheduler(store, clock, self.accounts)
+        self.scheduled: list[Scheduled] = [engine, sms, self.links]
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe_clock: Callable[[], None] | None = None

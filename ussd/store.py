@@ -59,6 +59,34 @@ MIGRATIONS: list[str] = [
     CREATE INDEX links_by_account ON links (account);
     CREATE INDEX links_by_active_at ON links (active_at);
     """,
+    # 2: personal account (SPEC §7): lockout and SMS-password state, hashed tokens, social
+    # identities, and when a link's activation SMS went out (ussd/accounts.py, ussd/links.py)
+    """
+    CREATE TABLE auth_state (
+        msisdn               TEXT PRIMARY KEY,
+        failures             INTEGER NOT NULL DEFAULT 0,
+        locked_until         REAL,
+        last_sms_password_at REAL
+    );
+    CREATE TABLE auth_tokens (
+        token_hash TEXT PRIMARY KEY,  -- sha256 of the bearer token, never the token itself
+        msisdn     TEXT NOT NULL,
+        method     TEXT NOT NULL,     -- password | network | social
+        created    REAL NOT NULL,
+        expires    REAL NOT NULL
+    );
+    CREATE INDEX auth_tokens_by_expires ON auth_tokens (expires);
+    CREATE TABLE social_identities (
+        provider    TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        msisdn      TEXT NOT NULL,
+        created     REAL NOT NULL,
+        PRIMARY KEY (provider, external_id)
+    );
+    ALTER TABLE links ADD COLUMN notified REAL;  -- NULL until the activation SMS went out
+    UPDATE links SET notified = created WHERE flow = 'app';
+    CREATE INDEX links_unnotified ON links (active_at) WHERE notified IS NULL;
+    """,
 ]
 
 SUBSCRIBER_CACHE = 200_000  # decoded subscribers kept in memory (about 1 KB each)

@@ -1,0 +1,634 @@
+"""The personal account (SPEC §7): login, SMS passwords, tokens, linking numbers, social sign-in.
+
+Sans-IO: no asyncio and no wall clock. Time is read from the injected clock; every rule's state
+(wrong-password counts, locks, SMS-password rate limit, tokens, links) lives in SQLite, so a
+restarted gateway keeps enforcing it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ussd import log
+from ussd.clock import Clock
+from ussd.config import Config
+from ussd.msisdn import InvalidMsisdn, mask, normalise
+from ussd.sms import SmsCentre
+from ussd.store import Link, Store, Subscriber, hash_password, verify_password
+
+_log = log.get("accounts")
+
+PASSWORD_RE = re.compile(r"[A-Za-z0-9]{4,10}")  # SPEC §3 / §7: 4–10 Latin letters and digits
+SMS_PASSWORD_LENGTH = 8
+_SMS_PASSWORD_ALPHABET = string.ascii_letters + string.digits
+_PROVIDER_RE = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
+MAX_EXTERNAL_ID = 128
+
+# SMS texts of the personal account, per language (SPEC §7). {password} appears only in the
+# SMS-password text: the SMS is the one place a generated password may go.
+SMS_TEXTS: dict[str, dict[str, str]] = {
+    "sms_password": {
+        "ru": "Ваш пароль для входа в Личный кабинет: {password}. Никому его не сообщайте.",
+        "en": "Your personal account password: {password}. Do not share it with anyone.",
+    },
+    "password_changed": {
+        "ru": "Пароль от Личного кабинета изменён. Если это были не вы, обратитесь в поддержку.",
+        "en": "Your personal account password was changed. If it was not you, contact support.",
+    },
+    "linked_account": {
+        "ru": "Номер {number} привязан к вашему Личному кабинету.",
+        "en": "Number {number} is now linked to your personal account.",
+    },
+    "linked_number": {
+        "ru": "Ваш номер привязан к Личному кабинету {account}.",
+        "en": "Your number is now linked to the personal account of {account}.",
+    },
+}
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+class AccountError(Exception):
+    """A refused account request: HTTP `status`, machine `code`, readable message."""
+
+    status = 400
+    code = "account_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class Invalid(AccountError):
+    """Malformed input: a bad number, password format, provider (400)."""
+
+    status = 400
+    code = "invalid"
+
+
+class BadCredentials(AccountError):
+    """Wrong number/password pair (401)."""
+
+    status = 401
+    code = "bad_credentials"
+
+
+class Unauthorized(AccountError):
+    """No valid token, or an unknown social identity (401)."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(AccountError):
+    """Unknown subscriber or link (404)."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AccountError):
+    """The state forbids it: number management off, already linked, linking to itself (409)."""
+
+    status = 409
+    code = "conflict"
+
+
+class Locked(AccountError):
+    """Too many wrong passwords: locked for `retry_after` more seconds (423, SPEC §7)."""
+
+    status = 423
+    code = "locked"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(AccountError):
+    """An SMS password was sent too recently: try again in `retry_after` seconds (429)."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def iso(epoch: float) -> str:
+    """ISO-8601 UTC with a `Z`, to the second."""
+    moment = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def token_hash(token: str) -> str:
+    """What the store keeps of a bearer token: a leaked table gives no usable token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def link_json(link: Link, now: float) -> dict[str, Any]:
+    """A link as the account view and the admin API show it."""
+    return {
+        "number": link.number,
+        "account": link.account,
+        "flow": link.flow,
+        "state": "active" if link.active(now) else "pending",
+        "created": iso(link.created),
+        "active_at": iso(link.active_at),
+        "active_at_epoch": link.active_at,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class AuthState:
+    """Wrong-password count, lock and SMS-password time of one number."""
+
+    failures: int = 0
+    locked_until: float | None = None
+    last_sms_password_at: float | None = None
+
+
+_LANGUAGES = ("ru", "en")
+_PACKAGE_KEYS = {"minutes": "package_minutes", "sms": "package_sms", "mb": "package_mb"}
+SUBSCRIBER_FIELDS = (
+    "language",
+    "balance",
+    "package",
+    "package_minutes",
+    "package_sms",
+    "package_mb",
+    "bonus_points",
+    "services",
+    "payments",
+    "number_management",
+    "password",
+)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _count(key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Invalid(f"{key}: expected an integer ≥ 0, got {value!r}", code="bad_field")
+    return value
+
+
+def subscriber_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate admin-supplied subscriber fields into Store.update_subscriber keywords.
+
+    `package` ({minutes, sms, mb}) is spread into the package_* columns and `password` becomes
+    `password_hash`; unknown keys and wrong types are Invalid naming the key.
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in SUBSCRIBER_FIELDS:
+            raise Invalid(
+                f"{key}: unknown field (allowed: {', '.join(SUBSCRIBER_FIELDS)})",
+                code="unknown_field",
+            )
+        if key == "language":
+            if value not in _LANGUAGES:
+                raise Invalid(f"language: expected ru or en, got {value!r}", code="bad_field")
+            out[key] = value
+        elif key == "balance":
+            if not _is_number(value):
+                raise Invalid(f"balance: expected a number, got {value!r}", code="bad_field")
+            out[key] = float(value)
+        elif key == "package":
+            if not isinstance(value, Mapping) or not set(value) <= set(_PACKAGE_KEYS):
+                raise Invalid("package: expected {minutes, sms, mb}", code="bad_field")
+            for name, count in value.items():
+                out[_PACKAGE_KEYS[name]] = _count(f"package.{name}", count)
+        elif key in ("package_minutes", "package_sms", "package_mb", "bonus_points"):
+            out[key] = _count(key, value)
+        elif key == "services":
+            if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, bool) for k, v in value.items()
+            ):
+                raise Invalid(
+                    "services: expected a mapping of name to true/false", code="bad_field"
+                )
+            out[key] = dict(value)
+        elif key == "payments":
+            if not isinstance(value, list) or not all(
+                isinstance(p, Mapping)
+                and set(p) == {"date", "amount"}
+                and isinstance(p["date"], str)
+                and _is_number(p["amount"])
+                for p in value
+            ):
+                raise Invalid("payments: expected a list of {date, amount}", code="bad_field")
+            out[key] = [{"date": p["date"], "amount": float(p["amount"])} for p in value]
+        elif key == "number_management":
+            if not isinstance(value, bool):
+                raise Invalid(
+                    f"number_management: expected true or false, got {value!r}", code="bad_field"
+                )
+            out[key] = value
+        else:  # password
+            if not isinstance(value, str) or not PASSWORD_RE.fullmatch(value):
+                raise Invalid(
+                    "password: expected 4-10 Latin letters and digits", code="invalid_password"
+                )
+            out["password_hash"] = hash_password(value)
+    return out
+
+
+# -- the account service ----------------------------------------------------------------------
+
+
+class Accounts:
+    """Personal-account rules of SPEC §7 over the store; every method is one short transaction."""
+
+    def __init__(self, store: Store, clock: Clock, sms: SmsCentre, config: Config) -> None:
+        self.store = store
+        self.clock = clock
+        self.sms = sms
+        self.config = config
+        # Called after a pending link is created, so a sleeping timer task re-reads deadlines
+        # (the gateway sets it to Gateway.wake; SPEC §4: only the runtime waits).
+        self.wake: Callable[[], None] = lambda: None
+
+    # -- numbers and subscribers ------------------------------------------------------------
+
+    def normalise(self, msisdn: str) -> str:
+        """The store's form of a number, or Invalid."""
+        if not isinstance(msisdn, str):
+            raise Invalid("a phone number is required", code="bad_msisdn")
+        op = self.config.operator
+        try:
+            return normalise(msisdn, op.country_code, op.trunk_prefix)
+        except InvalidMsisdn as exc:
+            raise Invalid(str(exc), code="bad_msisdn") from exc
+
+    def subscriber(self, msisdn: str) -> Subscriber:
+        """The subscriber, provisioned on first contact when `subscribers.auto_provision` is on.
+
+        Same rule as Engine.subscriber (SPEC §10); NotFound otherwise.
+        """
+        sub = self.store.subscriber(msisdn)
+        if sub is not None:
+            return sub
+        if not self.config.subscribers.auto_provision:
+            raise NotFound(f"unknown subscriber {msisdn}", code="unknown_msisdn")
+        _log.info("subscriber_provisioned", msisdn=msisdn)
+        return self.store.create_subscriber(msisdn, self.config.operator.language, self.clock.now())
+
+    def _text(self, key: str, msisdn: str, **fields: str) -> str:
+        sub = self.store.subscriber(msisdn)
+        language = sub.language if sub is not None else self.config.operator.language
+        texts = SMS_TEXTS[key]
+        return texts.get(language, texts["ru"]).format(**fields)
+
+    # -- subscribers for the admin API and CLI (SPEC §6) ----------------------------------
+
+    def create_subscriber(self, msisdn: str, fields: Mapping[str, Any]) -> Subscriber:
+        """A new subscriber with validated fields; Conflict when the number exists."""
+        number = self.normalise(msisdn)
+        values = subscriber_fields(fields)
+        now = self.clock.now()
+        with self.store.transaction():
+            if self.store.subscriber(number) is not None:
+                raise Conflict(f"subscriber {number} exists", code="exists")
+            self.store.create_subscriber(
+                number, values.pop("language", self.config.operator.language), now
+            )
+            self._apply(number, values, now)
+        _log.info("subscriber_created", msisdn=number)
+        return self._existing(number)
+
+    def update_subscriber(self, msisdn: str, fields: Mapping[str, Any]) -> Subscriber:
+        """Change validated fields of an existing subscriber; NotFound when unknown."""
+        number = self.normalise(msisdn)
+        values = subscriber_fields(fields)
+        with self.store.transaction():
+            self._existing(number)
+            self._apply(number, values, self.clock.now())
+        _log.info("subscriber_updated", msisdn=number, fields=sorted(values))
+        return self._existing(number)
+
+    def _apply(self, number: str, values: dict[str, Any], now: float) -> None:
+        password_hash = values.pop("password_hash", None)
+        if values:
+            self.store.update_subscriber(number, **values)
+        if password_hash is not None:
+            self.store.set_password_hash(number, password_hash, now)
+
+    def _existing(self, number: str) -> Subscriber:
+        sub = self.store.subscriber(number)
+        if sub is None:
+            raise NotFound(f"unknown subscriber {number}", code="unknown_msisdn")
+        return sub
+
+    # -- lockout state (SPEC §7: 5 wrong passwords → 15 minutes) ------------------------------
+
+    def auth_state(self, msisdn: str) -> AuthState:
+        """The persisted lockout / rate-limit state of a number."""
+        row = self.store.db.execute(
+            "SELECT failures, locked_until, last_sms_password_at FROM auth_state WHERE msisdn = ?",
+            (msisdn,),
+        ).fetchone()
+        return AuthState(*row) if row else AuthState()
+
+    def _check_lock(self, msisdn: str, now: float) -> None:
+        state = self.auth_state(msisdn)
+        if state.locked_until is not None and now < state.locked_until:
+            raise Locked("too many wrong passwords: the number is locked", state.locked_until - now)
+
+    def _record_failure(self, msisdn: str, now: float) -> None:
+        """Count a wrong password; the one that reaches auth.max_failures locks the number."""
+        auth = self.config.auth
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO auth_state (msisdn, failures) VALUES (?, 0) "
+                "ON CONFLICT (msisdn) DO NOTHING",
+                (msisdn,),
+            )
+            # A lock that has lifted starts a fresh count.
+            db.execute(
+                "UPDATE auth_state SET failures = 0, locked_until = NULL "
+                "WHERE msisdn = ? AND locked_until IS NOT NULL AND locked_until <= ?",
+                (msisdn, now),
+            )
+            db.execute("UPDATE auth_state SET failures = failures + 1 WHERE msisdn = ?", (msisdn,))
+            (failures,) = db.execute(
+                "SELECT failures FROM auth_state WHERE msisdn = ?", (msisdn,)
+            ).fetchone()
+            locked = failures >= auth.max_failures
+            if locked:
+                db.execute(
+                    "UPDATE auth_state SET failures = 0, locked_until = ? WHERE msisdn = ?",
+                    (now + auth.lockout, msisdn),
+                )
+        _log.info("auth_failed", msisdn=msisdn, failures=failures, locked=locked)
+        if locked:
+            raise Locked("too many wrong passwords: the number is locked", auth.lockout)
+
+    def _reset_failures(self, msisdn: str) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE auth_state SET failures = 0, locked_until = NULL WHERE msisdn = ?",
+                (msisdn,),
+            )
+
+    def _check_password(self, msisdn: str, password: object) -> None:
+        """Lock check, constant-time hash check, failure counting (SPEC §7)."""
+        now = self.clock.now()
+        self._check_lock(msisdn, now)
+        sub = self.store.subscriber(msisdn)
+        text = password if isinstance(password, str) else ""
+        if not text.isascii():
+            # Valid passwords are ASCII (SPEC §3); this also keeps JSON's lone surrogates
+            # ("\ud800") away from str.encode. The scrypt below still runs, on a dummy.
+            text = "\x00"
+        # verify_password spends a full scrypt even when there is no hash (no timing oracle).
+        if not verify_password(text, sub.password_hash if sub else None):
+            self._record_failure(msisdn, now)
+            raise BadCredentials("wrong number or password")
+        self._reset_failures(msisdn)
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    def _issue(self, msisdn: str, method: str) -> str:
+        token = secrets.token_urlsafe(32)
+        now = self.clock.now()
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM auth_tokens WHERE expires <= ?", (now,))
+            db.execute(
+                "INSERT INTO auth_tokens (token_hash, msisdn, method, created, expires) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (token_hash(token), msisdn, method, now, now + self.config.auth.token_ttl),
+            )
+        _log.info("login", msisdn=msisdn, method=method)
+        return token
+
+    def authenticate(self, token: str) -> str:
+        """The MSISDN a bearer token belongs to; Unauthorized when unknown or expired."""
+        if not isinstance(token, str) or not token:
+            raise Unauthorized("a bearer token is required")
+        # Looked up by its sha256: the comparison never touches the token's own bytes.
+        row = self.store.db.execute(
+            "SELECT msisdn, expires FROM auth_tokens WHERE token_hash = ?", (token_hash(token),)
+        ).fetchone()
+        if row is None or row[1] <= self.clock.now():
+            raise Unauthorized("the token is unknown or has expired", code="invalid_token")
+        return str(row[0])
+
+    def logout(self, token: str) -> bool:
+        """Forget a token; True when it existed."""
+        with self.store.transaction() as db:
+            cur = db.execute("DELETE FROM auth_tokens WHERE token_hash = ?", (token_hash(token),))
+            return cur.rowcount > 0
+
+    # -- login ------------------------------------------------------------------------------
+
+    def login(self, msisdn: str, password: str) -> str:
+        """Number + password → token (SPEC §7); BadCredentials, Locked."""
+        number = self.normalise(msisdn)
+        self._check_password(number, password)
+        return self._issue(number, "password")
+
+    def login_network(self, msisdn: str) -> str:
+        """The simulated mobile network vouches for the number: no password (SPEC §7 app)."""
+        number = self.normalise(msisdn)
+        self.subscriber(number)
+        return self._issue(number, "network")
+
+    def send_sms_password(self, msisdn: str) -> None:
+        """Set a random 8-character password and send it by SMS; one per interval (SPEC §7)."""
+        number = self.normalise(msisdn)
+        self.subscriber(number)
+        now = self.clock.now()
+        interval = self.config.auth.sms_password_interval
+        password = "".join(
+            secrets.choice(_SMS_PASSWORD_ALPHABET) for _ in range(SMS_PASSWORD_LENGTH)
+        )
+        with self.store.transaction() as db:
+            last = self.auth_state(number).last_sms_password_at
+            if last is not None and now < last + interval:
+                raise RateLimited("an SMS password was sent recently", last + interval - now)
+            db.execute(
+                "INSERT INTO auth_state (msisdn, last_sms_password_at) VALUES (?, ?) "
+                "ON CONFLICT (msisdn) DO UPDATE "
+                "SET last_sms_password_at = excluded.last_sms_password_at",
+                (number, now),
+            )
+            self.store.set_password_hash(number, hash_password(password), now)
+            # The SMS is the one place the generated password goes; the SMS centre logs only ids.
+            self.sms.send(number, self._text("sms_password", number, password=password))
+        _log.info("sms_password_sent", msisdn=number)
+
+    def change_password(self, msisdn: str, current: str, new: str) -> None:
+        """Replace the password: `current` must verify, `new` is 4–10 Latin letters/digits."""
+        number = self.normalise(msisdn)
+        if not isinstance(new, str) or not PASSWORD_RE.fullmatch(new):
+            raise Invalid(
+                "the new password must be 4-10 Latin letters and digits", code="invalid_password"
+            )
+        self._check_password(number, current)
+        with self.store.transaction():
+            self.store.set_password_hash(number, hash_password(new), self.clock.now())
+            self.sms.send(number, self._text("password_changed", number))
+        _log.info("password_changed", msisdn=number)
+
+    # -- social sign-in (simulated, SPEC §7) ------------------------------------------------
+
+    def _identity(self, provider: str, external_id: str) -> tuple[str, str]:
+        if not isinstance(provider, str) or not _PROVIDER_RE.fullmatch(provider):
+            raise Invalid("provider must be a short lowercase name", code="invalid_provider")
+        if (
+            not isinstance(external_id, str)
+            or not external_id
+            or len(external_id) > MAX_EXTERNAL_ID
+            or not external_id.isprintable()
+        ):
+            raise Invalid(
+                f"external_id must be 1-{MAX_EXTERNAL_ID} printable characters",
+                code="invalid_external_id",
+            )
+        return provider, external_id
+
+    def social_bind(self, msisdn: str, provider: str, external_id: str) -> None:
+        """Bind a (provider, external id) pair to the account; each pair to one account."""
+        number = self.normalise(msisdn)
+        pair = self._identity(provider, external_id)
+        with self.store.transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO social_identities (provider, external_id, msisdn, created) "
+                "VALUES (?, ?, ?, ?)",
+                (*pair, number, self.clock.now()),
+            )
+            if cur.rowcount == 0:
+                (owner,) = db.execute(
+                    "SELECT msisdn FROM social_identities WHERE provider = ? AND external_id = ?",
+                    pair,
+                ).fetchone()
+                if owner != number:
+                    raise Conflict(
+                        "this identity is bound to another account", code="identity_taken"
+                    )
+        _log.info("social_bound", msisdn=number, provider=provider)
+
+    def social_login(self, provider: str, external_id: str) -> str:
+        """Sign in with a bound (provider, external id) pair; Unauthorized when unbound."""
+        pair = self._identity(provider, external_id)
+        row = self.store.db.execute(
+            "SELECT msisdn FROM social_identities WHERE provider = ? AND external_id = ?", pair
+        ).fetchone()
+        if row is None:
+            raise Unauthorized("no account is bound to this identity", code="unknown_identity")
+        return self._issue(str(row[0]), "social")
+
+    # -- linking numbers (SPEC §7) -----------------------------------------------------------
+
+    def _pair(self, account: str, number: str) -> tuple[str, str]:
+        a, b = self.normalise(account), self.normalise(number)
+        if a == b:
+            raise Conflict("a number cannot be linked to its own account", code="self_link")
+        return a, b
+
+    def _taken(self, account: str, number: str) -> Conflict:
+        link = self.store.link(number)
+        where = "this" if link is not None and link.account == account else "another"
+        return Conflict(f"the number is already linked to {where} account", code="already_linked")
+
+    def app_link(self, account: str, number: str, password: str) -> Link:
+        """App flow: the holder adds number B with B's password; active at once, SMS to both."""
+        a, b = self._pair(account, number)
+        self.subscriber(a)
+        self.subscriber(b)
+        # SPEC §7: a wrong password here counts towards B's lockout.
+        self._check_password(b, password)
+        now = self.clock.now()
+        with self.store.transaction() as db:
+            if not self.store.add_link(b, a, "app", now, now):
+                raise self._taken(a, b)
+            db.execute("UPDATE links SET notified = ? WHERE number = ?", (now, b))
+            self.notify_linked(a, b)
+        _log.info("number_linked", msisdn=a, number=b, flow="app")
+        link = self.store.link(b)
+        assert link is not None
+        return link
+
+    def office_link(self, account: str, number: str) -> Link:
+        """Office flow: B must have number management on; active `links.office_delay` later."""
+        a, b = self._pair(account, number)
+        now = self.clock.now()
+        active_at = now + self.config.links.office_delay
+        # One transaction: `*111*828*2#` on B cannot slip between the check and the insert and
+        # leave a pending link on a number whose management is off (SPEC §3, §7).
+        with self.store.transaction():
+            self.subscriber(a)
+            if not self.subscriber(b).number_management:
+                raise Conflict(
+                    "number management (*111*828*1#) is not enabled on the number",
+                    code="number_management_off",
+                )
+            # links.number is the PRIMARY KEY: of racing requests exactly one inserts.
+            if not self.store.add_link(b, a, "office", now, active_at):
+                raise self._taken(a, b)
+        _log.info("number_linked", msisdn=a, number=b, flow="office", active_at=active_at)
+        self.wake()
+        link = self.store.link(b)
+        assert link is not None
+        return link
+
+    def notify_linked(self, account: str, number: str) -> None:
+        """The activation SMS to both numbers (joins the caller's transaction)."""
+        self.sms.send(account, self._text("linked_account", account, number=number))
+        # The number's owner sees the account masked, as `*111*828#` shows it (SPEC §3).
+        self.sms.send(number, self._text("linked_number", number, account=mask(account)))
+
+    def unlink(self, account: str, number: str) -> None:
+        """Remove number from account (active or pending); NotFound when it is not there."""
+        a, b = self.normalise(account), self.normalise(number)
+        if self.store.remove_link(b, account=a) == 0:
+            raise NotFound("the number is not linked to this account", code="not_linked")
+        _log.info("number_unlinked", msisdn=a, number=b)
+
+    # -- the account page -------------------------------------------------------------------
+
+    def account_view(self, msisdn: str) -> dict[str, Any]:
+        """Balance, package remains and linked numbers (state, activation time) (SPEC §7)."""
+        number = self.normalise(msisdn)
+        sub = self.subscriber(number)
+        now = self.clock.now()
+        numbers = []
+        for link in self.store.links_of(number):
+            item = link_json(link, now)
+            linked = self.store.subscriber(link.number)
+            # A pending link shows no data of the number yet: it is not the holder's until then.
+            item["balance"] = linked.balance if linked and link.active(now) else None
+            numbers.append(item)
+        own = self.store.link(number)
+        return {
+            "msisdn": sub.msisdn,
+            "language": sub.language,
+            "balance": sub.balance,
+            "package": {
+                "minutes": sub.package_minutes,
+                "sms": sub.package_sms,
+                "mb": sub.package_mb,
+            },
+            "bonus_points": sub.bonus_points,
+            "number_management": sub.number_management,
+            "has_password": sub.password_hash is not None,
+            "linked_to": link_json(own, now) if own is not None else None,
+            "numbers": numbers,
+        }

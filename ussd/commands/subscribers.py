@@ -1,0 +1,136 @@
+"""`ussd-sim subscribers list | add MSISDN | set MSISDN key=value...` (SPEC §6, §9).
+
+In-process against the configured store, or a running gateway's admin API with --url. Fields
+are those of the admin API (docs/account.md); `set` values are YAML scalars or flow mappings
+(`balance=10.5`, `number_management=true`, `services={roaming: false}`), except `password`,
+which is taken as typed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import yaml
+
+from ussd.accounts import Invalid
+from ussd.commands import _admin
+from ussd.commands._common import add_common, load_config
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "subscribers",
+        help="list, add or change subscribers",
+        description="Subscribers in the configured store, or of a running gateway (--url).",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    list_ = actions.add_parser("list", help="print every subscriber")
+    add = actions.add_parser("add", help="create a subscriber (fails if it exists)")
+    add.add_argument("msisdn", metavar="MSISDN")
+    add.add_argument("--balance", type=float)
+    add.add_argument("--language", choices=("ru", "en"))
+    add.add_argument("--minutes", type=int, help="package minutes")
+    add.add_argument("--sms", type=int, help="package SMS")
+    add.add_argument("--mb", type=int, help="package megabytes")
+    add.add_argument("--bonus-points", type=int)
+    add.add_argument("--password", help="personal-account password (4-10 letters/digits)")
+    add.add_argument("--number-management", action="store_true", help="turn number management on")
+    set_ = actions.add_parser(
+        "set",
+        help="change fields: key=value ...",
+        description="Change fields of a subscriber, e.g. balance=10 package_mb=2048 "
+        "number_management=true services='{roaming: false}'.",
+    )
+    set_.add_argument("msisdn", metavar="MSISDN")
+    set_.add_argument("assignments", metavar="KEY=VALUE", nargs="+")
+    for p in (list_, add, set_):
+        add_common(p, url=True)
+        _admin.add_admin(p)
+        p.set_defaults(handler=run)
+
+
+def add_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The admin-API fields of `subscribers add`."""
+    fields: dict[str, Any] = {}
+    if args.balance is not None:
+        fields["balance"] = args.balance
+    if args.language is not None:
+        fields["language"] = args.language
+    package = {
+        k: getattr(args, k) for k in ("minutes", "sms", "mb") if getattr(args, k) is not None
+    }
+    if package:
+        fields["package"] = package
+    if args.bonus_points is not None:
+        fields["bonus_points"] = args.bonus_points
+    if args.password is not None:
+        fields["password"] = args.password
+    if args.number_management:
+        fields["number_management"] = True
+    return fields
+
+
+def set_fields(assignments: list[str]) -> dict[str, Any]:
+    """`key=value` words as admin-API fields (Invalid on a word without `=` or bad YAML)."""
+    fields: dict[str, Any] = {}
+    for word in assignments:
+        key, sep, raw = word.partition("=")
+        if not sep or not key:
+            raise Invalid(f"expected KEY=VALUE, got {word!r}", code="bad_field")
+        if key == "password":
+            fields[key] = raw  # as typed: "0123" must not become the number 123
+            continue
+        try:
+            fields[key] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            raise Invalid(f"{key}: not a value: {raw!r}", code="bad_field") from exc
+    return fields
+
+
+def line(sub: dict[str, Any]) -> str:
+    """One readable line per subscriber."""
+    package = sub["package"]
+    flags = []
+    if sub["number_management"]:
+        flags.append("number-management")
+    if sub["has_password"]:
+        flags.append("password")
+    return (
+        f"{sub['msisdn']}  {sub['language']}  balance {sub['balance']:.2f}  "
+        f"{package['minutes']} min / {package['sms']} sms / {package['mb']} MB"
+        + (f"  [{', '.join(flags)}]" if flags else "")
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args)
+
+    def action() -> int:
+        if args.action == "list":
+            if args.url:
+                subs = _admin.call(args, config, "GET", "/api/v1/subscribers")["subscribers"]
+            else:
+                with _admin.local_gateway(config) as gateway:
+                    subs = [s.public() for s in gateway.store.subscribers()]
+            _admin.emit(args, subs, "\n".join(line(s) for s in subs))
+            return 0
+        fields = add_fields(args) if args.action == "add" else set_fields(args.assignments)
+        if args.url:
+            if args.action == "add":
+                body = {"msisdn": args.msisdn, **fields}
+                sub = _admin.call(args, config, "POST", "/api/v1/subscribers", body)
+            else:
+                path = f"/api/v1/subscribers/{args.msisdn}"
+                sub = _admin.call(args, config, "PATCH", path, fields)
+        else:
+            with _admin.local_gateway(config) as gateway:
+                accounts = gateway.accounts
+                if args.action == "add":
+                    sub = accounts.create_subscriber(args.msisdn, fields).public()
+                else:
+                    sub = accounts.update_subscriber(args.msisdn, fields).public()
+        _admin.emit(args, sub, line(sub))
+        return 0
+
+    return _admin.run_guarded(action)
