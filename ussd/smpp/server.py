@@ -1,0 +1,1123 @@
+"""The asyncio SMPP 3.4 server (SPEC §5): sockets, timers and the engine's public API.
+
+Each TCP connection is an `asyncio.Protocol` around a sans-IO `SmppConnection`: bytes go in
+with `now` from the gateway's clock, events come out and are mapped onto `engine.dial`,
+`engine.reply`, `engine.release` and the SMS centre; PDUs go back through `send()` and one
+`transport.write` per batch. Each connection has ONE timer, armed from `conn.get_timer()`
+(lazily: only moved earlier, re-read when it fires). With a simulated clock nothing moves
+without `clock.advance()`, so timers are checked when the clock jumps instead.
+
+Engine events arrive synchronously (docs/design.md); the listener never calls the engine:
+screens for timed-out dialogs are written at once, SMS work is deferred to the next loop
+iteration so that a submit_sm_resp always precedes the deliver_sm it causes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import socket
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ussd import log
+from ussd.config import SmppAccount
+from ussd.dialstring import DialStringError
+from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
+from ussd.events import DialogEnded, Event, Screen, Sms, SmsQueued, SmsState, SmsStateChanged
+from ussd.msisdn import InvalidMsisdn
+from ussd.smpp.connection import (
+    NEED_DATA,
+    ConnectionClosed,
+    EnquireLinkDue,
+    PduIgnored,
+    PduRejected,
+    PeerTimedOut,
+    RemoteProtocolError,
+    RequestTimedOut,
+    ResponseReceived,
+    SmppConnection,
+    State,
+)
+from ussd.smpp.constants import (
+    CommandId,
+    CommandStatus,
+    MessageState,
+    command_name,
+    status_name,
+)
+from ussd.smpp.pdu import (
+    BindReceiver,
+    BindRequest,
+    BindTransceiver,
+    BindTransmitter,
+    DataSm,
+    DeliverSm,
+    EnquireLink,
+    EnquireLinkResp,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    TextCodingError,
+    Unbind,
+    UnbindResp,
+    decode_text,
+    make_response,
+    tlv_u8,
+)
+from ussd.smpp.ussd import (
+    MAX_ASSIGNED_SESSION,
+    Action,
+    HarnessDialog,
+    UssdRequest,
+    classify,
+    receipt_pdu,
+    screen_pdu,
+    sms_pdus,
+    strip_udh,
+)
+from ussd.sms import covered
+
+_log = log.get("smpp")
+
+SYSTEM_ID = "ussd-sim"  # our system_id in bind_*_resp (SMPP 3.4 §4.1.2)
+STOP_GRACE = 2.0  # seconds stop() waits for unbind_resp before closing sockets
+RECEIPT_ATTEMPTS = 3  # a delivery receipt the harness keeps refusing is dropped after this
+
+_OK = CommandStatus.ESME_ROK
+_BIND_TYPES: dict[int, str] = {
+    CommandId.BIND_TRANSMITTER: "transmitter",
+    CommandId.BIND_RECEIVER: "receiver",
+    CommandId.BIND_TRANSCEIVER: "transceiver",
+}
+# SMPP 3.4 §5.3.2.25: we speak 3.4.
+_BIND_RESP_TLVS = (tlv_u8(0x0210, 0x34),)
+
+_COMMAND_NAMES: dict[int, str] = {}
+_STATUS_NAMES: dict[int, str] = {}
+
+
+def _cname(command_id: int) -> str:
+    name = _COMMAND_NAMES.get(command_id)
+    if name is None:
+        name = _COMMAND_NAMES[command_id] = command_name(command_id)
+    return name
+
+
+def _sname(status: int) -> str:
+    name = _STATUS_NAMES.get(status)
+    if name is None:
+        name = _STATUS_NAMES[status] = status_name(status)
+    return name
+
+
+class _Metrics:
+    """Prometheus counters when ussd.http.metrics is importable, plus local counts."""
+
+    def __init__(self, gateway: Any) -> None:
+        self.pdus: Counter[tuple[str, str, str]] = Counter()  # (direction, command, status)
+        self._prom: Any = None
+        try:
+            from ussd.http import metrics
+
+            self._prom = metrics.for_gateway(gateway)
+        except Exception:  # the HTTP side is optional for the SMPP server
+            self._prom = None
+
+    def pdu(self, direction: str, command_id: int, status: int) -> None:
+        command, sname = _cname(command_id), _sname(status)
+        self.pdus[direction, command, sname] += 1
+        if self._prom is not None:
+            self._prom.smpp_pdu(command, sname)
+
+    def bind_opened(self, bind_type: str) -> None:
+        if self._prom is not None:
+            self._prom.bind_opened(bind_type)
+
+    def bind_closed(self, bind_type: str) -> None:
+        if self._prom is not None:
+            self._prom.bind_closed(bind_type)
+
+
+@dataclass(slots=True, eq=False)
+class _Delivery:
+    """An SMS on its way out on one bind: delivered only when every part is acknowledged."""
+
+    sms: Sms
+    bind: _Bind
+    remaining: int
+    failed: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class _Receipt:
+    """A delivery receipt a harness asked for (registered_delivery), pending or going out."""
+
+    system_id: str
+    bind: _Bind | None  # the bind the MO SMS came in on (preferred when it can receive)
+    pdu: DeliverSm | None = None
+    attempts: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class _ReceiptRequest:
+    system_id: str
+    bind: _Bind
+    failure_only: bool  # registered_delivery bits 1..0 = 10 (SMPP 3.4 §5.2.17)
+    source: str
+    destination: str
+    submitted: float
+    text: str
+
+
+@dataclass(slots=True, eq=False)
+class _Outgoing:
+    """Requests waiting for room in a bind's window: screens first, then SMS and receipts."""
+
+    urgent: deque[tuple[Pdu, str, Any]] = field(default_factory=deque)
+    bulk: deque[tuple[Pdu, str, Any]] = field(default_factory=deque)
+
+    def __len__(self) -> int:
+        return len(self.urgent) + len(self.bulk)
+
+
+class _Bind(asyncio.Protocol):
+    """One TCP connection: an SMPP session (bound or not) with its timer and queues."""
+
+    def __init__(self, server: SmppServer) -> None:
+        self.server = server
+        cfg = server.config
+        self.conn = SmppConnection(
+            "server",
+            window=cfg.window,
+            response_timeout=cfg.response_timeout,
+            enquire_link_interval=cfg.enquire_link_interval,
+            now=server.clock.now(),
+        )
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.account: SmppAccount | None = None
+        self.system_id = ""
+        self.bind_type = ""
+        self.can_receive = False
+        self.bound = False
+        self.closed = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at: float | None = None
+        self.tracking: dict[int, tuple[str, Any]] = {}  # our seq -> (kind, what)
+        self.outgoing = _Outgoing()
+        self.next_session = 0
+        self._out: list[bytes] | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.peer = f"{peer[0]}:{peer[1]}"
+        self.server._connections.add(self)
+        self.server._arm(self)
+
+    def data_received(self, data: bytes) -> None:
+        server = self.server
+        conn = self.conn
+        conn.receive_data(data, server.clock.now())
+        out: list[bytes] = []
+        self._out = out
+        try:
+            handlers = server._handlers
+            while True:
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    break
+                handler = handlers.get(type(event))
+                if handler is None:
+                    handler = server._on_other
+                if handler(self, event):
+                    break
+        finally:
+            self._out = None
+            if out and self.transport is not None:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if not self.closed:
+            server._arm(self)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost() finishes the session
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.conn.receive_data(b"", self.server.clock.now())
+        event = self.conn.next_event()
+        while not isinstance(event, ConnectionClosed):
+            event = self.conn.next_event()
+        self.server._closed(self, event, "connection lost" if exc is None else str(exc))
+
+    # -- output -----------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Bytes to the peer: batched while handling input, written at once otherwise."""
+        if self._out is not None:
+            self._out.append(data)
+        elif self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def respond(self, pdu: Pdu) -> None:
+        """Send a response PDU (counted)."""
+        self.write(self.conn.send(pdu))
+        self.server.metrics.pdu("out", pdu.command_id, pdu.command_status)
+
+    def window_free(self) -> int:
+        """Requests this bind can take before they would have to wait."""
+        return self.conn.window_available - len(self.outgoing)
+
+    def request(self, pdu: Pdu, kind: str, what: Any, urgent: bool = False) -> None:
+        """Send one of our requests now if the window allows, else queue it."""
+        if self.closed or self.conn.state is State.CLOSED:
+            self.server._request_failed(kind, what, retry_now=True)
+            return
+        if self.conn.window_available > 0 and not self.outgoing:
+            self._send_request(pdu, kind, what)
+            return
+        (self.outgoing.urgent if urgent else self.outgoing.bulk).append((pdu, kind, what))
+        if self.conn.window_available > 0:
+            self.flush()
+
+    def _send_request(self, pdu: Pdu, kind: str, what: Any) -> None:
+        conn = self.conn
+        if not conn.may_send(pdu.command_id):
+            # Unbinding, or a state that forbids deliver_sm (SMPP 3.4 §2.3): it waits elsewhere.
+            self.server._request_failed(kind, what, retry_now=True)
+            return
+        if pdu.sequence_number == 0:
+            pdu = replace(pdu, sequence_number=conn.allocate_sequence())
+        self.write(conn.send(pdu, self.server.clock.now()))
+        self.tracking[pdu.sequence_number] = (kind, what)
+        self.server.metrics.pdu("out", pdu.command_id, 0)
+
+    def flush(self) -> None:
+        """Send queued requests while the window has room."""
+        outgoing = self.outgoing
+        conn = self.conn
+        while conn.window_available > 0 and outgoing and conn.state is not State.CLOSED:
+            queue = outgoing.urgent or outgoing.bulk
+            pdu, kind, what = queue.popleft()
+            self._send_request(pdu, kind, what)
+
+    def close_transport(self) -> None:
+        """Write what is batched (the last *_resp, a generic_nack), then close the socket."""
+        out = self._out
+        if self.transport is not None:
+            if out:
+                self.transport.write(b"".join(out))
+                out.clear()
+            self.transport.close()
+
+    def session_number(self) -> int:
+        """A gateway-assigned its_session_info session number (1..127, per bind)."""
+        self.next_session = self.next_session % MAX_ASSIGNED_SESSION + 1
+        return self.next_session
+
+
+class SmppServer:
+    """SMPP 3.4 server for test harnesses (SPEC §5), on one Gateway's engine and SMS centre."""
+
+    def __init__(self, gateway: Any) -> None:
+        self.gateway = gateway
+        self.engine = gateway.engine
+        self.sms = gateway.sms
+        self.clock = gateway.clock
+        self.config = gateway.config.smpp
+        self.accounts: dict[str, SmppAccount] = {a.system_id: a for a in self.config.accounts}
+        self.metrics = _Metrics(gateway)
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connections: set[_Bind] = set()
+        self._bound: list[_Bind] = []
+        self._dialogs: dict[str, HarnessDialog] = {}
+        self._calling: tuple[str, _Bind] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._stop_waiter: asyncio.Future[None] | None = None
+        self._simulated = bool(getattr(self.clock, "simulated", False))
+        self._stopping = False
+        # SMS reply path
+        self._in_flight: dict[int, _Delivery] = {}
+        self._retry_at: dict[int, float] = {}
+        self._sms_events: list[Event] = []
+        self._sms_flush_scheduled = False
+        self._scan_needed = False
+        self._rr = 0
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self._receipt_requests: dict[int, _ReceiptRequest] = {}
+        self._receipts_waiting: dict[str, list[_Receipt]] = {}
+        self._handlers: dict[type, Callable[[_Bind, Any], bool]] = {
+            SubmitSm: self._on_submit_sm,
+            ResponseReceived: self._on_response,
+            EnquireLink: self._on_enquire_link,
+            BindTransceiver: self._on_bind,
+            BindTransmitter: self._on_bind,
+            BindReceiver: self._on_bind,
+            Unbind: self._on_unbind,
+            PduRejected: self._on_rejected,
+            PduIgnored: self._on_ignored,
+            RemoteProtocolError: self._on_protocol_error,
+            ConnectionClosed: self._on_connection_closed,
+            DataSm: self._on_data_sm,
+        }
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def binds(self) -> int:
+        """Bound sessions now (transmitter, receiver and transceiver)."""
+        return len(self._bound)
+
+    @property
+    def connections(self) -> int:
+        """Open TCP connections, bound or not."""
+        return len(self._connections)
+
+    async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+        """Listen (defaults: `smpp.listen`; port 0 picks a free one); returns the address."""
+        if self._server is not None:
+            raise RuntimeError("SMPP server already started")
+        default_host, default_port = self.config.listen
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._unsubscribe.append(self.engine.subscribe(self._on_engine_event))
+        self._unsubscribe.append(self.clock.on_change(self._on_clock_change))
+        self._server = await self._loop.create_server(
+            lambda: _Bind(self),
+            default_host if host is None else host,
+            default_port if port is None else port,
+            reuse_address=True,
+        )
+        sockname = self._server.sockets[0].getsockname()
+        address = (str(sockname[0]), int(sockname[1]))
+        _log.info("smpp_listening", host=address[0], port=address[1])
+        return address
+
+    async def stop(self) -> None:
+        """Unbind every bound client (bounded wait for unbind_resp), then close every socket.
+
+        Unacknowledged SMS stay queued in the store: only a deliver_sm_resp OK delivers one.
+        """
+        if self._server is None:
+            return
+        self._stopping = True
+        self._server.close()
+        for bind in list(self._connections):
+            if bind.conn.may_send(CommandId.UNBIND) and bind.bound:
+                with contextlib.suppress(Exception):
+                    bind.write(bind.conn.send(Unbind(), self.clock.now()))
+                    self.metrics.pdu("out", CommandId.UNBIND, 0)
+            elif bind.transport is not None:
+                bind.transport.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(STOP_GRACE, self.config.response_timeout)
+        while self._connections and loop.time() < deadline:
+            waiter = loop.create_future()
+            self._stop_waiter = waiter
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, deadline - loop.time())
+        self._stop_waiter = None
+        for bind in list(self._connections):
+            if bind.transport is not None:
+                bind.transport.abort()
+            if not bind.closed:
+                bind.connection_lost(None)
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        await self._server.wait_closed()
+        self._server = None
+        _log.info("smpp_stopped")
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def _arm(self, bind: _Bind) -> None:
+        """Arm the bind's one timer from conn.get_timer(); only ever moved earlier (lazy)."""
+        deadline = bind.conn.get_timer()
+        if deadline is None or (bind.timer_at is not None and bind.timer_at <= deadline):
+            return
+        if bind.timer is not None:
+            bind.timer.cancel()
+            bind.timer = None
+        bind.timer_at = deadline
+        if self._simulated or self._loop is None:
+            return  # checked in _on_clock_change: simulated time only moves by advance()
+        delay = max(0.0, deadline - self.clock.now())
+        bind.timer = self._loop.call_at(self._loop.time() + delay, self._fire, bind)
+
+    def _fire(self, bind: _Bind) -> None:
+        bind.timer = None
+        bind.timer_at = None
+        if bind.closed:
+            return
+        out: list[bytes] = []
+        bind._out = out
+        try:
+            for event in bind.conn.handle_timer(self.clock.now()):
+                if isinstance(event, RequestTimedOut):
+                    self._on_timed_out(bind, event)
+                elif isinstance(event, EnquireLinkDue):
+                    bind.write(event.data)
+                    self.metrics.pdu("out", CommandId.ENQUIRE_LINK, 0)
+                elif isinstance(event, PeerTimedOut):
+                    _log.warning(
+                        "smpp_peer_timed_out",
+                        peer=bind.peer,
+                        system_id=bind.system_id,
+                        reason=event.reason,
+                    )
+            bind.flush()
+        finally:
+            bind._out = None
+            if out and bind.transport is not None:
+                bind.transport.write(b"".join(out))
+        if bind.conn.state is State.CLOSED:
+            closed = bind.conn.next_event()
+            assert isinstance(closed, ConnectionClosed)
+            self._closed(bind, closed, closed.reason)
+            bind.close_transport()
+            return
+        self._arm(bind)
+
+    def _on_clock_change(self) -> None:
+        now = self.clock.now()
+        for bind in list(self._connections):
+            if bind.timer_at is not None and bind.timer_at <= now:
+                self._fire(bind)
+        if self._retry_at and min(self._retry_at.values()) <= now:
+            self._retry_due()
+
+    # -- input events (return True to stop reading this connection) -------------------------
+
+    def _on_other(self, bind: _Bind, event: Any) -> bool:
+        # A request the core let through that we do not serve (none today): refuse it.
+        if isinstance(event, Pdu) and not event.is_response:
+            self.metrics.pdu("in", event.command_id, event.command_status)
+            bind.respond(
+                make_response(event.command_id, event.sequence_number, CommandStatus.ESME_RINVCMDID)
+            )
+        return False
+
+    def _on_bind(self, bind: _Bind, pdu: BindRequest) -> bool:
+        self.metrics.pdu("in", pdu.command_id, 0)
+        account = self.accounts.get(pdu.system_id)
+        status: int = _OK
+        if account is None:
+            status = CommandStatus.ESME_RINVSYSID
+        elif not hmac.compare_digest(
+            pdu.password.encode("latin-1"), account.password.encode("utf-8")
+        ):
+            status = CommandStatus.ESME_RINVPASWD
+        bind.respond(
+            make_response(
+                pdu.command_id,
+                pdu.sequence_number,
+                status,
+                system_id=SYSTEM_ID,
+                tlvs=_BIND_RESP_TLVS if status == _OK else (),
+            )
+        )
+        bind_type = _BIND_TYPES[pdu.command_id]
+        if status != _OK:
+            _log.warning(
+                "smpp_bind_refused",
+                peer=bind.peer,
+                system_id=pdu.system_id,
+                bind_type=bind_type,
+                status=_sname(status),
+            )
+            return False
+        assert account is not None
+        bind.account = account
+        bind.system_id = account.system_id
+        bind.bind_type = bind_type
+        bind.bound = True
+        bind.can_receive = pdu.command_id != CommandId.BIND_TRANSMITTER
+        self._bound.append(bind)
+        self.metrics.bind_opened(bind_type)
+        _log.info("smpp_bound", peer=bind.peer, system_id=bind.system_id, bind_type=bind_type)
+        if bind.can_receive:
+            # Store-and-forward: what waited for a bind goes out now (after the bind_resp).
+            self._scan_needed = True
+            self._schedule_sms_flush()
+        return False
+
+    def _on_enquire_link(self, bind: _Bind, pdu: EnquireLink) -> bool:
+        self.metrics.pdu("in", pdu.command_id, 0)
+        bind.respond(EnquireLinkResp(sequence_number=pdu.sequence_number))
+        return False
+
+    def _on_unbind(self, bind: _Bind, pdu: Unbind) -> bool:
+        self.metrics.pdu("in", pdu.command_id, 0)
+        bind.respond(UnbindResp(sequence_number=pdu.sequence_number))
+        _log.info("smpp_unbind", peer=bind.peer, system_id=bind.system_id)
+        return False  # the core now reports ConnectionClosed
+
+    def _on_data_sm(self, bind: _Bind, pdu: DataSm) -> bool:
+        # data_sm is valid 3.4 but not simulated: USSD and MO SMS come as submit_sm (SPEC §5).
+        self.metrics.pdu("in", pdu.command_id, 0)
+        bind.respond(
+            make_response(pdu.command_id, pdu.sequence_number, CommandStatus.ESME_RINVCMDID)
+        )
+        return False
+
+    def _on_rejected(self, bind: _Bind, event: PduRejected) -> bool:
+        self.metrics.pdu("in", event.command_id, 0)
+        bind.respond(event.response)
+        _log.info(
+            "smpp_pdu_rejected",
+            peer=bind.peer,
+            system_id=bind.system_id,
+            command=_cname(event.command_id),
+            status=_sname(event.status),
+            reason=event.reason,
+        )
+        return False
+
+    def _on_ignored(self, bind: _Bind, event: PduIgnored) -> bool:
+        _log.debug(
+            "smpp_pdu_ignored",
+            peer=bind.peer,
+            command=_cname(event.command_id),
+            reason=event.reason,
+        )
+        return False
+
+    def _on_protocol_error(self, bind: _Bind, event: RemoteProtocolError) -> bool:
+        _log.warning(
+            "smpp_protocol_error",
+            peer=bind.peer,
+            system_id=bind.system_id,
+            status=_sname(event.status),
+            reason=event.reason,
+        )
+        if event.response is not None:
+            bind.write(event.response.encode())
+            self.metrics.pdu("out", event.response.command_id, event.response.command_status)
+        return False  # ConnectionClosed follows
+
+    def _on_connection_closed(self, bind: _Bind, event: ConnectionClosed) -> bool:
+        self._closed(bind, event, event.reason)
+        bind.close_transport()
+        return True
+
+    def _on_response(self, bind: _Bind, event: ResponseReceived) -> bool:
+        response = event.response
+        self.metrics.pdu("in", response.command_id, response.command_status)
+        entry = bind.tracking.pop(response.sequence_number, None)
+        if entry is not None:
+            kind, what = entry
+            ok = response.command_status == _OK
+            if kind == "screen":
+                if not ok:
+                    self._screen_refused(bind, what, response.command_status)
+            elif kind == "sms":
+                self._sms_part_done(what, ok, retry_now=False)
+            elif kind == "receipt" and not ok:
+                self._receipt_failed(what)
+        if bind.outgoing:
+            bind.flush()
+        if self._scan_needed and bind.can_receive:
+            self._schedule_sms_flush()
+        return False
+
+    def _on_timed_out(self, bind: _Bind, event: RequestTimedOut) -> None:
+        entry = bind.tracking.pop(event.request.sequence_number, None)
+        _log.info(
+            "smpp_response_timeout",
+            peer=bind.peer,
+            system_id=bind.system_id,
+            command=_cname(event.request.command_id),
+        )
+        if entry is not None:
+            kind, what = entry
+            self._request_failed(kind, what, retry_now=True)
+
+    # -- USSD (SPEC §5) ---------------------------------------------------------------------
+
+    def _on_submit_sm(self, bind: _Bind, pdu: SubmitSm) -> bool:
+        self.metrics.pdu("in", CommandId.SUBMIT_SM, 0)
+        request = classify(pdu)
+        try:
+            msisdn = self.engine.normalise(pdu.source_addr)
+        except InvalidMsisdn:
+            self._submit_resp(bind, pdu, CommandStatus.ESME_RINVSRCADR)
+            _log.info("smpp_bad_source", peer=bind.peer, system_id=bind.system_id)
+            return False
+        try:
+            text = decode_text(
+                strip_udh(pdu.message, pdu.esm_class) if request is None else pdu.message,
+                pdu.data_coding,
+            )
+        except TextCodingError as exc:
+            self._submit_resp(bind, pdu, exc.status)
+            _log.warning(
+                "smpp_text_refused",
+                peer=bind.peer,
+                system_id=bind.system_id,
+                msisdn=msisdn,
+                data_coding=pdu.data_coding,
+                status=_sname(exc.status),
+                reason=exc.reason,
+            )
+            return False
+        if request is None:
+            self._mo_sms(bind, pdu, msisdn, text)
+            return False
+        action = request.action
+        if action is Action.DIAL or action is Action.REPLY:
+            target = self._screen_bind(bind)
+            if target is not None and len(target.outgoing.urgent) >= target.conn.window:
+                # The harness does not acknowledge its screens: a full window and as many
+                # screens again waiting. Refuse new work until it catches up.
+                self._submit_resp(bind, pdu, CommandStatus.ESME_RMSGQFUL)
+                return False
+        try:
+            if action is Action.DIAL:
+                self._dial(bind, pdu, request, msisdn, text)
+            elif action is Action.REPLY:
+                self._reply(bind, pdu, request, msisdn, text)
+            elif action is Action.RELEASE:
+                self._release(bind, pdu, msisdn)
+            elif action is Action.CONFIRM:
+                self._submit_resp(bind, pdu, _OK)
+            else:
+                self._submit_resp(bind, pdu, CommandStatus.ESME_RINVOPTPARVAL)
+                _log.info(
+                    "smpp_ussd_op_refused",
+                    peer=bind.peer,
+                    system_id=bind.system_id,
+                    msisdn=msisdn,
+                    op=request.op,
+                )
+        except Exception:
+            # An engine bug costs this request only (STYLE.md §6), never the connection.
+            _log.exception("smpp_submit_failed", system_id=bind.system_id, msisdn=msisdn)
+            self._submit_resp(bind, pdu, CommandStatus.ESME_RSYSERR)
+        return False
+
+    def _submit_resp(self, bind: _Bind, pdu: SubmitSm, status: int, message_id: str = "") -> None:
+        bind.respond(
+            SubmitSmResp(
+                command_status=status, sequence_number=pdu.sequence_number, message_id=message_id
+            )
+        )
+
+    def _dial(
+        self, bind: _Bind, pdu: SubmitSm, request: UssdRequest, msisdn: str, text: str
+    ) -> None:
+        engine = self.engine
+        self._calling = (msisdn, bind)
+        try:
+            screen = engine.dial(msisdn, text)
+        except DialStringError:
+            # Not a dial string at all: a network answers the handset with an end screen, so the
+            # submit is accepted and the dialog ends at once with "unknown request" (SPEC §3).
+            screen = self._error_screen(msisdn, pdu.destination_addr)
+            if screen is None:
+                self._submit_resp(bind, pdu, CommandStatus.ESME_RINVSRCADR)
+                return
+        except NotUssd as exc:
+            # A call or a handset-local code never reaches the USSD network (SPEC §3).
+            self._submit_resp(bind, pdu, CommandStatus.ESME_RINVDSTADR)
+            _log.info("smpp_not_ussd", system_id=bind.system_id, msisdn=msisdn, kind=exc.kind)
+            return
+        except UnknownSubscriber:
+            self._submit_resp(bind, pdu, CommandStatus.ESME_RINVSRCADR)
+            _log.info("smpp_unknown_subscriber", system_id=bind.system_id, msisdn=msisdn)
+            return
+        finally:
+            self._calling = None
+        session_number = (
+            request.session.session_number if request.session else bind.session_number()
+        )
+        dialog = HarnessDialog(
+            msisdn,
+            screen.session,
+            bind,
+            session_number,
+            user_message_reference=request.user_message_reference,
+        )
+        if screen.end:
+            self._dialogs.pop(msisdn, None)
+        else:
+            self._dialogs[msisdn] = dialog
+        self._submit_resp(bind, pdu, _OK, screen.session)
+        self._send_screen(dialog, screen.text, screen.end, screen.service_code)
+
+    def _error_screen(self, msisdn: str, service_code: str) -> Screen | None:
+        try:
+            language = self.engine.subscriber(msisdn).language
+        except UnknownSubscriber:
+            return None
+        text = self.gateway.texts.get("common.unknown_request", language)
+        return Screen(session="", text=text, end=True, service_code=service_code)
+
+    def _reply(
+        self, bind: _Bind, pdu: SubmitSm, request: UssdRequest, msisdn: str, text: str
+    ) -> None:
+        self._calling = (msisdn, bind)
+        try:
+            screen = self.engine.reply(msisdn, text)
+        except NoDialog:
+            self._submit_resp(bind, pdu, CommandStatus.ESME_RINVOPTPARVAL)
+            _log.info("smpp_no_dialog", system_id=bind.system_id, msisdn=msisdn)
+            return
+        except UnknownSubscriber:
+            self._submit_resp(bind, pdu, CommandStatus.ESME_RINVSRCADR)
+            return
+        finally:
+            self._calling = None
+        dialog = self._dialogs.get(msisdn)
+        if dialog is None or dialog.session != screen.session or dialog.bind.closed:
+            # Opened elsewhere (web handset) or on a bind since gone: this bind takes it over.
+            dialog = HarnessDialog(
+                msisdn,
+                screen.session,
+                bind,
+                request.session.session_number if request.session else bind.session_number(),
+                pdus=0,
+            )
+            self._dialogs[msisdn] = dialog
+        dialog.harness_pdu(request)
+        if screen.end:
+            del self._dialogs[msisdn]
+        self._submit_resp(bind, pdu, _OK, screen.session)
+        self._send_screen(dialog, screen.text, screen.end, screen.service_code)
+
+    def _release(self, bind: _Bind, pdu: SubmitSm, msisdn: str) -> None:
+        # A release of a dialog that already ended (a timeout crossing it) is not an error.
+        dialog = self._dialogs.pop(msisdn, None)
+        self._calling = (msisdn, bind)
+        try:
+            released = self.engine.release(msisdn)
+        finally:
+            self._calling = None
+        if dialog is not None and dialog.bind is not bind and not dialog.bind.closed:
+            self._send_screen(dialog, "", True, "")
+        self._submit_resp(bind, pdu, _OK)
+        _log.info("smpp_ussd_release", system_id=bind.system_id, msisdn=msisdn, open=released)
+
+    def _screen_bind(self, bind: _Bind) -> _Bind | None:
+        """Where a bind's screens go: itself, or for a transmitter a receiver of its system_id."""
+        if bind.can_receive:
+            return bind
+        for other in self._bound:
+            if other.can_receive and other.system_id == bind.system_id and not other.closed:
+                return other
+        return None
+
+    def _send_screen(self, dialog: HarnessDialog, text: str, end: bool, service_code: str) -> None:
+        owner: _Bind = dialog.bind
+        bind = self._screen_bind(owner) if not owner.closed else None
+        if bind is None:
+            _log.info(
+                "smpp_screen_undeliverable",
+                system_id=owner.system_id,
+                msisdn=dialog.msisdn,
+                session=dialog.session,
+            )
+            return
+        info = dialog.next_info(end)
+        seq = bind.conn.allocate_sequence() if bind.window_free() > 0 else 0
+        pdu = screen_pdu(
+            seq,
+            dialog.msisdn,
+            service_code,
+            text,
+            end,
+            info,
+            dialog.user_message_reference,
+        )
+        bind.request(pdu, "screen", (dialog.msisdn, dialog.session, end), urgent=True)
+
+    def _screen_refused(self, bind: _Bind, what: tuple[str, str, bool], status: int) -> None:
+        msisdn, session, end = what
+        _log.info(
+            "smpp_screen_refused",
+            system_id=bind.system_id,
+            msisdn=msisdn,
+            session=session,
+            status=_sname(status),
+        )
+        dialog = self._dialogs.get(msisdn)
+        if not end and dialog is not None and dialog.session == session:
+            # The user side refused a screen that waits for an answer: nobody will answer it,
+            # so the dialog is released now rather than left to time out (like a TC-U-ABORT).
+            del self._dialogs[msisdn]
+            self._calling = (msisdn, bind)
+            try:
+                self.engine.release(msisdn)
+            finally:
+                self._calling = None
+
+    # -- engine events (synchronous; never call the engine from here) -----------------------
+
+    def _on_engine_event(self, event: Event) -> None:
+        kind = type(event)
+        if kind is DialogEnded:
+            assert isinstance(event, DialogEnded)
+            self._dialog_ended(event)
+        elif kind is SmsQueued or kind is SmsStateChanged:
+            self._sms_events.append(event)
+            self._schedule_sms_flush()
+
+    def _dialog_ended(self, event: DialogEnded) -> None:
+        dialog = self._dialogs.get(event.msisdn)
+        if dialog is None or dialog.session != event.session:
+            return
+        calling = self._calling
+        if calling is not None and calling[0] == event.msisdn and calling[1] is dialog.bind:
+            return  # the harness's own request ended or replaced it; its call path answers
+        del self._dialogs[event.msisdn]
+        # Timeout, max_duration, replaced from another transport, shutdown: the harness hears
+        # a PSSR response with the end bit, with the engine's text when it has one (SPEC §5).
+        screen = event.screen
+        self._send_screen(
+            dialog,
+            screen.text if screen is not None else "",
+            True,
+            screen.service_code if screen is not None else "",
+        )
+
+    # -- SMS reply path (SPEC §5) -----------------------------------------------------------
+
+    def _schedule_sms_flush(self) -> None:
+        if self._sms_flush_scheduled or self._loop is None or self._stopping:
+            return
+        self._sms_flush_scheduled = True
+        self._loop.call_soon(self._sms_flush)
+
+    def _sms_flush(self) -> None:
+        self._sms_flush_scheduled = False
+        if self._stopping:
+            return
+        events, self._sms_events = self._sms_events, []
+        for event in events:
+            if isinstance(event, SmsQueued):
+                if event.sms.id not in self._in_flight and self._deliver(event.sms) is False:
+                    self._scan_needed = True
+            elif isinstance(event, SmsStateChanged):
+                self._sms_state_changed(event.sms)
+        if self._scan_needed:
+            self._scan()
+        for system_id in list(self._receipts_waiting):
+            self._send_waiting_receipts(system_id)
+
+    def _receivers(self) -> list[_Bind]:
+        return [b for b in self._bound if b.can_receive and not b.closed]
+
+    def _scan(self) -> None:
+        """Offer every queued SMS to the binds (after a bind, a freed window, a retry)."""
+        self._scan_needed = False
+        receivers = self._receivers()
+        if not receivers:
+            return
+        prefixes: tuple[str, ...] = ()
+        if all(b.account and b.account.sms_ranges for b in receivers):
+            prefixes = tuple(p for b in receivers if b.account for p in b.account.sms_ranges)
+        now = self.clock.now()
+        for sms in self.sms.pending(prefixes):
+            if sms.id in self._in_flight:
+                continue
+            retry = self._retry_at.get(sms.id)
+            if retry is not None:
+                if retry > now:
+                    continue
+                del self._retry_at[sms.id]
+            if self._deliver(sms, receivers) is False:
+                self._scan_needed = True  # a covering bind exists but its window is full
+
+    def _deliver(self, sms: Sms, receivers: list[_Bind] | None = None) -> bool | None:
+        """Send an SMS on one covering bind: True sent, False all busy, None nobody covers."""
+        if receivers is None:
+            receivers = self._receivers()
+        n = len(receivers)
+        covering = False
+        for i in range(n):
+            bind = receivers[(self._rr + i) % n]
+            account = bind.account
+            if account is None or not covered(sms.recipient, account.sms_ranges):
+                continue
+            covering = True
+            if bind.window_free() <= 0:
+                continue
+            self._rr = (self._rr + i + 1) % n
+            try:
+                parts = sms_pdus(sms.recipient, sms.sender, sms.sender_is_alpha, sms.text, sms.id)
+            except Exception:
+                _log.exception("smpp_sms_unencodable", msisdn=sms.recipient, sms_id=sms.id)
+                return True  # never sendable; it waits in the store until it expires
+            delivery = _Delivery(sms, bind, len(parts))
+            self._in_flight[sms.id] = delivery
+            for part in parts:
+                bind.request(part, "sms", delivery)
+            return True
+        return False if covering else None
+
+    def _sms_part_done(self, delivery: _Delivery, ok: bool, retry_now: bool) -> None:
+        delivery.remaining -= 1
+        if not ok:
+            delivery.failed = True
+            if not retry_now:
+                # The harness refused it: try again after a while, not in a tight loop.
+                self._retry_at[delivery.sms.id] = self.clock.now() + self.config.response_timeout
+                self._arm_retry()
+        if delivery.remaining > 0:
+            return
+        sms_id = delivery.sms.id
+        if self._in_flight.get(sms_id) is delivery:
+            del self._in_flight[sms_id]
+        if not delivery.failed:
+            # Every part acknowledged: only now is it delivered (SPEC §5).
+            self.sms.mark_delivered(sms_id)
+        else:
+            self._scan_needed = True
+            self._schedule_sms_flush()
+
+    def _request_failed(self, kind: str, what: Any, retry_now: bool) -> None:
+        if kind == "sms":
+            self._sms_part_done(what, False, retry_now)
+        elif kind == "receipt":
+            self._receipt_failed(what)
+
+    def _arm_retry(self) -> None:
+        if self._simulated or self._loop is None or not self._retry_at:
+            return
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+        delay = max(0.0, min(self._retry_at.values()) - self.clock.now())
+        self._retry_timer = self._loop.call_at(self._loop.time() + delay, self._retry_due)
+
+    def _retry_due(self) -> None:
+        self._retry_timer = None
+        self._scan_needed = True
+        self._schedule_sms_flush()
+        now = self.clock.now()
+        if any(t > now for t in self._retry_at.values()):
+            self._arm_retry()
+
+    # -- MO SMS and delivery receipts (SPEC §5) ---------------------------------------------
+
+    def _mo_sms(self, bind: _Bind, pdu: SubmitSm, sender: str, text: str) -> None:
+        try:
+            recipient = self.engine.normalise(pdu.destination_addr)
+        except InvalidMsisdn:
+            self._submit_resp(bind, pdu, CommandStatus.ESME_RINVDSTADR)
+            return
+        sms = self.sms.send(recipient, text, sender=sender, kind="mo", sender_is_alpha=False)
+        mode = pdu.registered_delivery & 0x03  # SMPP 3.4 §5.2.17 bits 1..0
+        if mode in (1, 2):
+            self._receipt_requests[sms.id] = _ReceiptRequest(
+                bind.system_id, bind, mode == 2, sender, recipient, sms.created, text
+            )
+        self._submit_resp(bind, pdu, _OK, str(sms.id))
+        _log.info("smpp_mo_sms", system_id=bind.system_id, msisdn=sender, sms_id=sms.id)
+
+    def _sms_state_changed(self, sms: Sms) -> None:
+        request = self._receipt_requests.get(sms.id)
+        if request is None or sms.state is SmsState.QUEUED:
+            return
+        del self._receipt_requests[sms.id]
+        state = MessageState.DELIVERED if sms.state is SmsState.DELIVERED else MessageState.EXPIRED
+        if request.failure_only and state is MessageState.DELIVERED:
+            return
+        done = sms.delivered if sms.delivered is not None else self.clock.now()
+        receipt = _Receipt(
+            request.system_id,
+            request.bind,
+            receipt_pdu(
+                str(sms.id),
+                request.source,
+                request.destination,
+                request.submitted,
+                done,
+                state,
+                request.text,
+            ),
+        )
+        self._receipts_waiting.setdefault(request.system_id, []).append(receipt)
+
+    def _send_waiting_receipts(self, system_id: str) -> None:
+        waiting = self._receipts_waiting.get(system_id)
+        if not waiting:
+            self._receipts_waiting.pop(system_id, None)
+            return
+        binds = [b for b in self._receivers() if b.system_id == system_id]
+        if not binds:
+            return  # kept until this system_id binds as receiver or transceiver
+        del self._receipts_waiting[system_id]
+        for receipt in waiting:
+            bind = receipt.bind
+            if bind is None or bind.closed or not bind.can_receive:
+                bind = binds[0]
+            receipt.attempts += 1
+            assert receipt.pdu is not None
+            bind.request(receipt.pdu, "receipt", receipt)
+
+    def _receipt_failed(self, receipt: _Receipt) -> None:
+        if receipt.attempts >= RECEIPT_ATTEMPTS:
+            _log.warning("smpp_receipt_dropped", system_id=receipt.system_id)
+            return
+        receipt.bind = None
+        self._receipts_waiting.setdefault(receipt.system_id, []).append(receipt)
+        self._schedule_sms_flush()
+
+    # -- connection end ---------------------------------------------------------------------
+
+    def _closed(self, bind: _Bind, event: ConnectionClosed, reason: str) -> None:
+        if bind.closed:
+            return
+        bind.closed = True
+        if bind.timer is not None:
+            bind.timer.cancel()
+            bind.timer = None
+        bind.timer_at = None
+        self._connections.discard(bind)
+        if bind.bound:
+            self._bound.remove(bind)
+            self.metrics.bind_closed(bind.bind_type)
+            _log.info(
+                "smpp_closed",
+                peer=bind.peer,
+                system_id=bind.system_id,
+                bind_type=bind.bind_type,
+                reason=reason,
+            )
+        # What never got an answer goes back to waiting: SMS stay queued in the store and go
+        # out on another bind (or the next one); receipts wait for their system_id.
+        tracking, bind.tracking = bind.tracking, {}
+        for kind, what in tracking.values():
+            self._request_failed(kind, what, retry_now=True)
+        outgoing, bind.outgoing = bind.outgoing, _Outgoing()
+        for queue in (outgoing.urgent, outgoing.bulk):
+            for _pdu, kind, what in queue:
+                self._request_failed(kind, what, retry_now=True)
+        # A harness that vanishes mid-dialog releases its dialogs (nobody is left to answer).
+        mine = [m for m, d in self._dialogs.items() if d.bind is bind]
+        for msisdn in mine:
+            del self._dialogs[msisdn]
+            try:
+                self.engine.release(msisdn)
+            except Exception:
+                _log.exception("smpp_release_failed", msisdn=msisdn)
+        waiter = self._stop_waiter
+        if waiter is not None and not self._connections and not waiter.done():
+            waiter.set_result(None)
