@@ -1,0 +1,125 @@
+"""`ussd-sim serve`: the gateway in one asyncio process: SMPP, HTTP and timers (SPEC §1, §9)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from dataclasses import replace
+from typing import Any
+
+from ussd import log
+from ussd.commands._common import add_common, load_config
+from ussd.config import DEFAULT_ADMIN_TOKEN, Config, ConfigError, is_loopback, parse_listen
+from ussd.http.app import start_http
+from ussd.runtime import Gateway
+from ussd.smpp.server import SmppServer
+
+_log = log.get("serve")
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="run the gateway: SMPP server, web phone and HTTP API",
+        description="Start the gateway on the configured addresses and run until SIGINT or "
+        "SIGTERM; then unbind SMPP clients and stop cleanly.",
+    )
+    add_common(parser)
+    parser.add_argument(
+        "--smpp-listen", metavar="HOST:PORT", help="override smpp.listen (port 0: any free port)"
+    )
+    parser.add_argument(
+        "--http-listen", metavar="HOST:PORT", help="override http.listen (port 0: any free port)"
+    )
+    parser.add_argument("--database", metavar="PATH", help="override storage.database")
+    parser.add_argument(
+        "--clock",
+        choices=("real", "simulated"),
+        help="override clock.mode (simulated: advance "
+        "it with the admin API or `ussd-sim clock advance`)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
+    if args.smpp_listen:
+        config = replace(
+            config,
+            smpp=replace(config.smpp, listen=parse_listen(args.smpp_listen, "--smpp-listen")),
+        )
+    if args.http_listen:
+        config = replace(
+            config,
+            http=replace(config.http, listen=parse_listen(args.http_listen, "--http-listen")),
+        )
+    if args.database:
+        config = replace(config, storage_database=args.database)
+    if args.clock:
+        config = replace(config, clock_mode=args.clock)
+    if not is_loopback(config.http.listen[0]) and config.http.admin_token == DEFAULT_ADMIN_TOKEN:
+        # SPEC §10: the shipped admin token never leaves loopback.
+        raise ConfigError(
+            "http.admin_token",
+            "the shipped default token is refused when http.listen is not a loopback address",
+        )
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    config = _with_overrides(load_config(args), args)
+    try:
+        return asyncio.run(serve(config, started))
+    except OSError as exc:
+        print(f"ussd-sim: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+async def serve(config: Config, started: float | None = None) -> int:
+    """Run until SIGINT/SIGTERM; returns the exit code."""
+    started = started if started is not None else time.perf_counter()
+    gateway = Gateway.create(config)
+    await gateway.start()
+    smpp = SmppServer(gateway)
+    http = None
+    try:
+        smpp_host, smpp_port = await smpp.start()
+        http = await start_http(gateway, *config.http.listen)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        ready = time.perf_counter() - started
+        accounts = (
+            ", ".join(f"system_id={a.system_id!r}" for a in config.smpp.accounts)
+            or "no accounts configured"
+        )
+        print(
+            f"ussd-sim ready in {ready:.2f} s\n"
+            f"  web phone:  {http.url}/\n"
+            f"  HTTP API:   {http.url}/api/v1  (admin: Bearer token http.admin_token)\n"
+            f"  SMPP 3.4:   bind an ESME to {smpp_host}:{smpp_port} ({accounts})\n"
+            f"  database:   {config.storage_database}; clock: {config.clock_mode}\n"
+            f"  stop with Ctrl-C",
+            flush=True,
+        )
+        _log.info(
+            "ready",
+            http=http.url,
+            smpp=f"{smpp_host}:{smpp_port}",
+            seconds=round(ready, 3),
+        )
+        await stop.wait()
+        print("ussd-sim: stopping", flush=True)
+    finally:
+        with contextlib.suppress(Exception):
+            await smpp.stop()
+        if http is not None:
+            with contextlib.suppress(Exception):
+                await http.stop()
+        await gateway.stop()
+    return 0
