@@ -67,22 +67,27 @@ class PhonesClient:
     async def _call(self, method: str, url: str, body: Any = None) -> Any:
         try:
             async with self.session.request(method, url, json=body) as response:
-                try:
-                    data = await response.json(content_type=None)
-                except ValueError as exc:
-                    raise Unreachable(f"{url}: HTTP {response.status}, not JSON") from exc
-                if response.status >= 400:
-                    error = data.get("error", {}) if isinstance(data, dict) else {}
-                    raise ApiError(
-                        response.status,
-                        str(error.get("code", "http_error")),
-                        str(error.get("message", response.reason)),
-                    )
-                return data
+                return await self._json(url, response)
         except aiohttp.ClientError as exc:
             raise Unreachable(f"cannot reach {self.url}: {exc}") from exc
         except TimeoutError as exc:
             raise Unreachable(f"{self.url} did not answer in time") from exc
+
+    @staticmethod
+    async def _json(url: str, response: aiohttp.ClientResponse) -> Any:
+        """The JSON answer, or ApiError with the SPEC §6 error body's code and message."""
+        try:
+            data = await response.json(content_type=None)
+        except ValueError as exc:
+            raise Unreachable(f"{url}: HTTP {response.status}, not JSON") from exc
+        if response.status >= 400:
+            error = data.get("error", {}) if isinstance(data, dict) else {}
+            raise ApiError(
+                response.status,
+                str(error.get("code", "http_error")),
+                str(error.get("message", response.reason)),
+            )
+        return data
 
     async def health(self) -> bool:
         """True when the gateway answers `/healthz` (raises Unreachable otherwise)."""
@@ -124,6 +129,26 @@ class PhonesClient:
             "POST", f"{self.url}/api/v1/phones", {"msisdn": msisdn}
         )
         return result
+
+    async def start_recording(self, msisdn: str, name: str | None = None) -> dict[str, Any]:
+        """Have the gateway record this number's session (SPEC §8); joins a running one."""
+        body = {"name": name} if name else {}
+        result: dict[str, Any] = await self._call("POST", self._phone(msisdn, "record"), body)
+        return result
+
+    async def stop_recording(self, msisdn: str) -> str:
+        """Stop recording; the scenario file's YAML text (ApiError `not_recording` if none)."""
+        url = self._phone(msisdn, "record")
+        try:
+            async with self.session.delete(url) as response:
+                if response.status == 200:
+                    return await response.text()
+                await self._json(url, response)  # raises the error it carries
+                raise Unreachable(f"{url}: HTTP {response.status}, not a scenario")
+        except aiohttp.ClientError as exc:
+            raise Unreachable(f"cannot reach {self.url}: {exc}") from exc
+        except TimeoutError as exc:
+            raise Unreachable(f"{self.url} did not answer in time") from exc
 
     async def events(self, msisdn: str) -> AsyncIterator[dict[str, Any]]:
         """Messages from `.../events`, starting with `ready`, until the socket closes."""

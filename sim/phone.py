@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import textwrap
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from prompt_toolkit import PromptSession, print_formatted_text
@@ -31,7 +32,7 @@ While a dialog is open, what you type is the reply (98 = next page).
   :release     end the open dialog (the phone's End key)
   :sms         show the SMS inbox
   :help        this text
-  :quit        leave (Ctrl-D works too)"""
+  :quit        leave (Ctrl-D, or Ctrl-C on an empty line, works too)"""
 
 STYLE = Style.from_dict(
     {
@@ -70,6 +71,11 @@ def frame(title: str, text: str, footer: str = "") -> list[tuple[str, str]]:
     return lines
 
 
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
 class CodesOnlyHistory(History):
     """History that keeps codes and commands but never replies: a reply may be a password
     (SPEC §3 `*111*17#`), and the history file outlives the session."""
@@ -101,9 +107,11 @@ class TerminalPhone:
         history: History | None = None,
         input: Input | None = None,
         output: Output | None = None,
+        record: Path | None = None,
     ) -> None:
         self.client = client
         self.msisdn = msisdn
+        self.record = record  # where to save the session as a scenario file (SPEC §8)
         self.session: str | None = None  # the open dialog, if any
         self.live = False  # the event socket is up: screens are printed from it
         self._ready = asyncio.Event()
@@ -273,7 +281,10 @@ class TerminalPhone:
         except ClientError as exc:
             self.info(f"✗ {exc}", "class:error")
             return 1
+        if self.record is not None and not await self._start_recording():
+            return 1
         watcher = asyncio.create_task(self.watch())
+        saved = True
         try:
             # Screens must not race the prompt's first draw; the socket says `ready` quickly.
             with contextlib.suppress(TimeoutError):
@@ -285,7 +296,9 @@ class TerminalPhone:
                         self.history.recording = self.session is None
                         line = await self._prompt.prompt_async(self._message)
                     except KeyboardInterrupt:
-                        continue  # Ctrl-C clears the line, as in a shell
+                        if self._prompt.default_buffer.text:
+                            continue  # Ctrl-C clears the line, as in a shell
+                        break  # on an empty line it leaves
                     except EOFError:
                         break
                     if not await self.handle(line):
@@ -294,4 +307,33 @@ class TerminalPhone:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-        return 0
+            if self.record is not None:
+                saved = await self._save_recording(self.record)
+        return 0 if saved else 1
+
+    # -- recording ------------------------------------------------------------------------------
+    # The gateway records (POST/DELETE .../record) and writes the file with sim.recorder: it
+    # sees SMS and timeouts in the order they happened and has the subscriber's data.
+
+    async def _start_recording(self) -> bool:
+        try:
+            await self.client.start_recording(self.msisdn)
+        except ClientError as exc:
+            self.info(f"✗ cannot record: {exc}", "class:error")
+            return False
+        self.info(f"recording to {self.record}")
+        return True
+
+    async def _save_recording(self, path: Path) -> bool:
+        try:
+            text = await self.client.stop_recording(self.msisdn)
+        except ClientError as exc:
+            self.info(f"✗ recording lost: {exc}", "class:error")
+            return False
+        try:
+            await asyncio.to_thread(_write, path, text)
+        except OSError as exc:
+            self.info(f"✗ cannot write {path}: {exc.strerror or exc}", "class:error")
+            return False
+        self.info(f"scenario saved to {path} — replay it with `ussd-sim run {path}`")
+        return True

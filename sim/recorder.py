@@ -76,6 +76,7 @@ class Recorder:
         self.steps: list[dict[str, Any]] = []
         self._pending_sms: list[dict[str, Any]] = []
         self._gateway: Any = None
+        self._only: str | None = None  # attach(gateway, msisdn): hear that number only
         for sub in subscribers:
             self.subscriber(sub)
 
@@ -165,19 +166,26 @@ class Recorder:
 
     # -- an in-process gateway --------------------------------------------------------------
 
-    def attach(self, gateway: Any) -> Callable[[], None]:
-        """Hear `gateway`'s events: SMS, timeouts, and subscriber data at first dial."""
+    def attach(self, gateway: Any, msisdn: str | None = None) -> Callable[[], None]:
+        """Hear `gateway`'s events: SMS, timeouts, and subscriber data at first dial.
+
+        With `msisdn`, only that number's events count (one handset's recording).
+        """
         self._gateway = gateway
+        self._only = msisdn
         unsubscribe: Callable[[], None] = gateway.engine.subscribe(self._on_event)
 
         def detach() -> None:
             unsubscribe()
             self._flush()
             self._gateway = None
+            self._only = None
 
         return detach
 
     def _on_event(self, event: Event) -> None:
+        if self._only is not None and event.msisdn != self._only:
+            return
         if isinstance(event, DialogStarted):
             known = {s["msisdn"] for s in self.subscribers}
             if event.msisdn not in known:

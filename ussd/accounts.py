@@ -19,6 +19,7 @@ from typing import Any
 from ussd import log
 from ussd.clock import Clock
 from ussd.config import Config
+from ussd.menus import Texts
 from ussd.msisdn import InvalidMsisdn, mask, normalise
 from ussd.sms import SmsCentre
 from ussd.store import Link, Store, Subscriber, hash_password, verify_password
@@ -31,26 +32,14 @@ _SMS_PASSWORD_ALPHABET = string.ascii_letters + string.digits
 _PROVIDER_RE = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 MAX_EXTERNAL_ID = 128
 
-# SMS texts of the personal account, per language (SPEC §7). {password} appears only in the
-# SMS-password text: the SMS is the one place a generated password may go.
-SMS_TEXTS: dict[str, dict[str, str]] = {
-    "sms_password": {
-        "ru": "Ваш пароль для входа в Личный кабинет: {password}. Никому его не сообщайте.",
-        "en": "Your personal account password: {password}. Do not share it with anyone.",
-    },
-    "password_changed": {
-        "ru": "Пароль от Личного кабинета изменён. Если это были не вы, обратитесь в поддержку.",
-        "en": "Your personal account password was changed. If it was not you, contact support.",
-    },
-    "linked_account": {
-        "ru": "Номер {number} привязан к вашему Личному кабинету.",
-        "en": "Number {number} is now linked to your personal account.",
-    },
-    "linked_number": {
-        "ru": "Ваш номер привязан к Личному кабинету {account}.",
-        "en": "Your number is now linked to the personal account of {account}.",
-    },
-}
+# SMS texts of the personal account (SPEC §7) live in menus/texts.yaml under `account:`;
+# {password} appears only in the SMS-password text: the SMS is the one place it may go.
+SMS_TEXT_KEYS = (
+    "account.sms_password",
+    "account.password_changed",
+    "account.linked_account",
+    "account.linked_number",
+)
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -256,11 +245,20 @@ def subscriber_fields(data: Mapping[str, Any]) -> dict[str, Any]:
 class Accounts:
     """Personal-account rules of SPEC §7 over the store; every method is one short transaction."""
 
-    def __init__(self, store: Store, clock: Clock, sms: SmsCentre, config: Config) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        sms: SmsCentre,
+        config: Config,
+        texts: Texts | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.sms = sms
         self.config = config
+        self.texts = texts if texts is not None else Texts.load()
+        self.texts.require(SMS_TEXT_KEYS)  # a texts file without them fails at start
         # Called after a pending link is created, so a sleeping timer task re-reads deadlines
         # (the gateway sets it to Gateway.wake; SPEC §4: only the runtime waits).
         self.wake: Callable[[], None] = lambda: None
@@ -293,8 +291,7 @@ class Accounts:
     def _text(self, key: str, msisdn: str, **fields: str) -> str:
         sub = self.store.subscriber(msisdn)
         language = sub.language if sub is not None else self.config.operator.language
-        texts = SMS_TEXTS[key]
-        return texts.get(language, texts["ru"]).format(**fields)
+        return self.texts.get(f"account.{key}", language, **fields)
 
     # -- subscribers for the admin API and CLI (SPEC §6) ----------------------------------
 

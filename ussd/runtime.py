@@ -57,7 +57,7 @@ class Gateway:
         self.texts = texts
         # The personal account and its link activations (SPEC §7). Built here rather than in
         # create() so that a Gateway assembled by hand is wired the same way.
-        self.accounts = Accounts(store, clock, sms, config)
+        self.accounts = Accounts(store, clock, sms, config, texts)
         self.accounts.wake = self.wake  # a new pending link re-arms the timer task
         self.links = LinkScheduler(store, clock, self.accounts)
         self.scheduled: list[Scheduled] = [engine, sms, self.links]

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from sim import runner
+from sim import scenario as sc
+from sim.targets import InProcessTarget
 from tests.http.conftest import RU
 from ussd.http import HttpServer
 from ussd.runtime import Gateway
@@ -213,3 +216,50 @@ async def test_unreachable_gateway_exits_1(terminal: Terminal, tmp_path: Path) -
     await terminal.spawn(*_phone_argv("http://127.0.0.1:9", tmp_path / "h"))
     await terminal.expect(r"cannot reach http://127\.0\.0\.1:9")
     assert await terminal.wait() == 1
+
+
+async def test_record_a_session_that_replays_green(
+    terminal: Terminal, server: HttpServer, started: Gateway, tmp_path: Path
+) -> None:
+    out = tmp_path / "rec" / "session.yaml"
+    await terminal.spawn(*_phone_argv(server.url, tmp_path / "h"), "--record", str(out))
+    await terminal.expect(r"recording to .*session\.yaml")
+    await terminal.type_line("*100#")
+    await terminal.expect(r"Ваш баланс: 120\.50")
+    await terminal.type_line("*111*17#")
+    await terminal.expect(r"Введите новый пароль")
+    await terminal.type_line("secret12", prompt=r"reply› ")
+    await terminal.expect(r"Повторите пароль")
+    await terminal.type_line("secret12", prompt=r"reply› ")
+    await terminal.expect(r"установлен", r"SMS from MTS")
+    await terminal.type_line("*#06#")  # handset-local: never part of a scenario
+    await terminal.expect(r"IMEI")
+    await terminal.expect(PROMPT)
+    terminal.send("*1")
+    terminal.send("\x03")  # Ctrl-C with text on the line: clears it, the phone stays
+    await terminal.expect(PROMPT)
+    terminal.send("\x03")  # on an empty line: leaves, and the scenario is saved
+    await terminal.expect(r"scenario saved to .*session\.yaml")
+    assert await terminal.wait() == 0
+
+    (scenario,) = sc.load(out)
+    assert [s.kind for s in scenario.steps] == ["dial", "dial", "reply", "reply", "sms"]
+    assert scenario.subscribers[0]["msisdn"] == RU
+    result = await runner.run_async(scenario, InProcessTarget())
+    assert result.passed, runner.format_failure(result)
+
+
+async def test_record_ends_with_the_phone_on_ctrl_d(
+    terminal: Terminal, server: HttpServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "eof.yaml"
+    await terminal.spawn(*_phone_argv(server.url, tmp_path / "h"), "--record", str(out))
+    await terminal.type_line("*111#")
+    await terminal.expect(r"reply› ")
+    terminal.send("\x04")  # Ctrl-D with a dialog open: the file holds what happened so far
+    await terminal.expect(r"scenario saved")
+    assert await terminal.wait() == 0
+    (scenario,) = sc.load(out)
+    assert [s.kind for s in scenario.steps] == ["dial"]
+    result = await runner.run_async(scenario, InProcessTarget())
+    assert result.passed, runner.format_failure(result)

@@ -1,4 +1,4 @@
-"""`ussd-sim phone MSISDN [--url URL]`: the terminal phone on a running gateway (SPEC §9)."""
+"""`ussd-sim phone MSISDN [--url URL] [--record FILE]`: the terminal phone (SPEC §9)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def register(sub: Any) -> None:
         "phone",
         help="a terminal handset on a running gateway",
         description="Type codes and replies as on a handset; screens and SMS arrive live "
-        "from the gateway at --url. Commands: :help, :sms, :release, :dial CODE, :quit.",
+        "from the gateway at --url. Commands: :help, :sms, :release, :dial CODE, :quit. "
+        "--record FILE saves the session as a scenario file.",
     )
     parser.add_argument("msisdn", metavar="MSISDN", help="the handset's number, e.g. 79161234567")
     add_common(parser, url=True)
@@ -31,6 +32,13 @@ def register(sub: Any) -> None:
         metavar="PATH",
         help=f"input history file (default: ${HISTORY_ENV} or ~/.ussd_sim_history; "
         "'-' keeps history in memory only)",
+    )
+    parser.add_argument(
+        "--record",
+        metavar="FILE",
+        type=Path,
+        help="record the session and save it as a scenario file on exit (replay with "
+        "`ussd-sim run FILE`)",
     )
     parser.set_defaults(handler=run)
 
@@ -48,7 +56,9 @@ def _history(path: str | None) -> History:
 
 async def _main(args: argparse.Namespace) -> int:
     async with PhonesClient(args.url or DEFAULT_URL) as client:
-        phone = TerminalPhone(client, args.msisdn, history=_history(args.history))
+        phone = TerminalPhone(
+            client, args.msisdn, history=_history(args.history), record=args.record
+        )
         return await phone.run()
 
 

@@ -13,6 +13,7 @@ from aiohttp.typedefs import Middleware
 
 from ussd.http import account as account_routes
 from ussd.http import metrics as metrics_mod
+from ussd.http import recording
 from ussd.http.errors import MAX_BODY, ApiError, Handler, error_middleware
 from ussd.http.phones import GATEWAY, HUB, Hub
 from ussd.http.phones import routes as phone_routes
@@ -28,6 +29,8 @@ STATIC_TYPES = {
     "index.html": "text/html",
     "phone.css": "text/css",
     "phone.js": "text/javascript",
+    "account.css": "text/css",  # the "My account" app (SPEC §7), opened from each phone
+    "account.js": "text/javascript",
 }
 
 
@@ -41,7 +44,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def static(request: web.Request) -> web.Response:
-    """The web phone's stylesheet and script."""
+    """The web phone's stylesheets and scripts (and the "My account" app's)."""
     name = request.match_info["name"]
     content_type = STATIC_TYPES.get(name)
     if content_type is None:
@@ -81,9 +84,11 @@ def _count_requests(m: metrics_mod.Metrics) -> Middleware:
 def make_app(gateway: Gateway) -> web.Application:
     """The HTTP application for `gateway`; engine subscriptions live as long as the app runs."""
     m = metrics_mod.for_gateway(gateway)
-    # The counting middleware sits outside the error one, so it sees the final JSON status.
+    # The counting middleware sits outside the error one, so it sees the final JSON status;
+    # the recorder sits inside it, so it only ever sees answers that were not errors.
     app = web.Application(
-        middlewares=[_count_requests(m), error_middleware], client_max_size=MAX_BODY
+        middlewares=[_count_requests(m), error_middleware, recording.record_middleware],
+        client_max_size=MAX_BODY,
     )
     app[GATEWAY] = gateway
     app[METRICS] = m
@@ -93,6 +98,7 @@ def make_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(phone_routes)
+    recording.setup(app)  # POST/DELETE .../record: a session as a scenario file (SPEC §8)
     account_routes.setup(app, gateway)  # self-care and admin API (SPEC §6, §7)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)

@@ -8,6 +8,7 @@
 //     network: true,     // start on the simulated mobile network (login without a password)
 //     baseUrl: "",       // prefix of the API, e.g. "http://127.0.0.1:8080"
 //     onClose: () => {}, // optional: shows a close button that calls it
+//     autoSignIn: false, // with network: sign in at once, as an operator's app does
 //   });
 //   app.refresh(); app.setLanguage("en"); app.unmount();
 //
@@ -20,9 +21,10 @@
   const I18N = {
     ru: {
       title: "Мой кабинет",
+      welcome: "Вход в Личный кабинет",
       via: "Вход",
-      viaNetwork: "Через мобильную сеть",
-      viaPassword: "По номеру и паролю",
+      viaNetwork: "Через сеть",
+      viaPassword: "С паролем",
       networkHint: "Вы в сети оператора: пароль не нужен.",
       number: "Номер",
       password: "Пароль",
@@ -36,6 +38,9 @@
       sms: "SMS",
       mb: "МБ",
       bonus: "Бонусные баллы",
+      minutesLabel: "Минуты",
+      smsLabel: "SMS",
+      mbLabel: "Интернет",
       linked: "Привязанные номера",
       noLinked: "Привязанных номеров нет",
       linkedTo: "Этот номер привязан к кабинету {account}",
@@ -70,9 +75,10 @@
     },
     en: {
       title: "My account",
+      welcome: "Sign in to your account",
       via: "Sign in",
-      viaNetwork: "Through the mobile network",
-      viaPassword: "With number and password",
+      viaNetwork: "Via network",
+      viaPassword: "With password",
       networkHint: "You are on the operator's network: no password needed.",
       number: "Number",
       password: "Password",
@@ -86,6 +92,9 @@
       sms: "SMS",
       mb: "MB",
       bonus: "Bonus points",
+      minutesLabel: "Calls",
+      smsLabel: "Texts",
+      mbLabel: "Data",
       linked: "Linked numbers",
       noLinked: "No linked numbers",
       linkedTo: "This number is linked to account {account}",
@@ -135,6 +144,12 @@
     return node;
   }
 
+  // +7 916 123-45-67 for Russian numbers, +<digits> otherwise.
+  function pretty(msisdn) {
+    const m = /^7(\d{3})(\d{3})(\d{2})(\d{2})$/.exec(String(msisdn));
+    return m ? `+7 ${m[1]} ${m[2]}-${m[3]}-${m[4]}` : `+${msisdn}`;
+  }
+
   class AccountApp {
     constructor(container, msisdn, opts) {
       this.container = container;
@@ -151,6 +166,7 @@
       this.root = el("section", { class: "ua-app", "data-role": "account-app" });
       container.append(this.root);
       this.render();
+      if (this.network && this.opts.autoSignIn && this.msisdn) this.signInAs(this.msisdn, null);
     }
 
     t(key, fields) {
@@ -228,14 +244,16 @@
     // -- actions -------------------------------------------------------------------------
 
     signIn(form) {
+      const password = this.network ? null : form.elements.password.value;
+      return this.signInAs(form.elements.msisdn.value.trim(), password);
+    }
+
+    // password null: the simulated mobile network vouches for the number (SPEC §7).
+    signInAs(number, password) {
       return this.run(async () => {
-        const number = form.elements.msisdn.value.trim();
-        const result = this.network
+        const result = password === null
           ? await this.api("POST", "/api/v1/auth/network", { msisdn: number })
-          : await this.api("POST", "/api/v1/auth/login", {
-              msisdn: number,
-              password: form.elements.password.value,
-            });
+          : await this.api("POST", "/api/v1/auth/login", { msisdn: number, password });
         this.token = result.token;
         this.msisdn = result.msisdn;
         await this.load();
@@ -304,60 +322,100 @@
     // -- views ---------------------------------------------------------------------------
 
     render() {
+      const signedIn = Boolean(this.account);
       const header = el(
         "header",
         { class: "ua-header" },
-        el("h2", { class: "ua-title" }, this.t("title")),
         this.opts.onClose
-          ? el("button", { type: "button", class: "ua-close", "aria-label": this.t("close"), onclick: () => this.opts.onClose() }, "×")
+          ? el("button", { type: "button", class: "ua-close", "aria-label": this.t("close"), title: this.t("close"), "data-role": "close", onclick: () => this.opts.onClose() }, "‹")
           : null,
+        el(
+          "div",
+          { class: "ua-heading" },
+          el("h2", { class: "ua-title" }, this.t("title")),
+          signedIn ? el("span", { class: "ua-subtitle" }, pretty(this.account.msisdn)) : null,
+        ),
+        el("span", { class: "ua-brand", "aria-hidden": "true" }, "*#"),
       );
-      const body = this.account ? this.accountView() : this.signInView();
       const message = this.message
         ? el("p", { class: `ua-message ua-${this.message.kind}`, role: this.message.kind === "error" ? "alert" : "status", "data-role": "message" }, this.message.text)
         : null;
-      this.root.replaceChildren(header, message || "", body);
+      const body = signedIn ? this.accountView() : this.signInView();
+      if (message) body.prepend(message);
+      this.root.replaceChildren(header, body);
+      // Results show at the top: a container that scrolls (a phone's screen) goes back up.
+      if (message && this.container.scrollHeight > this.container.clientHeight) this.container.scrollTop = 0;
       this.root.setAttribute("aria-busy", String(this.busy));
+      this.root.dataset.view = signedIn ? "account" : "sign-in";
       this.root.lang = this.lang;
     }
 
     signInView() {
+      const choose = (network) => () => {
+        this.network = network;
+        this.message = null;
+        this.render();
+      };
       const toggle = el(
         "div",
         { class: "ua-toggle", role: "group", "aria-label": this.t("via") },
-        el("button", { type: "button", "aria-pressed": String(this.network), "data-role": "via-network", onclick: () => { this.network = true; this.message = null; this.render(); } }, this.t("viaNetwork")),
-        el("button", { type: "button", "aria-pressed": String(!this.network), "data-role": "via-password", onclick: () => { this.network = false; this.message = null; this.render(); } }, this.t("viaPassword")),
+        el("button", { type: "button", "aria-pressed": String(this.network), "data-role": "via-network", onclick: choose(true) }, this.t("viaNetwork")),
+        el("button", { type: "button", "aria-pressed": String(!this.network), "data-role": "via-password", onclick: choose(false) }, this.t("viaPassword")),
       );
       const form = el(
         "form",
         { class: "ua-form", "data-role": "sign-in", onsubmit: (event) => { event.preventDefault(); this.signIn(event.currentTarget); } },
         el("label", {}, this.t("number"), el("input", { name: "msisdn", type: "tel", required: true, value: this.draft.login ?? this.msisdn, autocomplete: "tel", oninput: (event) => { this.draft.login = event.target.value; } })),
         this.network
-          ? el("p", { class: "ua-hint" }, this.t("networkHint"))
+          ? el("p", { class: "ua-hint ua-network-hint" }, this.t("networkHint"))
           : el("label", {}, this.t("password"), el("input", { name: "password", type: "password", required: true, autocomplete: "current-password", maxlength: 10 })),
-        el("div", { class: "ua-actions" },
-          el("button", { type: "submit", class: "ua-primary", disabled: this.busy, "data-role": "sign-in-submit" }, this.t("signIn")),
-          this.network
-            ? null
-            : el("button", { type: "button", disabled: this.busy, "data-role": "sms-password", onclick: (event) => this.smsPassword(event.currentTarget.form) }, this.t("smsPassword")),
-        ),
+        el("button", { type: "submit", class: "ua-primary ua-wide", disabled: this.busy, "data-role": "sign-in-submit" }, this.busy ? this.t("loading") : this.t("signIn")),
+        this.network
+          ? null
+          : el("button", { type: "button", class: "ua-link", disabled: this.busy, "data-role": "sms-password", onclick: (event) => this.smsPassword(event.currentTarget.form) }, this.t("smsPassword")),
       );
-      return el("div", { class: "ua-body" }, toggle, form);
+      return el(
+        "div",
+        { class: "ua-body" },
+        el("section", { class: "ua-card ua-sign-in" }, el("h3", {}, this.t("welcome")), toggle, form),
+      );
     }
 
     accountView() {
       const a = this.account;
-      const facts = el(
-        "dl",
-        { class: "ua-facts" },
-        el("dt", {}, this.t("number")), el("dd", { "data-role": "msisdn" }, `+${a.msisdn}`),
-        el("dt", {}, this.t("balance")), el("dd", { "data-role": "balance" }, `${Number(a.balance).toFixed(2)} ${this.t("rub")}`),
-        el("dt", {}, this.t("package")),
-        el("dd", { "data-role": "package" }, `${a.package.minutes} ${this.t("minutes")} · ${a.package.sms} ${this.t("sms")} · ${a.package.mb} ${this.t("mb")}`),
-        el("dt", {}, this.t("bonus")), el("dd", {}, String(a.bonus_points)),
+      const p = a.package;
+      const tile = (value, unit, label) => el(
+        "div",
+        { class: "ua-tile" },
+        el("span", { class: "ua-tile-value" }, String(value), el("small", {}, ` ${unit}`)),
+        el("span", { class: "ua-tile-label" }, label),
+      );
+      const balance = el(
+        "section",
+        { class: "ua-card ua-balance-card" },
+        el("span", { class: "ua-label" }, this.t("balance")),
+        el("span", { class: "ua-big", "data-role": "balance" }, `${Number(a.balance).toFixed(2)} ${this.t("rub")}`),
+        el(
+          "span",
+          { class: "ua-meta" },
+          el("span", { "data-role": "msisdn" }, pretty(a.msisdn)),
+          el("span", { "data-role": "bonus" }, `${this.t("bonus")}: ${a.bonus_points}`),
+        ),
+      );
+      const remains = el(
+        "section",
+        { class: "ua-card" },
+        el("h3", {}, this.t("package")),
+        el(
+          "div",
+          { class: "ua-tiles", "data-role": "package" },
+          tile(p.minutes, this.t("minutes"), this.t("minutesLabel")),
+          tile(p.sms, this.t("sms"), this.t("smsLabel")),
+          tile(p.mb, this.t("mb"), this.t("mbLabel")),
+        ),
       );
       const linkedTo = a.linked_to
-        ? el("p", { class: "ua-hint" }, this.t("linkedTo", { account: `+${a.linked_to.account}` }))
+        ? el("p", { class: "ua-hint" }, this.t("linkedTo", { account: pretty(a.linked_to.account) }))
         : null;
       const list = a.numbers.length
         ? el("ul", { class: "ua-numbers", "data-role": "numbers" }, ...a.numbers.map((n) => this.numberItem(n)))
@@ -365,18 +423,19 @@
       const add = el(
         "form",
         { class: "ua-form ua-add", "data-role": "add-number", onsubmit: (event) => { event.preventDefault(); this.addNumber(event.currentTarget); } },
-        el("h3", {}, this.t("addTitle")),
+        el("h4", {}, this.t("addTitle")),
         el("label", {}, this.t("addNumber"), el("input", { name: "msisdn", type: "tel", required: true, placeholder: "+7 916 000-00-00", value: this.draft.add ?? "", oninput: (event) => { this.draft.add = event.target.value; } })),
         el("label", {}, this.t("addPassword"), el("input", { name: "password", type: "password", required: true, autocomplete: "off", maxlength: 10 })),
-        el("div", { class: "ua-actions" }, el("button", { type: "submit", class: "ua-primary", disabled: this.busy, "data-role": "add-submit" }, this.t("add"))),
+        el("button", { type: "submit", class: "ua-primary ua-wide", disabled: this.busy, "data-role": "add-submit" }, this.t("add")),
       );
+      const numbers = el("section", { class: "ua-card" }, el("h3", {}, this.t("linked")), linkedTo, list, add);
       const footer = el(
         "div",
-        { class: "ua-actions ua-footer" },
+        { class: "ua-footer" },
         el("button", { type: "button", disabled: this.busy, "data-role": "refresh", onclick: () => this.refresh() }, this.t("refresh")),
         el("button", { type: "button", disabled: this.busy, "data-role": "logout", onclick: () => this.logout() }, this.t("logout")),
       );
-      return el("div", { class: "ua-body" }, facts, linkedTo, el("h3", {}, this.t("linked")), list, add, footer);
+      return el("div", { class: "ua-body" }, balance, remains, numbers, footer);
     }
 
     numberItem(n) {
@@ -384,7 +443,7 @@
       return el(
         "li",
         { class: `ua-number ua-${n.state}`, "data-role": "number", "data-number": n.number, "data-state": n.state },
-        el("span", { class: "ua-msisdn" }, `+${n.number}`),
+        el("span", { class: "ua-msisdn" }, pretty(n.number)),
         el("span", { class: "ua-state" }, this.t(n.state)),
         el("time", { class: "ua-when", datetime: n.active_at, title: n.active_at }, when),
         n.balance !== null && n.balance !== undefined ? el("span", { class: "ua-balance" }, `${Number(n.balance).toFixed(2)} ${this.t("rub")}`) : null,

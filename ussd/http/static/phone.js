@@ -50,6 +50,10 @@
       sms_queued: "в очереди",
       sms_delivered: "доставлено",
       sms_expired: "срок истёк",
+      openApp: "Мой кабинет",
+      record: "Записать сценарий",
+      stopRecord: "Остановить запись и скачать сценарий",
+      err_not_recording: "Запись уже остановлена",
     },
     en: {
       title: "USSD simulator",
@@ -96,6 +100,10 @@
       sms_queued: "queued",
       sms_delivered: "delivered",
       sms_expired: "expired",
+      openApp: "My account",
+      record: "Record a scenario",
+      stopRecord: "Stop recording and download the scenario",
+      err_not_recording: "The recording has already stopped",
     },
   };
 
@@ -126,6 +134,9 @@
     for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
       el.setAttribute("placeholder", t(el.dataset.i18nPlaceholder));
     }
+    for (const el of root.querySelectorAll("[data-i18n-title]")) {
+      el.setAttribute("title", t(el.dataset.i18nTitle));
+    }
   }
 
   function setLanguage(next) {
@@ -137,7 +148,10 @@
       button.setAttribute("aria-pressed", String(button.dataset.lang === lang));
     }
     applyLanguage(document);
-    for (const phone of phones) phone.render();
+    for (const phone of phones) {
+      if (phone.app) phone.app.setLanguage(lang);
+      phone.render();
+    }
   }
 
   // -- the phones API -----------------------------------------------------------------------
@@ -218,6 +232,8 @@
       this.online = false;
       this.retry = 0;
       this.disposed = false;
+      this.app = null; // the "My account" app, while it is open (SPEC §7)
+      this.recording = false; // the gateway records this number's session (SPEC §8)
       this.bind();
       applyLanguage(this.el);
       document.getElementById("phones").append(this.el);
@@ -242,6 +258,66 @@
         this.addNumber(this.q("new-number-input").value);
       });
       this.q("close-phone").addEventListener("click", () => removePhone(this));
+      this.q("open-app").addEventListener("click", () => this.openApp());
+      this.q("record").addEventListener("click", () => this.toggleRecording());
+    }
+
+    // -- the "My account" app: over the display, for this phone's number ------------------
+    // On the simulated mobile network the network vouches for the number, so the app signs
+    // in without a password (SPEC §7); signing out offers number + password instead.
+    openApp() {
+      if (this.app || !this.msisdn || !window.UssdAccountApp) return;
+      const screen = this.q("app-screen");
+      screen.hidden = false;
+      this.app = window.UssdAccountApp.mount(screen, this.msisdn, {
+        lang,
+        network: true,
+        autoSignIn: true,
+        onClose: () => this.closeApp(),
+      });
+      this.el.dataset.app = "open";
+      activate(this);
+    }
+
+    closeApp() {
+      if (!this.app) return;
+      this.app.unmount();
+      this.app = null;
+      this.q("app-screen").hidden = true;
+      delete this.el.dataset.app;
+      this.el.focus({ preventScroll: true });
+    }
+
+    // -- recording: the gateway writes the scenario (sim/recorder.py), the page saves it ---
+    async toggleRecording() {
+      if (!this.msisdn) return;
+      if (this.recording) return this.stopRecording(this.msisdn, true);
+      try {
+        await api("POST", phonePath(this.msisdn, "record"), {});
+        this.recording = true;
+      } catch (err) {
+        this.showError(err);
+      }
+      this.render();
+    }
+
+    async stopRecording(msisdn, download) {
+      this.recording = false;
+      this.render();
+      let response;
+      try {
+        response = await fetch(phonePath(msisdn, "record"), { method: "DELETE" });
+      } catch (err) {
+        if (download) this.showError(new ApiError(0, "network", String(err)));
+        return;
+      }
+      if (!response.ok) {
+        const error = ((await response.json().catch(() => null)) || {}).error || {};
+        if (download) this.showError(new ApiError(response.status, error.code || "", error.message || ""));
+        return;
+      }
+      const yaml = await response.text();
+      if (download) saveFile(`scenario-${msisdn}-${stamp()}.yaml`, yaml, "text/yaml");
     }
 
     fillNumbers() {
@@ -273,6 +349,9 @@
 
     setNumber(msisdn) {
       if (!msisdn || msisdn === this.msisdn) return;
+      this.closeApp();
+      // A recording belongs to one number: switching numbers ends it and saves the file.
+      if (this.recording) this.stopRecording(this.msisdn, true);
       this.msisdn = msisdn;
       this.el.dataset.msisdn = msisdn;
       this.q("number-select").value = msisdn;
@@ -486,17 +565,41 @@
       const hint = this.q("hint");
       hint.replaceChildren(...hints.map((h) => Object.assign(document.createElement("span"), { textContent: h })));
       this.q("close-phone").hidden = phones.length <= 1;
+      const record = this.q("record");
+      record.setAttribute("aria-pressed", String(this.recording));
+      record.setAttribute("aria-label", t(this.recording ? "stopRecord" : "record"));
+      record.title = t(this.recording ? "stopRecord" : "record");
+      this.q("rec-indicator").hidden = !this.recording;
+      this.el.dataset.recording = String(this.recording);
       this.renderInboxCount();
     }
 
     dispose() {
       this.disposed = true;
+      this.closeApp();
+      if (this.recording) this.stopRecording(this.msisdn, false);
       if (this.ws) {
         this.ws.onclose = null;
         this.ws.close();
       }
       this.el.remove();
     }
+  }
+
+  // A download made in the page: no server round trip for the file itself.
+  function saveFile(name, text, type) {
+    const url = URL.createObjectURL(new Blob([text], { type }));
+    const link = Object.assign(document.createElement("a"), { href: url, download: name });
+    link.hidden = true;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
+  function stamp() {
+    // 2026-05-28T20-26-40: sortable and safe in a file name.
+    return new Date().toISOString().slice(0, 19).replace(/:/g, "-");
   }
 
   function flash(button) {
@@ -538,6 +641,14 @@
     if (e.ctrlKey || e.metaKey || e.altKey || !active) return;
     const target = e.target;
     if (target && (target.tagName === "INPUT" || target.tagName === "SELECT" || target.tagName === "TEXTAREA")) {
+      return;
+    }
+    if (active.app) {
+      // The app covers the keypad: typing goes to its fields, Escape goes back to USSD.
+      if (e.key === "Escape") {
+        e.preventDefault();
+        active.closeApp();
+      }
       return;
     }
     let key = null;
