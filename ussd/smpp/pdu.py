@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ussd import gsm7
 from ussd.smpp.constants import (
     ACCEPTED_DATA_CODINGS,
     HEADER_LENGTH,
@@ -843,25 +844,9 @@ def response_to(request: Pdu, status: int = CommandStatus.ESME_ROK, **fields: An
 # ---------------------------------------------------------------------------------------------
 # short_message text (TS 23.038, SMPP 3.4 §5.2.19)
 
-# TS 23.038 §6.2.1 GSM 7-bit default alphabet, indexed by septet; 0x1B (ESC) is a placeholder.
-_GSM_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-# TS 23.038 §6.2.1.1 extension table, reached by ESC (0x1B) + septet.
-_GSM_EXT = {
-    0x0A: "\f",
-    0x14: "^",
-    0x28: "{",
-    0x29: "}",
-    0x2F: "\\",
-    0x3C: "[",
-    0x3D: "~",
-    0x3E: "]",
-    0x40: "|",
-    0x65: "€",
-}
-assert len(_GSM_BASIC) == 128
+# TS 23.038 §6.2.1 default alphabet and §6.2.1.1 extension table: one copy, in ussd.gsm7.
+_GSM_BASIC = gsm7.DEFAULT_ALPHABET
+_GSM_EXT = gsm7.EXTENSION_TABLE
 
 _GSM_DECODE: dict[int, str] = {i: ch for i, ch in enumerate(_GSM_BASIC) if i != 0x1B}
 _GSM_ENCODE: dict[int, str] = {ord(ch): chr(i) for i, ch in enumerate(_GSM_BASIC) if i != 0x1B}
@@ -874,14 +859,8 @@ _UCS2_CODINGS = frozenset({DataCoding.UCS2, DataCoding.USSD_UCS2})
 _GSM_CODINGS = frozenset({DataCoding.SMSC_DEFAULT, DataCoding.USSD_GSM7})
 
 
-def gsm7_fits(text: str) -> bool:
-    """True when text is all GSM 7-bit default alphabet or extension table characters."""
-    return _NOT_GSM.search(text) is None
-
-
-def gsm7_length(text: str) -> int:
-    """Septets text takes in GSM 7-bit (extension characters count 2); text must fit."""
-    return len(text.translate(_GSM_ENCODE))
+gsm7_fits = gsm7.is_gsm7
+gsm7_length = gsm7.gsm7_length
 
 
 def _gsm7_decode(data: bytes) -> str:
