@@ -62,6 +62,7 @@ class Gateway:
         self.links = LinkScheduler(store, clock, self.accounts)
         self.scheduled: list[Scheduled] = [engine, sms, self.links]
         self._wake: asyncio.Event | None = None
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe_clock: Callable[[], None] | None = None
 
@@ -151,6 +152,7 @@ class Gateway:
         if self._task is not None:
             return
         self._wake = asyncio.Event()
+        self._stopping = False
         self._unsubscribe_clock = self.clock.on_change(self.wake)
         # Any event may have armed a new deadline: re-read them after it.
         self._unsubscribe_bus = self.bus.subscribe(lambda _event: self.wake())
@@ -158,7 +160,7 @@ class Gateway:
 
     async def _timers(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._stopping:
             try:
                 self.tick()
             except Exception:
@@ -167,19 +169,24 @@ class Gateway:
             timeout: float | None = None
             if deadline is not None and not isinstance(self.clock, SimulatedClock):
                 timeout = max(0.0, deadline - self.clock.now())
-            elif deadline is not None and isinstance(self.clock, SimulatedClock):
-                # A simulated clock only moves by advance(), which wakes us.
-                timeout = None
+            # A simulated clock only moves by advance(), which wakes us: no timeout then.
             self._wake.clear()
-            if timeout is not None and math.isfinite(timeout):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-            else:
-                await self._wake.wait()
+            if self._stopping:
+                break
+            # asyncio.timeout(), not wait_for(): on 3.11 wait_for can swallow a cancel that
+            # lands as the wait completes, and stop() would then wait forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(
+                    timeout if timeout is None or math.isfinite(timeout) else None
+                ):
+                    await self._wake.wait()
 
     async def stop(self) -> None:
         """Stop the timer task, end open dialogs and close the store."""
         if self._task is not None:
+            # The flag ends the loop even if a cancel were lost; the cancel ends a wait at once.
+            self._stopping = True
+            self.wake()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

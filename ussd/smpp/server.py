@@ -1,11 +1,12 @@
 """The asyncio SMPP 3.4 server (SPEC §5): sockets, timers and the engine's public API.
 
 Each TCP connection is an `asyncio.Protocol` around a sans-IO `SmppConnection`: bytes go in
-with `now` from the gateway's clock, events come out and are mapped onto `engine.dial`,
+with `now` from the transport clock (real time, unless a test hands in a simulated one),
+events come out and are mapped onto `engine.dial`,
 `engine.reply`, `engine.release` and the SMS centre; PDUs go back through `send()` and one
 `transport.write` per batch. Each connection has ONE timer, armed from `conn.get_timer()`
-(lazily: only moved earlier, re-read when it fires). With a simulated clock nothing moves
-without `clock.advance()`, so timers are checked when the clock jumps instead.
+(lazily: only moved earlier, re-read when it fires). With a simulated transport clock nothing
+moves without `clock.advance()`, so timers are checked when the clock jumps instead.
 
 Engine events arrive synchronously (docs/design.md); the listener never calls the engine:
 screens for timed-out dialogs are written at once, SMS work is deferred to the next loop
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ussd import log
+from ussd.clock import Clock, RealClock
 from ussd.config import SmppAccount
 from ussd.dialstring import DialStringError
 from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
@@ -115,10 +117,15 @@ def _sname(status: int) -> str:
 
 
 class _Metrics:
-    """Prometheus counters when ussd.http.metrics is importable, plus local counts."""
+    """PDU counts kept here, mirrored to the gateway's Prometheus metrics when available.
+
+    Labelled children are looked up once per (command, status): `labels()` took more time
+    per PDU than decoding it.
+    """
 
     def __init__(self, gateway: Any) -> None:
-        self.pdus: Counter[tuple[str, str, str]] = Counter()  # (direction, command, status)
+        self._counts: dict[tuple[str, int, int], int] = {}
+        self._children: dict[tuple[int, int], Any] = {}
         self._prom: Any = None
         try:
             from ussd.http import metrics
@@ -127,11 +134,28 @@ class _Metrics:
         except Exception:  # the HTTP side is optional for the SMPP server
             self._prom = None
 
+    @property
+    def pdus(self) -> Counter[tuple[str, str, str]]:
+        """PDUs by (direction "in"/"out", command name, status name)."""
+        return Counter({(d, _cname(c), _sname(s)): n for (d, c, s), n in self._counts.items()})
+
     def pdu(self, direction: str, command_id: int, status: int) -> None:
+        key = (direction, command_id, status)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        if self._prom is None:
+            return
+        child = self._children.get((command_id, status))
+        if child is None:
+            child = self._children[command_id, status] = self._child(command_id, status)
+        child()
+
+    def _child(self, command_id: int, status: int) -> Callable[[], None]:
         command, sname = _cname(command_id), _sname(status)
-        self.pdus[direction, command, sname] += 1
-        if self._prom is not None:
-            self._prom.smpp_pdu(command, sname)
+        counter = getattr(self._prom, "smpp_pdus", None)
+        if counter is not None:
+            return counter.labels(command=command, status=sname).inc  # type: ignore[no-any-return]
+        prom = self._prom
+        return lambda: prom.smpp_pdu(command, sname)
 
     def bind_opened(self, bind_type: str) -> None:
         if self._prom is not None:
@@ -304,6 +328,8 @@ class _Bind(asyncio.Protocol):
         self.write(conn.send(pdu, self.server.clock.now()))
         self.tracking[pdu.sequence_number] = (kind, what)
         self.server.metrics.pdu("out", pdu.command_id, 0)
+        if self._out is None:
+            self.server._arm(self)  # (while handling input, data_received arms once at the end)
 
     def flush(self) -> None:
         """Send queued requests while the window has room."""
@@ -332,11 +358,17 @@ class _Bind(asyncio.Protocol):
 class SmppServer:
     """SMPP 3.4 server for test harnesses (SPEC §5), on one Gateway's engine and SMS centre."""
 
-    def __init__(self, gateway: Any) -> None:
+    def __init__(self, gateway: Any, *, transport_clock: Clock | None = None) -> None:
         self.gateway = gateway
         self.engine = gateway.engine
         self.sms = gateway.sms
-        self.clock = gateway.clock
+        # Keep-alives, response timeouts and retries are about real sockets: they run on real
+        # time even when the gateway's business clock is simulated (a 2-day advance must not
+        # time out a deliver_sm the harness answered a millisecond later). Tests may pass the
+        # simulated clock here to drive these timers by hand.
+        if transport_clock is None:
+            transport_clock = RealClock() if gateway.clock.simulated else gateway.clock
+        self.clock = transport_clock
         self.config = gateway.config.smpp
         self.accounts: dict[str, SmppAccount] = {a.system_id: a for a in self.config.accounts}
         self.metrics = _Metrics(gateway)
@@ -421,6 +453,7 @@ class SmppServer:
                 with contextlib.suppress(Exception):
                     bind.write(bind.conn.send(Unbind(), self.clock.now()))
                     self.metrics.pdu("out", CommandId.UNBIND, 0)
+                    self._arm(bind)
             elif bind.transport is not None:
                 bind.transport.close()
         loop = asyncio.get_running_loop()
