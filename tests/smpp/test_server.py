@@ -847,3 +847,24 @@ def test_receipt_text_layout() -> None:
         "id:42 sub:001 dlvrd:001 submit date:2605282026 done date:2605282027"
         " stat:DELIVRD err:000 text:Привет, это длинный "
     )
+
+
+async def test_business_clock_jump_leaves_binds_alone(gateway: Gateway, waiter: Waiter) -> None:
+    # Default transport clock: real time, even though the gateway's clock is simulated. A
+    # 2-day advance (an office link, SPEC §7) must neither probe nor drop a live bind, and an
+    # SMS sent during it is delivered exactly once.
+    srv = SmppServer(gateway)
+    srv.address = await srv.start("127.0.0.1", 0)  # type: ignore[attr-defined]
+    try:
+        rx = await bound(srv, BindTransceiver)
+        gateway.advance(2 * 86400)
+        sms = gateway.sms.send(ALICE, "after two days")
+        done = waiter.expect(delivered(sms.id))
+        pdu = await rx.deliver_sm()
+        assert text_of(pdu) == "after two days"
+        await asyncio.wait_for(done, TIMEOUT)
+        gateway.advance(2 * 86400)
+        assert await _no_request(rx)  # no enquire_link, no second copy
+        assert srv.binds == 1
+    finally:
+        await srv.stop()
