@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ussd.accounts import AccountError, Locked, RateLimited, Unauthorized, link_json
-from ussd.http.errors import error_response, json_body, text_field
+from ussd.http.errors import error_response, json_body, json_response, text_field
 
 if TYPE_CHECKING:
     from ussd.runtime import Gateway
@@ -85,7 +85,7 @@ class AccountApi:
             "expires_in": int(self.gateway.config.auth.token_ttl),
         }
         body["msisdn"] = msisdn if msisdn is not None else self.accounts.authenticate(token)
-        return web.json_response(body)
+        return json_response(body)
 
     async def login(self, request: web.Request) -> web.Response:
         """`POST /api/v1/auth/login {"msisdn","password"}` → token (401, 423)."""
@@ -104,9 +104,7 @@ class AccountApi:
         data = await json_body(request)
         msisdn = self.accounts.normalise(text_field(data, "msisdn", max_length=32))
         self.accounts.send_sms_password(msisdn)
-        return web.json_response(
-            {"sent": True, "msisdn": msisdn, "retry_after": self._sms_interval()}
-        )
+        return json_response({"sent": True, "msisdn": msisdn, "retry_after": self._sms_interval()})
 
     def _sms_interval(self) -> int:
         return math.ceil(self.gateway.config.auth.sms_password_interval)
@@ -123,11 +121,11 @@ class AccountApi:
         token = bearer(request)
         self.accounts.authenticate(token)
         self.accounts.logout(token)
-        return web.json_response({"logged_out": True})
+        return json_response({"logged_out": True})
 
     async def account(self, request: web.Request) -> web.Response:
         """`GET /api/v1/account`: balance, package remains, linked numbers."""
-        return web.json_response(self.accounts.account_view(self._me(request)))
+        return json_response(self.accounts.account_view(self._me(request)))
 
     async def password(self, request: web.Request) -> web.Response:
         """`POST /api/v1/account/password {"current","new"}` (400 format, 401, 423)."""
@@ -136,7 +134,7 @@ class AccountApi:
         current = text_field(data, "current", max_length=MAX_PASSWORD)
         new = text_field(data, "new", max_length=MAX_PASSWORD)
         self.accounts.change_password(me, current, new)
-        return web.json_response({"changed": True})
+        return json_response({"changed": True})
 
     async def add_number(self, request: web.Request) -> web.Response:
         """`POST /api/v1/account/numbers {"msisdn","password"}`: app flow, active at once."""
@@ -145,14 +143,14 @@ class AccountApi:
         number = text_field(data, "msisdn", max_length=32)
         password = text_field(data, "password", max_length=MAX_PASSWORD)
         link = self.accounts.app_link(me, number, password)
-        return web.json_response(link_json(link, self.gateway.clock.now()), status=201)
+        return json_response(link_json(link, self.gateway.clock.now()), status=201)
 
     async def remove_number(self, request: web.Request) -> web.Response:
         """`DELETE /api/v1/account/numbers/{msisdn}` (404 when not linked to this account)."""
         me = self._me(request)
         number = self.accounts.normalise(request.match_info["msisdn"])
         self.accounts.unlink(me, number)
-        return web.json_response({"unlinked": number})
+        return json_response({"unlinked": number})
 
     async def bind_social(self, request: web.Request) -> web.Response:
         """`POST /api/v1/account/social {"provider","external_id"}` (409 if bound elsewhere)."""
@@ -161,7 +159,7 @@ class AccountApi:
         provider = text_field(data, "provider", max_length=32)
         external_id = text_field(data, "external_id", max_length=128)
         self.accounts.social_bind(me, provider, external_id)
-        return web.json_response({"msisdn": me, "provider": provider, "external_id": external_id})
+        return json_response({"msisdn": me, "provider": provider, "external_id": external_id})
 
 
 def setup_account_routes(app: web.Application, gateway: Gateway) -> None:

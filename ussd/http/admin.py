@@ -18,7 +18,7 @@ from ussd.accounts import Invalid, Unauthorized, iso, link_json
 from ussd.clock import SimulatedClock
 from ussd.config import ConfigError, parse_duration
 from ussd.http.account import Handler, account_errors, token_matches
-from ussd.http.errors import ApiError, json_body, text_field
+from ussd.http.errors import ApiError, json_body, json_response, text_field
 
 if TYPE_CHECKING:
     from ussd.runtime import Gateway
@@ -59,7 +59,7 @@ class AdminApi:
     async def list_subscribers(self, request: web.Request) -> web.Response:
         """`GET /api/v1/subscribers`."""
         subs = [s.public() for s in self.gateway.store.subscribers()]
-        return web.json_response({"subscribers": subs})
+        return json_response({"subscribers": subs})
 
     async def create_subscriber(self, request: web.Request) -> web.Response:
         """`POST /api/v1/subscribers {"msisdn", ...fields}` → 201 (409 when it exists)."""
@@ -67,17 +67,17 @@ class AdminApi:
         msisdn = text_field(data, "msisdn", max_length=32)
         fields = {k: v for k, v in data.items() if k != "msisdn"}
         sub = self.accounts.create_subscriber(msisdn, fields)
-        return web.json_response(sub.public(), status=201)
+        return json_response(sub.public(), status=201)
 
     async def update_subscriber(self, request: web.Request) -> web.Response:
         """`PATCH /api/v1/subscribers/{msisdn} {...fields}` (400 bad field, 404 unknown)."""
         data = await json_body(request)
         sub = self.accounts.update_subscriber(request.match_info["msisdn"], data)
-        return web.json_response(sub.public())
+        return json_response(sub.public())
 
     async def clock(self, request: web.Request) -> web.Response:
         """`GET /api/v1/clock`."""
-        return web.json_response(clock_json(self.gateway))
+        return json_response(clock_json(self.gateway))
 
     async def advance(self, request: web.Request) -> web.Response:
         """`POST /api/v1/clock/advance {"by": "2d"}`: simulated clocks only (else 409)."""
@@ -92,7 +92,7 @@ class AdminApi:
             raise ApiError(409, "real_clock", "the gateway runs on the real clock (clock.mode)")
         # Every deadline on the way runs at its own time: dialog timers, SMS expiry, links.
         self.gateway.advance(seconds)
-        return web.json_response(clock_json(self.gateway))
+        return json_response(clock_json(self.gateway))
 
     async def office_link(self, request: web.Request) -> web.Response:
         """`POST /api/v1/office/links {"account","number"}` → 201 pending link (SPEC §7)."""
@@ -100,11 +100,11 @@ class AdminApi:
         account = text_field(data, "account", max_length=32)
         number = text_field(data, "number", max_length=32)
         link = self.accounts.office_link(account, number)
-        return web.json_response(link_json(link, self.gateway.clock.now()), status=201)
+        return json_response(link_json(link, self.gateway.clock.now()), status=201)
 
     async def sessions(self, request: web.Request) -> web.Response:
         """`GET /api/v1/sessions`: open dialogs (no collected values)."""
-        return web.json_response({"sessions": self.gateway.engine.sessions()})
+        return json_response({"sessions": self.gateway.engine.sessions()})
 
     async def send_sms(self, request: web.Request) -> web.Response:
         """`POST /api/v1/sms {"to","text"[,"sender"]}`: inject a network SMS → 201."""
@@ -123,7 +123,7 @@ class AdminApi:
         sms = self.gateway.sms.send(
             to, text, sender=sender, sender_is_alpha=sender is None or not sender.isdigit()
         )
-        return web.json_response(sms.to_json(), status=201)
+        return json_response(sms.to_json(), status=201)
 
 
 def setup_admin_routes(app: web.Application, gateway: Gateway) -> None:

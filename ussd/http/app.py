@@ -14,7 +14,7 @@ from aiohttp.typedefs import Middleware
 from ussd.http import account as account_routes
 from ussd.http import metrics as metrics_mod
 from ussd.http import recording
-from ussd.http.errors import MAX_BODY, ApiError, Handler, error_middleware
+from ussd.http.errors import MAX_BODY, ApiError, Handler, error_middleware, json_response
 from ussd.http.phones import GATEWAY, HUB, Hub
 from ussd.http.phones import routes as phone_routes
 
@@ -59,7 +59,7 @@ async def static(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process answers and the store is reachable."""
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -10,6 +10,14 @@ from aiohttp import web
 
 from ussd import log
 
+
+def json_response(data: Any, *, status: int = 200, **kwargs: Any) -> web.Response:
+    """A JSON response with text left readable (Cyrillic as UTF-8, not \\u escapes)."""
+    return web.json_response(
+        data, status=status, dumps=lambda obj: json.dumps(obj, ensure_ascii=False), **kwargs
+    )
+
+
 _log = log.get("http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,7 +46,7 @@ def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
     """The SPEC §6 error body with `status`."""
-    return web.json_response(
+    return json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
     )
 

@@ -25,7 +25,7 @@ from aiohttp import WSCloseCode, web
 from ussd import dialstring, log
 from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
 from ussd.events import DialogEnded, DialogStarted, Event, ScreenShown, SmsState
-from ussd.http.errors import ApiError, json_body, text_field
+from ussd.http.errors import ApiError, json_body, json_response, text_field
 from ussd.msisdn import InvalidMsisdn
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ async def list_phones(request: web.Request) -> web.Response:
     """Known subscriber numbers, for the web phone's number selector."""
     gw = _gateway(request)
     phones = [{"msisdn": s.msisdn, "language": s.language} for s in gw.store.subscribers()]
-    return web.json_response({"operator": gw.config.operator.name, "phones": phones})
+    return json_response({"operator": gw.config.operator.name, "phones": phones})
 
 
 @routes.post("/api/v1/phones")
@@ -264,7 +264,7 @@ async def add_phone(request: web.Request) -> web.Response:
             "provisioning_disabled",
             "subscribers.auto_provision is off; create subscribers through the admin API",
         ) from exc
-    return web.json_response(
+    return json_response(
         {"msisdn": sub.msisdn, "language": sub.language}, status=200 if known else 201
     )
 
@@ -283,12 +283,12 @@ async def dial(request: web.Request) -> web.Response:
                 400, "not_ussd", f"{text!r} is a call, not USSD; a handset would place a call"
             ) from exc
         answer = local_answer(exc.dial, msisdn, gw.engine.subscriber(msisdn).language)
-        return web.json_response(
+        return json_response(
             {"session": None, "text": answer, "end": True, "page": 1, "pages": 1, "local": True}
         )
     except dialstring.DialStringError as exc:
         raise ApiError(400, "bad_dial_string", str(exc)) from exc
-    return web.json_response(screen.to_json())
+    return json_response(screen.to_json())
 
 
 @routes.post("/api/v1/phones/{msisdn}/reply")
@@ -301,7 +301,7 @@ async def reply(request: web.Request) -> web.Response:
         screen = gw.engine.reply(msisdn, text)
     except NoDialog as exc:
         raise ApiError(409, "no_dialog", f"no open dialog on {msisdn}") from exc
-    return web.json_response(screen.to_json())
+    return json_response(screen.to_json())
 
 
 @routes.post("/api/v1/phones/{msisdn}/release")
@@ -310,7 +310,7 @@ async def release(request: web.Request) -> web.Response:
     gw = _gateway(request)
     await json_body(request)  # an empty body or `{}`; a bad body is still a 4xx
     msisdn = _phone(request)
-    return web.json_response({"released": gw.engine.release(msisdn)})
+    return json_response({"released": gw.engine.release(msisdn)})
 
 
 @routes.get("/api/v1/phones/{msisdn}/sms")
@@ -318,7 +318,7 @@ async def inbox(request: web.Request) -> web.Response:
     """The phone's SMS inbox, oldest first."""
     gw = _gateway(request)
     msisdn = _phone(request)
-    return web.json_response({"sms": [s.to_json() for s in gw.sms.inbox(msisdn)]})
+    return json_response({"sms": [s.to_json() for s in gw.sms.inbox(msisdn)]})
 
 
 @routes.get("/api/v1/phones/{msisdn}/events")

@@ -24,7 +24,7 @@ from aiohttp import web
 from sim.recorder import Recorder
 from ussd import log
 from ussd.engine import UnknownSubscriber
-from ussd.http.errors import ApiError, Handler, json_body
+from ussd.http.errors import ApiError, Handler, json_body, json_response
 from ussd.http.phones import GATEWAY
 from ussd.msisdn import InvalidMsisdn
 
@@ -114,7 +114,7 @@ def _state(msisdn: str, recording: Recording, status: int) -> web.Response:
         "name": recording.recorder.name,
         "steps": len(recording.recorder.steps),
     }
-    return web.json_response(body, status=status)
+    return json_response(body, status=status)
 
 
 async def stop(request: web.Request) -> web.Response:
