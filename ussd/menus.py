@@ -64,6 +64,11 @@ class Text:
             names.update(f for _, f, _, _ in string.Formatter().parse(template) if f)
         return names
 
+    @property
+    def templated(self) -> bool:
+        """True when some language's text has a {field} to fill."""
+        return any("{" in template for template in self.by_language.values())
+
 
 def _text(value: object, file: str, path: str) -> Text:
     if not isinstance(value, dict):

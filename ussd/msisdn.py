@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _STRIP = re.compile(r"[\s\-().]")
 _DIGITS = re.compile(r"\d{5,15}")
@@ -12,6 +13,7 @@ class InvalidMsisdn(ValueError):
     """Not a phone number."""
 
 
+@lru_cache(maxsize=65536)
 def normalise(number: str, country_code: str = "7", trunk_prefix: str = "8") -> str:
     """International digits without `+`: `+7 916 123-45-67`, `89161234567` → `79161234567`."""
     text = _STRIP.sub("", number)

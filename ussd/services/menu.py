@@ -65,7 +65,9 @@ class MenuService:
             assert screen.service is not None
             return Handoff(screen.service, dict(screen.args or {}))
         assert screen.text is not None
-        data = {**subscriber_fields(ctx.subscriber, ctx.texts), **fields}
+        # Subscriber fields are built only for screens that show them (the hot path of *111#).
+        templated = screen.text.templated or any(o.text.templated for o in screen.options)
+        data = {**subscriber_fields(ctx.subscriber, ctx.texts), **fields} if templated else fields
         body = screen.text.render(ctx.language, data)
         if notice:
             body = f"{notice}\n{body}"
