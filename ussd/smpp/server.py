@@ -20,7 +20,7 @@ import contextlib
 import hmac
 import socket
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -295,6 +295,23 @@ class _Bind(asyncio.Protocol):
             self._out.append(data)
         elif self.transport is not None and not self.closed:
             self.transport.write(data)
+
+    @contextlib.contextmanager
+    def batching(self) -> Iterator[None]:
+        """Collect writes and send them with one transport.write (joins an outer batch)."""
+        if self._out is not None:
+            yield
+            return
+        out: list[bytes] = []
+        self._out = out
+        try:
+            yield
+        finally:
+            self._out = None
+            if out and self.transport is not None and not self.closed:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if not self.closed:
+                self.server._arm(self)
 
     def respond(self, pdu: Pdu) -> None:
         """Send a response PDU (counted)."""
@@ -943,6 +960,13 @@ class SmppServer:
         if self._stopping:
             return
         events, self._sms_events = self._sms_events, []
+        with contextlib.ExitStack() as batches:
+            # One write per bind for everything this flush sends (was one send per PDU).
+            for bind in self._receivers():
+                batches.enter_context(bind.batching())
+            self._sms_flush_events(events)
+
+    def _sms_flush_events(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, SmsQueued):
                 if event.sms.id not in self._in_flight and self._deliver(event.sms) is False:
