@@ -1,18 +1,17 @@
 """JUnit XML (SPEC §8): checked against tests/scenarios/junit.xsd.
 
-With `xmlschema` installed the XSD itself validates; otherwise the same rules are checked
-structurally below (every element and attribute the XSD requires, counts that add up).
+The XSD validates every file (xmlschema); the counts that must add up are checked below too.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
+import xmlschema
 
 from sim import junit, runner
 from tests.scenarios.conftest import ROOT
@@ -27,10 +26,7 @@ CASE_ATTRS = {"name", "classname", "time"}
 
 def validate(path: Path) -> ET.Element:
     """Validate like the XSD does; returns the root."""
-    if importlib.util.find_spec("xmlschema") is not None:  # pragma: no cover - optional
-        import xmlschema
-
-        xmlschema.XMLSchema(str(XSD)).validate(str(path))
+    xmlschema.XMLSchema(str(XSD)).validate(str(path))
     root = ET.parse(path).getroot()
     assert root.tag == "testsuites"
     assert set(root.attrib) == SUITES_ATTRS
@@ -118,3 +114,16 @@ def test_build_counts(count: int, base: dict[str, Any], tmp_path: Path) -> None:
     root = validate(path)
     assert root.get("tests") == str(count)
     assert len(root) == (1 if count else 0)
+
+
+def test_schema_rejects_a_broken_report(tmp_path: Path) -> None:
+    # The schema is a real check: a testcase without its classname does not validate.
+    bad = tmp_path / "bad.xml"
+    bad.write_text(
+        '<testsuites name="x" tests="1" failures="0" errors="0" time="0">'
+        '<testsuite name="s" tests="1" failures="0" errors="0" skipped="0" time="0">'
+        '<testcase name="c" time="0"/></testsuite></testsuites>',
+        encoding="utf-8",
+    )
+    with pytest.raises(xmlschema.XMLSchemaValidationError):
+        xmlschema.XMLSchema(str(XSD)).validate(str(bad))
