@@ -38,8 +38,23 @@ class SmsCentre:
         sender_is_alpha: bool = True,
     ) -> Sms:
         """Queue an SMS for `to`; it is on disk before anyone hears of it."""
+        sms = self.queue(to, text, sender=sender, kind=kind, sender_is_alpha=sender_is_alpha)
+        self.announce(sms)
+        return sms
+
+    def queue(
+        self,
+        to: str,
+        text: str,
+        *,
+        sender: str | None = None,
+        kind: str = "network",
+        sender_is_alpha: bool = True,
+    ) -> Sms:
+        """Persist an SMS without telling anyone: for a caller that writes more in the same
+        `store.transaction()` (a delivery receipt); it calls announce() after the commit."""
         now = self.clock.now()
-        sms = self.store.add_sms(
+        return self.store.add_sms(
             to,
             sender or self.config.sender_id,
             text,
@@ -48,9 +63,11 @@ class SmsCentre:
             kind=kind,
             sender_is_alpha=sender_is_alpha if sender is not None else True,
         )
-        _log.info("sms_queued", msisdn=to, sms_id=sms.id, kind=kind)
-        self.bus.emit(SmsQueued(to, sms))
-        return sms
+
+    def announce(self, sms: Sms) -> None:
+        """Tell the transports about an SMS queue() persisted (it goes out from here)."""
+        _log.info("sms_queued", msisdn=sms.recipient, sms_id=sms.id, kind=sms.kind)
+        self.bus.emit(SmsQueued(sms.recipient, sms))
 
     def inbox(self, msisdn: str) -> list[Sms]:
         return self.store.inbox(msisdn)
@@ -69,11 +86,20 @@ class SmsCentre:
         return sms
 
     def next_deadline(self) -> float | None:
-        """When the next queued SMS runs out of validity."""
-        return self.store.next_sms_expiry()
+        """When the next queued SMS (or incomplete concatenated set) runs out of validity."""
+        store = self.store
+        deadlines = [
+            d for d in (store.next_sms_expiry(), store.next_part_expiry()) if d is not None
+        ]
+        return min(deadlines) if deadlines else None
 
     def tick(self) -> None:
         """Expire SMS whose validity has passed (SPEC §5: store-and-forward until validity)."""
-        for sms in self.store.expire_sms(self.clock.now()):
+        now = self.clock.now()
+        for sms in self.store.expire_sms(now):
             _log.info("sms_expired", msisdn=sms.recipient, sms_id=sms.id)
             self.bus.emit(SmsStateChanged(sms.recipient, sms))
+        dropped = self.store.expire_parts(now)
+        if dropped:
+            # Concatenated MO SMS whose set never completed (TS 23.040 §9.2.3.24.1).
+            _log.warning("sms_parts_expired", parts=dropped)

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,45 @@ MIGRATIONS: list[str] = [
     UPDATE links SET notified = created WHERE flow = 'app';
     CREATE INDEX links_unnotified ON links (active_at) WHERE notified IS NULL;
     """,
+    # 3: delivery receipts owed to SMPP harnesses (SMPP 3.4 §5.2.17 registered_delivery), written
+    # with the MO SMS they are about: an acknowledged submit_sm never loses its receipt.
+    # state: waiting (SMS queued) -> due (delivered/expired) -> sent (deliver_sm_resp OK) |
+    # skipped (failure-only receipt, SMS delivered) | refused (the harness kept refusing it).
+    """
+    CREATE TABLE receipts (
+        sms_id              INTEGER PRIMARY KEY REFERENCES sms (id),
+        system_id           TEXT NOT NULL,
+        message_id          TEXT NOT NULL,  -- as given in the submit_sm_resp
+        source_addr         TEXT NOT NULL,  -- the MO SMS's sender (the receipt's destination)
+        dest_addr           TEXT NOT NULL,  -- the MO SMS's recipient (the receipt's source)
+        submitted           REAL NOT NULL,
+        registered_delivery INTEGER NOT NULL,
+        state               TEXT NOT NULL,
+        final_state         TEXT,           -- the SMS state it reports: delivered | expired
+        done                REAL,
+        attempts            INTEGER NOT NULL DEFAULT 0  -- refusals by the harness
+    );
+    CREATE INDEX receipts_due ON receipts (state, system_id);
+    """,
+    # 4: parts of concatenated MO SMS held until the set is complete (TS 23.040 §9.2.3.24.1,
+    # §9.2.3.24.8); every part was acknowledged, so they are kept on disk until then.
+    """
+    CREATE TABLE sms_parts (
+        id                  INTEGER PRIMARY KEY AUTOINCREMENT,  -- the part's message_id
+        source_addr         TEXT NOT NULL,
+        dest_addr           TEXT NOT NULL,
+        reference           INTEGER NOT NULL,
+        total               INTEGER NOT NULL,
+        seq                 INTEGER NOT NULL,
+        text                TEXT NOT NULL,
+        system_id           TEXT NOT NULL,
+        registered_delivery INTEGER NOT NULL,
+        received            REAL NOT NULL,
+        expires             REAL NOT NULL,
+        UNIQUE (source_addr, dest_addr, reference, total, seq)
+    );
+    CREATE INDEX sms_parts_by_expires ON sms_parts (expires);
+    """,
 ]
 
 SUBSCRIBER_CACHE = 200_000  # decoded subscribers kept in memory (about 1 KB each)
@@ -159,6 +199,68 @@ class Subscriber:
             "has_password": self.password_hash is not None,
             "number_management": self.number_management,
         }
+
+
+class ReceiptState(StrEnum):
+    """Life of a delivery receipt owed to an SMPP harness (migration 3)."""
+
+    WAITING = "waiting"  # its SMS is still queued
+    DUE = "due"  # its SMS was delivered or expired: the receipt must go out
+    SENT = "sent"  # a deliver_sm_resp OK acknowledged it
+    SKIPPED = "skipped"  # a failure-only receipt for an SMS that was delivered
+    REFUSED = "refused"  # the harness refused it with an error status too often
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A delivery receipt owed for MO SMS `sms_id` to SMPP system `system_id`."""
+
+    sms_id: int
+    system_id: str
+    message_id: str
+    source_addr: str
+    dest_addr: str
+    submitted: float
+    registered_delivery: int
+    state: ReceiptState
+    final_state: SmsState | None
+    done: float | None
+    attempts: int
+    text: str  # the SMS text (the receipt quotes its start)
+
+
+_RECEIPT_COLUMNS = (
+    "r.sms_id, r.system_id, r.message_id, r.source_addr, r.dest_addr, r.submitted, "
+    "r.registered_delivery, r.state, r.final_state, r.done, r.attempts, COALESCE(s.text, '')"
+)
+
+
+def _receipt(row: tuple[Any, ...]) -> Receipt:
+    return Receipt(
+        sms_id=row[0],
+        system_id=row[1],
+        message_id=row[2],
+        source_addr=row[3],
+        dest_addr=row[4],
+        submitted=row[5],
+        registered_delivery=row[6],
+        state=ReceiptState(row[7]),
+        final_state=SmsState(row[8]) if row[8] is not None else None,
+        done=row[9],
+        attempts=row[10],
+        text=row[11],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPart:
+    """One part of a concatenated MO SMS waiting for the rest of its set."""
+
+    message_id: str
+    seq: int
+    text: str
+    system_id: str
+    registered_delivery: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,6 +630,7 @@ class Store:
             )
             if cur.rowcount == 0:
                 return None
+            self._receipts_due(db, "sms_id = ?", (sms_id,), state, now)
         return self.sms(sms_id)
 
     def expire_sms(self, now: float) -> list[Sms]:
@@ -542,10 +645,142 @@ class Store:
                     "UPDATE sms SET state = ? WHERE state = ? AND expires <= ?",
                     (SmsState.EXPIRED.value, SmsState.QUEUED.value, now),
                 )
+                ids = [r[0] for r in rows]
+                marks = ", ".join("?" * len(ids))
+                self._receipts_due(db, f"sms_id IN ({marks})", ids, SmsState.EXPIRED, now)
         return [replace(_sms(r), state=SmsState.EXPIRED) for r in rows]
 
     def next_sms_expiry(self) -> float | None:
         row = self.db.execute(
             "SELECT MIN(expires) FROM sms WHERE state = ?", (SmsState.QUEUED.value,)
         ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    # -- delivery receipts (migration 3) ------------------------------------------------------
+
+    def add_receipt(
+        self,
+        sms: Sms,
+        system_id: str,
+        message_id: str,
+        source_addr: str,
+        registered_delivery: int,
+    ) -> None:
+        """Record a receipt owed for `sms`; call in the transaction that queues the SMS."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO receipts (sms_id, system_id, message_id, source_addr, dest_addr, "
+                "submitted, registered_delivery, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sms.id,
+                    system_id,
+                    message_id,
+                    source_addr,
+                    sms.recipient,
+                    sms.created,
+                    registered_delivery,
+                    ReceiptState.WAITING.value,
+                ),
+            )
+
+    def _receipts_due(
+        self, db: sqlite3.Connection, where: str, params: Sequence[Any], state: SmsState, now: float
+    ) -> None:
+        # Same transaction as the SMS state change: a receipt never misses its SMS's fate.
+        db.execute(
+            f"UPDATE receipts SET state = ?, final_state = ?, done = ? WHERE state = ? AND {where}",
+            (ReceiptState.DUE.value, state.value, now, ReceiptState.WAITING.value, *params),
+        )
+
+    def receipt(self, sms_id: int) -> Receipt | None:
+        row = self.db.execute(
+            f"SELECT {_RECEIPT_COLUMNS} FROM receipts r LEFT JOIN sms s ON s.id = r.sms_id "
+            "WHERE r.sms_id = ?",
+            (sms_id,),
+        ).fetchone()
+        return _receipt(row) if row else None
+
+    def due_receipts(self, system_id: str) -> list[Receipt]:
+        """Receipts for system_id whose SMS was delivered or expired, oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_RECEIPT_COLUMNS} FROM receipts r LEFT JOIN sms s ON s.id = r.sms_id "
+            "WHERE r.state = ? AND r.system_id = ? ORDER BY r.sms_id",
+            (ReceiptState.DUE.value, system_id),
+        )
+        return [_receipt(r) for r in rows]
+
+    def set_receipt_state(self, sms_id: int, state: ReceiptState) -> bool:
+        """Close a due receipt (sent, skipped, refused); False when it was not due."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE receipts SET state = ? WHERE sms_id = ? AND state = ?",
+                (state.value, sms_id, ReceiptState.DUE.value),
+            )
+            return cur.rowcount > 0
+
+    def count_receipt_refusal(self, sms_id: int) -> int:
+        """One more refusal of a receipt by the harness; returns the count so far."""
+        with self.transaction() as db:
+            db.execute("UPDATE receipts SET attempts = attempts + 1 WHERE sms_id = ?", (sms_id,))
+            row = db.execute("SELECT attempts FROM receipts WHERE sms_id = ?", (sms_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- concatenated MO SMS (migration 4) ----------------------------------------------------
+
+    def hold_part(
+        self,
+        source_addr: str,
+        dest_addr: str,
+        reference: int,
+        total: int,
+        seq: int,
+        text: str,
+        *,
+        system_id: str,
+        registered_delivery: int,
+        now: float,
+        expires: float,
+    ) -> tuple[str, list[HeldPart] | None]:
+        """Keep one part; (its message_id, every part in order once the set is complete).
+
+        A duplicate part keeps the first copy and gets its message_id. A complete set is
+        removed here: call inside the transaction that stores the reassembled SMS.
+        """
+        key = (source_addr, dest_addr, reference, total)
+        where = "source_addr = ? AND dest_addr = ? AND reference = ? AND total = ?"
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO sms_parts (source_addr, dest_addr, reference, total, seq, "
+                "text, system_id, registered_delivery, received, expires) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, seq, text, system_id, registered_delivery, now, expires),
+            )
+            rows = db.execute(
+                f"SELECT id, seq, text, system_id, registered_delivery FROM sms_parts "
+                f"WHERE {where} ORDER BY seq",
+                key,
+            ).fetchall()
+            parts = [HeldPart(f"c{r[0]}", r[1], r[2], r[3], r[4]) for r in rows]
+            message_id = next(p.message_id for p in parts if p.seq == seq)
+            if len(parts) < total:
+                return message_id, None
+            db.execute(f"DELETE FROM sms_parts WHERE {where}", key)
+        return message_id, parts
+
+    def held_parts(self) -> int:
+        """Parts waiting for the rest of their set."""
+        return int(self.db.execute("SELECT COUNT(*) FROM sms_parts").fetchone()[0])
+
+    def expire_parts(self, now: float) -> int:
+        """Drop sets still incomplete when their first part's validity ends; returns parts."""
+        with self.transaction() as db:
+            return db.execute(
+                "DELETE FROM sms_parts WHERE (source_addr, dest_addr, reference, total) IN "
+                "(SELECT source_addr, dest_addr, reference, total FROM sms_parts "
+                "WHERE expires <= ?)",
+                (now,),
+            ).rowcount
+
+    def next_part_expiry(self) -> float | None:
+        row = self.db.execute("SELECT MIN(expires) FROM sms_parts").fetchone()
         return float(row[0]) if row and row[0] is not None else None

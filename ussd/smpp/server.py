@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hmac
 import socket
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from ussd.dialstring import DialStringError
 from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
 from ussd.events import DialogEnded, Event, Screen, Sms, SmsQueued, SmsState, SmsStateChanged
 from ussd.msisdn import InvalidMsisdn
+from ussd.smpp.concat import UdhError, UserData, split_user_data
 from ussd.smpp.connection import (
     NEED_DATA,
     ConnectionClosed,
@@ -77,17 +79,19 @@ from ussd.smpp.ussd import (
     UssdRequest,
     classify,
     receipt_pdu,
+    receipt_requested,
+    receipt_wanted,
     screen_pdu,
     sms_pdus,
-    strip_udh,
 )
 from ussd.sms import covered
+from ussd.store import Receipt, ReceiptState
 
 _log = log.get("smpp")
 
 SYSTEM_ID = "ussd-sim"  # our system_id in bind_*_resp (SMPP 3.4 §4.1.2)
 STOP_GRACE = 2.0  # seconds stop() waits for unbind_resp before closing sockets
-RECEIPT_ATTEMPTS = 3  # a delivery receipt the harness keeps refusing is dropped after this
+RECEIPT_ATTEMPTS = 3  # a delivery receipt the harness refuses this often is given up
 
 _OK = CommandStatus.ESME_ROK
 _BIND_TYPES: dict[int, str] = {
@@ -174,27 +178,6 @@ class _Delivery:
     bind: _Bind
     remaining: int
     failed: bool = False
-
-
-@dataclass(slots=True, eq=False)
-class _Receipt:
-    """A delivery receipt a harness asked for (registered_delivery), pending or going out."""
-
-    system_id: str
-    bind: _Bind | None  # the bind the MO SMS came in on (preferred when it can receive)
-    pdu: DeliverSm | None = None
-    attempts: int = 0
-
-
-@dataclass(slots=True, eq=False)
-class _ReceiptRequest:
-    system_id: str
-    bind: _Bind
-    failure_only: bool  # registered_delivery bits 1..0 = 10 (SMPP 3.4 §5.2.17)
-    source: str
-    destination: str
-    submitted: float
-    text: str
 
 
 @dataclass(slots=True, eq=False)
@@ -407,8 +390,13 @@ class SmppServer:
         self._scan_needed = False
         self._rr = 0
         self._retry_timer: asyncio.TimerHandle | None = None
-        self._receipt_requests: dict[int, _ReceiptRequest] = {}
-        self._receipts_waiting: dict[str, list[_Receipt]] = {}
+        # Delivery receipts: the store holds what is owed (ussd/store.py, migration 3); here
+        # only what is on the wire, when a refused one may go again, and which bind the MO
+        # SMS came in on (preferred for its receipt while it lives).
+        self._receipts_out: set[int] = set()
+        self._receipt_retry_at: dict[int, tuple[float, str]] = {}
+        self._receipt_systems: set[str] = set()  # system_ids whose due receipts to offer
+        self._receipt_binds: weakref.WeakValueDictionary[int, _Bind] = weakref.WeakValueDictionary()
         self._handlers: dict[type, Callable[[_Bind, Any], bool]] = {
             SubmitSm: self._on_submit_sm,
             ResponseReceived: self._on_response,
@@ -551,7 +539,8 @@ class SmppServer:
         for bind in list(self._connections):
             if bind.timer_at is not None and bind.timer_at <= now:
                 self._fire(bind)
-        if self._retry_at and min(self._retry_at.values()) <= now:
+        at = self._next_retry()
+        if at is not None and at <= now:
             self._retry_due()
 
     # -- input events (return True to stop reading this connection) -------------------------
@@ -604,8 +593,10 @@ class SmppServer:
         self.metrics.bind_opened(bind_type)
         _log.info("smpp_bound", peer=bind.peer, system_id=bind.system_id, bind_type=bind_type)
         if bind.can_receive:
-            # Store-and-forward: what waited for a bind goes out now (after the bind_resp).
+            # Store-and-forward: what waited for a bind goes out now (after the bind_resp),
+            # receipts due for this system_id included (also those from before a restart).
             self._scan_needed = True
+            self._receipt_systems.add(bind.system_id)
             self._schedule_sms_flush()
         return False
 
@@ -680,8 +671,11 @@ class SmppServer:
                     self._screen_refused(bind, what, response.command_status)
             elif kind == "sms":
                 self._sms_part_done(what, ok, retry_now=False)
-            elif kind == "receipt" and not ok:
-                self._receipt_failed(what)
+            elif kind == "receipt":
+                if ok:
+                    self._receipt_sent(what)
+                else:
+                    self._receipt_failed(what, refused=True)
         if bind.outgoing:
             bind.flush()
         if self._scan_needed and bind.can_receive:
@@ -711,11 +705,25 @@ class SmppServer:
             self._submit_resp(bind, pdu, CommandStatus.ESME_RINVSRCADR)
             _log.info("smpp_bad_source", peer=bind.peer, system_id=bind.system_id)
             return False
+        user_data: UserData | None = None
         try:
-            text = decode_text(
-                strip_udh(pdu.message, pdu.esm_class) if request is None else pdu.message,
-                pdu.data_coding,
+            if request is None:
+                user_data = split_user_data(pdu.message, pdu.esm_class)
+                text = decode_text(user_data.payload, pdu.data_coding)
+            else:
+                text = decode_text(pdu.message, pdu.data_coding)
+        except UdhError as exc:
+            self._submit_resp(bind, pdu, exc.status)
+            _log.warning(
+                "smpp_udh_refused",
+                peer=bind.peer,
+                system_id=bind.system_id,
+                msisdn=msisdn,
+                esm_class=pdu.esm_class,
+                status=_sname(exc.status),
+                reason=exc.reason,
             )
+            return False
         except TextCodingError as exc:
             self._submit_resp(bind, pdu, exc.status)
             _log.warning(
@@ -729,7 +737,8 @@ class SmppServer:
             )
             return False
         if request is None:
-            self._mo_sms(bind, pdu, msisdn, text)
+            assert user_data is not None
+            self._mo_sms(bind, pdu, msisdn, user_data, text)
             return False
         action = request.action
         if action is Action.DIAL or action is Action.REPLY:
@@ -975,11 +984,18 @@ class SmppServer:
                 self._sms_state_changed(event.sms)
         if self._scan_needed:
             self._scan()
-        for system_id in list(self._receipts_waiting):
-            self._send_waiting_receipts(system_id)
+        if self._receipt_systems:
+            systems, self._receipt_systems = self._receipt_systems, set()
+            for system_id in systems:
+                self._send_due_receipts(system_id)
 
     def _receivers(self) -> list[_Bind]:
-        return [b for b in self._bound if b.can_receive and not b.closed]
+        # may_send: an unbinding session takes no new deliver_sm (SMPP 3.4 §2.3).
+        return [
+            b
+            for b in self._bound
+            if b.can_receive and not b.closed and b.conn.may_send(CommandId.DELIVER_SM)
+        ]
 
     def _scan(self) -> None:
         """Offer every queued SMS to the binds (after a bind, a freed window, a retry)."""
@@ -1053,89 +1069,194 @@ class SmppServer:
         if kind == "sms":
             self._sms_part_done(what, False, retry_now)
         elif kind == "receipt":
-            self._receipt_failed(what)
+            self._receipt_failed(what, refused=not retry_now)
+
+    def _next_retry(self) -> float | None:
+        """When the earliest refused SMS or receipt may be offered again."""
+        times = list(self._retry_at.values())
+        times.extend(at for at, _system_id in self._receipt_retry_at.values())
+        return min(times) if times else None
 
     def _arm_retry(self) -> None:
-        if self._simulated or self._loop is None or not self._retry_at:
+        at = self._next_retry()
+        if self._simulated or self._loop is None or at is None:
             return
         if self._retry_timer is not None:
             self._retry_timer.cancel()
-        delay = max(0.0, min(self._retry_at.values()) - self.clock.now())
+        delay = max(0.0, at - self.clock.now())
         self._retry_timer = self._loop.call_at(self._loop.time() + delay, self._retry_due)
 
     def _retry_due(self) -> None:
         self._retry_timer = None
         self._scan_needed = True
-        self._schedule_sms_flush()
         now = self.clock.now()
-        if any(t > now for t in self._retry_at.values()):
+        for when, system_id in self._receipt_retry_at.values():
+            if when <= now:
+                self._receipt_systems.add(system_id)
+        self._schedule_sms_flush()
+        at = self._next_retry()
+        if at is not None and at > now:
             self._arm_retry()
 
     # -- MO SMS and delivery receipts (SPEC §5) ---------------------------------------------
 
-    def _mo_sms(self, bind: _Bind, pdu: SubmitSm, sender: str, text: str) -> None:
+    def _mo_sms(
+        self, bind: _Bind, pdu: SubmitSm, sender: str, user_data: UserData, text: str
+    ) -> None:
         try:
             recipient = self.engine.normalise(pdu.destination_addr)
         except InvalidMsisdn:
             self._submit_resp(bind, pdu, CommandStatus.ESME_RINVDSTADR)
             return
-        sms = self.sms.send(recipient, text, sender=sender, kind="mo", sender_is_alpha=False)
-        mode = pdu.registered_delivery & 0x03  # SMPP 3.4 §5.2.17 bits 1..0
-        if mode in (1, 2):
-            self._receipt_requests[sms.id] = _ReceiptRequest(
-                bind.system_id, bind, mode == 2, sender, recipient, sms.created, text
+        store = self.gateway.store
+        concat = user_data.concat
+        sms: Sms | None = None
+        try:
+            # One transaction: the SMS (or the held part) and the receipt it owes are on disk
+            # together before the submit_sm_resp says OK (nothing acknowledged is lost).
+            with store.transaction():
+                if concat is None or concat.total == 1:
+                    sms = self.sms.queue(
+                        recipient, text, sender=sender, kind="mo", sender_is_alpha=False
+                    )
+                    message_id = str(sms.id)
+                    if receipt_requested(pdu.registered_delivery):
+                        store.add_receipt(
+                            sms, bind.system_id, message_id, sender, pdu.registered_delivery
+                        )
+                else:
+                    # TS 23.040 §9.2.3.24.1: parts of one set share originator, recipient,
+                    # reference and count; it becomes ONE SMS when the last part arrives.
+                    now = self.gateway.clock.now()
+                    message_id, parts = store.hold_part(
+                        sender,
+                        recipient,
+                        concat.reference,
+                        concat.total,
+                        concat.seq,
+                        text,
+                        system_id=bind.system_id,
+                        registered_delivery=pdu.registered_delivery,
+                        now=now,
+                        expires=now + self.gateway.config.sms.validity,
+                    )
+                    if parts is not None:
+                        sms = self.sms.queue(
+                            recipient,
+                            "".join(p.text for p in parts),
+                            sender=sender,
+                            kind="mo",
+                            sender_is_alpha=False,
+                        )
+                        # One receipt for the whole message, named after the first part (in
+                        # set order) that asked for one, with that part's registered_delivery.
+                        asking = next(
+                            (p for p in parts if receipt_requested(p.registered_delivery)), None
+                        )
+                        if asking is not None:
+                            store.add_receipt(
+                                sms,
+                                asking.system_id,
+                                asking.message_id,
+                                sender,
+                                asking.registered_delivery,
+                            )
+        except Exception:
+            # A store failure costs this request only (STYLE.md §6); nothing was acknowledged.
+            _log.exception("smpp_mo_sms_failed", system_id=bind.system_id, msisdn=sender)
+            self._submit_resp(bind, pdu, CommandStatus.ESME_RSYSERR)
+            return
+        if sms is not None:
+            self.sms.announce(sms)  # after the commit: persist first, tell second
+            self._receipt_binds[sms.id] = bind
+        self._submit_resp(bind, pdu, _OK, message_id)
+        if concat is not None and concat.total > 1:
+            _log.info(
+                "smpp_mo_sms_part",
+                system_id=bind.system_id,
+                msisdn=sender,
+                part=concat.seq,
+                parts=concat.total,
+                sms_id=sms.id if sms is not None else None,
             )
-        self._submit_resp(bind, pdu, _OK, str(sms.id))
-        _log.info("smpp_mo_sms", system_id=bind.system_id, msisdn=sender, sms_id=sms.id)
+        else:
+            sms_id = sms.id if sms is not None else None
+            _log.info("smpp_mo_sms", system_id=bind.system_id, msisdn=sender, sms_id=sms_id)
 
     def _sms_state_changed(self, sms: Sms) -> None:
-        request = self._receipt_requests.get(sms.id)
-        if request is None or sms.state is SmsState.QUEUED:
+        if sms.kind != "mo" or sms.state is SmsState.QUEUED:
             return
-        del self._receipt_requests[sms.id]
-        state = MessageState.DELIVERED if sms.state is SmsState.DELIVERED else MessageState.EXPIRED
-        if request.failure_only and state is MessageState.DELIVERED:
-            return
-        done = sms.delivered if sms.delivered is not None else self.clock.now()
-        receipt = _Receipt(
-            request.system_id,
-            request.bind,
-            receipt_pdu(
-                str(sms.id),
-                request.source,
-                request.destination,
-                request.submitted,
-                done,
-                state,
-                request.text,
-            ),
-        )
-        self._receipts_waiting.setdefault(request.system_id, []).append(receipt)
+        # The store marked its receipt due in the same transaction as the state change.
+        receipt = self.gateway.store.receipt(sms.id)
+        if receipt is not None and receipt.state is ReceiptState.DUE:
+            self._receipt_systems.add(receipt.system_id)
 
-    def _send_waiting_receipts(self, system_id: str) -> None:
-        waiting = self._receipts_waiting.get(system_id)
-        if not waiting:
-            self._receipts_waiting.pop(system_id, None)
-            return
+    def _send_due_receipts(self, system_id: str) -> None:
+        """Offer the receipts due for system_id (from the store) to its receiving binds."""
         binds = [b for b in self._receivers() if b.system_id == system_id]
         if not binds:
-            return  # kept until this system_id binds as receiver or transceiver
-        del self._receipts_waiting[system_id]
-        for receipt in waiting:
-            bind = receipt.bind
-            if bind is None or bind.closed or not bind.can_receive:
-                bind = binds[0]
-            receipt.attempts += 1
-            assert receipt.pdu is not None
-            bind.request(receipt.pdu, "receipt", receipt)
+            return  # kept in the store until this system_id binds as receiver or transceiver
+        store = self.gateway.store
+        now = self.clock.now()
+        for n, receipt in enumerate(store.due_receipts(system_id)):
+            sms_id = receipt.sms_id
+            if sms_id in self._receipts_out:
+                continue  # on the wire already: exactly one copy at a time
+            retry = self._receipt_retry_at.get(sms_id)
+            if retry is not None:
+                if retry[0] > now:
+                    continue
+                del self._receipt_retry_at[sms_id]
+            delivered = receipt.final_state is SmsState.DELIVERED
+            if not receipt_wanted(receipt.registered_delivery, delivered):
+                store.set_receipt_state(sms_id, ReceiptState.SKIPPED)
+                continue
+            bind = self._receipt_binds.get(sms_id)
+            if bind is None or bind not in binds:
+                bind = binds[n % len(binds)]
+            self._receipts_out.add(sms_id)
+            bind.request(self._receipt_pdu(receipt), "receipt", (sms_id, system_id))
 
-    def _receipt_failed(self, receipt: _Receipt) -> None:
-        if receipt.attempts >= RECEIPT_ATTEMPTS:
-            _log.warning("smpp_receipt_dropped", system_id=receipt.system_id)
+    def _receipt_pdu(self, receipt: Receipt) -> DeliverSm:
+        delivered = receipt.final_state is SmsState.DELIVERED
+        return receipt_pdu(
+            receipt.message_id,
+            receipt.source_addr,
+            receipt.dest_addr,
+            receipt.submitted,
+            receipt.done if receipt.done is not None else receipt.submitted,
+            MessageState.DELIVERED if delivered else MessageState.EXPIRED,
+            receipt.text,
+        )
+
+    def _receipt_sent(self, what: tuple[int, str]) -> None:
+        sms_id, _system_id = what
+        self._receipts_out.discard(sms_id)
+        self._receipt_binds.pop(sms_id, None)
+        # Only a deliver_sm_resp OK settles a receipt (SPEC §5).
+        self.gateway.store.set_receipt_state(sms_id, ReceiptState.SENT)
+
+    def _receipt_failed(self, what: tuple[int, str], refused: bool) -> None:
+        sms_id, system_id = what
+        self._receipts_out.discard(sms_id)
+        if self._stopping:
+            return  # it stays due in the store for the next start
+        if not refused:
+            # Unanswered (timeout, bind gone): offer it again now, on any bind of the system.
+            self._receipt_systems.add(system_id)
+            self._schedule_sms_flush()
             return
-        receipt.bind = None
-        self._receipts_waiting.setdefault(receipt.system_id, []).append(receipt)
-        self._schedule_sms_flush()
+        store = self.gateway.store
+        if store.count_receipt_refusal(sms_id) >= RECEIPT_ATTEMPTS:
+            store.set_receipt_state(sms_id, ReceiptState.REFUSED)
+            _log.warning("smpp_receipt_refused", system_id=system_id, sms_id=sms_id)
+            return
+        # The harness refused it: again after a while, not in a tight loop (as for SMS).
+        self._receipt_retry_at[sms_id] = (
+            self.clock.now() + self.config.response_timeout,
+            system_id,
+        )
+        self._arm_retry()
 
     # -- connection end ---------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 No sockets and no engine calls here: `classify()` reads what a harness's submit_sm asks for,
 `HarnessDialog` numbers the PDUs of one USSD dialog (SMPP 3.4 §5.3.2.43), `screen_pdu()`,
-`sms_parts()` and `receipt_pdu()` build the deliver_sm the server writes. docs/smpp.md has the
+`sms_pdus()` and `receipt_pdu()` build the deliver_sm the server writes. docs/smpp.md has the
 mapping with a worked example.
 """
 
@@ -242,11 +242,18 @@ def sms_pdus(
     ]
 
 
-def strip_udh(short_message: bytes, esm_class: int) -> bytes:
-    """The user data without its UDH when esm_class has UDHI set (TS 23.040 §9.2.3.24)."""
-    if esm_class & EsmClass.UDHI and short_message:
-        return short_message[1 + short_message[0] :]
-    return short_message
+def receipt_requested(registered_delivery: int) -> bool:
+    """True when a submit_sm asks for an SMSC delivery receipt (SMPP 3.4 §5.2.17 bits 1..0).
+
+    01: on delivery or failure; 10: on failure only; 00 none; 11 is reserved (none).
+    """
+    return registered_delivery & 0x03 in (1, 2)
+
+
+def receipt_wanted(registered_delivery: int, delivered: bool) -> bool:
+    """Whether a receipt goes out for this outcome (SMPP 3.4 §5.2.17)."""
+    mode = registered_delivery & 0x03
+    return mode == 1 or (mode == 2 and not delivered)
 
 
 def _date(t: float) -> str:
