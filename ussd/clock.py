@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 
-class Clock:
+class Clock(ABC):
     """Seconds since the epoch; `simulated` clocks move only when advanced."""
 
     simulated: bool = False
 
+    @abstractmethod
     def now(self) -> float:
-        raise NotImplementedError
+        """Seconds since the epoch, as this clock sees them."""
 
     def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` whenever time jumps (simulated clocks); returns an unsubscribe."""

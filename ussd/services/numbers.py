@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,14 +11,15 @@ from ussd.msisdn import mask
 from ussd.services.base import Context, End, Step
 
 
-class _Final:
+class _Final(ABC):
     """A one-screen service: start gives the final screen; replies never come."""
 
     def reply(self, ctx: Context, screen: str, values: Mapping[str, Any], text: str) -> Step:
         return self.start(ctx, {})
 
+    @abstractmethod
     def start(self, ctx: Context, args: Mapping[str, str]) -> Step:
-        raise NotImplementedError
+        """The final screen."""
 
 
 class NumbersEnable(_Final):
