@@ -16,6 +16,9 @@ from ussd.runtime import Gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The `browser` fixture (headless Debian Chromium) for every browser test.
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _cheap_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:

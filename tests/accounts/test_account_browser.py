@@ -6,36 +6,20 @@ The widget is served by a test-only page that mounts it; the gateway app is the 
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from tests.accounts.conftest import EN, OTHER, RU, enable_management, set_password
+from tests.browser import OUTPUT, TIMEOUT_MS
 from ussd.http import make_app
 from ussd.runtime import Gateway
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-OUTPUT = ROOT / "test-output"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 10_000
 
 PAGE = """<!doctype html>
 <html lang="ru"><head><meta charset="utf-8"><title>account widget</title>
@@ -53,16 +37,6 @@ PAGE = """<!doctype html>
 </script>
 </body></html>
 """
-
-
-def _chromium() -> str:
-    path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
-    if path:
-        return path
-    message = f"Chromium not found at {CHROMIUM} (install Debian's `chromium`, or `make browser`)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)  # SPEC §1: under CI a missing browser is a failure, not a skip
-    pytest.skip(message)
 
 
 async def _page(request: web.Request) -> web.Response:
@@ -93,19 +67,6 @@ async def site(gateway: Gateway) -> AsyncIterator[str]:
     yield f"http://127.0.0.1:{port}"
     await runner.cleanup()
     await gateway.stop()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    executable = _chromium()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=executable, args=FLAGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ USSD on the keypad, several phones, the "My account" app (SPEC §7) and recordin
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,49 +13,12 @@ import pytest
 from sim import runner
 from sim import scenario as sc
 from sim.targets import InProcessTarget
+from tests.browser import OUTPUT, TIMEOUT_MS
 from tests.http.conftest import EN, RU, eventually
 from ussd.http import HttpServer
 from ussd.runtime import Gateway
 
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parents[2]
-OUTPUT = ROOT / "test-output"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 10_000
-
-
-def _chromium() -> str:
-    path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
-    if path:
-        return path
-    message = f"Chromium not found at {CHROMIUM} (install Debian's `chromium`, or `make browser`)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)  # SPEC §1: under CI a missing browser is a failure, not a skip
-    pytest.skip(message)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    executable = _chromium()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=executable, args=FLAGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture
