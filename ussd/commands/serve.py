@@ -70,7 +70,9 @@ def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
 
 
 def run(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
+    from ussd.cli import STARTED
+
+    started = STARTED
     config = _with_overrides(load_config(args), args)
     try:
         return asyncio.run(serve(config, started))
