@@ -11,12 +11,11 @@ Run: python -m bench.peer.bare_smsc [--port 0]   (prints `listening HOST:PORT`)
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 import socket
 import time
 
+from bench.peer import _serve
 from ussd.smpp.connection import (
     NEED_DATA,
     ConnectionClosed,
@@ -96,29 +95,8 @@ class BareSmsc(asyncio.Protocol):
 
 async def start(host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
     """Listen; the caller closes the returned server."""
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(BareSmsc, host, port, reuse_address=True)
-
-
-async def _main(host: str, port: int) -> None:
-    server = await start(host, port)
-    sockname = server.sockets[0].getsockname()
-    print(f"listening {sockname[0]}:{sockname[1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    server.close()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.peer.bare_smsc", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args(argv)
-    asyncio.run(_main(args.host, args.port))
+    return await _serve.start(BareSmsc, host, port)
 
 
 if __name__ == "__main__":
-    main()
+    _serve.main(BareSmsc, "python -m bench.peer.bare_smsc", __doc__)
