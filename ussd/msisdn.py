@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-_STRIP = re.compile(r"[\s\-().]")
-_DIGITS = re.compile(r"\d{5,15}")
+_STRIP = re.compile(r"[\s\-().]", re.ASCII)
+# ASCII digits only: `\d` and str.isdigit also accept Arabic-Indic, Devanagari, fullwidth …
+# digits, and `٧٩١٦…` would become a subscriber no SMPP harness can ever address.
+_DIGITS = re.compile(r"[0-9]{5,15}")
 
 
 class InvalidMsisdn(ValueError):
