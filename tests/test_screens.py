@@ -344,3 +344,27 @@ def test_menu_never_loses_text_even_with_huge_options(options: list[str], label:
     assert all(fits(p) for p in pages)
     body = contents(pages, "\n" + nav_line(label) + "\n0. Back")
     assert squeeze("".join(body)) == squeeze("H" + "".join(options) + "0. Back")
+
+
+# --- navigation lines inside messages ------------------------------------------------------
+
+FOOTER = "0 Назад 00 Главное меню"  # what menu.py appends to message screens
+
+
+def test_message_footer_is_never_split_across_pages() -> None:
+    # 57 characters of text put the old page boundary between "00" and "Главное меню".
+    text = "слово " * 9 + "xxx\n" + FOOTER
+    pages = paginate_text(text, MORE)
+    assert len(pages) == 2
+    assert pages[0] == "слово " * 8 + "слово xxx" + NAV
+    assert pages[1] == FOOTER
+
+
+@given(
+    st.lists(st.text(alphabet="abЯz€", min_size=1, max_size=9), min_size=1, max_size=60),
+    st.sampled_from([FOOTER, "98. Далее", "0. Back 00. Home", "1. Баланс"]),
+)
+def test_option_lines_stay_whole_on_one_page(words: list[str], line: str) -> None:
+    pages = paginate_text(" ".join(words) + "\n" + line, MORE)
+    assert all(fits(page) for page in pages)
+    assert any(line in page.split("\n") for page in pages), pages

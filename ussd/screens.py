@@ -11,6 +11,9 @@ Navigation line: every page but the last ends with ``"98. " + more_label`` on it
 page). Word boundaries are runs of ASCII whitespace; a no-break space (U+00A0) keeps its
 meaning and never splits a page. A `more_label` or footer that leaves no room for text on a
 page is a configuration error and raises ValueError rather than dropping text.
+
+A line of a message that starts with a key (``0 Назад 00 Главное меню``, ``1. Баланс``) is kept
+whole on one page, as menu options are: navigation is never split across pages.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ NAV_KEY = "98"
 
 # Word separators: ASCII whitespace only, so U+00A0 and friends stay inside their words.
 _WORD_RE = re.compile(r"([ \t\n\r\f\v]*)([^ \t\n\r\f\v]+)")
+
+# The key that starts an option or navigation line: "1.", "0", "00", "98." (SPEC §3).
+_KEY_RE = re.compile(r"[0-9]{1,3}\.?")
 
 # A token is (separator before it, text, is_block). Blocks (menu header and options) are
 # never split unless one cannot fit a page on its own; words are split only when longer
@@ -93,7 +99,7 @@ def paginate_menu(
     return _paginate(tokens, "\n" + nav_line(more_label) + foot, foot)
 
 
-def _words(text: str) -> list[_Token]:
+def _words(text: str, keep_options: bool = True) -> list[_Token]:
     # Line breaks between words are kept (as many as there were, so paragraphs stay apart);
     # any other whitespace run becomes one space.
     tokens: list[_Token] = []
@@ -101,7 +107,27 @@ def _words(text: str) -> list[_Token]:
         gap, word = match.groups()
         newlines = gap.count("\n")
         tokens.append(("\n" * newlines if newlines else " ", word, False))
-    return tokens
+    return _option_lines(tokens) if keep_options else tokens
+
+
+def _option_lines(tokens: list[_Token]) -> list[_Token]:
+    """Each line of a message that reads as an option (``0 Назад 00 Главное``) as one block."""
+    # A service's own navigation line inside a message (menu.py appends "0 Назад 00 Главное
+    # меню" to message screens) must not be cut between pages: half of "0 Назад" on one page
+    # and the rest on the next reads as a broken key (SPEC §3 navigation).
+    out: list[_Token] = []
+    i = 0
+    while i < len(tokens):
+        j = i + 1
+        while j < len(tokens) and "\n" not in tokens[j][0]:
+            j += 1
+        line = tokens[i:j]
+        if len(line) > 1 and _KEY_RE.fullmatch(line[0][1]):
+            out.append((line[0][0], " ".join(word for _, word, _ in line), True))
+        else:
+            out.extend(line)
+        i = j
+    return out
 
 
 def _join_short(stack: list[_Token]) -> str | None:
@@ -152,7 +178,7 @@ def _paginate(tokens: list[_Token], more_tail: str, last_tail: str) -> list[str]
             if is_block:
                 # An option that cannot fit even a page of its own: page it like a message,
                 # from its own line, rather than ever dropping text.
-                words = _words(unit)
+                words = _words(unit, keep_options=False)
                 if words:
                     words[0] = (sep, *words[0][1:])
                 pending.extend(reversed(words))
