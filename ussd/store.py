@@ -487,12 +487,18 @@ class Store:
         return self.subscriber(msisdn)
 
     def set_password_hash(self, msisdn: str, password_hash: str, now: float) -> None:
+        """Store a new password hash and revoke every bearer token of the number (SPEC §7).
+
+        A changed password is how a subscriber shuts out whoever learnt the old one, so the
+        tokens issued under it go in the same transaction, whichever way it was changed.
+        """
         self.forget(msisdn)
         with self.transaction() as db:
             db.execute(
                 "UPDATE subscribers SET password_hash = ?, password_set_at = ? WHERE msisdn = ?",
                 (password_hash, now, msisdn),
             )
+            db.execute("DELETE FROM auth_tokens WHERE msisdn = ?", (msisdn,))
 
     def set_number_management(self, msisdn: str, enabled: bool) -> bool:
         """Turn the service on or off; True when the state changed."""

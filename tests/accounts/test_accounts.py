@@ -622,3 +622,70 @@ def test_any_input_is_handled(gateway: Gateway, msisdn: str, secret: str, provid
     for exc in refused:
         assert exc.status in (400, 401, 404, 409, 423, 429)
         assert exc.code and exc.message
+
+
+# -- hardening: token revocation, mutual links, readable SMS passwords ---------------------------
+
+
+def test_password_change_revokes_every_token(gateway: Gateway, accounts: Accounts) -> None:
+    set_password(gateway, RU, "secret12")
+    first = accounts.login(RU, "secret12")
+    network = accounts.login_network(RU)
+    other = accounts.login_network(EN)
+    accounts.change_password(RU, "secret12", "Other123")
+    for token in (first, network):
+        with pytest.raises(Unauthorized):
+            accounts.authenticate(token)
+    assert accounts.authenticate(other) == EN  # another number's tokens stay
+    assert accounts.authenticate(accounts.login(RU, "Other123")) == RU
+
+
+@pytest.mark.parametrize("how", ["sms_password", "ussd", "admin"])
+def test_every_way_of_setting_a_password_revokes_tokens(
+    gateway: Gateway, accounts: Accounts, how: str
+) -> None:
+    token = accounts.login_network(RU)
+    if how == "sms_password":
+        sms_password(gateway, RU)
+    elif how == "ussd":
+        set_password(gateway, RU, "secret12")
+    else:
+        accounts.update_subscriber(RU, {"password": "secret12"})
+    with pytest.raises(Unauthorized):
+        accounts.authenticate(token)
+
+
+def test_mutual_app_link_is_refused(gateway: Gateway, accounts: Accounts) -> None:
+    set_password(gateway, EN, "bpass123")
+    set_password(gateway, RU, "apass123")
+    accounts.app_link(RU, EN, "bpass123")  # EN in RU's account
+    with pytest.raises(Conflict) as info:
+        accounts.app_link(EN, RU, "apass123")  # RU in EN's account: the other way round
+    assert info.value.status == 409 and info.value.code == "mutual_link"
+    assert gateway.store.link(RU) is None
+
+
+def test_mutual_office_link_is_refused_even_while_pending(
+    gateway: Gateway, accounts: Accounts
+) -> None:
+    enable_management(gateway, EN)
+    enable_management(gateway, RU)
+    accounts.office_link(RU, EN)  # pending for two days
+    with pytest.raises(Conflict) as info:
+        accounts.office_link(EN, RU)
+    assert info.value.code == "mutual_link"
+    set_password(gateway, RU, "apass123")
+    with pytest.raises(Conflict) as info:
+        accounts.app_link(EN, RU, "apass123")
+    assert info.value.code == "mutual_link"
+    accounts.unlink(RU, EN)
+    assert accounts.office_link(EN, RU).account == EN  # allowed once the first link is gone
+
+
+def test_sms_passwords_have_no_look_alikes(gateway: Gateway, clock: SimulatedClock) -> None:
+    seen = set()
+    for _ in range(40):
+        seen |= set(sms_password(gateway, RU))
+        clock.advance(gateway.config.auth.sms_password_interval)
+    assert not seen & set("0Oo1lIi")
+    assert len(seen) > 20  # still a wide alphabet
