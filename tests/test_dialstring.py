@@ -165,6 +165,19 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("#31#+79161234567", call(PLUS, "invoke")),
     ("#31#89161234567", call("89161234567", "invoke")),
     ("*31#12", call("12", "suppress")),
+    # TS 22.030 Annex B: the CLIR prefix goes in front of any dialling string, '*' and '#'
+    # included (AOSP's GsmMmiCode test dials "*31#*27216505551212" with CLIR suppressed).
+    ("*31#*27216505551212", call("*27216505551212", "suppress")),
+    ("#31#*27216505551212", call("*27216505551212", "invoke")),
+    ("#31##5", call("#5", "invoke")),
+    ("*31#12*3", call("12*3", "suppress")),
+    ("*31#*21*+79161234567", call("*21*+79161234567", "suppress")),
+    ("*31#*#06#1", call("*#06#1", "suppress")),
+    ("*31#1+2", call("1+2", "suppress")),  # '+' is a keypad character anywhere
+    # ... but a string ending in '#' is one USSD string, after "*31#" too (rule 4).
+    ("#31#*100#", ussd("31")),
+    ("*31#*27216505551212#", ussd("31")),
+    ("*31##", ussd("31")),
 ]
 
 FIELD_DEFAULTS = dict.fromkeys(
@@ -204,6 +217,13 @@ ERRORS: list[tuple[str, str, int]] = [
     ("*#31#123", NOT_CLIR, 6),
     ("*31*1#123", NOT_CLIR, 7),
     ("*#06#1", NOT_CLIR, 6),
+    ("*21#*5", NOT_CLIR, 5),  # a dialling string with '*' after a code that is not CLIR
+    ("##31#*5", NOT_CLIR, 6),
+    ("*100#1*2", USSD_THEN_NUMBER, 6),  # "1*2" is a dialling string: not after USSD
+    ("*123#4#5", USSD_THEN_NUMBER, 6),
+    ("*31#+", AFTER_HASH, 5),  # a dialling string ends in a digit
+    ("*31#*", AFTER_HASH, 5),
+    ("*31#12*a", AFTER_HASH, 5),
     ("*04#5", NOT_CLIR, 5),
     ("**04*1*2*2#5", NOT_CLIR, 12),
     (" *100#", BAD_CHARACTER, 1),
@@ -225,9 +245,9 @@ ERRORS: list[tuple[str, str, int]] = [
     ("*#06", NO_HASH, 5),
     # SYNTAX_EXAMPLES[AFTER_HASH]: the column is the first character after the closing '#'.
     ("*111*17#extra", AFTER_HASH, 9),
-    ("*100#1*2", AFTER_HASH, 6),
+    ("*100#1*a", AFTER_HASH, 6),
     ("#31#abc", AFTER_HASH, 5),
-    ("*123#4#5", AFTER_HASH, 6),
+    ("*123#4#x", AFTER_HASH, 6),
     ("*100#*", AFTER_HASH, 6),
     ("123#ab", AFTER_HASH, 5),
 ]
@@ -307,7 +327,11 @@ def mmi_like(draw: st.DrawFn) -> str:
     fields = draw(
         st.lists(st.sampled_from(["", "1", PLUS, "11", "abc", "абв", "0000"]), max_size=6)
     )
-    tail = draw(st.sampled_from(["", PLUS, "12", "x", "*", "#", "1#", "1*2#"]))
+    tail = draw(
+        st.sampled_from(
+            ["", PLUS, "12", "x", "*", "#", "1#", "1*2#", "*2721", "#5", "1*2", "*100#", "+"]
+        )
+    )
     return prefix + code + "".join("*" + f for f in fields) + "#" + tail
 
 
@@ -369,6 +393,21 @@ def test_both_paths_agree_on_every_short_keypad_string() -> None:
             assert dialstring._parse_text(text, fast=True) == dialstring._parse_text(
                 text, fast=False
             ), text
+
+
+def test_both_paths_agree_on_every_short_tail_after_clir() -> None:
+    # What follows "*31#" / "#31#" is where the two paths split the string differently from
+    # every other shape: every tail of up to four keypad characters, plus a letter.
+    alphabet = "*#1+a"
+    for prefix in ("*31#", "#31#", "*21#", "*100#"):
+        for length in range(1, 5):
+            for chars in itertools.product(alphabet, repeat=length):
+                text = prefix + "".join(chars)
+                fast = dialstring._parse_text(text, fast=True)
+                assert fast == dialstring._parse_text(text, fast=False), text
+                if prefix in ("*31#", "#31#") and text[-1] == "1" and "a" not in text:
+                    assert isinstance(fast, DialString) and fast.kind == "call", text
+                    assert fast.dial_number == text[4:], text
 
 
 def test_error_text_keeps_secrets_out_of_str() -> None:
