@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse arguments, configure logging, run the subcommand."""
     parser = build_parser()
+    # The subcommands sit below this module and never import it: what they need from here
+    # (when the process started) comes in the namespace.
+    parser.set_defaults(started=STARTED)
     args = parser.parse_args(argv)
     log.configure(getattr(args, "log_format", "console"), getattr(args, "log_level", "info"))
     try:

@@ -70,9 +70,9 @@ def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ussd.cli import STARTED
-
-    started = STARTED
+    # ussd.cli hands down when the process started (`args.started`), so start-to-ready
+    # includes the imports; called without it, the clock starts here.
+    started: float | None = getattr(args, "started", None)
     config = _with_overrides(load_config(args), args)
     try:
         return asyncio.run(serve(config, started))
@@ -85,6 +85,7 @@ async def serve(config: Config, started: float | None = None) -> int:
     """Run until SIGINT/SIGTERM; returns the exit code."""
     started = started if started is not None else time.perf_counter()
     gateway = Gateway.create(config)
+    gateway.hash_off_loop()
     await gateway.start()
     smpp = SmppServer(gateway)
     http = None
