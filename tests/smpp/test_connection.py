@@ -492,6 +492,59 @@ def test_bind_timeout() -> None:
     assert bound_conn.get_timer() is None
 
 
+_PROBE = encode_pdu(EnquireLink(sequence_number=9))
+
+
+@pytest.mark.parametrize("split", [1, 3, 4, 15])
+def test_pdu_timeout_closes_a_pdu_never_finished(split: int) -> None:
+    conn = bound(pdu_timeout=5.0, enquire_link_interval=None)
+    assert conn.get_timer() is None  # nothing buffered, nothing to time
+    assert feed(conn, _PROBE[:split], now=10.0) == []
+    assert conn.get_timer() == 15.0
+    assert conn.handle_timer(14.9) == []
+    assert conn.handle_timer(15.0) == [
+        PeerTimedOut(f"PDU incomplete after 5 s ({split} octets buffered)")
+    ]
+    assert conn.state is State.CLOSED
+    assert conn.get_timer() is None
+    assert isinstance(conn.next_event(), ConnectionClosed)
+
+
+def test_pdu_timeout_dribbled_octets_do_not_extend_it() -> None:
+    # The deadline is the PDU's, not the last octet's.
+    conn = bound(pdu_timeout=5.0, enquire_link_interval=None)
+    for i, octet in enumerate(_PROBE[:-1]):
+        assert feed(conn, bytes([octet]), now=10.0 + i * 0.3) == []
+        assert conn.get_timer() == 15.0
+    [ev] = conn.handle_timer(15.0)
+    assert isinstance(ev, PeerTimedOut)
+
+
+@pytest.mark.parametrize("split", range(1, len(_PROBE)))
+def test_pdu_timeout_cleared_when_the_pdu_completes(split: int) -> None:
+    conn = bound(pdu_timeout=5.0, enquire_link_interval=None)
+    assert feed(conn, _PROBE[:split], now=10.0) == []
+    assert conn.get_timer() == 15.0
+    [ev] = feed(conn, _PROBE[split:], now=14.0)
+    assert isinstance(ev, EnquireLink)
+    assert conn.get_timer() is None
+    assert conn.handle_timer(100.0) == []
+    # A whole PDU plus the start of the next: the clock restarts with the tail's arrival.
+    [ev] = feed(conn, _PROBE + _PROBE[:split], now=20.0)
+    assert isinstance(ev, EnquireLink)
+    assert conn.get_timer() == 25.0
+
+
+def test_pdu_timeout_in_open_state_and_off_by_default() -> None:
+    conn = SmppConnection("server", pdu_timeout=2.0, enquire_link_interval=None, now=0.0)
+    feed(conn, _PROBE[:5], now=1.0)
+    assert conn.get_timer() == 3.0
+    assert conn.handle_timer(3.0) == [PeerTimedOut("PDU incomplete after 2 s (5 octets buffered)")]
+    default = SmppConnection("server", enquire_link_interval=None, now=0.0)
+    feed(default, _PROBE[:5], now=1.0)
+    assert default.get_timer() is None
+
+
 def test_no_probe_while_unbinding() -> None:
     conn = bound(enquire_link_interval=1.0)
     feed(conn, encode_pdu(Unbind(sequence_number=3)))

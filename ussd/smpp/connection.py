@@ -14,6 +14,11 @@ LocalProtocolError; peer errors come back as events:
 * framing broken beyond repair            -> RemoteProtocolError, then ConnectionClosed
 * end of stream / unbind finished         -> ConnectionClosed
 * timers (handle_timer)                   -> RequestTimedOut, EnquireLinkDue, PeerTimedOut
+
+Deadlines on the peer (all optional): `bind_timeout` for a session that never binds,
+`pdu_timeout` for a PDU begun and never finished (its octets dribbled in one at a time would
+otherwise hold the connection for good), `enquire_link_interval` + `response_timeout` for a
+peer gone silent.
 """
 
 from __future__ import annotations
@@ -234,7 +239,10 @@ class EnquireLinkDue:
 
 @dataclass(frozen=True, slots=True)
 class PeerTimedOut:
-    """Fatal: an enquire_link went unanswered, or no bind came in time. Close the socket."""
+    """Fatal: an enquire_link went unanswered, no bind came in time, or a PDU never finished.
+
+    Close the socket.
+    """
 
     reason: str
 
@@ -266,6 +274,7 @@ class SmppConnection:
         response_timeout: float = 30.0,
         enquire_link_interval: float | None = 60.0,
         bind_timeout: float | None = None,
+        pdu_timeout: float | None = None,
         now: float | None = None,
     ) -> None:
         if role not in ("server", "client"):
@@ -278,6 +287,7 @@ class SmppConnection:
         self.response_timeout = response_timeout
         self.enquire_link_interval = enquire_link_interval
         self.bind_timeout = bind_timeout
+        self.pdu_timeout = pdu_timeout
         us, peer = (Side.SMSC, Side.ESME) if role == "server" else (Side.ESME, Side.SMSC)
         self._we_may_send = BIND_STATE_TABLE[us]
         self._peer_may_send = BIND_STATE_TABLE[peer]
@@ -293,6 +303,7 @@ class SmppConnection:
         self._probe_seq: int | None = None  # our enquire_link in flight
         self._started = now  # when the clock first became known (bind_timeout)
         self._last_rx = now  # last time the peer sent anything (idle probing)
+        self._partial_since: float | None = None  # a PDU begun, not complete (pdu_timeout)
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -351,7 +362,7 @@ class SmppConnection:
                     CommandStatus.ESME_RINVCMDLEN,
                     f"peer closed the connection inside a PDU header ({avail} of 16 octets)",
                 )
-            return NEED_DATA
+            return self._need_data(avail)
         (length,) = _LENGTH.unpack_from(buf, pos)
         if length < HEADER_LENGTH or length > self.max_pdu_size:
             seq = _LENGTH.unpack_from(buf, pos + 12)[0] if avail >= HEADER_LENGTH else 0
@@ -366,7 +377,7 @@ class SmppConnection:
                     CommandStatus.ESME_RINVCMDLEN,
                     f"peer closed the connection inside a PDU ({avail} of {length} octets)",
                 )
-            return NEED_DATA
+            return self._need_data(avail)
         data = bytes(buf[pos : pos + length])
         pos += length
         if pos == len(buf):
@@ -376,6 +387,7 @@ class SmppConnection:
             del buf[:pos]
             pos = 0
         self._pos = pos
+        self._partial_since = None
         return self._on_pdu(data)
 
     def _on_pdu(self, data: bytes) -> Event:
@@ -501,6 +513,8 @@ class SmppConnection:
             and self._state is State.OPEN
         ):
             deadlines.append(self._started + self.bind_timeout)
+        if self.pdu_timeout is not None and self._partial_since is not None:
+            deadlines.append(self._partial_since + self.pdu_timeout)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> list[TimerEvent]:
@@ -534,6 +548,18 @@ class SmppConnection:
             self._close(reason)
             return events
         if (
+            self.pdu_timeout is not None
+            and self._partial_since is not None
+            and now >= self._partial_since + self.pdu_timeout
+        ):
+            reason = (
+                f"PDU incomplete after {self.pdu_timeout:g} s"
+                f" ({len(self._buf) - self._pos} octets buffered)"
+            )
+            events.append(PeerTimedOut(reason))
+            self._close(reason)
+            return events
+        if (
             self.enquire_link_interval is not None
             and self._probe_seq is None
             and self._last_rx is not None
@@ -545,6 +571,13 @@ class SmppConnection:
         return events
 
     # ---- internals -------------------------------------------------------------------------
+
+    def _need_data(self, avail: int) -> NeedData:
+        # The first NEED_DATA with octets buffered starts the PDU's clock: they came with the
+        # last receive_data() (a caller drains next_event() after each one).
+        if avail and self._partial_since is None:
+            self._partial_since = self._last_rx
+        return NEED_DATA
 
     def _touch(self, now: float) -> None:
         self._last_rx = now
