@@ -218,6 +218,18 @@ async def test_unreachable_gateway_exits_1(terminal: Terminal, tmp_path: Path) -
     assert await terminal.wait() == 1
 
 
+async def test_invalid_msisdn_is_a_usage_error_before_the_phone_starts(
+    terminal: Terminal, server: HttpServer, tmp_path: Path
+) -> None:
+    # A reachable gateway: the phone must not get as far as the prompt with "hello".
+    history = tmp_path / "h"
+    await terminal.spawn(*_phone_argv(server.url, history, msisdn="hello"))
+    await terminal.expect(r"argument MSISDN: not a phone number: 'hello'")
+    assert await terminal.wait() == 2
+    assert "›" not in terminal.text  # no prompt was ever drawn
+    assert not history.exists()
+
+
 async def test_record_a_session_that_replays_green(
     terminal: Terminal, server: HttpServer, started: Gateway, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ussd import config as config_mod
+from ussd.msisdn import InvalidMsisdn, normalise
 
 
 def add_common(parser: argparse.ArgumentParser, *, url: bool = False) -> None:
@@ -31,3 +32,19 @@ def add_common(parser: argparse.ArgumentParser, *, url: bool = False) -> None:
 def load_config(args: argparse.Namespace) -> config_mod.Config:
     """The validated config named by --config (ConfigError propagates to exit code 2)."""
     return config_mod.load(args.config)
+
+
+def msisdn_arg(text: str) -> str:
+    """An argparse `type` for a subscriber number: a usage error (exit 2) before anything starts.
+
+    The number is returned as typed: the gateway normalises it with its own country code and
+    trunk prefix, which do not change whether a number is valid (docs/phones.md).
+    """
+    try:
+        normalise(text)
+    except InvalidMsisdn:
+        raise argparse.ArgumentTypeError(
+            f"not a phone number: {text[:40]!r} (5 to 15 digits, optionally after '+', "
+            "e.g. 79161234567)"
+        ) from None
+    return text

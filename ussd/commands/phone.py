@@ -12,7 +12,7 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from sim.client import DEFAULT_URL, PhonesClient
 from sim.phone import TerminalPhone
-from ussd.commands._common import add_common
+from ussd.commands._common import add_common, msisdn_arg
 
 HISTORY_ENV = "USSD_SIM_HISTORY"
 
@@ -25,7 +25,12 @@ def register(sub: Any) -> None:
         "from the gateway at --url. Commands: :help, :sms, :release, :dial CODE, :quit. "
         "--record FILE saves the session as a scenario file.",
     )
-    parser.add_argument("msisdn", metavar="MSISDN", help="the handset's number, e.g. 79161234567")
+    parser.add_argument(
+        "msisdn",
+        metavar="MSISDN",
+        type=msisdn_arg,
+        help="the handset's number, e.g. 79161234567",
+    )
     add_common(parser, url=True)
     parser.add_argument(
         "--history",
