@@ -12,22 +12,25 @@ import hashlib
 import re
 import secrets
 import string
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ussd import log, subscribers
+from ussd import log
 from ussd.clock import Clock
 from ussd.config import Config
 from ussd.menus import Texts
 from ussd.msisdn import InvalidMsisdn, mask, normalise
+from ussd.passwords import Flow, Hash, Settle, Verify, drive
 from ussd.sms import SmsCentre
-from ussd.store import Link, Store, Subscriber, hash_password, verify_password
+from ussd.store import Link, Store, Subscriber
 
 _log = log.get("accounts")
 
 PASSWORD_RE = re.compile(r"[A-Za-z0-9]{4,10}")  # SPEC §3 / §7: 4–10 Latin letters and digits
 SMS_PASSWORD_LENGTH = 8
+UNKNOWN_AUTH_CAP = 10_000  # numbers that are no subscriber whose wrong passwords are counted
 # Generated passwords are read off a handset screen and retyped: no look-alikes (0/O/o/D/Q,
 # 1/l/I/i/j/J, 5/S, 2/Z, 8/B). 45 symbols are left: 8 of them are about 44 bits.
 LOOK_ALIKES = frozenset("0OoDQ1lIijJ5S2Z8B")
@@ -156,22 +159,97 @@ class AuthState:
     last_sms_password_at: float | None = None
 
 
-SUBSCRIBER_FIELDS = subscribers.FIELDS
+_LANGUAGES = ("ru", "en")
+_PACKAGE_KEYS = {"minutes": "package_minutes", "sms": "package_sms", "mb": "package_mb"}
+SUBSCRIBER_FIELDS = (
+    "language",
+    "balance",
+    "package",
+    "package_minutes",
+    "package_sms",
+    "package_mb",
+    "bonus_points",
+    "services",
+    "payments",
+    "number_management",
+    "password",
+)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _count(key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Invalid(f"{key}: expected an integer ≥ 0, got {value!r}", code="bad_field")
+    return value
 
 
 def subscriber_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     """Validate admin-supplied subscriber fields into Store.update_subscriber keywords.
 
-    The rules are ussd.subscribers' (the same as for config seeds); `package` is spread into
-    the package_* columns and `password` becomes `password_hash`.
+    `package` ({minutes, sms, mb}) is spread into the package_* columns and `password` becomes
+    `password_hash`; unknown keys and wrong types are Invalid naming the key.
     """
-    try:
-        out = subscribers.validate(data)
-    except subscribers.FieldError as exc:
-        raise Invalid(str(exc), code=exc.code) from None
-    if "password" in out:
-        out["password_hash"] = hash_password(out.pop("password"))
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in SUBSCRIBER_FIELDS:
+            raise Invalid(
+                f"{key}: unknown field (allowed: {', '.join(SUBSCRIBER_FIELDS)})",
+                code="unknown_field",
+            )
+        if key == "language":
+            if value not in _LANGUAGES:
+                raise Invalid(f"language: expected ru or en, got {value!r}", code="bad_field")
+            out[key] = value
+        elif key == "balance":
+            if not _is_number(value):
+                raise Invalid(f"balance: expected a number, got {value!r}", code="bad_field")
+            out[key] = float(value)
+        elif key == "package":
+            if not isinstance(value, Mapping) or not set(value) <= set(_PACKAGE_KEYS):
+                raise Invalid("package: expected {minutes, sms, mb}", code="bad_field")
+            for name, count in value.items():
+                out[_PACKAGE_KEYS[name]] = _count(f"package.{name}", count)
+        elif key in ("package_minutes", "package_sms", "package_mb", "bonus_points"):
+            out[key] = _count(key, value)
+        elif key == "services":
+            if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, bool) for k, v in value.items()
+            ):
+                raise Invalid(
+                    "services: expected a mapping of name to true/false", code="bad_field"
+                )
+            out[key] = dict(value)
+        elif key == "payments":
+            if not isinstance(value, list) or not all(
+                isinstance(p, Mapping)
+                and set(p) == {"date", "amount"}
+                and isinstance(p["date"], str)
+                and _is_number(p["amount"])
+                for p in value
+            ):
+                raise Invalid("payments: expected a list of {date, amount}", code="bad_field")
+            out[key] = [{"date": p["date"], "amount": float(p["amount"])} for p in value]
+        elif key == "number_management":
+            if not isinstance(value, bool):
+                raise Invalid(
+                    f"number_management: expected true or false, got {value!r}", code="bad_field"
+                )
+            out[key] = value
+        else:  # password
+            if not isinstance(value, str) or not PASSWORD_RE.fullmatch(value):
+                raise Invalid(
+                    "password: expected 4-10 Latin letters and digits", code="invalid_password"
+                )
+            out["password_hash"] = drive(_hashed(value))
     return out
+
+
+def _hashed(password: str) -> Flow[str]:
+    encoded: str = yield Hash(password)
+    return encoded
 
 
 # -- the account service ----------------------------------------------------------------------
@@ -197,6 +275,8 @@ class Accounts:
         # Called after a pending link is created, so a sleeping timer task re-reads deadlines
         # (the gateway sets it to Gateway.wake; SPEC §4: only the runtime waits).
         self.wake: Callable[[], None] = lambda: None
+        # Lockout state of numbers that are no subscriber: memory only, LRU-bounded.
+        self._strangers: OrderedDict[str, AuthState] = OrderedDict()
 
     # -- numbers and subscribers ------------------------------------------------------------
 
@@ -271,12 +351,35 @@ class Accounts:
     # -- lockout state (SPEC §7: 5 wrong passwords → 15 minutes) ------------------------------
 
     def auth_state(self, msisdn: str) -> AuthState:
-        """The persisted lockout / rate-limit state of a number."""
+        """The lockout / rate-limit state of a number (persisted for subscribers)."""
         row = self.store.db.execute(
             "SELECT failures, locked_until, last_sms_password_at FROM auth_state WHERE msisdn = ?",
             (msisdn,),
         ).fetchone()
-        return AuthState(*row) if row else AuthState()
+        if row:
+            return AuthState(*row)
+        return self._strangers.get(msisdn) or AuthState()
+
+    def _stranger_failure(self, msisdn: str, now: float) -> AuthState:
+        """Count a wrong password for a number that is no subscriber, in memory only.
+
+        Anyone can try any number: rows for them would grow without bound. Their counts and
+        locks follow the same rules (so 401/423 says nothing about existence) in an LRU of
+        UNKNOWN_AUTH_CAP numbers; one pushed out simply starts a fresh count.
+        """
+        auth = self.config.auth
+        state = self._strangers.pop(msisdn, None) or AuthState()
+        if state.locked_until is not None and state.locked_until <= now:
+            state = AuthState()
+        failures = state.failures + 1
+        if failures >= auth.max_failures:
+            state = AuthState(0, now + auth.lockout)
+        else:
+            state = AuthState(failures, state.locked_until)
+        self._strangers[msisdn] = state
+        while len(self._strangers) > UNKNOWN_AUTH_CAP:
+            self._strangers.popitem(last=False)
+        return state
 
     def _check_lock(self, msisdn: str, now: float) -> None:
         state = self.auth_state(msisdn)
@@ -286,6 +389,11 @@ class Accounts:
     def _record_failure(self, msisdn: str, now: float) -> None:
         """Count a wrong password; the one that reaches auth.max_failures locks the number."""
         auth = self.config.auth
+        if self.store.subscriber(msisdn) is None:
+            state = self._stranger_failure(msisdn, now)
+            if state.locked_until is not None and state.failures == 0:
+                raise Locked("too many wrong passwords: the number is locked", auth.lockout)
+            return
         with self.store.transaction() as db:
             db.execute(
                 "INSERT INTO auth_state (msisdn, failures) VALUES (?, 0) "
@@ -319,18 +427,25 @@ class Accounts:
                 (msisdn,),
             )
 
-    def _check_password(self, msisdn: str, password: object) -> None:
+    def _check_password(self, msisdn: str, password: object) -> Flow[None]:
         """Lock check, constant-time hash check, failure counting (SPEC §7)."""
-        now = self.clock.now()
-        self._check_lock(msisdn, now)
+        yield Settle(msisdn)  # a password confirmed on `*111*17#` a moment ago is the one
+        self._check_lock(msisdn, self.clock.now())
         sub = self.store.subscriber(msisdn)
+        encoded = sub.password_hash if sub else None
         text = password if isinstance(password, str) else ""
         if not text.isascii():
             # Valid passwords are ASCII (SPEC §3); this also keeps JSON's lone surrogates
             # ("\ud800") away from str.encode. The scrypt below still runs, on a dummy.
             text = "\x00"
-        # verify_password spends a full scrypt even when there is no hash (no timing oracle).
-        if not verify_password(text, sub.password_hash if sub else None):
+        # Verify spends a full scrypt even when there is no hash (no timing oracle).
+        matched = yield Verify(text, encoded)
+        # The hash may have run on another thread while other requests were served: a lock
+        # set or a password changed meanwhile wins over this answer.
+        now = self.clock.now()
+        self._check_lock(msisdn, now)
+        sub = self.store.subscriber(msisdn)
+        if not matched or (sub.password_hash if sub else None) != encoded:
             self._record_failure(msisdn, now)
             raise BadCredentials("wrong number or password")
         self._reset_failures(msisdn)
@@ -372,8 +487,12 @@ class Accounts:
 
     def login(self, msisdn: str, password: str) -> str:
         """Number + password → token (SPEC §7); BadCredentials, Locked."""
+        return drive(self.login_flow(msisdn, password))
+
+    def login_flow(self, msisdn: str, password: str) -> Flow[str]:
+        """login() as a flow, for a driver that hashes off the event loop (ussd/passwords.py)."""
         number = self.normalise(msisdn)
-        self._check_password(number, password)
+        yield from self._check_password(number, password)
         return self._issue(number, "password")
 
     def login_network(self, msisdn: str) -> str:
@@ -384,38 +503,53 @@ class Accounts:
 
     def send_sms_password(self, msisdn: str) -> None:
         """Set a random 8-character password and send it by SMS; one per interval (SPEC §7)."""
+        drive(self.send_sms_password_flow(msisdn))
+
+    def _sms_password_due(self, number: str, now: float) -> None:
+        interval = self.config.auth.sms_password_interval
+        last = self.auth_state(number).last_sms_password_at
+        if last is not None and now < last + interval:
+            raise RateLimited("an SMS password was sent recently", last + interval - now)
+
+    def send_sms_password_flow(self, msisdn: str) -> Flow[None]:
+        """send_sms_password() as a flow (the hash may run off the event loop)."""
         number = self.normalise(msisdn)
         self.subscriber(number)
-        now = self.clock.now()
-        interval = self.config.auth.sms_password_interval
+        # Refused before the hash, so a rate-limited request costs no scrypt.
+        self._sms_password_due(number, self.clock.now())
         password = "".join(
             secrets.choice(_SMS_PASSWORD_ALPHABET) for _ in range(SMS_PASSWORD_LENGTH)
         )
+        encoded: str = yield Hash(password)
+        now = self.clock.now()
         with self.store.transaction() as db:
-            last = self.auth_state(number).last_sms_password_at
-            if last is not None and now < last + interval:
-                raise RateLimited("an SMS password was sent recently", last + interval - now)
+            self._sms_password_due(number, now)  # again: another request may have won meanwhile
             db.execute(
                 "INSERT INTO auth_state (msisdn, last_sms_password_at) VALUES (?, ?) "
                 "ON CONFLICT (msisdn) DO UPDATE "
                 "SET last_sms_password_at = excluded.last_sms_password_at",
                 (number, now),
             )
-            self.store.set_password_hash(number, hash_password(password), now)
+            self.store.set_password_hash(number, encoded, now)
             # The SMS is the one place the generated password goes; the SMS centre logs only ids.
             self.sms.send(number, self._text("sms_password", number, password=password))
         _log.info("sms_password_sent", msisdn=number)
 
     def change_password(self, msisdn: str, current: str, new: str) -> None:
         """Replace the password: `current` must verify, `new` is 4–10 Latin letters/digits."""
+        drive(self.change_password_flow(msisdn, current, new))
+
+    def change_password_flow(self, msisdn: str, current: str, new: str) -> Flow[None]:
+        """change_password() as a flow (the hashes may run off the event loop)."""
         number = self.normalise(msisdn)
         if not isinstance(new, str) or not PASSWORD_RE.fullmatch(new):
             raise Invalid(
                 "the new password must be 4-10 Latin letters and digits", code="invalid_password"
             )
-        self._check_password(number, current)
+        yield from self._check_password(number, current)
+        encoded: str = yield Hash(new)
         with self.store.transaction():
-            self.store.set_password_hash(number, hash_password(new), self.clock.now())
+            self.store.set_password_hash(number, encoded, self.clock.now())
             self.sms.send(number, self._text("password_changed", number))
         _log.info("password_changed", msisdn=number)
 
@@ -495,11 +629,15 @@ class Accounts:
 
     def app_link(self, account: str, number: str, password: str) -> Link:
         """App flow: the holder adds number B with B's password; active at once, SMS to both."""
+        return drive(self.app_link_flow(account, number, password))
+
+    def app_link_flow(self, account: str, number: str, password: str) -> Flow[Link]:
+        """app_link() as a flow (B's password is checked off the event loop)."""
         a, b = self._pair(account, number)
         self.subscriber(a)
         self.subscriber(b)
         # SPEC §7: a wrong password here counts towards B's lockout.
-        self._check_password(b, password)
+        yield from self._check_password(b, password)
         now = self.clock.now()
         with self.store.transaction() as db:
             self._refuse_mutual(a, b)

@@ -17,8 +17,11 @@ from ussd.config import Config, ConfigError
 from ussd.engine import Engine
 from ussd.links import LinkScheduler
 from ussd.menus import MenuBook, MenuError, Texts
+from ussd.passwords import HashPool
 from ussd.routing import Router
 from ussd.services import builtin
+from ussd.services.base import Context
+from ussd.services.password import PasswordSet
 from ussd.sms import SmsCentre
 from ussd.store import Store, hash_password
 
@@ -61,6 +64,8 @@ class Gateway:
         self.accounts.wake = self.wake  # a new pending link re-arms the timer task
         self.links = LinkScheduler(store, clock, self.accounts)
         self.scheduled: list[Scheduled] = [engine, sms, self.links]
+        # scrypt runs here, on a few threads, when the gateway serves (ussd/passwords.py).
+        self.passwords = HashPool()
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -116,6 +121,28 @@ class Gateway:
                 password_hash=hash_password(seed.password) if seed.password else None,
                 number_management=seed.number_management,
             )
+
+    def hash_off_loop(self) -> None:
+        """`*111*17#` stores its password from a hashing thread (call with the loop running).
+
+        The dialog ends at once; the hash lands some 40 ms later, and a login of the number
+        waits for it (passwords.Settle). `serve` turns this on; in-process commands and
+        unit tests keep the one-step store.
+        """
+        service = self.engine.services.get("password.set")
+        if not isinstance(service, PasswordSet):
+            return
+
+        def store_later(ctx: Context, password: str) -> None:
+            msisdn, now, notice = ctx.msisdn, ctx.now, ctx.t("password.sms")
+
+            def landed(encoded: str) -> None:
+                self.store.set_password_hash(msisdn, encoded, now)
+                self.sms.send(msisdn, notice)
+
+            self.passwords.hash_later(msisdn, password, landed)
+
+        service.store_password = store_later
 
     # -- the timer task -----------------------------------------------------------------------
 
@@ -195,6 +222,7 @@ class Gateway:
                 self._unsubscribe_clock()
             self._unsubscribe_bus()
         self.engine.shutdown()
+        self.passwords.close()
         self.store.close()
 
     @property

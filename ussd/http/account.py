@@ -92,7 +92,9 @@ class AccountApi:
         data = await json_body(request)
         msisdn = text_field(data, "msisdn", max_length=32)
         password = text_field(data, "password", max_length=MAX_PASSWORD)
-        return self._token(self.accounts.login(msisdn, password))
+        # scrypt runs on the gateway's hashing threads, not on the loop (ussd/passwords.py).
+        flow = self.accounts.login_flow(msisdn, password)
+        return self._token(await self.gateway.passwords.drive(flow))
 
     async def network(self, request: web.Request) -> web.Response:
         """`POST /api/v1/auth/network {"msisdn"}`: the simulated network vouches (SPEC §7)."""
@@ -103,7 +105,7 @@ class AccountApi:
         """`POST /api/v1/auth/sms-password {"msisdn"}`: a random password by SMS (429)."""
         data = await json_body(request)
         msisdn = self.accounts.normalise(text_field(data, "msisdn", max_length=32))
-        self.accounts.send_sms_password(msisdn)
+        await self.gateway.passwords.drive(self.accounts.send_sms_password_flow(msisdn))
         return json_response({"sent": True, "msisdn": msisdn, "retry_after": self._sms_interval()})
 
     def _sms_interval(self) -> int:
@@ -133,7 +135,7 @@ class AccountApi:
         data = await json_body(request)
         current = text_field(data, "current", max_length=MAX_PASSWORD)
         new = text_field(data, "new", max_length=MAX_PASSWORD)
-        self.accounts.change_password(me, current, new)
+        await self.gateway.passwords.drive(self.accounts.change_password_flow(me, current, new))
         return json_response({"changed": True})
 
     async def add_number(self, request: web.Request) -> web.Response:
@@ -142,7 +144,8 @@ class AccountApi:
         data = await json_body(request)
         number = text_field(data, "msisdn", max_length=32)
         password = text_field(data, "password", max_length=MAX_PASSWORD)
-        link = self.accounts.app_link(me, number, password)
+        flow = self.accounts.app_link_flow(me, number, password)
+        link = await self.gateway.passwords.drive(flow)
         return json_response(link_json(link, self.gateway.clock.now()), status=201)
 
     async def remove_number(self, request: web.Request) -> web.Response:

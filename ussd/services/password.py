@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
-from collections.abc import Mapping
+import secrets
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ussd.services.base import Context, Continue, End, Step
-from ussd.store import hash_password, verify_password
+from ussd.store import hash_password
 
 MIN_LENGTH = 4
 MAX_LENGTH = 10
 MAX_ATTEMPTS = 3
 _ALLOWED = re.compile(r"[A-Za-z0-9]+")
 
+# Keys the candidate's digest between the two prompts. A keyed SHA-256 is enough there: the
+# digest lives seconds, only in this process, and a guess would need the key; scrypt is for
+# what is stored (docs/account.md), and is computed once, off the event loop when serving.
+_CANDIDATE_KEY = secrets.token_bytes(32)
+
+
+def _digest(password: str) -> str:
+    return hmac.new(_CANDIDATE_KEY, password.encode(), hashlib.sha256).hexdigest()
+
+
+def store_now(ctx: Context, password: str) -> None:
+    """Hash, store and notify in this step (CLI, tests; the gateway hashes on a thread)."""
+    ctx.store.set_password_hash(ctx.msisdn, hash_password(password), ctx.now)
+    ctx.send_sms(ctx.msisdn, ctx.t("password.sms"))
+
 
 class PasswordSet:
-    """Ask for a password, ask again, store only its salted hash, send a notice without it."""
+    """Ask for a password, ask again, store only its salted hash, send a notice without it.
+
+    `store_password(ctx, password)` does the storing; the gateway swaps in one that hashes on
+    a worker thread (ussd/passwords.py), so a confirmed password never stalls other dialogs.
+    """
+
+    def __init__(self) -> None:
+        self.store_password: Callable[[Context, str], None] = store_now
 
     name = "password.set"
     texts_used = (
@@ -40,18 +65,17 @@ class PasswordSet:
             problem = _problem(text)
             if problem is not None:
                 return self._retry(ctx, failures, problem)
-            # Only a salted hash of the candidate is kept between the two steps, so dialog
+            # Only a keyed digest of the candidate is kept between the two steps, so dialog
             # state (plain data, possibly stored elsewhere) never holds a password (SPEC §3).
             return Continue(
                 "confirm",
                 ctx.t("password.prompt_confirm"),
-                values={"failures": failures, "candidate": hash_password(text)},
+                values={"failures": failures, "candidate": _digest(text)},
             )
         candidate = str(values.get("candidate", ""))
-        if not verify_password(text, candidate):
+        if not text.isascii() or not hmac.compare_digest(_digest(text), candidate):
             return self._retry(ctx, failures, "password.mismatch")
-        ctx.store.set_password_hash(ctx.msisdn, candidate, ctx.now)
-        ctx.send_sms(ctx.msisdn, ctx.t("password.sms"))
+        self.store_password(ctx, text)
         return End(ctx.t("password.done"))
 
     def _retry(self, ctx: Context, failures: int, problem: str) -> Step:

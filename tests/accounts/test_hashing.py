@@ -1,0 +1,203 @@
+"""scrypt off the event loop (docs/design.md): logins and `*111*17#` hash on worker threads,
+at most HashPool.workers at a time, and numbers that are no subscriber leave bounded state.
+
+The hashes are held on a threading.Event while the test looks at the gateway: whether other
+requests are served then is a matter of structure (which thread hashes), not of timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.accounts.conftest import RU, call
+from ussd import accounts as accounts_mod
+from ussd import store as store_mod
+from ussd.accounts import BadCredentials, Locked
+from ussd.http import start_http
+from ussd.runtime import Gateway
+
+STRANGERS = [f"7900000{i:04d}" for i in range(40)]  # no subscribers (auto_provision is off)
+WAIT = 10.0  # a bound for the waits below, never a sleep
+
+
+class Gate:
+    """Wraps a hash function: records the thread, holds every call until released."""
+
+    def __init__(self, inner: Callable[..., Any]) -> None:
+        self.inner = inner
+        self.threads: set[int] = set()
+        self.entered = threading.Semaphore(0)
+        self.release = threading.Event()
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> Any:
+        with self._lock:
+            self.threads.add(threading.get_ident())
+            self.calls += 1
+        self.entered.release()
+        assert self.release.wait(WAIT), "the test never released the hash"
+        return self.inner(*args)
+
+    async def wait_entered(self, count: int) -> None:
+        """Until `count` calls are inside (each waits on `release`)."""
+
+        def take() -> bool:
+            return all(self.entered.acquire(timeout=WAIT) for _ in range(count))
+
+        assert await asyncio.to_thread(take), "the hashes did not start"
+
+
+@pytest.fixture
+def verify_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    gate = Gate(store_mod.verify_password)
+    monkeypatch.setattr(store_mod, "verify_password", gate)
+    yield gate
+    gate.release.set()
+
+
+@pytest.fixture
+def hash_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    gate = Gate(store_mod.hash_password)
+    monkeypatch.setattr(store_mod, "hash_password", gate)
+    yield gate
+    gate.release.set()
+
+
+@pytest.fixture
+async def http(gateway: Gateway) -> AsyncIterator[aiohttp.ClientSession]:
+    gateway.hash_off_loop()  # as `ussd-sim serve` does
+    await gateway.start()
+    srv = await start_http(gateway, "127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession(base_url=srv.url) as session:
+            yield session
+    finally:
+        await srv.stop()
+        await gateway.stop()
+
+
+async def test_logins_hash_off_the_loop_with_bounded_concurrency(
+    gateway: Gateway,
+    http: aiohttp.ClientSession,
+    verify_gate: Gate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(accounts_mod, "UNKNOWN_AUTH_CAP", 8)
+    workers = gateway.passwords.workers
+    logins = [
+        asyncio.create_task(
+            call(http, "POST", "/api/v1/auth/login", {"msisdn": m, "password": "guess123"})
+        )
+        for m in STRANGERS
+    ]
+    await verify_gate.wait_entered(workers)
+    # Every hashing thread is busy and 38 logins wait: the loop still serves everyone else.
+    status, _, _ = await call(http, "GET", "/healthz")
+    assert status == 200
+    status, screen, _ = await call(http, "POST", f"/api/v1/phones/{RU}/dial", {"text": "*100#"})
+    assert status == 200 and screen["end"], screen
+    assert verify_gate.calls == workers  # the semaphore admits no more than the pool's threads
+    assert threading.get_ident() not in verify_gate.threads
+    verify_gate.release.set()
+    results = await asyncio.wait_for(asyncio.gather(*logins), WAIT)
+    assert {status for status, _, _ in results} == {401}
+    assert {body["error"]["code"] for _, body, _ in results} == {"bad_credentials"}
+    assert verify_gate.calls == len(STRANGERS)
+    assert threading.get_ident() not in verify_gate.threads
+    assert 1 <= gateway.passwords.busy_max <= workers
+    # Numbers that are no subscriber leave no rows, and a bounded amount of memory.
+    assert gateway.store.db.execute("SELECT COUNT(*) FROM auth_state").fetchone()[0] == 0
+    assert len(gateway.accounts._strangers) == 8
+
+
+async def test_a_login_given_up_by_its_client_costs_no_hash(
+    gateway: Gateway, http: aiohttp.ClientSession, verify_gate: Gate
+) -> None:
+    workers = gateway.passwords.workers
+    body = {"msisdn": STRANGERS[0], "password": "guess123"}
+    running = [asyncio.create_task(call(http, "POST", "/api/v1/auth/login", body))]
+    running += [
+        asyncio.create_task(call(http, "POST", "/api/v1/auth/login", body))
+        for _ in range(workers - 1)
+    ]
+    await verify_gate.wait_entered(workers)
+    flow = gateway.accounts.login_flow(STRANGERS[1], "guess123")
+    waiting = asyncio.create_task(gateway.passwords.drive(flow))
+    await asyncio.sleep(0)  # one scheduling step: it runs up to the semaphore and waits there
+    assert len(gateway.passwords._slots._waiters or ()) == 1
+    waiting.cancel()
+    verify_gate.release.set()
+    await asyncio.wait_for(asyncio.gather(*running), WAIT)
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert verify_gate.calls == workers
+
+
+async def test_ussd_password_is_hashed_off_the_loop_and_login_waits_for_it(
+    gateway: Gateway, http: aiohttp.ClientSession, hash_gate: Gate
+) -> None:
+    engine = gateway.engine
+    assert not engine.dial(RU, "*111*17#").end
+    assert not engine.reply(RU, "newpass1").end
+    assert engine.reply(RU, "newpass1").end  # answered while the hash is still held
+    await hash_gate.wait_entered(1)
+    assert threading.get_ident() not in hash_gate.threads
+    assert gateway.store.subscriber(RU).password_hash is None  # type: ignore[union-attr]
+    login = asyncio.create_task(
+        call(http, "POST", "/api/v1/auth/login", {"msisdn": RU, "password": "newpass1"})
+    )
+    status, _, _ = await call(http, "GET", "/healthz")
+    assert status == 200 and not login.done()
+    hash_gate.release.set()
+    status, body, _ = await asyncio.wait_for(login, WAIT)
+    assert status == 200, body  # the login waited for the confirmed password
+    assert gateway.store.subscriber(RU).password_hash is not None  # type: ignore[union-attr]
+    assert any("newpass1" not in s.text for s in gateway.sms.inbox(RU))
+
+
+async def test_a_newer_ussd_password_wins_over_an_older_hash(
+    gateway: Gateway, http: aiohttp.ClientSession, hash_gate: Gate
+) -> None:
+    engine = gateway.engine
+    for password in ("first111", "second22"):
+        engine.dial(RU, "*111*17#")
+        engine.reply(RU, password)
+        assert engine.reply(RU, password).end
+    await hash_gate.wait_entered(2)
+    hash_gate.release.set()
+    await gateway.passwords.settle(RU)
+    status, _, _ = await call(
+        http, "POST", "/api/v1/auth/login", {"msisdn": RU, "password": "second22"}
+    )
+    assert status == 200
+    status, _, _ = await call(
+        http, "POST", "/api/v1/auth/login", {"msisdn": RU, "password": "first111"}
+    )
+    assert status == 401
+
+
+def test_strangers_lock_like_subscribers_without_rows(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(accounts_mod, "UNKNOWN_AUTH_CAP", 3)
+    accounts = gateway.accounts
+    stranger = STRANGERS[0]
+    for _ in range(gateway.config.auth.max_failures - 1):
+        with pytest.raises(BadCredentials):
+            accounts.login(stranger, "guess123")
+    with pytest.raises(Locked):  # same answer as for a subscriber: existence stays hidden
+        accounts.login(stranger, "guess123")
+    with pytest.raises(Locked):
+        accounts.login(stranger, "guess123")
+    for number in STRANGERS[1:20]:
+        with pytest.raises(BadCredentials):
+            accounts.login(number, "guess123")
+    assert len(accounts._strangers) == 3
+    assert gateway.store.db.execute("SELECT COUNT(*) FROM auth_state").fetchone()[0] == 0
