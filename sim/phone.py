@@ -25,6 +25,11 @@ from sim.client import ApiError, ClientError, PhonesClient, Unreachable
 
 WIDTH = 44
 
+SCREEN_WAIT = 2.0
+"""How long a live phone waits for the socket's copy of a screen it already has from the
+response before it prints the SMS held back behind it (the socket is normally milliseconds
+behind; a dropped socket must not keep the SMS back for good)."""
+
 HELP = """\
 Type a USSD code (e.g. *100#, *111*17#) and press Enter to dial it.
 While a dialog is open, what you type is the reply (98 = next page).
@@ -115,6 +120,13 @@ class TerminalPhone:
         self.session: str | None = None  # the open dialog, if any
         self.live = False  # the event socket is up: screens are printed from it
         self._ready = asyncio.Event()
+        # While a dial or reply is in flight, SMS are held back until its screen is printed:
+        # the engine queues an SMS a service sends (the password notice of *111*17#) before it
+        # shows the screen that answers the request, so the socket carries the SMS first, yet
+        # on a handset the answer comes first and the SMS it caused after it.
+        self._awaiting = False
+        self._held: list[dict[str, Any]] = []
+        self._screen_shown = asyncio.Event()
         self.history = CodesOnlyHistory(history or InMemoryHistory())
         self._prompt: PromptSession[str] = PromptSession(
             history=self.history, input=input, output=output, style=STYLE
@@ -166,6 +178,7 @@ class TerminalPhone:
         elif kind == "screen":
             self.session = None if message["end"] else message["session"]
             self.show_screen(message)
+            self._screen_printed()
         elif kind == "end":
             if message["session"] == self.session:
                 self.session = None
@@ -175,9 +188,24 @@ class TerminalPhone:
                 screen = message.get("screen")
                 if screen:
                     self.say(frame("USSD", str(screen["text"]), "end"))
+            self._screen_printed()
         elif kind == "sms" and message.get("state") == "queued":
             # A state change (delivered, expired) repeats the SMS; show each one once.
-            self.show_sms(message)
+            if self._awaiting and not self._screen_shown.is_set():
+                self._held.append(message)
+            else:
+                self.show_sms(message)
+
+    def _screen_printed(self) -> None:
+        """The answer to the request in flight is on screen: the SMS behind it may follow."""
+        if self._awaiting:
+            self._screen_shown.set()
+        self._release_held()
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for sms in held:
+            self.show_sms(sms)
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -215,6 +243,15 @@ class TerminalPhone:
         }
 
     async def _request(self, call: Callable[[str, str], Any], text: str) -> None:
+        self._awaiting = True
+        self._screen_shown.clear()
+        try:
+            await self._send(call, text)
+        finally:
+            self._awaiting = False
+            self._release_held()
+
+    async def _send(self, call: Callable[[str, str], Any], text: str) -> None:
         try:
             screen: dict[str, Any] = await call(self.msisdn, text)
         except ApiError as exc:
@@ -226,10 +263,15 @@ class TerminalPhone:
             self.info(f"✗ {exc}", "class:error")
             return
         self.session = None if screen["end"] else screen["session"]
-        # With the socket up the same screen arrives there (in order with SMS and ends);
-        # local answers and a phone without a socket print from the response.
+        # With the socket up the same screen arrives there (in order with dialog ends); local
+        # answers and a phone without a socket print from the response.
         if screen.get("local") or not self.live:
             self.show_screen(screen)
+            return
+        # The response can overtake the socket: wait for the socket's copy of the screen, so
+        # that it is printed before the SMS held back and before the next prompt.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._screen_shown.wait(), SCREEN_WAIT)
 
     async def _help(self, _: str) -> bool:
         self.info(HELP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import pty
@@ -12,11 +13,17 @@ import sys
 import termios
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from prompt_toolkit.input import Input, create_pipe_input
+from prompt_toolkit.output import DummyOutput
 
+from sim import phone as phone_mod
 from sim import runner
 from sim import scenario as sc
+from sim.client import PhonesClient
+from sim.phone import TerminalPhone
 from sim.targets import InProcessTarget
 from tests.http.conftest import RU
 from ussd.http import HttpServer
@@ -162,8 +169,8 @@ async def test_password_dialog_in_the_terminal(
     await terminal.type_line("secret12")
     await terminal.expect(r"Повторите пароль")
     await terminal.type_line("secret12")
-    # The SMS notice is pushed live over the WebSocket, next to the final screen.
-    await terminal.expect(r"установлен", r"SMS from MTS")
+    # The SMS notice is pushed live over the WebSocket, after the final screen it caused.
+    await terminal.expect(r"установлен[\s\S]*SMS from MTS")
 
     await terminal.type_line(":sms")
     await terminal.expect(r"SMS from MTS[\s\S]*изменён")
@@ -218,6 +225,91 @@ async def test_unreachable_gateway_exits_1(terminal: Terminal, tmp_path: Path) -
     assert await terminal.wait() == 1
 
 
+class CapturingPhone(TerminalPhone):
+    """The real phone with its output captured as plain text, in the order it is printed."""
+
+    def __init__(self, client: PhonesClient, msisdn: str, pipe: Input) -> None:
+        super().__init__(client, msisdn, input=pipe, output=DummyOutput())
+        self.printed = ""
+        self.changed = asyncio.Event()
+
+    def say(self, fragments: list[tuple[str, str]]) -> None:
+        self.printed += "".join(text for _, text in fragments)
+        self.changed.set()
+
+    async def shows(self, *patterns: str) -> None:
+        """Wait until each pattern has been printed, in this order."""
+        regex = re.compile("[\\s\\S]*".join(patterns))
+
+        async def wait() -> None:
+            while not regex.search(self.printed):
+                self.changed.clear()
+                await self.changed.wait()
+
+        try:
+            await asyncio.wait_for(wait(), TIMEOUT)
+        except TimeoutError:
+            raise AssertionError(f"{patterns!r} not printed in order:\n{self.printed}") from None
+
+
+async def test_screen_comes_before_the_sms_it_caused(server: HttpServer) -> None:
+    # The engine queues the password SMS before it shows the final screen, so the socket
+    # carries them in that order; the phone prints the answer first, then the SMS.
+    async with PhonesClient(server.url) as client:
+        with create_pipe_input() as pipe:
+            phone = CapturingPhone(client, RU, pipe)
+            watcher = asyncio.create_task(phone.watch())
+            try:
+                await asyncio.wait_for(phone._ready.wait(), TIMEOUT)
+                assert phone.live
+                for line in ("*111*17#", "secret12", "secret12"):
+                    await phone.handle(line)
+                await phone.shows("установлен", "SMS from MTS")
+                assert phone.printed.count("SMS from MTS") == 1
+                assert phone._held == []  # nothing is left behind once the request is done
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+
+class OvertakingClient:
+    """A phones client whose response overtakes the socket: during the request the SMS comes
+    in on the socket, and the screen's socket copy only after the response (or never)."""
+
+    def __init__(self, socket_screen: bool) -> None:
+        self.phone: CapturingPhone | None = None
+        self.socket_screen = socket_screen
+
+    async def dial(self, msisdn: str, text: str) -> dict[str, Any]:
+        assert self.phone is not None
+        screen = {"type": "screen", "session": "s1", "text": "Done", "end": True}
+        sms = {"type": "sms", "state": "queued", "sender": "MTS", "text": "Notice"}
+        self.phone.on_event(sms)
+        if self.socket_screen:
+            asyncio.get_running_loop().call_soon(self.phone.on_event, screen)
+        return screen
+
+
+@pytest.mark.parametrize("socket_screen", [True, False], ids=["socket-late", "socket-never"])
+async def test_response_overtaking_the_socket_keeps_the_order(
+    socket_screen: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the socket's copy the SMS held back is still shown, after a bounded wait.
+    monkeypatch.setattr(phone_mod, "SCREEN_WAIT", 0.05)
+    client = OvertakingClient(socket_screen)
+    with create_pipe_input() as pipe:
+        phone = CapturingPhone(client, RU, pipe)  # type: ignore[arg-type]
+        client.phone = phone
+        phone.live = True
+        await phone.handle("*100#")
+    if socket_screen:
+        assert re.search(r"Done[\s\S]*SMS from MTS", phone.printed), phone.printed
+        assert phone.printed.count("Done") == 1
+    else:
+        assert "SMS from MTS" in phone.printed and phone._held == []
+
+
 async def test_invalid_msisdn_is_a_usage_error_before_the_phone_starts(
     terminal: Terminal, server: HttpServer, tmp_path: Path
 ) -> None:
@@ -243,7 +335,7 @@ async def test_record_a_session_that_replays_green(
     await terminal.type_line("secret12", prompt=r"reply› ")
     await terminal.expect(r"Повторите пароль")
     await terminal.type_line("secret12", prompt=r"reply› ")
-    await terminal.expect(r"установлен", r"SMS from MTS")
+    await terminal.expect(r"установлен[\s\S]*SMS from MTS")
     await terminal.type_line("*#06#")  # handset-local: never part of a scenario
     await terminal.expect(r"IMEI")
     await terminal.expect(PROMPT)
