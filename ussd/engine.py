@@ -84,6 +84,7 @@ class Dialog:
     pages: Sequence[str] = field(default_factory=tuple)
     page: int = 1
     final: bool = False  # the pages are an end screen paged over several continues
+    secret: bool = False  # the screen asks for a password (Continue.secret)
 
     def to_state(self) -> dict[str, Any]:
         """Serialisable state (JSON-safe)."""
@@ -104,6 +105,7 @@ class Dialog:
             page=self.page,
             pages=len(self.pages),
             service_code=self.service_code,
+            secret=self.secret,
         )
 
 
@@ -362,6 +364,7 @@ class Engine:
             dialog.screen = step.screen
             dialog.values = dict(step.values)
             dialog.final = False
+            dialog.secret = step.secret
             if step.menu is not None:
                 header, options, footer = step.menu
                 dialog.pages = _menu_pages(header, tuple(options), more, footer)
@@ -370,6 +373,7 @@ class Engine:
         else:
             assert isinstance(step, End)
             dialog.final = True
+            dialog.secret = False
             dialog.pages = _text_pages(step.text, more)
         dialog.page = 1
         if dialog.final and len(dialog.pages) == 1:

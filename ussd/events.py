@@ -37,16 +37,20 @@ class Screen:
     page: int = 1
     pages: int = 1
     service_code: str = ""  # the dialled code, e.g. "111" (SMPP source_addr, SPEC §5)
+    secret: bool = False  # the screen asks for a password: handsets mask it, recordings omit it
 
     def to_json(self) -> dict[str, Any]:
-        """The SPEC §6 JSON shape: session, text, end, page, pages."""
-        return {
+        """The SPEC §6 JSON shape: session, text, end, page, pages (and `secret` when set)."""
+        data: dict[str, Any] = {
             "session": self.session,
             "text": self.text,
             "end": self.end,
             "page": self.page,
             "pages": self.pages,
         }
+        if self.secret:
+            data["secret"] = True
+        return data
 
 
 @dataclass(frozen=True, slots=True)

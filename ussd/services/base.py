@@ -20,6 +20,8 @@ class Continue:
     # (header, option lines, footer) for menus: paginated without splitting an option.
     menu: tuple[str, Sequence[str], str | None] | None = None
     values: Mapping[str, Any] = field(default_factory=dict)
+    # The reply is a secret (a password): it is masked on handsets and never recorded.
+    secret: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ class PasswordSet:
     )
 
     def start(self, ctx: Context, args: Mapping[str, str]) -> Step:
-        return Continue("new", ctx.t("password.prompt_new"), values={"failures": 0})
+        return Continue("new", ctx.t("password.prompt_new"), values={"failures": 0}, secret=True)
 
     def reply(self, ctx: Context, screen: str, values: Mapping[str, Any], text: str) -> Step:
         failures = int(values.get("failures", 0))
@@ -71,6 +71,7 @@ class PasswordSet:
                 "confirm",
                 ctx.t("password.prompt_confirm"),
                 values={"failures": failures, "candidate": _digest(text)},
+                secret=True,
             )
         candidate = str(values.get("candidate", ""))
         if not text.isascii() or not hmac.compare_digest(_digest(text), candidate):
@@ -83,7 +84,7 @@ class PasswordSet:
         if failures >= MAX_ATTEMPTS:
             return End(ctx.t("password.too_many"))
         text = f"{ctx.t(problem)} {ctx.t('password.prompt_retry')}"
-        return Continue("new", text, values={"failures": failures})
+        return Continue("new", text, values={"failures": failures}, secret=True)
 
 
 def _problem(password: str) -> str | None:
