@@ -7,10 +7,17 @@ for paged screens, the page numbers; each SMS received becomes an `sms` step.
 `attach(gateway)` hears an in-process gateway's events instead of being told: SMS and reply
 timeouts are recorded as they happen, and a subscriber's data is captured when it first dials
 (so the replay world shows the same balance and menus).
+
+Secrets never reach the file: a reply to a password prompt (a screen marked `secret`, see
+`Continue.secret`) is written as `${password}` (`${password2}`, … for other values), and the
+scenario's `vars:` takes each from an environment variable (`USSD_SIM_PASSWORD`, …) when it is
+run (sim/variables.py). An SMS that carries a typed secret gets the same placeholder; one that
+carries a generated password (a text template with `{password}`) gets a regex matcher.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +27,7 @@ from typing import Any
 import yaml
 
 from ussd.events import DialogEnded, DialogStarted, Event, Outcome, SmsQueued
+from ussd.menus import Texts
 
 # The subscriber fields a scenario can seed (the `subscribers.seed` keys of SPEC §10).
 SEED_KEYS = (
@@ -61,6 +69,50 @@ def _screen_fields(screen: object) -> tuple[str, bool, int | None, int | None]:
     )
 
 
+def _is_secret(screen: object) -> bool:
+    if isinstance(screen, Mapping):
+        return screen.get("secret") is True
+    return getattr(screen, "secret", False) is True
+
+
+def is_paging(text: str, page: int | None, pages: int | None) -> bool:
+    """True when `text` turns a page of the screen rather than answering it (SPEC §3)."""
+    page, pages = page or 1, pages or 1
+    return (text == "98" and page < pages) or (text == "0" and page > 1)
+
+
+# The environment variable a recorded `${name}` is read from: USSD_SIM_PASSWORD, …
+ENV_PREFIX = "USSD_SIM_"
+_SECRET_WORD = re.compile(r"[^\s.,;:!?«»()\"']+")
+_FIELD = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+_SENTINEL = "\x00secret\x00"
+
+
+def _digest(value: str) -> bytes:
+    # Only a digest of each secret is kept while recording, to recognise it again.
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+
+
+def secret_sms_patterns(texts: Texts) -> list[re.Pattern[str]]:
+    """Patterns of the SMS texts (menus/texts.yaml) that carry a generated `{password}`."""
+    patterns: list[re.Pattern[str]] = []
+    keys = list(texts.keys())
+    for key in keys:
+        for language in ("ru", "en"):
+            try:
+                text = texts.get(key, language, password=_SENTINEL)
+            except (KeyError, ValueError, IndexError):
+                continue
+            if _SENTINEL not in text:
+                continue
+            parts = [
+                ".*?".join(re.escape(piece) for piece in _FIELD.split(part))
+                for part in text.split(_SENTINEL)
+            ]
+            patterns.append(re.compile("^" + r"\S+".join(parts) + "$", re.DOTALL))
+    return patterns
+
+
 class Recorder:
     """Collects steps of one session; `save()` writes them as one scenario."""
 
@@ -77,6 +129,9 @@ class Recorder:
         self._pending_sms: list[dict[str, Any]] = []
         self._gateway: Any = None
         self._only: str | None = None  # attach(gateway, msisdn): hear that number only
+        self._secrets: dict[bytes, str] = {}  # digest of a typed secret -> its variable name
+        self._prompts: dict[str, tuple[bool, int | None, int | None]] = {}  # last screen
+        self._sms_patterns: list[re.Pattern[str]] = []
         for sub in subscribers:
             self.subscriber(sub)
 
@@ -115,9 +170,45 @@ class Recorder:
             return  # SPEC §2: handset-local codes never reach the network
         self._screen_step(msisdn, {"dial": text}, screen)
 
-    def reply(self, msisdn: str, text: str, screen: object) -> None:
-        """A reply and the screen it produced."""
-        self._screen_step(msisdn, {"reply": text}, screen)
+    def reply(self, msisdn: str, text: str, screen: object, secret: bool | None = None) -> None:
+        """A reply and the screen it produced.
+
+        `secret`: the reply answered a password prompt; None takes it from the last screen
+        recorded for msisdn (its `secret` mark). A secret is written as `${password}`.
+        """
+        if secret is None:
+            last, page, pages = self._prompts.get(msisdn, (False, None, None))
+            secret = last and not is_paging(text, page, pages)
+        written = self._placeholder(text) if secret else text
+        self._screen_step(msisdn, {"reply": written}, screen)
+
+    def _placeholder(self, value: str) -> str:
+        digest = _digest(value)
+        name = self._secrets.get(digest)
+        if name is None:
+            number = len(self._secrets) + 1
+            name = "password" if number == 1 else f"password{number}"
+            self._secrets[digest] = name
+        return "${" + name + "}"
+
+    def _sms_matcher(self, text: str) -> str:
+        """The `text` matcher for an SMS, with no secret left in it."""
+        for pattern in self._sms_patterns:
+            if pattern.match(text):
+                return "/" + pattern.pattern + "/" + ("s" if "\n" in text else "")
+        return self._matcher(text)
+
+    def _matcher(self, text: str) -> str:
+        """`exact(text)` with each secret typed in this recording as its `${name}`."""
+
+        def hide(match: re.Match[str]) -> str:
+            name = self._secrets.get(_digest(match.group(0)))
+            return match.group(0) if name is None else f"\x00{name}\x00"
+
+        masked = _SECRET_WORD.sub(hide, text) if self._secrets else text
+        # A literal `${` is written `$${`, so only the placeholders are filled in at load.
+        written = exact(masked).replace("${", "$${")
+        return re.sub("\x00([A-Za-z0-9_]+)\x00", r"${\1}", written)
 
     def release(self, msisdn: str) -> None:
         """The user pressed End."""
@@ -129,13 +220,13 @@ class Recorder:
         if screen is not None:
             text = _screen_fields(screen)[0]
             if text:
-                step["expect"] = {"text": exact(text)}
+                step["expect"] = {"text": self._matcher(text)}
         self._add(self._who(msisdn, step))
 
     def sms(self, msisdn: str, text: str, sender: str | None = None) -> None:
         """An SMS arrived in msisdn's inbox."""
         self.subscriber(msisdn)
-        check: dict[str, Any] = {"to": msisdn, "text": exact(text)}
+        check: dict[str, Any] = {"to": msisdn, "text": self._sms_matcher(text)}
         if sender is not None:
             check["from"] = sender
         self._pending_sms.append({"sms": check})
@@ -152,8 +243,9 @@ class Recorder:
         if pages is not None and pages > 1:
             expect["page"] = page
             expect["pages"] = pages
-        expect["text"] = exact(text)
+        expect["text"] = self._matcher(text)
         step["expect"] = expect
+        self._prompts[msisdn] = (not end and _is_secret(screen), page, pages)
         self._add(self._who(msisdn, step))
 
     def _add(self, step: dict[str, Any]) -> None:
@@ -173,6 +265,7 @@ class Recorder:
         """
         self._gateway = gateway
         self._only = msisdn
+        self._sms_patterns = secret_sms_patterns(gateway.engine.texts)
         unsubscribe: Callable[[], None] = gateway.engine.subscribe(self._on_event)
 
         def detach() -> None:
@@ -207,12 +300,20 @@ class Recorder:
         if self.description:
             data["description"] = self.description
         data["subscribers"] = self.subscribers
+        if self._secrets:
+            # The values are supplied when the scenario runs, never written (sim/variables.py).
+            data["vars"] = {
+                name: {"env": ENV_PREFIX + name.upper()} for name in self._secrets.values()
+            }
         data["steps"] = self.steps
         return data
 
     def dumps(self) -> str:
         """The scenario file's text."""
         header = "# Recorded by ussd-sim (SPEC §8); edit freely, then `ussd-sim run` it.\n"
+        if self._secrets:
+            names = ", ".join(ENV_PREFIX + n.upper() for n in self._secrets.values())
+            header += f"# Passwords typed are not kept: set {names} to run it.\n"
         body = yaml.safe_dump(
             self.to_data(), allow_unicode=True, sort_keys=False, width=100, default_flow_style=None
         )

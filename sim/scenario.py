@@ -9,6 +9,7 @@ file, the scenario (name or index) and the step number, 1-based.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from sim import variables
 from ussd import config as config_mod
 from ussd import resources
 from ussd.config import Config, ConfigError, parse_duration
@@ -378,7 +380,7 @@ def world_config(
 
 # -- the loader -------------------------------------------------------------------------------
 
-_SCENARIO_KEYS = ("name", "description", "subscribers", "config", "steps")
+_SCENARIO_KEYS = ("name", "description", "subscribers", "config", "vars", "steps")
 _STEP_EXTRA = ("as", "expect")
 _LINK_STATES = ("pending", "active")
 _SMS_KINDS = ("network", "mo", "receipt")
@@ -488,10 +490,17 @@ def _scenario(item: object, source: str, index: int, base: Mapping[str, Any]) ->
         raise fail("steps: required, a non-empty list of steps")
     builder = _StepBuilder(msisdns, op.country_code, op.trunk_prefix)
     steps: list[Step] = []
+    try:  # `vars:` and `${name}` (sim/variables.py): secrets such as passwords stay out
+        values = variables.parse(item.get("vars"))
+    except variables.VariableError as exc:
+        raise fail(str(exc)) from None
     for number, raw in enumerate(steps_raw, start=1):
         try:
-            steps.append(builder.build(number, raw))
-        except _Problem as exc:
+            filled = variables.substitute(raw, values)
+            step = builder.build(number, filled)
+            # Reports quote the step as written (`${password}`), never the value put in.
+            steps.append(step if filled is raw else dataclasses.replace(step, source=_flow(raw)))
+        except (_Problem, variables.VariableError) as exc:
             raise fail(str(exc), number) from None
     return Scenario(
         name=name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import yaml
 
 from sim import runner
@@ -20,7 +21,9 @@ async def _stop(http: Client, path: str = RECORD) -> tuple[int, str, Any]:
         return r.status, r.headers.get("Content-Type", ""), await r.text()
 
 
-async def test_a_recorded_session_replays_green(http: Client, started: Gateway) -> None:
+async def test_a_recorded_session_replays_green(
+    http: Client, started: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert await http.post(RECORD, {"name": "Balance and password"}) == (
         201,
         {"msisdn": RU, "recording": True, "name": "Balance and password", "steps": 0},
@@ -52,6 +55,12 @@ async def test_a_recorded_session_replays_green(http: Client, started: Gateway) 
         "dial", "reply", "release", "dial", "reply", "reply", "sms", "dial", "wait_timeout",
     ]  # fmt: skip
     assert data["steps"][0]["expect"]["pages"] == 3
+    # Passwords are never in a recording: a placeholder read from the environment at run time.
+    assert "secret12" not in text
+    assert [s["reply"] for s in data["steps"][4:6]] == ["${password}", "${password}"]
+    assert data["vars"] == {"password": {"env": "USSD_SIM_PASSWORD"}}
+    assert "USSD_SIM_PASSWORD" in text.splitlines()[1]  # the header says how to run it
+    monkeypatch.setenv("USSD_SIM_PASSWORD", "secret12")
 
     (scenario,) = sc.loads(text, "recorded.yaml")
     result = await runner.run_async(scenario, InProcessTarget())
@@ -82,3 +91,17 @@ async def test_a_stopped_recording_hears_nothing_more(http: Client, started: Gat
     second = yaml.safe_load((await _stop(http))[2])
     assert "*100#" in first
     assert [step["sms"]["text"] for step in second["steps"]] == ["after the restart"]
+
+
+async def test_a_recording_started_at_a_password_prompt_keeps_no_password(
+    http: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The prompt was shown before recording began: the dialog's own state says it is secret.
+    await http.dial(RU, "*111*17#")
+    await http.post(RECORD)
+    await http.reply(RU, "Abc12345")
+    await http.reply(RU, "Abc12345")
+    status, _, text = await _stop(http)
+    assert status == 200 and "Abc12345" not in text
+    data = yaml.safe_load(text)
+    assert [s.get("reply") for s in data["steps"]] == ["${password}", "${password}", None]

@@ -6,8 +6,10 @@ the file format for the web phone, the terminal phone and in-process code).
 
 While a number is recorded, its dials, replies and releases through the phones API are handed
 to the Recorder with the screens they produced (a middleware sees the request and the answer);
-SMS and reply timeouts come from the engine's events for that number. The subscriber's data is
-taken when the recording starts, so the replay world starts where the handset did. Dials made
+SMS and reply timeouts come from the engine's events for that number. A reply to a password
+prompt is recorded as a `${password}` placeholder, never as typed (sim/recorder.py). The
+subscriber's data is taken when the recording starts, so the replay world starts where the
+handset did. Dials made
 on another transport (an SMPP harness on the same number) are not recorded: their text never
 reaches this layer.
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sim.recorder import Recorder
+from sim.recorder import Recorder, is_paging
 from ussd import log
 from ussd.engine import UnknownSubscriber
 from ussd.http.errors import ApiError, Handler, json_body, json_response
@@ -53,17 +55,30 @@ def _msisdn(request: web.Request) -> str | None:
         return None
 
 
+def _prompt(request: web.Request, msisdn: str) -> tuple[bool, int, int] | None:
+    """(secret, page, pages) of the screen the reply answers, read before the reply runs."""
+    dialog = request.app[GATEWAY].engine.dialog(msisdn)
+    if dialog is None:
+        return None
+    return dialog.secret, dialog.page, len(dialog.pages)
+
+
 @web.middleware
 async def record_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Hand a recorded number's dials, replies and releases to its Recorder."""
-    response = await handler(request)
     recordings = request.app[RECORDINGS]
-    if not recordings or response.status != 200 or not isinstance(response, web.Response):
-        return response
+    if not recordings:
+        return await handler(request)
     resource = request.match_info.route.resource
     action = _ACTIONS.get(resource.canonical) if resource is not None else None
     msisdn = _msisdn(request) if action is not None else None
     recording = recordings.get(msisdn) if msisdn is not None else None
+    # Whether the reply answers a password prompt is the dialog's state before it runs
+    # (Continue.secret): the recording writes a placeholder instead of the password.
+    prompt = _prompt(request, msisdn) if recording and msisdn and action == "reply" else None
+    response = await handler(request)
+    if response.status != 200 or not isinstance(response, web.Response):
+        return response
     if recording is None or msisdn is None or not isinstance(response.body, bytes):
         return response
     answer: dict[str, Any] = json.loads(response.body)
@@ -77,7 +92,8 @@ async def record_middleware(request: web.Request, handler: Handler) -> web.Strea
     if action == "dial":
         rec.dial(msisdn, text, answer)
     else:
-        rec.reply(msisdn, text, answer)
+        secret = prompt is not None and prompt[0] and not is_paging(text, prompt[1], prompt[2])
+        rec.reply(msisdn, text, answer, secret=secret)
     return response
 
 
