@@ -198,7 +198,8 @@ class LoadOptions:
             raise ValueError("duration and timeout must be > 0, warmup >= 0")
         if self.binds < 1 or self.subscribers < 1:
             raise ValueError("binds and subscribers must be at least 1")
-        if not self.prefix.isdigit() or len(self.prefix) + len(str(self.subscribers - 1)) > 15:
+        digits = self.prefix.isascii() and self.prefix.isdigit()  # not "٧٩٩" (ITU-T E.164)
+        if not digits or len(self.prefix) + len(str(self.subscribers - 1)) > 15:
             raise ValueError("prefix must be digits, and prefix + index at most 15 digits")
         if not self.journey:
             raise ValueError("empty journey")
@@ -206,6 +207,12 @@ class LoadOptions:
     @property
     def model(self) -> str:
         return "open" if self.rate is not None else "closed"
+
+    def msisdns(self) -> list[str]:
+        """The MSISDNs of a run, in order: prefix + zero-padded index, 11 digits when the
+        prefix leaves room (`ussd-sim load` names the first and last before it starts)."""
+        width = max(11 - len(self.prefix), len(str(self.subscribers - 1)))
+        return [f"{self.prefix}{i:0{width}d}" for i in range(self.subscribers)]
 
 
 # -- latency ----------------------------------------------------------------------------------
@@ -611,9 +618,7 @@ class _Runner:
         self.journey = options.journey
         self.n_steps = len(options.journey)
         self.mode = options.mode
-        width = 11 - len(options.prefix) if len(options.prefix) < 11 else 0
-        width = max(width, len(str(options.subscribers - 1)))
-        digits = [f"{options.prefix}{i:0{width}d}" for i in range(options.subscribers)]
+        digits = options.msisdns()
         self.subs = [_Sub(d, digits[(i + 1) % len(digits)]) for i, d in enumerate(digits)]
         self.free: deque[_Sub] = deque(self.subs)
         self.binds: list[_Bind] = []
