@@ -85,6 +85,8 @@ class Dialog:
     page: int = 1
     final: bool = False  # the pages are an end screen paged over several continues
     secret: bool = False  # the screen asks for a password (Continue.secret)
+    # The page each screen was left on: `0` (back) returns to it, not to its first page.
+    left_on: dict[str, int] = field(default_factory=dict)
 
     def to_state(self) -> dict[str, Any]:
         """Serialisable state (JSON-safe)."""
@@ -236,7 +238,8 @@ class Engine:
         ctx = self._context(sub, now)
         service = self.services[dialog.service]
         screen_id, values = dialog.screen, dialog.values
-        return self._run(dialog, ctx, lambda: service.reply(ctx, screen_id, values, text))
+        back = text == PREVIOUS_PAGE
+        return self._run(dialog, ctx, lambda: service.reply(ctx, screen_id, values, text), back)
 
     def release(self, msisdn: str) -> bool:
         """The user ends the dialog; True when one was open."""
@@ -341,7 +344,9 @@ class Engine:
         self.bus.emit(DialogEnded(msisdn, session, Outcome.COMPLETED, screen))
         return screen
 
-    def _run(self, dialog: Dialog, ctx: Context, step_fn: Callable[[], Step]) -> Screen:
+    def _run(
+        self, dialog: Dialog, ctx: Context, step_fn: Callable[[], Step], back: bool = False
+    ) -> Screen:
         try:
             step = step_fn()
             for _ in range(MAX_HANDOFFS):
@@ -360,7 +365,12 @@ class Engine:
             self._end(dialog, Outcome.ERROR, screen, emit_screen=True)
             return screen
         more = self.texts.get("common.more", ctx.language)
+        page = 1
         if isinstance(step, Continue):
+            if dialog.screen:
+                dialog.left_on[dialog.screen] = dialog.page
+            if back:  # SPEC §3: `0` goes back to where the user was, on the page they left
+                page = dialog.left_on.get(step.screen, 1)
             dialog.screen = step.screen
             dialog.values = dict(step.values)
             dialog.final = False
@@ -375,7 +385,7 @@ class Engine:
             dialog.final = True
             dialog.secret = False
             dialog.pages = _text_pages(step.text, more)
-        dialog.page = 1
+        dialog.page = min(page, len(dialog.pages))
         if dialog.final and len(dialog.pages) == 1:
             screen = dialog.current()
             if self.dialogs.get(dialog.msisdn) is dialog:

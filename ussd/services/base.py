@@ -91,10 +91,10 @@ def money(amount: float) -> str:
 
 def subscriber_fields(sub: Subscriber, texts: Texts) -> dict[str, Any]:
     """The {field} values menus may use (ussd.menus.SUBSCRIBER_FIELDS)."""
-    payments = sub.payments[-3:]
-    lines = [
-        f"{p.get('date', '')}: +{money(float(p.get('amount', 0)))}" for p in reversed(payments)
-    ]
+    # Newest first, whatever order the seed or the admin API listed them in (ISO dates sort
+    # as text; the sort is stable, so same-day payments keep their listed order).
+    payments = sorted(sub.payments, key=lambda p: str(p.get("date", "")), reverse=True)[:3]
+    lines = [f"{p.get('date', '')}: +{money(float(p.get('amount', 0)))}" for p in payments]
     return {
         "msisdn": sub.msisdn,
         "balance": money(sub.balance),
