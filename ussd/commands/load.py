@@ -7,7 +7,9 @@ import json
 import sys
 from typing import Any
 
+from ussd import config as config_mod
 from ussd.commands._common import add_common
+from ussd.msisdn import InvalidMsisdn, normalise
 
 EXIT_USAGE = 2
 
@@ -70,7 +72,11 @@ def register(sub: Any) -> None:
         help="distinct MSISDNs, never two journeys on one at once (default 10000)",
     )
     parser.add_argument(
-        "--prefix", default="7990", help="MSISDN prefix (default 7990: 7990xxxxxxx)"
+        "--prefix",
+        default="7990",
+        help="MSISDN prefix (default 7990: 7990xxxxxxx, 11 digits with the index). A gateway "
+        "that auto-provisions creates each number it does not know and keeps it: the run "
+        "names its first and last number before it starts",
     )
     parser.add_argument(
         "--timeout", default="10s", metavar="DURATION", help="per-step timeout (default 10s)"
@@ -134,13 +140,59 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         return _usage(str(exc))
+    numbers = options.msisdns()
+    first, last = numbers[0], numbers[-1]
+    problem = _rewritten(first, last, args.config)
+    if problem:
+        return _usage(f"--prefix {args.prefix}: {problem}")
+    # Said before the run: against a persistent gateway these numbers may become subscribers.
+    print(
+        f"ussd-sim load: MSISDNs {_span(first, last)} ({len(numbers):,}, --prefix "
+        f"{args.prefix}); a gateway with subscribers.auto_provision creates those it does "
+        "not know and keeps them",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         report = load.run(options, load.progress_stream(args.progress))
     except load.LoadError as exc:
         print(f"ussd-sim load: {exc}", file=sys.stderr)
         return 1
+    used = {"prefix": args.prefix, "first": first, "last": last, "count": len(numbers)}
     if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        print(json.dumps({**report.to_dict(), "msisdns": used}, ensure_ascii=False))
     else:
         print(report.format())
+        print(f"  MSISDNs: {_span(first, last)} (--prefix {args.prefix})")
     return 1 if report.error_count else 0
+
+
+def _span(first: str, last: str) -> str:
+    return first if first == last else f"{first}–{last}"
+
+
+def _rewritten(first: str, last: str, config_path: str | None) -> str | None:
+    """Why the gateway would not see these numbers as typed, or None.
+
+    The gateway normalises every source_addr (docs/smpp.md): a number with the trunk prefix,
+    or not a phone number at all, would be a different subscriber or a refused bind, and the
+    screens would come back to a number the load generator never sent from. The operator's
+    country code and trunk prefix come from --config (the default ./config.yaml) when it
+    loads, else the shipped defaults.
+    """
+    try:
+        operator = config_mod.load(config_path).operator
+        country, trunk = operator.country_code, operator.trunk_prefix
+    except (config_mod.ConfigError, OSError):
+        country, trunk = "7", "8"
+    for number in (first, last):
+        try:
+            seen = normalise(number, country, trunk)
+        except InvalidMsisdn:
+            return f"{number} is not a phone number (5 to 15 digits)"
+        if seen != number:
+            return (
+                f"the gateway would read {number} as {seen} (operator.country_code "
+                f"{country}, trunk_prefix {trunk}); start the prefix with the country code"
+            )
+    return None
