@@ -238,3 +238,30 @@ async def test_subscribers_remote(
     )
     assert code == 0
     assert gw.store.subscriber(OTHER).balance == 12.5  # type: ignore[union-attr]
+
+
+def test_mutual_office_link_refused_in_process(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = str(config_file)
+    for number in (RU, EN):
+        run(capsys, "subscribers", "set", number, "number_management=true", "--config", cfg)
+    assert run(capsys, "office", "link", RU, EN, "--config", cfg)[0] == 0
+    code, _, err = run(capsys, "office", "link", EN, RU, "--config", cfg)
+    assert code == 1 and "mutual_link" in err and "both ways" in err
+
+
+async def test_mutual_office_link_refused_remote(
+    running: tuple[Gateway, HttpServer],
+    config_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gw, srv = running
+    for number in (RU, EN):
+        await run_remote(
+            capsys, config_file, srv, "subscribers", "set", number, "number_management=true"
+        )
+    assert (await run_remote(capsys, config_file, srv, "office", "link", RU, EN))[0] == 0
+    code, _, err = await run_remote(capsys, config_file, srv, "office", "link", EN, RU)
+    assert code == 1 and "409 mutual_link" in err
+    assert gw.store.link(RU) is None

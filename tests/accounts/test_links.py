@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from tests.accounts.conftest import (
@@ -13,8 +14,10 @@ from tests.accounts.conftest import (
     MINUTE,
     OTHER,
     RU,
+    call,
     enable_management,
     open_gateway,
+    set_password,
     texts,
 )
 from tests.conftest import make_config
@@ -264,3 +267,23 @@ def test_office_link_race_across_connections(file_gateways: list[Gateway], db_pa
     for t in threads:
         t.join(30)
     assert sorted(outcomes) == ["already_linked"] * 7 + ["linked"]
+
+
+async def test_mutual_link_over_http_is_409(gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    set_password(gateway, EN, "bpass123")
+    set_password(gateway, RU, "apass123")
+    status, body, _ = await call(
+        http, "POST", "/api/v1/auth/login", {"msisdn": RU, "password": "apass123"}
+    )
+    ru_token = body["token"]
+    status, body, _ = await call(
+        http, "POST", "/api/v1/auth/login", {"msisdn": EN, "password": "bpass123"}
+    )
+    en_token = body["token"]
+    add = {"msisdn": EN, "password": "bpass123"}
+    status, _, _ = await call(http, "POST", "/api/v1/account/numbers", add, token=ru_token)
+    assert status == 201
+    back = {"msisdn": RU, "password": "apass123"}
+    status, body, _ = await call(http, "POST", "/api/v1/account/numbers", back, token=en_token)
+    assert status == 409 and body["error"]["code"] == "mutual_link", body
+    assert "both ways" in body["error"]["message"]
