@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -415,3 +417,16 @@ def test_error_text_keeps_secrets_out_of_str() -> None:
         parse("**04*1234*5678*5678#9")
     assert "5678" not in str(info.value)
     assert "5678" in info.value.context()
+
+
+def test_docs_examples_table_matches_the_parser() -> None:
+    # docs/grammar.md "Examples": every string in the first column has the kind it states.
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "grammar.md").read_text("utf-8")
+    table = doc.split("## Examples", 1)[1].split("\n\n", 2)[1]
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+    checked = 0
+    for typed, kind in rows:
+        for text in re.findall(r"`([^`]+)`", typed):
+            assert parse(text).kind == kind.strip(), text
+            checked += 1
+    assert checked >= 25
