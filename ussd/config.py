@@ -140,6 +140,9 @@ class SmppConfig:
     enquire_link_interval: float = 30.0
     response_timeout: float = 10.0
     window: int = 100
+    max_connections: int = 500
+    bind_timeout: float = 30.0
+    pdu_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,6 +407,9 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         enquire_link_interval=sp.duration("enquire_link_interval", 30.0),
         response_timeout=sp.duration("response_timeout", 10.0),
         window=sp.int_("window", 100, minimum=1),
+        max_connections=sp.int_("max_connections", 500, minimum=1),
+        bind_timeout=sp.duration("bind_timeout", 30.0),
+        pdu_timeout=sp.duration("pdu_timeout", 10.0),
     )
     sp.done()
 

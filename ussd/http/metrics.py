@@ -30,11 +30,18 @@ from ussd.events import (
     SmsState,
     SmsStateChanged,
 )
+from ussd.smpp.constants import CommandId, CommandStatus
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # `*_created` series double the output and say nothing a scrape's own timestamps do not.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# Label values come from fixed sets: a peer choosing command_ids or command_status values must
+# not choose how many series exist (each one is memory for good and lines in every scrape).
+UNKNOWN = "unknown"
+SMPP_COMMANDS: frozenset[str] = frozenset(c.name.lower() for c in CommandId) | {UNKNOWN}
+SMPP_STATUSES: frozenset[str] = frozenset(s.name for s in CommandStatus) | {UNKNOWN}
 
 
 class Metrics:
@@ -62,6 +69,11 @@ class Metrics:
         )
         self.smpp_binds = Gauge(
             "ussd_smpp_binds", "SMPP binds open now, by bind type", ["bind_type"], registry=r
+        )
+        self.smpp_connections_refused = Counter(
+            "ussd_smpp_connections_refused",
+            "SMPP connections closed at once, over smpp.max_connections",
+            registry=r,
         )
         self.http_requests = Counter(
             "ussd_http_requests",
@@ -107,12 +119,22 @@ class Metrics:
     # -- other transports ------------------------------------------------------------------
 
     def smpp_pdu(self, command: str, status: str = "ESME_ROK") -> None:
-        """Count one SMPP PDU, e.g. `smpp_pdu("submit_sm_resp", "ESME_RINVOPTPARVAL")`."""
+        """Count one SMPP PDU, e.g. `smpp_pdu("submit_sm_resp", "ESME_RINVOPTPARVAL")`.
+
+        Names outside SMPP 3.4 §5.1.2 / §5.1.3 (what command_name() and status_name() print
+        as hex) are counted as `unknown`.
+        """
         child = self._pdu_children.get((command, status))
         if child is None:
-            child = self._pdu_children[command, status] = self.smpp_pdus.labels(
-                command=command, status=status
-            )
+            if command not in SMPP_COMMANDS:
+                command = UNKNOWN
+            if status not in SMPP_STATUSES:
+                status = UNKNOWN
+            child = self._pdu_children.get((command, status))
+            if child is None:
+                child = self._pdu_children[command, status] = self.smpp_pdus.labels(
+                    command=command, status=status
+                )
         child.inc()
 
     def bind_opened(self, bind_type: str) -> None:
@@ -122,6 +144,10 @@ class Metrics:
     def bind_closed(self, bind_type: str) -> None:
         """A bind of `bind_type` ended (unbind, connection lost)."""
         self.smpp_binds.labels(bind_type=bind_type).dec()
+
+    def smpp_connection_refused(self) -> None:
+        """A TCP connection to the SMPP port was closed at once (smpp.max_connections)."""
+        self.smpp_connections_refused.inc()
 
     def http_request(self, route: str, status: int) -> None:
         """Count one HTTP request by its route pattern (not the raw path: bounded labels)."""

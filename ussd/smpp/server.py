@@ -31,6 +31,7 @@ from ussd.config import SmppAccount
 from ussd.dialstring import DialStringError
 from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
 from ussd.events import DialogEnded, Event, Screen, Sms, SmsQueued, SmsState, SmsStateChanged
+from ussd.listener import Listener
 from ussd.msisdn import InvalidMsisdn
 from ussd.smpp.concat import UdhError, UserData, split_user_data
 from ussd.smpp.connection import (
@@ -102,29 +103,30 @@ _BIND_TYPES: dict[int, str] = {
 # SMPP 3.4 §5.3.2.25: we speak 3.4.
 _BIND_RESP_TLVS = (tlv_u8(0x0210, 0x34),)
 
-_COMMAND_NAMES: dict[int, str] = {}
-_STATUS_NAMES: dict[int, str] = {}
+# Names of the SMPP 3.4 §5.1.2 commands and §5.1.3 statuses, fixed at import: values a peer
+# makes up are named on the fly (for logs) and never cached, and count as _UNKNOWN in metrics.
+_UNKNOWN = -1
+_COMMAND_NAMES: dict[int, str] = {int(c): command_name(c) for c in CommandId}
+_STATUS_NAMES: dict[int, str] = {int(s): status_name(s) for s in CommandStatus}
+_COMMAND_NAMES[_UNKNOWN] = _STATUS_NAMES[_UNKNOWN] = "unknown"
 
 
 def _cname(command_id: int) -> str:
     name = _COMMAND_NAMES.get(command_id)
-    if name is None:
-        name = _COMMAND_NAMES[command_id] = command_name(command_id)
-    return name
+    return command_name(command_id) if name is None else name
 
 
 def _sname(status: int) -> str:
     name = _STATUS_NAMES.get(status)
-    if name is None:
-        name = _STATUS_NAMES[status] = status_name(status)
-    return name
+    return status_name(status) if name is None else name
 
 
 class _Metrics:
     """PDU counts kept here, mirrored to the gateway's Prometheus metrics when available.
 
     Labelled children are looked up once per (command, status): `labels()` took more time
-    per PDU than decoding it.
+    per PDU than decoding it. Both are keyed by known names only (anything else is _UNKNOWN),
+    so a peer inventing command_ids or statuses cannot grow them.
     """
 
     def __init__(self, gateway: Any) -> None:
@@ -144,6 +146,10 @@ class _Metrics:
         return Counter({(d, _cname(c), _sname(s)): n for (d, c, s), n in self._counts.items()})
 
     def pdu(self, direction: str, command_id: int, status: int) -> None:
+        if command_id not in _COMMAND_NAMES:
+            command_id = _UNKNOWN
+        if status not in _STATUS_NAMES:
+            status = _UNKNOWN
         key = (direction, command_id, status)
         self._counts[key] = self._counts.get(key, 0) + 1
         if self._prom is None:
@@ -168,6 +174,10 @@ class _Metrics:
     def bind_closed(self, bind_type: str) -> None:
         if self._prom is not None:
             self._prom.bind_closed(bind_type)
+
+    def connection_refused(self) -> None:
+        if self._prom is not None:
+            self._prom.smpp_connection_refused()
 
 
 @dataclass(slots=True, eq=False)
@@ -202,6 +212,8 @@ class _Bind(asyncio.Protocol):
             window=cfg.window,
             response_timeout=cfg.response_timeout,
             enquire_link_interval=cfg.enquire_link_interval,
+            bind_timeout=cfg.bind_timeout,
+            pdu_timeout=cfg.pdu_timeout,
             now=server.clock.now(),
         )
         self.transport: asyncio.Transport | None = None
@@ -231,8 +243,16 @@ class _Bind(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.peer = f"{peer[0]}:{peer[1]}"
-        self.server._connections.add(self)
-        self.server._arm(self)
+        server = self.server
+        if server._stopping or len(server._connections) >= server.config.max_connections:
+            # Over smpp.max_connections (or shutting down): closed before a byte is read.
+            self.closed = True
+            transport.abort()
+            server._refuse(self)
+            return
+        server._admitted()
+        server._connections.add(self)
+        server._arm(self)
 
     def data_received(self, data: bytes) -> None:
         server = self.server
@@ -372,9 +392,10 @@ class SmppServer:
         self.config = gateway.config.smpp
         self.accounts: dict[str, SmppAccount] = {a.system_id: a for a in self.config.accounts}
         self.metrics = _Metrics(gateway)
-        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[_Bind] = set()
+        self._refused = 0  # connections refused since the last one admitted (one burst)
         self._bound: list[_Bind] = []
         self._dialogs: dict[str, HarnessDialog] = {}
         self._calling: tuple[str, _Bind] | None = None
@@ -426,21 +447,27 @@ class SmppServer:
 
     async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
         """Listen (defaults: `smpp.listen`; port 0 picks a free one); returns the address."""
-        if self._server is not None:
+        if self._listener is not None:
             raise RuntimeError("SMPP server already started")
         default_host, default_port = self.config.listen
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         self._unsubscribe.append(self.engine.subscribe(self._on_engine_event))
         self._unsubscribe.append(self.clock.on_change(self._on_clock_change))
-        self._server = await self._loop.create_server(
-            lambda: _Bind(self),
-            default_host if host is None else host,
-            default_port if port is None else port,
-            reuse_address=True,
-        )
-        sockname = self._server.sockets[0].getsockname()
-        address = (str(sockname[0]), int(sockname[1]))
+        # Our own accept loop: at the file-descriptor limit it pauses and logs once per episode
+        # (ussd/listener.py) where create_server() logs every failed accept().
+        listener = Listener(lambda: _Bind(self), component="smpp")
+        try:
+            address = await listener.start(
+                default_host if host is None else host,
+                default_port if port is None else port,
+            )
+        except BaseException:
+            for unsubscribe in self._unsubscribe:
+                unsubscribe()
+            self._unsubscribe.clear()
+            raise
+        self._listener = listener
         _log.info("smpp_listening", host=address[0], port=address[1])
         return address
 
@@ -449,10 +476,10 @@ class SmppServer:
 
         Unacknowledged SMS stay queued in the store: only a deliver_sm_resp OK delivers one.
         """
-        if self._server is None:
+        if self._listener is None:
             return
         self._stopping = True
-        self._server.close()
+        self._listener.close()
         for bind in list(self._connections):
             if bind.conn.may_send(CommandId.UNBIND) and bind.bound:
                 with contextlib.suppress(Exception):
@@ -480,9 +507,27 @@ class SmppServer:
         if self._retry_timer is not None:
             self._retry_timer.cancel()
             self._retry_timer = None
-        await self._server.wait_closed()
-        self._server = None
+        self._listener = None
         _log.info("smpp_stopped")
+
+    def _refuse(self, bind: _Bind) -> None:
+        """Count a connection closed at once; log the first of each burst only."""
+        if self._stopping:
+            return
+        self.metrics.connection_refused()
+        self._refused += 1
+        if self._refused == 1:
+            _log.warning(
+                "smpp_connection_limit",
+                peer=bind.peer,
+                max_connections=self.config.max_connections,
+            )
+
+    def _admitted(self) -> None:
+        """A connection got in: a burst of refusals, if any, is over (its size logged once)."""
+        if self._refused:
+            _log.info("smpp_connection_limit_cleared", refused=self._refused)
+            self._refused = 0
 
     # -- timers -----------------------------------------------------------------------------
 

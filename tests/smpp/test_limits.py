@@ -1,0 +1,409 @@
+"""Resource limits of the SMPP server over real sockets: bounded metrics, connection cap,
+bind and PDU timeouts, and the file-descriptor limit (docs/smpp.md, "Limits")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import resource
+import socket
+import struct
+import sys
+import textwrap
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.conftest import make_config
+from ussd.clock import Clock, SimulatedClock
+from ussd.config import Config
+from ussd.http import metrics
+from ussd.runtime import Gateway
+from ussd.smpp import server as server_mod
+from ussd.smpp.constants import CommandStatus
+from ussd.smpp.pdu import (
+    BindTransceiver,
+    EnquireLink,
+    EnquireLinkResp,
+    GenericNack,
+    Pdu,
+    SubmitSm,
+    Unbind,
+    UnbindResp,
+    decode_pdu,
+    encode_pdu,
+)
+from ussd.smpp.server import SmppServer
+
+S = CommandStatus
+ROOT = Path(__file__).resolve().parents[2]
+REAL = object()  # transport clock: real time (the server's default under a simulated gateway)
+TIMEOUT = 5.0
+ACCOUNTS = [{"system_id": "harness", "password": "secret", "role": "harness"}]
+
+
+def server_config(**smpp: Any) -> Config:
+    return make_config(smpp={"accounts": ACCOUNTS, **smpp})
+
+
+class Esme:
+    """A raw ESME on asyncio streams: these tests send what no well-behaved client would
+    (unknown command_ids, half a PDU), so bytes go out as they are; answers are matched by
+    sequence_number, the server's requests land in `requests` (answered OK if auto_ack)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.auto_ack = True
+        self.requests: asyncio.Queue[Pdu] = asyncio.Queue()
+        self.pending: dict[int, asyncio.Future[Pdu]] = {}
+        self.seq = 0
+        self.eof = asyncio.get_running_loop().create_future()
+        self.task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(cls, address: tuple[str, int]) -> Esme:
+        return cls(*await asyncio.open_connection(*address))
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                head = await self.reader.readexactly(4)
+                (length,) = struct.unpack("!I", head)
+                pdu = decode_pdu(head + await self.reader.readexactly(length - 4))
+                if pdu.is_response:
+                    future = self.pending.pop(pdu.sequence_number, None)
+                    if future is not None and not future.done():
+                        future.set_result(pdu)
+                    continue
+                if self.auto_ack and isinstance(pdu, EnquireLink):
+                    self.write(encode_pdu(EnquireLinkResp(sequence_number=pdu.sequence_number)))
+                self.requests.put_nowait(pdu)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            if not self.eof.done():
+                self.eof.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def request(self, pdu: Pdu) -> Pdu:
+        self.seq += 1
+        future = self.pending[self.seq] = asyncio.get_running_loop().create_future()
+        self.write(encode_pdu(dataclasses.replace(pdu, sequence_number=self.seq)))
+        return await asyncio.wait_for(future, TIMEOUT)
+
+    async def next_request(self) -> Pdu:
+        return await asyncio.wait_for(self.requests.get(), TIMEOUT)
+
+    async def closed(self) -> None:
+        await asyncio.wait_for(asyncio.shield(self.eof), TIMEOUT)
+
+    async def close(self) -> None:
+        self.writer.close()
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    transport_clock: Any = None, **smpp: Any
+) -> AsyncIterator[tuple[SmppServer, Gateway, tuple[str, int]]]:
+    """A gateway and its SMPP server on 127.0.0.1:0; transport timers on the simulated clock
+    (advanced by hand) unless `transport_clock=REAL`."""
+    gateway = Gateway.create(server_config(**smpp), clock=SimulatedClock(), database=":memory:")
+    clock: Clock | None = None if transport_clock is REAL else gateway.clock
+    srv = SmppServer(gateway, transport_clock=clock)
+    address = await srv.start("127.0.0.1", 0)
+    try:
+        yield srv, gateway, address
+    finally:
+        await srv.stop()
+        gateway.engine.shutdown()
+        gateway.store.close()
+
+
+async def connected(address: tuple[str, int]) -> Esme:
+    """An unbound client the server has surely accepted (its enquire_link got an answer)."""
+    client = await Esme.connect(address)
+    assert isinstance(await client.request(EnquireLink()), EnquireLinkResp)
+    return client
+
+
+async def bound(address: tuple[str, int]) -> Esme:
+    client = await Esme.connect(address)
+    resp = await client.request(BindTransceiver(system_id="harness", password="secret"))
+    assert resp.command_status == S.ESME_ROK
+    return client
+
+
+def smpp_series(gateway: Gateway) -> list[str]:
+    text = metrics.for_gateway(gateway).render().decode()
+    return [line for line in text.splitlines() if line.startswith("ussd_smpp_pdus_total{")]
+
+
+# -- item: unknown command_ids and statuses keep metrics bounded ------------------------------
+
+
+async def test_unknown_command_ids_do_not_grow_metrics() -> None:
+    names_before = len(server_mod._COMMAND_NAMES)
+    async with serving() as (srv, gateway, address):
+        client = await Esme.connect(address)
+        n = 5000
+        loop = asyncio.get_running_loop()
+        answers = []
+        frames = []
+        for i in range(n):
+            seq = i + 1
+            answers.append(client.pending.setdefault(seq, loop.create_future()))
+            frames.append(struct.pack("!IIII", 16, 0x0001_0000 + i, 0, seq))
+        client.write(b"".join(frames))  # from an unbound client, as an attacker would
+        responses = await asyncio.wait_for(asyncio.gather(*answers), TIMEOUT * 4)
+        # Each still gets its generic_nack (SMPP 3.4 §5.1.3: ESME_RINVCMDID).
+        assert all(isinstance(r, GenericNack) for r in responses)
+        assert {r.command_status for r in responses} == {S.ESME_RINVCMDID}
+        assert srv.metrics.pdus == Counter(
+            {("in", "unknown", "ESME_ROK"): n, ("out", "generic_nack", "ESME_RINVCMDID"): n}
+        )
+        assert len(srv.metrics._counts) == 2
+        assert len(srv.metrics._children) == 2
+        assert len(server_mod._COMMAND_NAMES) == names_before
+        series = smpp_series(gateway)
+        assert 'ussd_smpp_pdus_total{command="unknown",status="ESME_ROK"} 5000.0' in series
+        assert len(series) == 2, series
+        await client.close()
+
+
+async def test_unknown_statuses_count_as_unknown() -> None:
+    async with serving() as (srv, gateway, address):
+        client = await bound(address)
+        client.auto_ack = False
+        interval = gateway.config.smpp.enquire_link_interval
+        for status in (0x0000_0400, 0x0000_0401, 0x7FFF_FFFF):  # not in SMPP 3.4 §5.1.3
+            gateway.clock.advance(interval)  # the server probes the idle link
+            probe = await client.next_request()
+            assert isinstance(probe, EnquireLink)
+            client.write(
+                encode_pdu(
+                    EnquireLinkResp(command_status=status, sequence_number=probe.sequence_number)
+                )
+            )
+            # A round trip after it: the server has taken the odd answer, the bind is usable.
+            assert isinstance(await client.request(EnquireLink()), EnquireLinkResp)
+        assert srv.metrics.pdus["in", "enquire_link_resp", "unknown"] == 3
+        assert not any("0x0000040" in line or "0x7FFF" in line for line in smpp_series(gateway))
+        await client.close()
+
+
+def test_metrics_smpp_labels_come_from_a_fixed_set() -> None:
+    m = metrics.Metrics()
+    for i in range(1000):
+        m.smpp_pdu(f"0x{0x00010000 + i:08X}", f"0x{i:08X}")
+    m.smpp_pdu("submit_sm_resp", "ESME_RINVDSTADR")
+    m.smpp_pdu("submit_sm", "0x00000400")
+    text = m.render().decode()
+    series = [line for line in text.splitlines() if line.startswith("ussd_smpp_pdus_total{")]
+    assert sorted(series) == [
+        'ussd_smpp_pdus_total{command="submit_sm",status="unknown"} 1.0',
+        'ussd_smpp_pdus_total{command="submit_sm_resp",status="ESME_RINVDSTADR"} 1.0',
+        'ussd_smpp_pdus_total{command="unknown",status="unknown"} 1000.0',
+    ]
+    assert len(m._pdu_children) <= 1003  # lookups by name are cached, series are not added
+
+
+# -- bind timeout, PDU timeout --------------------------------------------------------------
+
+
+async def test_bind_timeout_closes_a_connection_that_never_binds() -> None:
+    async with serving(bind_timeout="5s") as (srv, gateway, address):
+        idle = await connected(address)
+        client = await bound(address)
+        assert srv.connections == 2
+        gateway.clock.advance(4.9)
+        assert srv.connections == 2
+        with capture_logs() as logs:
+            gateway.clock.advance(0.1)
+        await idle.closed()
+        assert srv.connections == 1
+        [timed_out] = [e for e in logs if e["event"] == "smpp_peer_timed_out"]
+        assert timed_out["reason"] == "no bind within 5 s"
+        # The bound client is not affected.
+        gateway.clock.advance(60.0)
+        assert isinstance(await client.request(EnquireLink()), EnquireLinkResp)
+        await client.close()
+
+
+async def test_bind_timeout_on_real_time() -> None:
+    async with serving(REAL, bind_timeout="200ms") as (srv, _gateway, address):
+        idle = await Esme.connect(address)
+        await idle.closed()  # no sleep: the server's own timer closes it
+        assert srv.connections == 0
+
+
+async def test_pdu_timeout_closes_a_half_pdu() -> None:
+    async with serving(REAL, pdu_timeout="200ms") as (srv, _gateway, address):
+        client = await bound(address)
+        other = await bound(address)
+        half = encode_pdu(SubmitSm(sequence_number=7, source_addr="79161234567"))[:20]
+        with capture_logs() as logs:
+            client.write(half)
+            await client.closed()
+        [timed_out] = [e for e in logs if e["event"] == "smpp_peer_timed_out"]
+        assert timed_out["reason"] == "PDU incomplete after 0.2 s (20 octets buffered)"
+        assert srv.binds == 1
+        assert isinstance(await other.request(EnquireLink()), EnquireLinkResp)
+        await other.close()
+
+
+# -- connection cap ---------------------------------------------------------------------------
+
+
+async def test_connections_beyond_the_cap_are_closed_at_once() -> None:
+    async with serving(max_connections=2) as (srv, gateway, address):
+        first = await bound(address)
+        second = await bound(address)
+        with capture_logs() as logs:
+            refused = [await Esme.connect(address) for _ in range(5)]
+            for client in refused:
+                await client.closed()  # closed by the server before any byte
+        assert srv.connections == 2
+        assert [e["event"] for e in logs] == ["smpp_connection_limit"]  # once per burst
+        assert logs[0]["max_connections"] == 2
+        text = metrics.for_gateway(gateway).render().decode()
+        assert "ussd_smpp_connections_refused_total 5.0" in text
+        # The binds already open keep working.
+        assert isinstance(await first.request(EnquireLink()), EnquireLinkResp)
+        # One leaves: the next connection gets in, and the burst is summed up once.
+        assert isinstance(await second.request(Unbind()), UnbindResp)
+        await second.closed()
+        with capture_logs() as logs:
+            third = await bound(address)
+        assert [(e["event"], e.get("refused")) for e in logs if "limit" in e["event"]] == [
+            ("smpp_connection_limit_cleared", 5)
+        ]
+        await third.close()
+        await first.close()
+
+
+def test_connection_limit_keys_are_bounded() -> None:
+    from ussd.config import ConfigError
+
+    config = server_config(max_connections=3, bind_timeout="1m", pdu_timeout="2s")
+    assert (config.smpp.max_connections, config.smpp.bind_timeout) == (3, 60.0)
+    assert config.smpp.pdu_timeout == 2.0
+    for key, value in [
+        ("max_connections", 0),
+        ("max_connections", 10**7),
+        ("bind_timeout", "0s"),
+        ("bind_timeout", "2d"),
+        ("pdu_timeout", 0),
+        ("pdu_timeout", "2d"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            server_config(**{key: value})
+        assert err.value.key == f"smpp.{key}"
+
+
+# -- the file-descriptor limit ------------------------------------------------------------------
+
+FD_LIMIT = 256
+
+CHILD = textwrap.dedent(
+    f"""
+    import asyncio, resource
+    from tests.conftest import make_config
+    from ussd import log
+    from ussd.clock import SimulatedClock
+    from ussd.runtime import Gateway
+    from ussd.smpp.server import SmppServer
+
+    async def main():
+        log.configure("json", "info")
+        config = make_config(smpp={{"accounts": {ACCOUNTS!r}, "max_connections": 100000}})
+        gateway = Gateway.create(config, clock=SimulatedClock(), database=":memory:")
+        server = SmppServer(gateway)
+        _, port = await server.start("127.0.0.1", 0)
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, ({FD_LIMIT}, hard))
+        print(port, flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_NOFILE behaviour checked on Linux")
+async def test_file_descriptor_limit_pauses_accepting_and_logs_once() -> None:
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > FD_LIMIT + 200
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CHILD,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    lines: list[str] = []
+    overload = asyncio.Event()
+    resumed = asyncio.Event()
+
+    async def read_log() -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            line = raw.decode(errors="replace")
+            lines.append(line)
+            if "accept_paused" in line or "out of system resource" in line:
+                overload.set()
+            if "accept_resumed" in line:
+                resumed.set()
+
+    reading = asyncio.create_task(read_log())
+    socks: list[socket.socket] = []
+    try:
+        assert proc.stdout is not None
+        port = int(await asyncio.wait_for(proc.stdout.readline(), 30))
+        address = ("127.0.0.1", port)
+        client = await bound(address)
+        # More idle connections than the server has descriptors; no waiting on each connect.
+        for _ in range(FD_LIMIT + 150):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(address)
+            socks.append(sock)
+        await asyncio.wait_for(overload.wait(), TIMEOUT * 2)
+        # While it cannot accept, the server serves what it has.
+        for _ in range(3):
+            assert isinstance(await client.request(EnquireLink()), EnquireLinkResp)
+        for sock in socks:
+            sock.close()
+        socks.clear()
+        # Descriptors free again: new connections get in (queued SYNs may need a retry).
+        late = await asyncio.wait_for(bound(address), TIMEOUT * 3)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(resumed.wait(), TIMEOUT)
+        assert isinstance(await client.request(EnquireLink()), EnquireLinkResp)
+        overload_lines = [
+            line for line in lines if "accept_paused" in line or "out of system resource" in line
+        ]
+        assert len(overload_lines) == 1, f"{len(overload_lines)} lines, e.g. {lines[-3:]}"
+        assert not any("Traceback" in line for line in lines), lines[-20:]
+        assert resumed.is_set()  # the end of the episode is logged too, once
+        assert sum("accept_resumed" in line for line in lines) == 1
+        await late.close()
+        await client.close()
+    finally:
+        for sock in socks:
+            sock.close()
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
