@@ -23,7 +23,7 @@ from ussd.services import builtin
 from ussd.services.base import Context
 from ussd.services.password import PasswordSet
 from ussd.sms import SmsCentre
-from ussd.store import Store, hash_password
+from ussd.store import Store, StoreError, hash_password
 
 _log = log.get("runtime")
 
@@ -94,7 +94,11 @@ class Gateway:
         except MenuError as exc:
             raise ConfigError("menus", str(exc)) from exc
         router = Router(config.ussd.routes, names)
-        store = Store(database or config.storage_database)
+        try:
+            store = Store(database or config.storage_database)
+        except StoreError as exc:
+            # One line naming the key, exit 2 (docs/config.md), never a traceback.
+            raise ConfigError("storage.database", str(exc)) from None
         bus = Bus()
         sms = SmsCentre(store, clock, config.sms, bus)
         engine = Engine(config, store, clock, bus, sms, router, services, texts)

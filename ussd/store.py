@@ -7,6 +7,7 @@ import hmac
 import json
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -129,6 +130,9 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+# Seconds during which a cached subscriber is trusted without asking SQLite whether another
+# process has committed (Store._fresh): well below anything a person or a CLI can interleave.
+OTHER_WRITERS_CHECK = 0.005
 SUBSCRIBER_CACHE = 200_000  # decoded subscribers kept in memory (about 1 KB each)
 
 # scrypt cost (RFC 7914 §2): N=2^14, r=8, p=1 is the interactive-login setting; 16 MiB.
@@ -334,25 +338,44 @@ _SMS_COLUMNS = (
 )
 
 
+class StoreError(Exception):
+    """The database file cannot be used (not SQLite, damaged, newer schema, not a file)."""
+
+
 class Store:
     """All persistent state; every change runs in one transaction (SPEC §4 store)."""
 
     def __init__(self, database: str) -> None:
-        if database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
         self.database = database
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE … COMMIT) below.
-        self.db = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
-        if database != ":memory:":
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: durable across process crashes; an acknowledged write survives.
-            self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
         self._depth = 0
         # Subscribers are read on every dialog step and written rarely: keep decoded rows.
-        # Every write below drops the entry first, so a rolled-back write is simply re-read.
+        # Every write below drops the entry first, so a rolled-back write is simply re-read;
+        # a write by another process is seen through PRAGMA data_version (see _fresh).
         self._subscribers: dict[str, Subscriber] = {}
-        self.migrate()
+        try:
+            if database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE … COMMIT) below.
+            self.db = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{database}: cannot open: {exc}") from None
+        try:
+            if database != ":memory:":
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL: durable across process crashes; an acknowledged write survives.
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.migrate()
+            self.db.execute("SELECT COUNT(*) FROM subscribers").fetchone()
+            self._data_version = self._read_data_version()
+            self._checked = time.monotonic()
+        except sqlite3.Error as exc:
+            # Garbage, a truncated file, a directory: SQLite says so at the first statement.
+            self.db.close()
+            raise StoreError(f"{database}: not a usable ussd-sim database: {exc}") from None
+        except StoreError:
+            self.db.close()
+            raise
 
     # -- transactions and schema ------------------------------------------------------------
 
@@ -386,7 +409,7 @@ class Store:
         """Apply the migrations this file has not seen yet, each in its own transaction."""
         version = self.schema_version
         if version > len(MIGRATIONS):
-            raise RuntimeError(
+            raise StoreError(
                 f"{self.database}: schema version {version} is newer than this ussd-sim "
                 f"({len(MIGRATIONS)})"
             )
@@ -402,7 +425,31 @@ class Store:
 
     # -- subscribers ----------------------------------------------------------------------
 
+    def _read_data_version(self) -> int:
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def _fresh(self) -> None:
+        """Drop cached rows when another connection has committed since we last looked.
+
+        `ussd-sim subscribers set`, `ussd-sim dial` and friends write the same file from
+        another process; PRAGMA data_version changes exactly then (never for our own commits),
+        so the running gateway sees their balance or password at its next read.
+        """
+        if self._depth:
+            return  # inside our own write transaction nobody else can have committed
+        # The PRAGMA costs as much as the cached read it guards; a dialog step reads the
+        # subscriber several times in a row, so look at most once per OTHER_WRITERS_CHECK.
+        now = time.monotonic()
+        if now - self._checked < OTHER_WRITERS_CHECK:
+            return
+        self._checked = now
+        version = self._read_data_version()
+        if version != self._data_version:
+            self._data_version = version
+            self._subscribers.clear()
+
     def subscriber(self, msisdn: str) -> Subscriber | None:
+        self._fresh()
         cached = self._subscribers.get(msisdn)
         if cached is not None:
             return cached
