@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -78,26 +80,108 @@ MAX_BODY = 64 * 1024
 """Largest request body accepted (bytes); the phones API never needs more than a dial string."""
 
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or an ApiError (400, 413, 415)."""
+MAX_DEPTH = 32
+"""Deepest nesting of arrays and objects a request body may have; the API needs 3."""
+
+MAX_INT = 2**63 - 1
+"""Largest integer magnitude accepted: SQLite stores a signed 64-bit integer."""
+
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
+"""What an HTML form can post without a CORS preflight (WHATWG Fetch §2.2.2 "CORS-safelisted")."""
+
+
+def _no_constant(name: str) -> Any:
+    # json.loads accepts NaN, Infinity and -Infinity, which RFC 8259 §6 does not.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _int(text: str) -> int:
+    # Checked on the digits, before int() does quadratic work on a 4,300-digit number.
+    if len(text.lstrip("-")) > 19 or abs(value := int(text)) > MAX_INT:
+        raise ValueError(f"integer {text[:24]}{'…' if len(text) > 24 else ''} is out of range")
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf
+        raise ValueError(f"number {text[:24]} is out of range")
+    return value
+
+
+def _check(data: Any) -> None:
+    """Depth and text checks json.loads does not make (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                # RFC 8259 §8.2: a lone surrogate escape (\ud800) is no character.
+                raise ValueError("a string holds a lone surrogate escape") from exc
+        elif isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+            items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
+            for key, item in items:
+                if key is not None:
+                    stack.append((key, depth))
+                stack.append((item, depth + 1))
+
+
+def decode_json(raw: bytes) -> Any:
+    """The one JSON decoder of the HTTP API: UTF-8 (RFC 8259 §8.1), finite numbers, integers
+    that fit 64 bits, no lone surrogates, at most MAX_DEPTH deep; ValueError otherwise."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 at byte {exc.start}") from exc
+    try:
+        data = json.loads(text, parse_constant=_no_constant, parse_int=_int, parse_float=_float)
+    except RecursionError as exc:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from exc
+    _check(data)
+    return data
+
+
+REQUEST_TIMEOUT: web.AppKey[float] = web.AppKey("request_timeout")
+"""`http.request_timeout`: how long a request body may take to arrive."""
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, bounded in size (413) and in time (408, `http.request_timeout`)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError(413, "body_too_large", f"request body is larger than {MAX_BODY} bytes")
+    timeout = request.config_dict.get(REQUEST_TIMEOUT)
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise ApiError(
+            413, "body_too_large", f"request body is larger than {MAX_BODY} bytes"
+        ) from exc
+    except TimeoutError as exc:
+        # RFC 9110 §15.5.9. The rest of the body is never read: aiohttp drains it for at most
+        # its lingering time after this answer, then closes the connection.
+        raise ApiError(
+            408, "request_timeout", f"the request body did not arrive within {timeout:g} s"
+        ) from exc
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or an ApiError (400, 408, 413, 415)."""
     if request.content_type != "application/json":
         # An empty body is allowed without a content type (e.g. `.../release`).
         if not request.body_exists:
             return {}
         raise ApiError(415, "unsupported_media_type", "expected Content-Type: application/json")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise ApiError(
-            413, "body_too_large", f"request body is larger than {MAX_BODY} bytes"
-        ) from exc
+    raw = await read_body(request)
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = decode_json(raw)
+    except ValueError as exc:
         raise ApiError(400, "bad_json", f"request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", "request body must be a JSON object")
