@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -17,6 +17,7 @@ from ussd import resources
 
 DEFAULT_ADMIN_TOKEN = "change-me"
 ENV_VAR = "USSD_SIM_CONFIG"
+_N = TypeVar("_N", int, float)
 
 _PORT = re.compile(r"[0-9]{1,5}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -149,6 +150,11 @@ class SmppConfig:
 class HttpConfig:
     listen: tuple[str, int] = ("127.0.0.1", 8080)
     admin_token: str = DEFAULT_ADMIN_TOKEN
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_connections: int = 1000
+    request_timeout: float = 30.0
+    keepalive_timeout: float = 75.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +423,17 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
     http = HttpConfig(
         listen=parse_listen(hp.get("listen", "127.0.0.1:8080"), "http.listen"),
         admin_token=hp.str_("admin_token", DEFAULT_ADMIN_TOKEN),
+        allowed_hosts=_names(hp, "allowed_hosts", _HOST_NAME),
+        allowed_origins=_names(hp, "allowed_origins", _ORIGIN),
+        max_connections=_bounded(
+            hp.int_("max_connections", 1000, minimum=1), hp, "max_connections", 100_000
+        ),
+        request_timeout=_bounded(
+            hp.duration("request_timeout", 30.0), hp, "request_timeout", 3600.0
+        ),
+        keepalive_timeout=_bounded(
+            hp.duration("keepalive_timeout", 75.0), hp, "keepalive_timeout", 3600.0
+        ),
     )
     hp.done()
     if not is_loopback(http.listen[0]) and http.admin_token == DEFAULT_ADMIN_TOKEN:
@@ -439,6 +456,30 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         http=http,
         source=source,
     )
+
+
+_HOST_NAME = re.compile(r"\*|[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
+_ORIGIN = re.compile(
+    r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+
+
+def _names(section: _Section, name: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
+    """A list of host names or origins (http.allowed_hosts, http.allowed_origins)."""
+    value = section.get(name, []) or []
+    if not isinstance(value, list) or len(value) > 100:
+        raise ConfigError(section.key(name), "expected a list (at most 100 entries)")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not pattern.fullmatch(item):
+            shown = repr(item)[:40]
+            raise ConfigError(f"{section.key(name)}[{i}]", f"not a valid entry: {shown}")
+    return tuple(value)
+
+
+def _bounded(value: _N, section: _Section, name: str, maximum: float) -> _N:
+    if value > maximum:
+        raise ConfigError(section.key(name), f"at most {maximum:g}, got {value!r}")
+    return value
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -14,9 +14,18 @@ from aiohttp.typedefs import Middleware
 from ussd.http import account as account_routes
 from ussd.http import metrics as metrics_mod
 from ussd.http import recording
-from ussd.http.errors import MAX_BODY, ApiError, Handler, error_middleware, json_response
+from ussd.http.errors import (
+    MAX_BODY,
+    REQUEST_TIMEOUT,
+    ApiError,
+    Handler,
+    error_middleware,
+    json_response,
+)
 from ussd.http.phones import GATEWAY, HUB, Hub
 from ussd.http.phones import routes as phone_routes
+from ussd.http.security import POLICY, Policy, security_middleware
+from ussd.http.server import Listener, Site
 
 if TYPE_CHECKING:
     from ussd.runtime import Gateway
@@ -85,11 +94,20 @@ def make_app(gateway: Gateway) -> web.Application:
     """The HTTP application for `gateway`; engine subscriptions live as long as the app runs."""
     m = metrics_mod.for_gateway(gateway)
     # The counting middleware sits outside the error one, so it sees the final JSON status;
-    # the recorder sits inside it, so it only ever sees answers that were not errors.
+    # the guards and the recorder sit inside it, so refusals are JSON errors too and the
+    # recorder only ever sees answers that were not errors.
     app = web.Application(
-        middlewares=[_count_requests(m), error_middleware, recording.record_middleware],
+        middlewares=[
+            _count_requests(m),
+            error_middleware,
+            security_middleware,
+            recording.record_middleware,
+        ],
         client_max_size=MAX_BODY,
     )
+    cfg = gateway.config.http
+    app[POLICY] = Policy.build(cfg.listen[0], cfg.allowed_hosts, cfg.allowed_origins)
+    app[REQUEST_TIMEOUT] = cfg.request_timeout
     app[GATEWAY] = gateway
     app[METRICS] = m
     app[_UNSUBSCRIBE] = []
@@ -130,6 +148,7 @@ class HttpServer:
     runner: web.AppRunner
     host: str
     port: int
+    listener: Listener
 
     @property
     def url(self) -> str:
@@ -142,10 +161,24 @@ class HttpServer:
 
 async def start_http(gateway: Gateway, host: str = "127.0.0.1", port: int = 0) -> HttpServer:
     """Serve `make_app(gateway)` on host:port (0 picks a free port; see `.port`)."""
+    cfg = gateway.config.http
+    handler_args: dict[str, Any] = {
+        "access_log": None,
+        "keepalive_timeout": cfg.keepalive_timeout,
+        # A body left unread (a 408, a 413) is drained this long before the connection closes.
+        "lingering_time": min(cfg.request_timeout, 10.0),
+    }
     # Sockets get a short grace period at shutdown; the hub has already asked them to close.
-    runner = web.AppRunner(make_app(gateway), access_log=None, shutdown_timeout=5.0)
+    runner = web.AppRunner(make_app(gateway), shutdown_timeout=5.0, **handler_args)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    assert runner.server is not None
+    listener = Listener(
+        runner.server,
+        max_connections=cfg.max_connections,
+        head_timeout=cfg.request_timeout,
+        handler_args=handler_args,
+    )
+    site = Site(runner, host, port, listener)
     await site.start()
     bound: int = runner.addresses[0][1] if runner.addresses else port
-    return HttpServer(runner, host, bound)
+    return HttpServer(runner, host, bound, listener)
