@@ -28,6 +28,7 @@ from ussd.runtime import Gateway
 ROUTES = [
     ("GET", "/api/v1/subscribers", None),
     ("POST", "/api/v1/subscribers", {"msisdn": OTHER}),
+    ("GET", f"/api/v1/subscribers/{RU}", None),
     ("PATCH", f"/api/v1/subscribers/{RU}", {"balance": 1}),
     ("GET", "/api/v1/clock", None),
     ("POST", "/api/v1/clock/advance", {"by": "1s"}),
@@ -39,13 +40,16 @@ ROUTES = [
 
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES)
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "code", "says"),
     [
-        {},
-        {"Authorization": "Bearer wrong"},
-        {"Authorization": "Bearer change-m"},
-        {"Authorization": "Basic change-me"},
-        {"Authorization": "change-me"},
+        ({}, "unauthorized", "required"),
+        ({"Authorization": "Basic change-me"}, "unauthorized", "required"),
+        ({"Authorization": "change-me"}, "unauthorized", "required"),
+        ({"Authorization": "Bearer "}, "unauthorized", "required"),
+        # A token was sent and is wrong: "required" would send the user looking for a header.
+        ({"Authorization": "Bearer wrong"}, "invalid_token", "invalid"),
+        ({"Authorization": "Bearer change-m"}, "invalid_token", "invalid"),
+        ({"Authorization": "bearer change-me-too"}, "invalid_token", "invalid"),
     ],
 )
 async def test_admin_token_required(
@@ -55,11 +59,14 @@ async def test_admin_token_required(
     path: str,
     body: Any,
     headers: dict[str, str],
+    code: str,
+    says: str,
 ) -> None:
     before = gateway.clock.now()
     status, data, hdrs = await call(http, method, path, body, headers=headers)
     assert status == 401
-    assert data["error"]["code"] == "unauthorized"
+    assert data["error"]["code"] == code
+    assert says in data["error"]["message"]
     assert "WWW-Authenticate" in hdrs
     assert gateway.store.subscriber(OTHER) is None and gateway.clock.now() == before
     assert gateway.sms.inbox(RU) == []
@@ -101,6 +108,19 @@ async def test_create_subscriber_bad_request(
 ) -> None:
     status, data, _ = await call(http, "POST", "/api/v1/subscribers", body, headers=ADMIN)
     assert status == 400 and data["error"]["code"] == code
+
+
+async def test_get_subscriber(gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    status, body, _ = await call(http, "GET", f"/api/v1/subscribers/+{RU}", headers=ADMIN)
+    assert status == 200
+    assert body["msisdn"] == RU and body["language"] == "ru" and "password_hash" not in body
+    status, listed, _ = await call(http, "GET", "/api/v1/subscribers", headers=ADMIN)
+    assert body in listed["subscribers"]  # the same record as in the list
+    status, body, _ = await call(http, "GET", f"/api/v1/subscribers/{OTHER}", headers=ADMIN)
+    assert status == 404 and body["error"]["code"] == "unknown_msisdn"
+    assert gateway.store.subscriber(OTHER) is None  # GET never provisions
+    status, body, _ = await call(http, "GET", "/api/v1/subscribers/not-a-number", headers=ADMIN)
+    assert status == 400 and body["error"]["code"] == "bad_msisdn"
 
 
 async def test_update_subscriber(gateway: Gateway, http: aiohttp.ClientSession) -> None:
@@ -153,6 +173,9 @@ async def test_advance_on_a_real_clock_is_409() -> None:
             http, "POST", "/api/v1/clock/advance", {"by": "2d"}, headers=ADMIN
         )
         assert status == 409 and body["error"]["code"] == "real_clock"
+        # The answer says how to get a clock that can be advanced.
+        assert "clock: {mode: simulated}" in body["error"]["message"]
+        assert "--clock simulated" in body["error"]["message"]
 
 
 async def test_advance_runs_dialog_timeouts(gateway: Gateway, http: aiohttp.ClientSession) -> None:

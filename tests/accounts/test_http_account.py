@@ -209,6 +209,42 @@ async def test_change_password(gateway: Gateway, http: aiohttp.ClientSession) ->
     assert status == 401
 
 
+@pytest.mark.parametrize("how", ["account", "ussd", "admin", "sms"])
+async def test_password_change_revokes_bearer_tokens(
+    gateway: Gateway, http: aiohttp.ClientSession, how: str
+) -> None:
+    # Whoever learnt the old password keeps no session once the subscriber changes it.
+    set_password(gateway, RU, "secret12")
+    tokens = [await login(http, RU, "secret12"), await network(http, RU)]
+    other = await network(http, EN)
+    for token in tokens:
+        assert (await call(http, "GET", "/api/v1/account", token=token))[0] == 200
+    if how == "account":
+        change = {"current": "secret12", "new": "Newpass1"}
+        status, body, _ = await call(
+            http, "POST", "/api/v1/account/password", change, token=tokens[0]
+        )
+        assert status == 200, body
+    elif how == "ussd":
+        set_password(gateway, RU, "Newpass1")
+    elif how == "admin":
+        patch = {"password": "Newpass1"}
+        status, body, _ = await call(
+            http, "PATCH", f"/api/v1/subscribers/{RU}", patch, headers=ADMIN
+        )
+        assert status == 200, body
+    else:
+        sms = {"msisdn": RU}
+        assert (await call(http, "POST", "/api/v1/auth/sms-password", sms))[0] == 200
+    for token in tokens:
+        status, body, _ = await call(http, "GET", "/api/v1/account", token=token)
+        assert_error(status, body, 401, "invalid_token")
+    # Another number's session is untouched, and a fresh sign-in works.
+    assert (await call(http, "GET", "/api/v1/account", token=other))[0] == 200
+    fresh = await network(http, RU)
+    assert (await call(http, "GET", "/api/v1/account", token=fresh))[0] == 200
+
+
 async def test_add_and_remove_number(gateway: Gateway, http: aiohttp.ClientSession) -> None:
     set_password(gateway, EN, "bpass123")
     token = await network(http, RU)
@@ -295,13 +331,16 @@ async def test_social_bind_and_sign_in(http: aiohttp.ClientSession) -> None:
     assert_error(status, body, 400, "invalid_provider")
 
 
-async def test_lone_surrogate_password_is_just_wrong(
+async def test_lone_surrogate_password_is_a_bad_body(
     gateway: Gateway, http: aiohttp.ClientSession
 ) -> None:
+    # RFC 8259 §8.2: `\ud800` alone is no character; the body is refused before any password
+    # check, so it neither logs in nor counts as a wrong password.
     set_password(gateway, RU, "secret12")
     body = b'{"msisdn": "79161234567", "password": "\\ud800"}'
     async with http.post(
         "/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
     ) as r:
-        assert r.status == 401
-        assert (await r.json())["error"]["code"] == "bad_credentials"
+        assert r.status == 400
+        assert (await r.json())["error"]["code"] == "bad_json"
+    assert gateway.accounts.auth_state(RU).failures == 0

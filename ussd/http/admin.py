@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ussd.accounts import Invalid, Unauthorized, iso, link_json
+from ussd.accounts import Invalid, NotFound, Unauthorized, iso, link_json
 from ussd.clock import SimulatedClock
 from ussd.config import ConfigError, parse_duration
 from ussd.http.account import Handler, account_errors, token_matches
@@ -49,9 +49,14 @@ class AdminApi:
         @functools.wraps(handler)
         async def wrapper(request: web.Request) -> web.StreamResponse:
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            expected = self.gateway.config.http.admin_token
-            if scheme.lower() != "bearer" or not token_matches(token.strip(), expected):
-                raise Unauthorized("the admin bearer token is required", code="unauthorized")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized(
+                    "the admin bearer token is required (Authorization: Bearer <http.admin_token>)",
+                    code="unauthorized",
+                )
+            if not token_matches(token.strip(), self.gateway.config.http.admin_token):
+                # RFC 6750 §3.1: a token was sent and is wrong, which "required" would hide.
+                raise Unauthorized("the admin bearer token is invalid", code="invalid_token")
             return await handler(request)
 
         return account_errors(wrapper)
@@ -68,6 +73,14 @@ class AdminApi:
         fields = {k: v for k, v in data.items() if k != "msisdn"}
         sub = self.accounts.create_subscriber(msisdn, fields)
         return json_response(sub.public(), status=201)
+
+    async def get_subscriber(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/subscribers/{msisdn}` (404 unknown; never provisions)."""
+        number = self.accounts.normalise(request.match_info["msisdn"])
+        sub = self.gateway.store.subscriber(number)
+        if sub is None:
+            raise NotFound(f"unknown subscriber {number}", code="unknown_msisdn")
+        return json_response(sub.public())
 
     async def update_subscriber(self, request: web.Request) -> web.Response:
         """`PATCH /api/v1/subscribers/{msisdn} {...fields}` (400 bad field, 404 unknown)."""
@@ -89,7 +102,12 @@ class AdminApi:
         except ConfigError as exc:
             raise ApiError(400, "bad_duration", exc.message) from exc
         if not isinstance(self.gateway.clock, SimulatedClock):
-            raise ApiError(409, "real_clock", "the gateway runs on the real clock (clock.mode)")
+            raise ApiError(
+                409,
+                "real_clock",
+                "the gateway runs on the real clock, which cannot be advanced; start it with "
+                "`clock: {mode: simulated}` in the config (or `ussd-sim serve --clock simulated`)",
+            )
         # Every deadline on the way runs at its own time: dialog timers, SMS expiry, links.
         self.gateway.advance(seconds)
         return json_response(clock_json(self.gateway))
@@ -132,6 +150,7 @@ def setup_admin_routes(app: web.Application, gateway: Gateway) -> None:
     add = app.router.add_route
     add("GET", "/api/v1/subscribers", api.guard(api.list_subscribers))
     add("POST", "/api/v1/subscribers", api.guard(api.create_subscriber))
+    add("GET", "/api/v1/subscribers/{msisdn}", api.guard(api.get_subscriber))
     add("PATCH", "/api/v1/subscribers/{msisdn}", api.guard(api.update_subscriber))
     add("GET", "/api/v1/clock", api.guard(api.clock))
     add("POST", "/api/v1/clock/advance", api.guard(api.advance))
