@@ -188,7 +188,8 @@ class TerminalPhone:
                 screen = message.get("screen")
                 if screen:
                     self.say(frame("USSD", str(screen["text"]), "end"))
-            self._screen_printed()
+            if outcome != "replaced":  # a new dial ends the old dialog before its own screen
+                self._screen_printed()
         elif kind == "sms" and message.get("state") == "queued":
             # A state change (delivered, expired) repeats the SMS; show each one once.
             if self._awaiting and not self._screen_shown.is_set():

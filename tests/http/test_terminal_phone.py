@@ -277,27 +277,35 @@ class OvertakingClient:
     """A phones client whose response overtakes the socket: during the request the SMS comes
     in on the socket, and the screen's socket copy only after the response (or never)."""
 
-    def __init__(self, socket_screen: bool) -> None:
+    def __init__(self, socket_screen: bool, replacing: bool = False) -> None:
         self.phone: CapturingPhone | None = None
         self.socket_screen = socket_screen
+        self.replacing = replacing  # the dial replaces an open dialog, whose end comes first
 
     async def dial(self, msisdn: str, text: str) -> dict[str, Any]:
         assert self.phone is not None
         screen = {"type": "screen", "session": "s1", "text": "Done", "end": True}
         sms = {"type": "sms", "state": "queued", "sender": "MTS", "text": "Notice"}
+        if self.replacing:
+            end = {"type": "end", "session": "s0", "outcome": "replaced", "screen": None}
+            self.phone.on_event(end)
         self.phone.on_event(sms)
         if self.socket_screen:
             asyncio.get_running_loop().call_soon(self.phone.on_event, screen)
         return screen
 
 
-@pytest.mark.parametrize("socket_screen", [True, False], ids=["socket-late", "socket-never"])
+@pytest.mark.parametrize(
+    ("socket_screen", "replacing"),
+    [(True, False), (True, True), (False, False)],
+    ids=["socket-late", "socket-late-replacing", "socket-never"],
+)
 async def test_response_overtaking_the_socket_keeps_the_order(
-    socket_screen: bool, monkeypatch: pytest.MonkeyPatch
+    socket_screen: bool, replacing: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Without the socket's copy the SMS held back is still shown, after a bounded wait.
     monkeypatch.setattr(phone_mod, "SCREEN_WAIT", 0.05)
-    client = OvertakingClient(socket_screen)
+    client = OvertakingClient(socket_screen, replacing)
     with create_pipe_input() as pipe:
         phone = CapturingPhone(client, RU, pipe)  # type: ignore[arg-type]
         client.phone = phone
@@ -323,7 +331,11 @@ async def test_invalid_msisdn_is_a_usage_error_before_the_phone_starts(
 
 
 async def test_record_a_session_that_replays_green(
-    terminal: Terminal, server: HttpServer, started: Gateway, tmp_path: Path
+    terminal: Terminal,
+    server: HttpServer,
+    started: Gateway,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = tmp_path / "rec" / "session.yaml"
     await terminal.spawn(*_phone_argv(server.url, tmp_path / "h"), "--record", str(out))
@@ -349,6 +361,8 @@ async def test_record_a_session_that_replays_green(
     await terminal.expect(r"scenario saved to .*session\.yaml")
     assert await terminal.wait() == 0
 
+    assert "secret12" not in out.read_text(encoding="utf-8")  # docs/scenarios.md: no secrets
+    monkeypatch.setenv("USSD_SIM_PASSWORD", "secret12")  # the placeholder's value on replay
     (scenario,) = sc.load(out)
     assert [s.kind for s in scenario.steps] == ["dial", "dial", "reply", "reply", "sms"]
     assert scenario.subscribers[0]["msisdn"] == RU
