@@ -195,3 +195,54 @@ def test_bad_database_files(
     assert info.value.key == "storage.database"
     assert "\n" not in str(info.value)
 
+
+# -- the simulated clock continues across restarts ----------------------------------------------
+
+
+def test_saved_clock(stores: Callable[[str], Store]) -> None:
+    store = stores(":memory:")
+    assert store.saved_clock() is None
+    store.save_clock(NOW + 10)
+    store.save_clock(NOW + 5)  # never backwards
+    assert store.saved_clock() == NOW + 10
+
+
+def test_simulated_clock_continues_after_a_restart(path: str) -> None:
+    config = make_config(clock={"mode": "simulated"})
+    first = Gateway.create(config, database=path)
+    start = first.clock.now()
+    first.accounts.login_network(RU)
+    first.advance(3 * 86400 + 17)
+    first.engine.shutdown()
+    first.store.close()
+
+    second = Gateway.create(config, database=path)  # a fresh clock at its fixed start date
+    try:
+        assert second.clock.now() == start + 3 * 86400 + 17
+        second.advance(60)
+    finally:
+        second.engine.shutdown()
+        second.store.close()
+    third = Gateway.create(config, database=path)
+    try:
+        assert third.clock.now() == start + 3 * 86400 + 77
+    finally:
+        third.engine.shutdown()
+        third.store.close()
+
+
+def test_an_office_link_keeps_its_remaining_time_across_a_restart(path: str) -> None:
+    config = make_config(clock={"mode": "simulated"})
+    first = Gateway.create(config, database=path)
+    first.engine.dial("79161112233", "*111*828*1#")
+    link = first.accounts.office_link(RU, "79161112233")
+    first.advance(86400)  # one of the two days
+    first.engine.shutdown()
+    first.store.close()
+    second = Gateway.create(config, database=path)
+    try:
+        assert link.active_at - second.clock.now() == 86400  # one day left, not two
+        assert not second.store.link("79161112233").active(second.clock.now())  # type: ignore[union-attr]
+    finally:
+        second.engine.shutdown()
+        second.store.close()

@@ -99,6 +99,11 @@ class Gateway:
         except StoreError as exc:
             # One line naming the key, exit 2 (docs/config.md), never a traceback.
             raise ConfigError("storage.database", str(exc)) from None
+        saved = store.saved_clock()
+        if isinstance(clock, SimulatedClock) and saved is not None and saved > clock.now():
+            # A simulated clock continues where it stopped: the locks, tokens and office links
+            # in the store were written against that time.
+            clock.advance(saved - clock.now())
         bus = Bus()
         sms = SmsCentre(store, clock, config.sms, bus)
         engine = Engine(config, store, clock, bus, sms, router, services, texts)
@@ -171,6 +176,8 @@ class Gateway:
             self.tick()
         self.clock.advance(target - self.clock.now())
         self.tick()
+        # Saved, so the next start on this database continues from here (Gateway.create).
+        self.store.save_clock(self.clock.now())
         return self.clock.now()
 
     def wake(self) -> None:

@@ -128,6 +128,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX sms_parts_by_expires ON sms_parts (expires);
     """,
+    # 5: where a simulated clock stood, so a restarted gateway continues from there and the
+    # locks, tokens and office links written against it keep their remaining time.
+    """
+    CREATE TABLE clock (
+        id  INTEGER PRIMARY KEY CHECK (id = 1),  -- one row
+        now REAL NOT NULL
+    );
+    """,
 ]
 
 # Seconds during which a cached subscriber is trusted without asking SQLite whether another
@@ -422,6 +430,21 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    # -- the simulated clock (migration 5) -----------------------------------------------------
+
+    def saved_clock(self) -> float | None:
+        """Where a simulated clock on this database last stood (None: never saved)."""
+        row = self.db.execute("SELECT now FROM clock WHERE id = 1").fetchone()
+        return float(row[0]) if row else None
+
+    def save_clock(self, now: float) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO clock (id, now) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET now = MAX(now, excluded.now)",
+                (now,),
+            )
 
     # -- subscribers ----------------------------------------------------------------------
 
