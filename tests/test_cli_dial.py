@@ -51,7 +51,6 @@ def test_dial_paginates(config_file: Path, capsys: pytest.CaptureFixture[str]) -
     [
         (["79161234567", "*111*17#extra"], "only a dialling number may follow"),
         (["79161234567", "*#06#"], "not a USSD request"),
-        (["not-a-number", "*100#"], "not a phone number"),
         (["79161234567", "*100#", "1"], "the dialog has ended"),
     ],
 )
@@ -60,6 +59,17 @@ def test_dial_errors(
 ) -> None:
     assert main(["dial", "--config", str(config_file), *argv]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("msisdn", ["not-a-number", "٧٩١٦١٢٣٤٥٦٧"])
+def test_invalid_msisdn_is_a_usage_error(
+    msisdn: str, config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Like `ussd-sim phone hello`: exit 2 before any store or gateway is touched.
+    with pytest.raises(SystemExit) as exc:
+        main(["dial", "--config", str(config_file), msisdn, "*100#"])
+    assert exc.value.code == 2
+    assert "argument MSISDN: not a phone number" in capsys.readouterr().err
 
 
 def test_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from ussd.commands._common import add_common, load_config
+from ussd.commands._common import add_common, load_config, msisdn_arg
 from ussd.dialstring import DialStringError
 from ussd.engine import EngineError, NotUssd
 from ussd.events import DialogEnded, Event, Screen, SmsQueued
@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
         description="Dial STRING from MSISDN against the configured store, answer with each "
         "REPLY in turn, and print every screen and SMS notice.",
     )
-    parser.add_argument("msisdn", metavar="MSISDN")
+    parser.add_argument("msisdn", metavar="MSISDN", type=msisdn_arg, help="e.g. 79161234567")
     parser.add_argument("string", metavar="STRING", help="what is typed, e.g. '*111*17#'")
     parser.add_argument("replies", metavar="REPLY", nargs="*", help="answers to the prompts")
     add_common(parser, url=True)
