@@ -168,7 +168,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("#31#89161234567", call("89161234567", "invoke")),
     ("*31#12", call("12", "suppress")),
     # TS 22.030 Annex B: the CLIR prefix goes in front of any dialling string, '*' and '#'
-    # included (AOSP's GsmMmiCode test dials "*31#*27216505551212" with CLIR suppressed).
+    # included: AOSP's GsmCdmaPhoneTest dials the priority call "*31#*27216505551212" as
+    # "*27216505551212" with CLIR suppressed, and "#31#*27216505551212" with CLIR invoked.
     ("*31#*27216505551212", call("*27216505551212", "suppress")),
     ("#31#*27216505551212", call("*27216505551212", "invoke")),
     ("#31##5", call("#5", "invoke")),
