@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import yaml
 
 from ussd import config, resources
 from ussd.config import ConfigError
+from ussd.yamlload import brief
 
 SHIPPED = resources.path("config.yaml")
 
@@ -121,10 +124,35 @@ BAD: list[tuple[str, Any, str | None]] = [
     ("sms.sender_id", "X" * 12, None),  # TS 23.040 §9.1.2.5: at most 11
     ("auth.max_failures", 0, None),
     ("http.listen", "0.0.0.0:8080", "http.admin_token"),  # SPEC §10: the shipped token
+    # upper bounds (docs/config.md, "Limits")
+    ("links.office_delay", 1e308, None),
+    ("links.office_delay", "2950000d", None),
+    ("links.office_delay", 10**400, None),
+    ("auth.lockout", "3651d", None),
+    ("ussd.dialog_timeout", "1d12", None),
+    ("smpp.window", 10**12, None),
+    ("smpp.window", 10_001, None),
+    ("auth.max_failures", 1001, None),
+    ("operator.name", "x" * 100_000, None),
+    ("ussd.routes", {"*1" * 200 + "#": "balance"}, "ussd.routes." + "*1" * 20 + "…"),
+    (f"{S0}.package.sms", 10**30, None),
+    (f"{S0}.bonus_points", 2**63, None),
+    (f"{S0}.balance", math.nan, None),
+    (f"{S0}.balance", 1e300, None),
+    (f"{S0}.payments[0].amount", math.inf, None),
+    # the seed takes what the admin API takes (ussd.subscribers), no more
+    (f"{S0}.password", "x", None),
+    (f"{S0}.password", "пароль12", None),
+    (f"{S0}.password", 1234, None),
+    (f"{S0}.msisdn", "7916123456789012345", None),
+    ("subscribers.seed[1].msisdn", "89161234567", None),  # seed[0] written nationally
+    (f"{S0}.services.roaming", 1, None),
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "key"), BAD, ids=[f"{p}={v!r}" for p, v, _ in BAD])
+@pytest.mark.parametrize(
+    ("path", "value", "key"), BAD, ids=[f"{p}={brief(v)}"[:80] for p, v, _ in BAD]
+)
 def test_bad_values_name_their_key(path: str, value: Any, key: str | None) -> None:
     data = copy.deepcopy(shipped())
     put(path, value)(data)
@@ -132,6 +160,40 @@ def test_bad_values_name_their_key(path: str, value: Any, key: str | None) -> No
         config.from_mapping(data)
     assert info.value.key == (key or path)
     assert str(info.value).startswith(f"{key or path}: ")
+    # A huge value is quoted by a short prefix, never whole.
+    assert len(info.value.message) < 200
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("links.office_delay", "1d12h", 129600.0),
+        ("links.office_delay", "3650d", 3650 * 86400.0),
+        ("smpp.window", 10_000, 10_000),
+        ("auth.max_failures", 1000, 1000),
+        (f"{S0}.password", "abcd1234", "abcd1234"),
+        (f"{S0}.package.sms", 1_000_000_000, 1_000_000_000),
+    ],
+)
+def test_values_at_their_bounds_load(path: str, value: Any, expected: Any) -> None:
+    data = copy.deepcopy(shipped())
+    put(path, value)(data)
+    cfg = config.from_mapping(data)
+    got = {
+        "links.office_delay": lambda: cfg.links.office_delay,
+        "smpp.window": lambda: cfg.smpp.window,
+        "auth.max_failures": lambda: cfg.auth.max_failures,
+        f"{S0}.password": lambda: cfg.subscribers.seed[0].password,
+        f"{S0}.package.sms": lambda: cfg.subscribers.seed[0].package["sms"],
+    }[path]()
+    assert got == expected
+
+
+def test_an_unknown_huge_key_is_named_by_a_prefix() -> None:
+    with pytest.raises(ConfigError) as info:
+        config.from_mapping({"operator": {"k" * 100_000: 1}})
+    assert info.value.key == "operator." + "k" * 40 + "…"
 
 
 def test_own_token_may_listen_beyond_loopback() -> None:
@@ -177,6 +239,51 @@ def write(tmp_path: Path, text: str | bytes) -> Path:
     else:
         path.write_text(text, encoding="utf-8")
     return path
+
+
+BOMB = 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)
+)
+
+
+def serve(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """`ussd-sim serve --config FILE` as a real process (it must stop before serving)."""
+    path = write(tmp_path, text)
+    return subprocess.run(
+        [sys.executable, "-m", "ussd.cli", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        # Before: repr() of the expanded document ran out of memory.
+        (f"{BOMB}operator:\n  name: *a9\n", "more than 250,000 values once aliases are expanded"),
+        (
+            "links:\n  office_delay: 1.0e+308\n",
+            "links.office_delay: expected a duration of at most",
+        ),
+        ("smpp:\n  window: 1000000000000\n", "smpp.window: expected an integer 1-10_000"),
+        (
+            "subscribers:\n  seed: [{msisdn: '79161234567', password: x}]\n",
+            "subscribers.seed[0].password: expected 4-10 Latin letters and digits",
+        ),
+        ("a: '" + "x" * (2 << 20) + "'\n", "larger than 1 MiB"),
+    ],
+    ids=["bomb", "office_delay", "window", "password", "big"],
+)
+def test_serve_refuses_with_one_line_and_exit_2(tmp_path: Path, text: str, error: str) -> None:
+    proc = serve(tmp_path, text)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("ussd-sim: configuration error: ")
+    assert error in lines[0]
+    assert len(lines[0]) < 300
 
 
 def test_bad_yaml_says_where(tmp_path: Path) -> None:

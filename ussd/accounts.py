@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ussd import log
+from ussd import log, subscribers
 from ussd.clock import Clock
 from ussd.config import Config
 from ussd.menus import Texts
@@ -159,97 +159,22 @@ class AuthState:
     last_sms_password_at: float | None = None
 
 
-_LANGUAGES = ("ru", "en")
-_PACKAGE_KEYS = {"minutes": "package_minutes", "sms": "package_sms", "mb": "package_mb"}
-SUBSCRIBER_FIELDS = (
-    "language",
-    "balance",
-    "package",
-    "package_minutes",
-    "package_sms",
-    "package_mb",
-    "bonus_points",
-    "services",
-    "payments",
-    "number_management",
-    "password",
-)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _count(key: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise Invalid(f"{key}: expected an integer ≥ 0, got {value!r}", code="bad_field")
-    return value
+SUBSCRIBER_FIELDS = subscribers.FIELDS
 
 
 def subscriber_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     """Validate admin-supplied subscriber fields into Store.update_subscriber keywords.
 
-    `package` ({minutes, sms, mb}) is spread into the package_* columns and `password` becomes
-    `password_hash`; unknown keys and wrong types are Invalid naming the key.
+    The rules are ussd.subscribers' (the same as for config seeds); `package` is spread into
+    the package_* columns and `password` becomes `password_hash`.
     """
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in SUBSCRIBER_FIELDS:
-            raise Invalid(
-                f"{key}: unknown field (allowed: {', '.join(SUBSCRIBER_FIELDS)})",
-                code="unknown_field",
-            )
-        if key == "language":
-            if value not in _LANGUAGES:
-                raise Invalid(f"language: expected ru or en, got {value!r}", code="bad_field")
-            out[key] = value
-        elif key == "balance":
-            if not _is_number(value):
-                raise Invalid(f"balance: expected a number, got {value!r}", code="bad_field")
-            out[key] = float(value)
-        elif key == "package":
-            if not isinstance(value, Mapping) or not set(value) <= set(_PACKAGE_KEYS):
-                raise Invalid("package: expected {minutes, sms, mb}", code="bad_field")
-            for name, count in value.items():
-                out[_PACKAGE_KEYS[name]] = _count(f"package.{name}", count)
-        elif key in ("package_minutes", "package_sms", "package_mb", "bonus_points"):
-            out[key] = _count(key, value)
-        elif key == "services":
-            if not isinstance(value, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, bool) for k, v in value.items()
-            ):
-                raise Invalid(
-                    "services: expected a mapping of name to true/false", code="bad_field"
-                )
-            out[key] = dict(value)
-        elif key == "payments":
-            if not isinstance(value, list) or not all(
-                isinstance(p, Mapping)
-                and set(p) == {"date", "amount"}
-                and isinstance(p["date"], str)
-                and _is_number(p["amount"])
-                for p in value
-            ):
-                raise Invalid("payments: expected a list of {date, amount}", code="bad_field")
-            out[key] = [{"date": p["date"], "amount": float(p["amount"])} for p in value]
-        elif key == "number_management":
-            if not isinstance(value, bool):
-                raise Invalid(
-                    f"number_management: expected true or false, got {value!r}", code="bad_field"
-                )
-            out[key] = value
-        else:  # password
-            if not isinstance(value, str) or not PASSWORD_RE.fullmatch(value):
-                raise Invalid(
-                    "password: expected 4-10 Latin letters and digits", code="invalid_password"
-                )
-            out["password_hash"] = drive(_hashed(value))
+    try:
+        out = subscribers.validate(data)
+    except subscribers.FieldError as exc:
+        raise Invalid(str(exc), code=exc.code) from None
+    if "password" in out:
+        out["password_hash"] = hash_password(out.pop("password"))
     return out
-
-
-def _hashed(password: str) -> Flow[str]:
-    encoded: str = yield Hash(password)
-    return encoded
 
 
 # -- the account service ----------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -11,17 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
-from ussd import resources
+from ussd import durations, resources, subscribers, yamlload
+from ussd.msisdn import InvalidMsisdn, normalise
+from ussd.yamlload import brief, brief_text
 
 DEFAULT_ADMIN_TOKEN = "change-me"
 ENV_VAR = "USSD_SIM_CONFIG"
 _N = TypeVar("_N", int, float)
 
 _PORT = re.compile(r"[0-9]{1,5}")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+# Upper bounds of sizes (docs/config.md, "Limits"): a value past them is a typo or an attack,
+# and each one sizes a buffer, a queue or a loop.
+MAX_INT = 1_000_000
+MAX_WINDOW = 10_000  # outstanding requests per SMPP bind
+MAX_FAILURES = 1000
+MAX_SEEDS = 10_000
+MAX_ROUTES = 1000
 
 
 class ConfigError(Exception):
@@ -33,33 +38,23 @@ class ConfigError(Exception):
         self.message = message
 
 
-def parse_duration(value: object, key: str = "") -> float:
-    """Seconds from `30s`, `5m`, `2d`, `1.5h` or a bare number of seconds."""
-    if isinstance(value, bool):
-        raise ConfigError(key, f"expected a duration such as 30s, 5m or 2d, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ConfigError(key, f"expected a duration such as 30s, 5m or 2d, got {value!r}")
-    if not math.isfinite(seconds):
-        # YAML's .nan and .inf are floats; a timer cannot be armed with either.
-        raise ConfigError(key, f"expected a finite duration, got {value!r}")
-    if seconds < 0:
-        raise ConfigError(key, "a duration cannot be negative")
-    return seconds
+def parse_duration(value: object, key: str = "", maximum: float = durations.MAX_SECONDS) -> float:
+    """Seconds from a duration of ussd.durations (`30s`, `1d12h`, 45); ConfigError naming key."""
+    try:
+        return durations.parse(value, maximum=maximum)
+    except durations.DurationError as exc:
+        raise ConfigError(key, exc.message) from None
 
 
 def parse_listen(value: object, key: str) -> tuple[str, int]:
     """`host:port` (IPv6 in brackets) as a (host, port) pair."""
     if not isinstance(value, str) or ":" not in value:
-        raise ConfigError(key, f"expected host:port, got {value!r}")
+        raise ConfigError(key, f"expected host:port, got {brief(value)}")
     host, _, port_text = value.rpartition(":")
     host = host.strip("[]")
     # ASCII digits only: str.isdigit() also accepts "²", which int() then rejects.
     if not host or not _PORT.fullmatch(port_text) or not 0 <= int(port_text) <= 65535:
-        raise ConfigError(key, f"expected host:port with a port 0-65535, got {value!r}")
+        raise ConfigError(key, f"expected host:port with a port 0-65535, got {brief(value)}")
     return host, int(port_text)
 
 
@@ -185,38 +180,51 @@ class _Section:
         self.used: set[str] = set()
 
     def key(self, name: str) -> str:
+        name = brief_text(name)  # a key path names a key, it does not quote a huge one
         return f"{self.path}.{name}" if self.path else name
 
     def get(self, name: str, default: Any = None) -> Any:
         self.used.add(name)
         return self.data.get(name, default)
 
-    def str_(self, name: str, default: str, choices: tuple[str, ...] = ()) -> str:
+    def str_(
+        self, name: str, default: str, choices: tuple[str, ...] = (), max_length: int = 1024
+    ) -> str:
         value = self.get(name, default)
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str) or not value:
-            raise ConfigError(self.key(name), f"expected a non-empty string, got {value!r}")
+            raise ConfigError(self.key(name), f"expected a non-empty string, got {brief(value)}")
         if choices and value not in choices:
             raise ConfigError(
-                self.key(name), f"expected one of {', '.join(choices)}, got {value!r}"
+                self.key(name), f"expected one of {', '.join(choices)}, got {brief(value)}"
             )
+        if len(value) > max_length:
+            raise ConfigError(self.key(name), f"at most {max_length} characters")
         return value
 
     def bool_(self, name: str, default: bool) -> bool:
         value = self.get(name, default)
         if not isinstance(value, bool):
-            raise ConfigError(self.key(name), f"expected true or false, got {value!r}")
+            raise ConfigError(self.key(name), f"expected true or false, got {brief(value)}")
         return value
 
-    def int_(self, name: str, default: int, minimum: int = 0) -> int:
+    def int_(self, name: str, default: int, minimum: int = 0, maximum: int = MAX_INT) -> int:
         value = self.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(self.key(name), f"expected an integer ≥ {minimum}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise ConfigError(
+                self.key(name), f"expected an integer {minimum}-{maximum:_}, got {brief(value)}"
+            )
         return value
 
-    def duration(self, name: str, default: float, positive: bool = True) -> float:
-        value = parse_duration(self.get(name, default), self.key(name))
+    def duration(
+        self,
+        name: str,
+        default: float,
+        positive: bool = True,
+        maximum: float = durations.MAX_SECONDS,
+    ) -> float:
+        value = parse_duration(self.get(name, default), self.key(name), maximum)
         if positive and value <= 0:
             raise ConfigError(self.key(name), "expected a duration greater than zero")
         return value
@@ -235,60 +243,55 @@ _DIGITS = re.compile(r"^\d{1,4}$")
 _LANGUAGES = ("ru", "en")
 
 
-def _seed(item: object, path: str) -> SeedSubscriber:
-    s = _Section(item, path)
-    msisdn = s.get("msisdn")
+# A seed takes the fields of the admin API (ussd.subscribers: one validator for both) and the
+# number it is for.
+_SEED_FIELDS = ("msisdn", *subscribers.FIELDS)
+
+
+def _seed(item: object, path: str, operator: OperatorConfig) -> tuple[SeedSubscriber, str]:
+    """One `subscribers.seed` entry, and its number normalised (for the duplicate check)."""
+    if not isinstance(item, dict):
+        raise ConfigError(path, f"expected a mapping, got {type(item).__name__}")
+    msisdn = item.get("msisdn")
     if isinstance(msisdn, int) and not isinstance(msisdn, bool):
         msisdn = str(msisdn)
-    if not isinstance(msisdn, str) or not re.fullmatch(r"\+?\d{5,15}", msisdn):
-        raise ConfigError(s.key("msisdn"), f"expected a phone number, got {msisdn!r}")
-    language = s.get("language")
-    if language is not None and language not in _LANGUAGES:
-        raise ConfigError(s.key("language"), f"expected one of ru, en, got {language!r}")
-    balance = s.get("balance", 0)
-    if isinstance(balance, bool) or not isinstance(balance, int | float):
-        raise ConfigError(s.key("balance"), f"expected a number, got {balance!r}")
-    package_s = s.section("package")
-    package = {k: package_s.int_(k, 0) for k in ("minutes", "sms", "mb")}
-    package_s.done()
-    services_raw = s.get("services", {}) or {}
-    if not isinstance(services_raw, dict):
-        raise ConfigError(s.key("services"), "expected a mapping of service name to true/false")
-    for name, on in services_raw.items():
-        if not isinstance(on, bool):
-            raise ConfigError(s.key(f"services.{name}"), f"expected true or false, got {on!r}")
-    payments_raw = s.get("payments", []) or []
-    if not isinstance(payments_raw, list):
-        raise ConfigError(s.key("payments"), "expected a list")
-    payments = []
-    for i, p in enumerate(payments_raw):
-        ps = _Section(p, f"{s.key('payments')}[{i}]")
-        date = ps.get("date")
-        amount = ps.get("amount")
-        if not isinstance(date, str | int) or isinstance(date, bool):
-            date = str(date) if date is not None else None
-        if date is None:
-            raise ConfigError(ps.key("date"), "expected a date")
-        if isinstance(amount, bool) or not isinstance(amount, int | float):
-            raise ConfigError(ps.key("amount"), f"expected a number, got {amount!r}")
-        ps.done()
-        payments.append({"date": str(date), "amount": float(amount)})
-    password = s.get("password")
-    if password is not None and not isinstance(password, str):
-        raise ConfigError(s.key("password"), "expected a string")
+    try:
+        if not isinstance(msisdn, str) or len(msisdn) > 32:
+            raise InvalidMsisdn(msisdn)
+        number = normalise(msisdn, operator.country_code, operator.trunk_prefix)
+    except InvalidMsisdn:
+        raise ConfigError(
+            f"{path}.msisdn", f"expected a phone number, got {brief(msisdn)}"
+        ) from None
+    fields = {k: v for k, v in item.items() if k != "msisdn"}
+    if isinstance(fields.get("payments"), list):
+        # An unquoted `date: 2026-11-01` is a YAML date: keep it as the text it was written as.
+        fields["payments"] = [
+            {**p, "date": str(p["date"])}
+            if isinstance(p, dict)
+            and isinstance(p.get("date"), dt.date | int)
+            and not isinstance(p.get("date"), bool)
+            else p
+            for p in fields["payments"]
+        ]
+    try:
+        values = subscribers.validate(fields, subscribers.FIELDS)
+    except subscribers.FieldError as exc:
+        message = "unknown key" if exc.code == "unknown_field" else exc.message
+        raise ConfigError(f"{path}.{exc.key}", message) from None
+    package = {name: values.get(column, 0) for name, column in subscribers.PACKAGE_KEYS.items()}
     seed = SeedSubscriber(
         msisdn=msisdn,
-        language=language,
-        balance=float(balance),
+        language=values.get("language"),
+        balance=values.get("balance", 0.0),
         package=package,
-        bonus_points=s.int_("bonus_points", 0),
-        services=dict(services_raw),
-        payments=tuple(payments),
-        password=password,
-        number_management=s.bool_("number_management", False),
+        bonus_points=values.get("bonus_points", 0),
+        services=values.get("services", {}),
+        payments=tuple(values.get("payments", ())),
+        password=values.get("password"),
+        number_management=values.get("number_management", False),
     )
-    s.done()
-    return seed
+    return seed, number
 
 
 def _routes(raw: object, path: str) -> dict[str, str]:
@@ -296,13 +299,19 @@ def _routes(raw: object, path: str) -> dict[str, str]:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(path, "expected a mapping of dial-string pattern to service")
+    if len(raw) > MAX_ROUTES:
+        raise ConfigError(path, f"at most {MAX_ROUTES:_} routes")
     routes: dict[str, str] = {}
     for pattern, service in raw.items():
+        key = f"{path}.{brief_text(str(pattern))}"
         if not isinstance(pattern, str):
             # An unquoted 100 is an int in YAML; a dial-string pattern is always text.
-            raise ConfigError(f"{path}.{pattern}", "expected a quoted dial-string pattern")
-        if not isinstance(service, str) or not service:
-            raise ConfigError(f"{path}.{pattern}", f"expected a service name, got {service!r}")
+            raise ConfigError(key, "expected a quoted dial-string pattern")
+        if len(pattern) > 182:
+            # Longer than any USSD string (TS 23.038 §6.1.2.3: 182 characters).
+            raise ConfigError(key, "a dial-string pattern is at most 182 characters")
+        if not isinstance(service, str) or not service or len(service) > 255:
+            raise ConfigError(key, f"expected a service name, got {brief(service)}")
         routes[pattern] = service
     return routes
 
@@ -335,13 +344,21 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
     seed_raw = sb.get("seed", []) or []
     if not isinstance(seed_raw, list):
         raise ConfigError("subscribers.seed", "expected a list")
-    seeds = tuple(_seed(item, f"subscribers.seed[{i}]") for i, item in enumerate(seed_raw))
+    if len(seed_raw) > MAX_SEEDS:
+        raise ConfigError("subscribers.seed", f"at most {MAX_SEEDS:_} subscribers")
+    seeds: list[SeedSubscriber] = []
     seen_msisdns: set[str] = set()
-    for i, seed in enumerate(seeds):
-        if seed.msisdn.lstrip("+") in seen_msisdns:
-            raise ConfigError(f"subscribers.seed[{i}].msisdn", f"duplicate msisdn {seed.msisdn!r}")
-        seen_msisdns.add(seed.msisdn.lstrip("+"))
-    subscribers = SubscribersConfig(auto_provision=sb.bool_("auto_provision", True), seed=seeds)
+    for i, item in enumerate(seed_raw):
+        seed, number = _seed(item, f"subscribers.seed[{i}]", operator)
+        if number in seen_msisdns:
+            raise ConfigError(
+                f"subscribers.seed[{i}].msisdn", f"duplicate msisdn {brief(seed.msisdn)}"
+            )
+        seen_msisdns.add(number)
+        seeds.append(seed)
+    subscribers_ = SubscribersConfig(
+        auto_provision=sb.bool_("auto_provision", True), seed=tuple(seeds)
+    )
     sb.done()
 
     us = root.section("ussd")
@@ -367,7 +384,7 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
     au = root.section("auth")
     auth = AuthConfig(
         token_ttl=au.duration("token_ttl", 3600.0),
-        max_failures=au.int_("max_failures", 5, minimum=1),
+        max_failures=au.int_("max_failures", 5, minimum=1, maximum=MAX_FAILURES),
         lockout=au.duration("lockout", 900.0),
         sms_password_interval=au.duration("sms_password_interval", 60.0, positive=False),
     )
@@ -385,7 +402,7 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         if len(system_id) > 15:
             raise ConfigError(a.key("system_id"), "at most 15 characters (SMPP 3.4 §5.2.1)")
         if system_id in seen_ids:
-            raise ConfigError(a.key("system_id"), f"duplicate system_id {system_id!r}")
+            raise ConfigError(a.key("system_id"), f"duplicate system_id {brief(system_id)}")
         seen_ids.add(system_id)
         password = a.get("password")
         if not isinstance(password, str) or len(password) > 8:
@@ -412,10 +429,10 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         accounts=tuple(accounts),
         enquire_link_interval=sp.duration("enquire_link_interval", 30.0),
         response_timeout=sp.duration("response_timeout", 10.0),
-        window=sp.int_("window", 100, minimum=1),
-        max_connections=sp.int_("max_connections", 500, minimum=1),
-        bind_timeout=sp.duration("bind_timeout", 30.0),
-        pdu_timeout=sp.duration("pdu_timeout", 10.0),
+        window=sp.int_("window", 100, minimum=1, maximum=MAX_WINDOW),
+        max_connections=sp.int_("max_connections", 500, minimum=1, maximum=100_000),
+        bind_timeout=sp.duration("bind_timeout", 30.0, maximum=3600.0),
+        pdu_timeout=sp.duration("pdu_timeout", 10.0, maximum=3600.0),
     )
     sp.done()
 
@@ -447,7 +464,7 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         operator=operator,
         storage_database=database,
         clock_mode=clock_mode,
-        subscribers=subscribers,
+        subscribers=subscribers_,
         ussd=ussd,
         sms=sms,
         links=links,
@@ -482,27 +499,28 @@ def _bounded(value: _N, section: _Section, name: str, maximum: float) -> _N:
     return value
 
 
-def load(path: str | os.PathLike[str] | None = None) -> Config:
-    """Load and validate a config file: PATH, else $USSD_SIM_CONFIG, else ./config.yaml."""
+def find(path: str | os.PathLike[str] | None = None) -> Path:
+    """The config file: PATH, else $USSD_SIM_CONFIG, else ./config.yaml, else the shipped one."""
     if path is None:
         path = os.environ.get(ENV_VAR) or None
-    if path is None:
-        local = Path("config.yaml")
-        candidate = local if local.exists() else resources.path("config.yaml")
-    else:
-        candidate = Path(path)
+    if path is not None:
+        return Path(path)
+    local = Path("config.yaml")
+    return local if local.exists() else resources.path("config.yaml")
+
+
+def read(path: str | os.PathLike[str] | None = None) -> tuple[Any, Path]:
+    """The parsed YAML of the config file `find(path)` names, and that file's path."""
+    candidate = find(path)
     try:
-        text = candidate.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("", f"cannot read {candidate}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError("", f"{candidate}: not valid UTF-8 at byte {exc.start}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError("", f"{candidate}: not valid YAML{where}") from exc
+        return yamlload.load_file(candidate), candidate
+    except yamlload.YamlError as exc:
+        raise ConfigError("", f"{candidate}: {exc.message}") from None
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate a config file: PATH, else $USSD_SIM_CONFIG, else ./config.yaml."""
+    data, candidate = read(path)
     return from_mapping(data, source=str(candidate))
 
 

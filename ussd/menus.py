@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ussd import resources
+from ussd import resources, yamlload
+from ussd.yamlload import brief
 
 LANGUAGES = ("ru", "en")
 SCREEN_TYPES = ("menu", "input", "message", "end", "action")
@@ -178,13 +177,12 @@ _KEYS = {
 
 def _read(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise MenuError(path.name, "<file>", f"cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<file>"
-        raise MenuError(path.name, where, "not valid YAML") from exc
+        return yamlload.load_file(path)
+    except yamlload.YamlError as exc:
+        where = f"line {exc.line}, column {exc.column}" if exc.line is not None else "<file>"
+        raise MenuError(
+            path.name, where, re.sub(r" at line \d+, column \d+", "", exc.message)
+        ) from None
 
 
 def _screen(sid: str, raw: object, file: str) -> MenuScreen:
@@ -308,10 +306,10 @@ class MenuBook:
                     raise MenuError(
                         screen.file,
                         f"{screen.id}.options[{i}].goto",
-                        f"no screen {option.goto!r}",
+                        f"no screen {brief(option.goto)}",
                     )
             if screen.goto is not None and screen.goto not in self.screens:
-                raise MenuError(screen.file, f"{screen.id}.goto", f"no screen {screen.goto!r}")
+                raise MenuError(screen.file, f"{screen.id}.goto", f"no screen {brief(screen.goto)}")
             for key in ("text", "error"):
                 text = getattr(screen, key)
                 if text is not None:
@@ -329,7 +327,7 @@ class MenuBook:
         for screen in self.screens.values():
             if screen.service is not None and screen.service not in names:
                 raise MenuError(
-                    screen.file, f"{screen.id}.service", f"unknown service {screen.service!r}"
+                    screen.file, f"{screen.id}.service", f"unknown service {brief(screen.service)}"
                 )
 
     def __contains__(self, screen_id: str) -> bool:

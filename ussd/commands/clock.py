@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ussd import durations
 from ussd.commands import _admin
 from ussd.commands._common import add_common, load_config
 from ussd.config import ConfigError, parse_duration
@@ -26,9 +27,12 @@ def register(sub: Any) -> None:
     advance = actions.add_parser(
         "advance",
         help="move a simulated clock forward",
-        description="Move a simulated clock forward by DURATION (30s, 5m, 2d, 1.5h).",
+        description="Move a simulated clock forward by DURATION: 30s, 5m, 1.5h, 2d, 1d12h "
+        f"(at most {durations.to_text(durations.MAX_SECONDS)}).",
     )
-    advance.add_argument("duration", metavar="DURATION", type=_duration, help="e.g. 2d, 90m, 30s")
+    advance.add_argument(
+        "duration", metavar="DURATION", type=_duration, help="e.g. 2d, 1d12h, 90m, 30s"
+    )
     for parser_ in (show, advance):
         add_common(parser_, url=True)
         _admin.add_admin(parser_)
@@ -36,7 +40,10 @@ def register(sub: Any) -> None:
 
 
 def _duration(text: str) -> str:
-    """Check DURATION at parse time (a usage error, exit 2); the gateway gets the text."""
+    """Check DURATION at parse time (a usage error, exit 2); the gateway gets the text.
+
+    The gateway parses it again with the same grammar and bounds (ussd.durations).
+    """
     try:
         parse_duration(text)
     except ConfigError as exc:
