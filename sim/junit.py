@@ -2,8 +2,8 @@
 
 The de-facto schema CI servers read (Jenkins, GitLab, GitHub annotations): `testcase` has
 `name`, `classname` (here the file's stem) and `time`; a failed one holds a `failure` with a
-one-line `message`, a `type`, and the full report as its text. A file that does not load is a
-testcase with an `error` element.
+one-line `message`, a `type`, and the full report as its text. A scenario that does not load is
+a testcase with an `error` element (the whole file, when it is not YAML).
 """
 
 from __future__ import annotations
@@ -44,16 +44,22 @@ def build(results: Sequence[ScenarioResult], errors: Sequence[ScenarioError] = (
         total_tests += len(items)
         total_failures += failures
         total_time += seconds
+    errors_by_file: dict[str, list[ScenarioError]] = {}
     for error in errors:
-        suite = ET.SubElement(root, "testsuite", name=error.file)
-        case = ET.SubElement(
-            suite, "testcase", name="load", classname=Path(error.file).stem, time="0.000"
-        )
-        element = ET.SubElement(case, "error", message=str(error), type="ScenarioError")
-        element.text = str(error)
-        _counts(suite, 1, 0, 1, 0.0)
-        total_tests += 1
-        total_errors += 1
+        errors_by_file.setdefault(error.file, []).append(error)
+    for file, problems in errors_by_file.items():
+        # One suite per file, one errored testcase per scenario that did not load.
+        suite = ET.SubElement(root, "testsuite", name=file)
+        for error in problems:
+            name = f"load: {error.scenario}" if error.scenario else "load"
+            case = ET.SubElement(
+                suite, "testcase", name=name, classname=Path(file).stem, time="0.000"
+            )
+            element = ET.SubElement(case, "error", message=str(error), type="ScenarioError")
+            element.text = str(error)
+        _counts(suite, len(problems), 0, len(problems), 0.0)
+        total_tests += len(problems)
+        total_errors += len(problems)
     _counts(root, total_tests, total_failures, total_errors, total_time)
     return root
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from sim import scenario as sc
 from sim.targets import Result, ScreenView, SmsView, Target, make_target
@@ -365,8 +367,9 @@ def format_result(result: ScenarioResult) -> str:
     """`✓ name (n steps, t ms)`, and for a failure the side-by-side report under it."""
     ms = result.seconds * 1000
     if result.failure is None:
-        return f"✓ {result.name} ({result.steps} steps, {ms:.0f} ms)"
-    lines = [f"✗ {result.name} ({result.ran} of {result.steps} steps, {ms:.0f} ms)"]
+        return f"✓ {result.name} ({plural(result.steps, 'step')}, {ms:.0f} ms)"
+    total = plural(result.steps, "step")
+    lines = [f"✗ {result.name} ({result.ran} of {total}, {ms:.0f} ms)"]
     lines.extend("  " + line for line in format_failure(result).splitlines())
     return "\n".join(lines)
 
@@ -389,31 +392,65 @@ def format_failure(result: ScenarioResult) -> str:
     return "\n".join(lines)
 
 
+def plural(n: int, word: str) -> str:
+    """`1 step`, `2 steps`, `0 steps`."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def summary(results: Sequence[ScenarioResult], seconds: float) -> str:
     failed = sum(1 for r in results if not r.passed)
     steps = sum(r.ran for r in results)
-    word = "scenario" if len(results) == 1 else "scenarios"
     return (
-        f"{len(results)} {word}, {len(results) - failed} passed, {failed} failed "
-        f"({steps} steps, {seconds:.2f} s)"
+        f"{plural(len(results), 'scenario')}, {len(results) - failed} passed, {failed} failed "
+        f"({plural(steps, 'step')}, {seconds:.2f} s)"
     )
 
 
 def load_all(
     paths: Iterable[str | os.PathLike[str]], base: Mapping[str, Any]
 ) -> tuple[list[sc.Scenario], list[sc.ScenarioError]]:
-    """Every scenario under `paths`, and every file's load error (all of them, not the first)."""
+    """Every scenario under `paths`, and every load error: each bad scenario of each file."""
+    paths = list(paths)
     scenarios: list[sc.Scenario] = []
     errors: list[sc.ScenarioError] = []
-    files = sc.discover(list(paths))
+    files = sc.discover(paths)
     if not files:
         errors.append(sc.ScenarioError(" ".join(map(str, paths)) or "<none>", "no scenario files"))
     for path in files:
-        try:
-            scenarios.extend(sc.load(path, base))
-        except sc.ScenarioError as exc:
-            errors.append(exc)
+        loaded, problems = sc.load_report(path, base)
+        scenarios.extend(loaded)
+        errors.extend(problems)
     return scenarios, errors
+
+
+def unreachable(targets: Sequence[str], timeout: float = 5.0) -> str | None:
+    """Why the first of `targets` that takes no TCP connection cannot be reached, else None.
+
+    Checked once before running, so a gateway that is not up is one line, not one failure per
+    scenario. Only a connect and close: nothing is sent.
+    """
+    for url in targets:
+        parts = urlsplit(url)
+        default = 2775 if parts.scheme == "smpp" else 443 if parts.scheme == "https" else 80
+        try:
+            port = parts.port or default
+        except ValueError:
+            return f"cannot reach {_safe_url(url)}: bad port"
+        try:
+            with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout):
+                pass
+        except OSError as exc:
+            return f"cannot reach {_safe_url(url)}: {exc.strerror or exc}"
+    return None
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password (smpp://id:password@host:port)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
 def run(
@@ -429,9 +466,19 @@ def run(
     if errors:
         for error in errors:
             print(f"✗ {error}", file=out)
-        print(f"{len(errors)} file(s) failed to load; nothing was run", file=out)
+        files = len({e.file for e in errors})
+        print(
+            f"{plural(len(errors), 'load error')} in {plural(files, 'file')}; nothing was run",
+            file=out,
+        )
         if junit is not None:
             junit_mod.write(junit, [], errors)
+        return EXIT_LOAD
+    why = unreachable(options.targets)
+    if why is not None:
+        print(f"✗ {why}; nothing was run", file=out)
+        if junit is not None:
+            junit_mod.write(junit, [], [sc.ScenarioError("target", why)])
         return EXIT_LOAD
     started = time.perf_counter()
     results: list[ScenarioResult] = []

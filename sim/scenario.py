@@ -1,4 +1,4 @@
-"""Scenario files (SPEC §8): the one loader, `yaml.safe_load` into frozen dataclasses.
+"""Scenario files (SPEC §8): the one loader, ussd.yamlload into frozen dataclasses.
 
 A file holds one scenario (a mapping) or a list of them. Everything that can be checked without
 running is checked here: unknown keys, bad matchers, bad durations, steps that cannot happen
@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,10 @@ import yaml
 
 from sim import variables
 from ussd import config as config_mod
-from ussd import resources
-from ussd.config import Config, ConfigError, parse_duration
+from ussd import durations, yamlload
+from ussd.config import Config, ConfigError
 from ussd.msisdn import InvalidMsisdn, normalise
+from ussd.yamlload import brief
 
 
 class ScenarioError(Exception):
@@ -72,19 +74,21 @@ class Matcher:
 def matcher(value: object, key: str = "text") -> Matcher:
     """Parse a text matcher; `_Problem` for a non-string, a bad flag or an invalid regex."""
     if not isinstance(value, str):
-        raise _Problem(f"{key}: expected a string, got {value!r} (quote it)")
+        raise _Problem(f"{key}: expected a string, got {brief(value)} (quote it)")
     if len(value) >= 2 and value.startswith("/") and "/" in value[1:]:
         end = value.rindex("/")
         body, flags = value[1:end], value[end + 1 :]
         bits = 0
         for flag in flags:
             if flag not in _FLAGS:
-                raise _Problem(f"{key}: bad matcher {value!r}: unknown regex flag {flag!r}")
+                raise _Problem(
+                    f"{key}: bad matcher {brief(value)}: unknown regex flag {brief(flag)}"
+                )
             bits |= _FLAGS[flag]
         try:
             return Matcher(value, re.compile(body, bits))
         except re.error as exc:
-            raise _Problem(f"{key}: bad matcher {value!r}: {exc}") from None
+            raise _Problem(f"{key}: bad matcher {brief(value)}: {exc}") from None
     return Matcher(value)
 
 
@@ -336,18 +340,10 @@ def _label(name: object, index: int) -> str:
 
 
 def base_config_data(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The raw mapping of the config a scenario world starts from (as `config.load` finds it)."""
-    if path is None:
-        path = os.environ.get(config_mod.ENV_VAR) or None
-    if path is None:
-        local = Path("config.yaml")
-        candidate = local if local.exists() else resources.path("config.yaml")
-    else:
-        candidate = Path(path)
-    try:
-        data = yaml.safe_load(candidate.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError("", f"cannot read {candidate}: {exc}") from exc
+    """The raw mapping of the config a scenario world starts from (the file `config.load` reads)."""
+    data, candidate = config_mod.read(path)
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError("", f"{candidate}: expected a mapping")
     config_mod.from_mapping(data, source=str(candidate))  # a bad base is a config error
@@ -384,20 +380,16 @@ _SCENARIO_KEYS = ("name", "description", "subscribers", "config", "vars", "steps
 _STEP_EXTRA = ("as", "expect")
 _LINK_STATES = ("pending", "active")
 _SMS_KINDS = ("network", "mo", "receipt")
-_COMPOUND = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# Bounds of a file (docs/scenarios.md, "Limits"): the text itself is bounded by ussd.yamlload.
+MAX_SCENARIOS = 1000  # per file
+MAX_STEPS = 10_000  # per scenario
 
 
 def duration(value: object) -> float:
-    """Seconds from `30s`, `2d`, a bare number, or a compound such as `1d23h59m`."""
-    if isinstance(value, str):
-        compact = value.replace(" ", "")
-        parts = _COMPOUND.findall(compact)
-        if len(parts) > 1 and "".join(n + u for n, u in parts) == compact:
-            return sum(float(n) * _UNIT[u] for n, u in parts)
+    """Seconds from a duration of ussd.durations: `30s`, `2d`, `1d23h59m`, a bare number."""
     try:
-        return parse_duration(value)
-    except ConfigError as exc:
+        return durations.parse(value)
+    except durations.DurationError as exc:
         raise _Problem(f"advance: {exc.message}") from None
 
 
@@ -405,14 +397,26 @@ def load(
     path: str | os.PathLike[str], base: Mapping[str, Any] | None = None
 ) -> tuple[Scenario, ...]:
     """Every scenario in one file; ScenarioError for anything wrong with it."""
+    scenarios, errors = load_report(path, base)
+    if errors:
+        raise errors[0]
+    return scenarios
+
+
+def load_report(
+    path: str | os.PathLike[str], base: Mapping[str, Any] | None = None
+) -> tuple[tuple[Scenario, ...], list[ScenarioError]]:
+    """The scenarios of a file that load, and an error for each one that does not.
+
+    Each scenario reports its first problem; names shared by two scenarios come first, since
+    they make the other reports ambiguous. A file that is not YAML is one error.
+    """
     name = os.fspath(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(name, f"cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(name, f"not valid UTF-8 at byte {exc.start}") from None
-    return loads(text, name, base)
+        data = yamlload.load_file(path)
+    except yamlload.YamlError as exc:
+        return (), [ScenarioError(name, exc.message)]
+    return _build(data, name, base)
 
 
 def loads(
@@ -420,28 +424,52 @@ def loads(
 ) -> tuple[Scenario, ...]:
     """Every scenario in a YAML text; `source` names it in errors."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None)
-        raise ScenarioError(
-            source, f"not valid YAML{where}" + (f": {problem}" if problem else "")
-        ) from None
+        data = yamlload.loads(text)
+    except yamlload.YamlError as exc:
+        raise ScenarioError(source, exc.message) from None
+    scenarios, errors = _build(data, source, base)
+    if errors:
+        raise errors[0]
+    return scenarios
+
+
+def _build(
+    data: object, source: str, base: Mapping[str, Any] | None
+) -> tuple[tuple[Scenario, ...], list[ScenarioError]]:
     if isinstance(data, dict):
         items: list[Any] = [data]
     elif isinstance(data, list) and data:
         items = data
     else:
-        raise ScenarioError(source, "expected a scenario (a mapping) or a list of scenarios")
+        problem = "expected a scenario (a mapping) or a list of scenarios"
+        return (), [ScenarioError(source, problem)]
+    if len(items) > MAX_SCENARIOS:
+        return (), [ScenarioError(source, f"more than {MAX_SCENARIOS:_} scenarios in one file")]
     if base is None:
         base = base_config_data()
-    scenarios = tuple(_scenario(item, source, i, base) for i, item in enumerate(items))
-    names = [s.name for s in scenarios]
-    for s in scenarios:
-        if names.count(s.name) > 1:
-            raise ScenarioError(source, "two scenarios share this name", s.label)
-    return scenarios
+    errors: list[ScenarioError] = []
+    raw_names = [item.get("name") if isinstance(item, dict) else None for item in items]
+    counts = Counter(n for n in raw_names if isinstance(n, str) and n)
+    reported: set[str] = set()
+    for i, n in enumerate(raw_names):
+        if isinstance(n, str) and counts[n] > 1 and n not in reported:
+            reported.add(n)
+            errors.append(
+                ScenarioError(
+                    source, f"{_count_word(counts[n])} scenarios share this name", _label(n, i)
+                )
+            )
+    scenarios: list[Scenario] = []
+    for i, item in enumerate(items):
+        try:
+            scenarios.append(_scenario(item, source, i, base))
+        except ScenarioError as exc:
+            errors.append(exc)
+    return tuple(scenarios), errors
+
+
+def _count_word(n: int) -> str:
+    return {2: "two", 3: "three"}.get(n, str(n))
 
 
 def _scenario(item: object, source: str, index: int, base: Mapping[str, Any]) -> Scenario:
@@ -455,7 +483,7 @@ def _scenario(item: object, source: str, index: int, base: Mapping[str, Any]) ->
         raise fail(f"expected a mapping, got {type(item).__name__}")
     for key in item:
         if key not in _SCENARIO_KEYS:
-            raise fail(f"unknown key {str(key)!r}")
+            raise fail(f"unknown key {brief(str(key))}")
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         raise fail("name: required, a non-empty string")
@@ -488,6 +516,8 @@ def _scenario(item: object, source: str, index: int, base: Mapping[str, Any]) ->
     steps_raw = item.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw:
         raise fail("steps: required, a non-empty list of steps")
+    if len(steps_raw) > MAX_STEPS:
+        raise fail(f"steps: more than {MAX_STEPS:_} steps in one scenario")
     builder = _StepBuilder(msisdns, op.country_code, op.trunk_prefix)
     steps: list[Step] = []
     try:  # `vars:` and `${name}` (sim/variables.py): secrets such as passwords stay out
@@ -528,17 +558,17 @@ class _Args:
 
     def __init__(self, action: str, value: object) -> None:
         if not isinstance(value, dict):
-            raise _Problem(f"{action}: expected a mapping, got {value!r}")
+            raise _Problem(f"{action}: expected a mapping, got {brief(value)}")
         self.action = action
         self.data: dict[Any, Any] = value
         for key in value:
             if not isinstance(key, str):
-                raise _Problem(f"{action}: unknown key {key!r}")
+                raise _Problem(f"{action}: unknown key {brief(key)}")
 
     def known(self, *keys: str) -> None:
         for key in self.data:
             if key not in keys:
-                raise _Problem(f"{self.action}: unknown key {key!r}")
+                raise _Problem(f"{self.action}: unknown key {brief(key)}")
 
     def str_(self, key: str, required: bool = True) -> str | None:
         value = self.data.get(key)
@@ -547,7 +577,9 @@ class _Args:
                 raise _Problem(f"{self.action}: {key}: required")
             return None
         if not isinstance(value, str):
-            raise _Problem(f"{self.action}: {key}: expected a string, got {value!r} (quote it)")
+            raise _Problem(
+                f"{self.action}: {key}: expected a string, got {brief(value)} (quote it)"
+            )
         return value
 
 
@@ -565,26 +597,28 @@ class _StepBuilder:
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
-            raise _Problem(f"{key}: expected a phone number, got {value!r}")
+            raise _Problem(f"{key}: expected a phone number, got {brief(value)}")
         try:
             msisdn = normalise(value, self.cc, self.tp)
         except InvalidMsisdn:
-            raise _Problem(f"{key}: expected a phone number, got {value!r}") from None
+            raise _Problem(f"{key}: expected a phone number, got {brief(value)}") from None
         if msisdn not in self.msisdns:
             raise _Problem(f"{key}: {value} is not one of the scenario's subscribers")
         return msisdn
 
     def build(self, number: int, raw: object) -> Step:
         if not isinstance(raw, dict):
-            raise _Problem(f"expected a mapping with one action, got {raw!r}")
+            raise _Problem(f"expected a mapping with one action, got {brief(raw)}")
         for key in raw:
             if key not in ACTIONS and key not in _STEP_EXTRA:
-                raise _Problem(f"unknown key {str(key)!r}")
+                raise _Problem(f"unknown key {brief(str(key))}")
         actions = [k for k in raw if k in ACTIONS]
         if not actions:
             raise _Problem(f"no action: a step has one of {', '.join(ACTIONS)}")
         if len(actions) > 1:
-            raise _Problem(f"two actions ({actions[0]!r} and {actions[1]!r}): a step has one")
+            raise _Problem(
+                f"two actions ({brief(actions[0])} and {brief(actions[1])}): a step has one"
+            )
         kind = actions[0]
         who = self.number(raw["as"], "as") if "as" in raw else self.msisdns[0]
         action = _BUILDERS[kind](self, raw[kind], who)
@@ -616,14 +650,14 @@ class _StepBuilder:
         if allowed is None:
             raise _Problem(f"expect: a {kind} step takes no expect")
         if not isinstance(raw, dict) or not raw:
-            raise _Problem(f"expect: expected a mapping, got {raw!r}")
+            raise _Problem(f"expect: expected a mapping, got {brief(raw)}")
         values: dict[str, Any] = {}
         for key, value in raw.items():
             if key not in _EXPECT_KEYS:
-                raise _Problem(f"expect: unknown key {str(key)!r}")
+                raise _Problem(f"expect: unknown key {brief(str(key))}")
             if key not in allowed:
                 raise _Problem(
-                    f"expect: {key!r} makes no sense for a {kind} step "
+                    f"expect: {brief(key)} makes no sense for a {kind} step "
                     f"(allowed: {', '.join(sorted(allowed))})"
                 )
             values[_EXPECT_KEYS[key]] = self.expect_value(key, value)
@@ -637,25 +671,25 @@ class _StepBuilder:
     def expect_value(self, key: str, value: object) -> Any:
         if key in ("continue", "end", "timeout", "ok", "number_management", "has_password"):
             if not isinstance(value, bool):
-                raise _Problem(f"expect: {key}: expected true or false, got {value!r}")
+                raise _Problem(f"expect: {key}: expected true or false, got {brief(value)}")
             return value
         if key == "text":
             return matcher(value, "expect: text")
         if key in ("page", "pages"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise _Problem(f"expect: {key}: expected a page number ≥ 1, got {value!r}")
+                raise _Problem(f"expect: {key}: expected a page number ≥ 1, got {brief(value)}")
             return value
         if key == "status":
             if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
-                raise _Problem(f"expect: status: expected an HTTP status, got {value!r}")
+                raise _Problem(f"expect: status: expected an HTTP status, got {brief(value)}")
             return value
         if key == "error":
             if not isinstance(value, str) or not value:
-                raise _Problem(f"expect: error: expected an error code, got {value!r}")
+                raise _Problem(f"expect: error: expected an error code, got {brief(value)}")
             return value
         if key == "balance":
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise _Problem(f"expect: balance: expected a number, got {value!r}")
+                raise _Problem(f"expect: balance: expected a number, got {brief(value)}")
             return float(value)
         assert key == "linked"
         if not isinstance(value, list):
@@ -667,10 +701,10 @@ class _StepBuilder:
                 raise _Problem(f"{where}: expected a mapping with msisdn and state")
             for k in item:
                 if k not in ("msisdn", "state"):
-                    raise _Problem(f"{where}: unknown key {str(k)!r}")
+                    raise _Problem(f"{where}: unknown key {brief(str(k))}")
             state = item.get("state")
             if state is not None and state not in _LINK_STATES:
-                raise _Problem(f"{where}: state: expected pending or active, got {state!r}")
+                raise _Problem(f"{where}: state: expected pending or active, got {brief(state)}")
             linked.append(LinkedExpect(self.number(item.get("msisdn"), f"{where}.msisdn"), state))
         return tuple(linked)
 
@@ -678,29 +712,29 @@ class _StepBuilder:
 
     def _dial(self, value: object, who: str) -> Action:
         if not isinstance(value, str) or not value:
-            raise _Problem(f"dial: expected a dial string, got {value!r} (quote it)")
+            raise _Problem(f"dial: expected a dial string, got {brief(value)} (quote it)")
         return Dial(value)
 
     def _reply(self, value: object, who: str) -> Action:
         if not isinstance(value, str):
             # `reply: 00` would reach us as 0: only a quoted string keeps what was typed.
-            raise _Problem(f"reply: expected a string, got {value!r} (quote it)")
+            raise _Problem(f"reply: expected a string, got {brief(value)} (quote it)")
         return Reply(value)
 
     def _release(self, value: object, who: str) -> Action:
         if value is not True:
-            raise _Problem(f"release: expected true, got {value!r}")
+            raise _Problem(f"release: expected true, got {brief(value)}")
         return Release()
 
     def _wait_timeout(self, value: object, who: str) -> Action:
         if value is not True:
-            raise _Problem(f"wait_timeout: expected true, got {value!r}")
+            raise _Problem(f"wait_timeout: expected true, got {brief(value)}")
         return WaitTimeout()
 
     def _advance(self, value: object, who: str) -> Action:
         seconds = duration(value)
         if seconds <= 0:
-            raise _Problem(f"advance: expected a duration greater than zero, got {value!r}")
+            raise _Problem(f"advance: expected a duration greater than zero, got {brief(value)}")
         return Advance(seconds, str(value))
 
     def _sms(self, value: object, who: str) -> Action:
@@ -712,17 +746,17 @@ class _StepBuilder:
         if count is not None and (
             isinstance(count, bool) or not isinstance(count, int) or count < 0
         ):
-            raise _Problem(f"sms: count: expected an integer ≥ 0, got {count!r}")
+            raise _Problem(f"sms: count: expected an integer ≥ 0, got {brief(count)}")
         sender = a.data.get("from")
         if sender is not None:
             sender = (
                 str(sender) if isinstance(sender, int) and not isinstance(sender, bool) else sender
             )
             if not isinstance(sender, str):
-                raise _Problem(f"sms: from: expected a sender id or number, got {sender!r}")
+                raise _Problem(f"sms: from: expected a sender id or number, got {brief(sender)}")
         kind = a.data.get("kind")
         if kind is not None and kind not in _SMS_KINDS:
-            raise _Problem(f"sms: kind: expected one of {', '.join(_SMS_KINDS)}, got {kind!r}")
+            raise _Problem(f"sms: kind: expected one of {', '.join(_SMS_KINDS)}, got {brief(kind)}")
         return SmsCheck(to, text, count, sender, kind)
 
     def _login(self, value: object, who: str) -> Action:
@@ -761,7 +795,7 @@ class _StepBuilder:
         assert text is not None
         receipt = a.data.get("receipt", False)
         if not isinstance(receipt, bool):
-            raise _Problem(f"mo_sms: receipt: expected true or false, got {receipt!r}")
+            raise _Problem(f"mo_sms: receipt: expected true or false, got {brief(receipt)}")
         return MoSms(sender, to, text, receipt)
 
     def _account(self, value: object, who: str) -> Action:

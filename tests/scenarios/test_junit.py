@@ -5,6 +5,7 @@ The XSD validates every file (xmlschema); the counts that must add up are checke
 
 from __future__ import annotations
 
+import socket
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -101,6 +102,37 @@ def test_report_with_load_errors(tmp_path: Path) -> None:
     assert error.tag == "error"
     assert error.get("message") == f"{broken}: scenario \"X\": unknown key 'stpes'"
     assert case.get("classname") == "broken"
+
+
+def test_every_bad_scenario_of_a_file_is_a_case_of_one_suite(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "- {name: A, subscribers: [{msisdn: '79161234567'}], steps: [{dial: 1}]}\n"
+        "- {name: B, subscribers: [{msisdn: '79161234567'}], stpes: []}\n",
+        "utf-8",
+    )
+    out = tmp_path / "junit.xml"
+    assert cli.main(["run", str(broken), "--junit", str(out)]) == 2
+    root = validate(out)
+    (suite,) = root
+    assert [c.get("name") for c in suite] == ['load: scenario "A"', 'load: scenario "B"']
+    assert (suite.get("tests"), suite.get("errors")) == ("2", "2")
+
+
+def test_an_unreachable_target_is_one_error(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "name: G\nsubscribers: [{msisdn: '79161234567'}]\nsteps: [{dial: '*100#'}]\n", "utf-8"
+    )
+    out = tmp_path / "junit.xml"
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    assert cli.main(["run", str(good), "--target", url, "--junit", str(out)]) == 2
+    root = validate(out)
+    (suite,) = root
+    (case,) = suite
+    assert case[0].get("message", "").startswith(f"target: cannot reach {url}: ")
 
 
 @pytest.mark.parametrize("count", [0, 3])

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import textwrap
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sim import scenario as sc
+from ussd import yamlload
 
 HEAD = """\
 name: Password through *111*17#
@@ -21,6 +24,13 @@ WHERE = 'bad.yaml: scenario "Password through *111*17#"'
 def steps(text: str) -> str:
     return HEAD + textwrap.indent(textwrap.dedent(text), "  ")
 
+
+# libyaml and PyYAML word this one differently; ussd.yamlload uses libyaml when present.
+UNCLOSED = (
+    "did not find expected ',' or ']'"
+    if yamlload.Loader is not yaml.SafeLoader
+    else "expected ',' or ']', but got '<stream end>'"
+)
 
 BAD: list[tuple[str, str]] = [
     # the brief's own example
@@ -56,7 +66,8 @@ BAD: list[tuple[str, str]] = [
     ),
     (
         steps("- advance: soon\n"),
-        f"{WHERE}: step 1: advance: expected a duration such as 30s, 5m or 2d, got 'soon'",
+        f"{WHERE}: step 1: advance: expected a duration such as 30s, 5m, 1.5h, 2d or 1d12h, "
+        "got 'soon'",
     ),
     (
         steps("- advance: 0s\n"),
@@ -126,6 +137,20 @@ BAD: list[tuple[str, str]] = [
         f"{WHERE}: step 1: mo_sms: receipt: expected true or false, got 'yes'",
     ),
     (steps("- 42\n"), f"{WHERE}: step 1: expected a mapping with one action, got 42"),
+    (
+        steps("- advance: 2950000d\n"),
+        f"{WHERE}: step 1: advance: expected a duration of at most 3650d, got '2950000d'",
+    ),
+    (
+        steps("- advance: 30m1h\n"),
+        f"{WHERE}: step 1: advance: expected a duration such as 30s, 5m, 1.5h, 2d or 1d12h, "
+        "got '30m1h'",
+    ),
+    (
+        steps("- dial: " + "1" * 100 + "\n"),  # an unquoted number is quoted briefly
+        f"{WHERE}: step 1: dial: expected a dial string, "
+        f"got <an integer of {int('1' * 100).bit_length()} bits> (quote it)",
+    ),
     # scenario-level problems
     (
         HEAD.replace("steps:", "stpes:") + "  - dial: '*100#'\n",
@@ -149,7 +174,7 @@ BAD: list[tuple[str, str]] = [
         "name: X\nsubscribers: [{msisdn: '79161234567'}]\nconfig: {ussd: {reply_timeout: never}}\n"
         "steps: [{dial: '*100#'}]\n",
         'bad.yaml: scenario "X": config.ussd.reply_timeout: expected a duration such as 30s, '
-        "5m or 2d, got 'never'",
+        "5m, 1.5h, 2d or 1d12h, got 'never'",
     ),
     (
         "- name: A\n  subscribers: [{msisdn: '79161234567'}]\n  steps: [{dial: '*100#'}]\n"
@@ -166,7 +191,7 @@ BAD: list[tuple[str, str]] = [
     ("", "bad.yaml: expected a scenario (a mapping) or a list of scenarios"),
     (
         "name: [unclosed\n",
-        "bad.yaml: not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'",
+        f"bad.yaml: not valid YAML at line 2, column 1: {UNCLOSED}",
     ),
 ]
 
@@ -261,7 +286,14 @@ def test_matchers(source: str, text: str, hit: bool) -> None:
 
 @pytest.mark.parametrize(
     ("written", "seconds"),
-    [("2d", 172_800), ("1d23h59m", 172_740), ("14m59s", 899), (30, 30), ("1.5h", 5400)],
+    [
+        ("2d", 172_800),
+        ("1d23h59m", 172_740),
+        ("14m59s", 899),
+        (30, 30),
+        ("1.5h", 5400),
+        ("1d 12h", 129_600),
+    ],
 )
 def test_durations(written: object, seconds: float) -> None:
     assert sc.duration(written) == seconds
@@ -284,3 +316,55 @@ def test_discover_finds_yaml_under_directories(tmp_path: Path) -> None:
         (tmp_path / name).write_text("x", encoding="utf-8")
     found = sc.discover([tmp_path])
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.yml", "b/z.yaml", "c.yaml"]
+
+
+def test_bombs_and_sizes_are_refused_in_bounded_memory(
+    tmp_path: Path, base: dict[str, Any]
+) -> None:
+    bomb = 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)
+    )
+    path = tmp_path / "bomb.yaml"
+    path.write_text(bomb + "name: B\nsubscribers: [{msisdn: '79161234567'}]\nsteps: *a9\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(sc.ScenarioError) as info:
+            sc.load(path, base)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(info.value).startswith(f"{path}: more than 250,000 values once aliases")
+    assert peak < 5_000_000, f"{peak:,} bytes"
+
+    path.write_text("name: '" + "x" * (1 << 20) + "'\n")
+    with pytest.raises(sc.ScenarioError, match=r"bomb\.yaml: larger than 1 MiB$"):
+        sc.load(path, base)
+
+
+def test_step_and_scenario_limits(base: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sc, "MAX_STEPS", 3)
+    monkeypatch.setattr(sc, "MAX_SCENARIOS", 2)
+    four = "[" + ", ".join(["{dial: '*100#'}"] * 4) + "]"
+    with pytest.raises(sc.ScenarioError) as info:
+        sc.loads(f"name: X\nsubscribers: [{{msisdn: '79161234567'}}]\nsteps: {four}\n", "t", base)
+    assert str(info.value) == 't: scenario "X": steps: more than 3 steps in one scenario'
+    one = "- name: S{}\n  subscribers: [{{msisdn: '79161234567'}}]\n  steps: [{{dial: '*100#'}}]\n"
+    with pytest.raises(sc.ScenarioError) as info:
+        sc.loads("".join(one.format(i) for i in range(3)), "t", base)
+    assert str(info.value) == "t: more than 2 scenarios in one file"
+
+
+def test_the_loader_reports_every_bad_scenario(tmp_path: Path, base: dict[str, Any]) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(
+        "- {name: A, subscribers: [{msisdn: '79161234567'}], steps: [{dial: 1}]}\n"
+        "- {name: B, subscribers: [{msisdn: '79161234567'}], steps: [{dial: '*100#'}]}\n"
+        "- {name: C, subscribers: [{msisdn: '79161234567'}], steps: [{reply: '1'}]}\n",
+        encoding="utf-8",
+    )
+    scenarios, errors = sc.load_report(path, base)
+    assert [s.name for s in scenarios] == ["B"]
+    assert [(e.scenario, e.step) for e in errors] == [('scenario "A"', 1), ('scenario "C"', 1)]
+    with pytest.raises(sc.ScenarioError) as info:
+        sc.load(path, base)
+    assert info.value is not None and info.value.scenario == 'scenario "A"'

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import socket
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ def test_a_passing_scenario(base: dict[str, Any]) -> None:
     result = runner.run_scenario(one(PASSING, base))
     assert result.passed
     assert (result.file, result.name, result.steps, result.ran) == ("t.yaml", "Balance", 1, 1)
-    assert runner.format_result(result).startswith("✓ Balance (1 steps, ")
+    assert runner.format_result(result).startswith("✓ Balance (1 step, ")
 
 
 def test_a_failing_step_reports_expected_and_actual_side_by_side(base: dict[str, Any]) -> None:
@@ -146,8 +148,8 @@ def test_cli_exit_codes_and_output(tmp_path: Path, capsys: pytest.CaptureFixture
 
     assert cli.main(["run", str(good), "--config", config]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("✓ Balance (1 steps, ")
-    assert out[-1].startswith("1 scenario, 1 passed, 0 failed (1 steps, ")
+    assert out[0].startswith("✓ Balance (1 step, ")
+    assert out[-1].startswith("1 scenario, 1 passed, 0 failed (1 step, ")
 
     assert cli.main(["run", str(good), str(bad), "--config", config]) == 1
     out = capsys.readouterr().out
@@ -192,3 +194,60 @@ def test_no_files(tmp_path: Path, base: dict[str, Any]) -> None:
     scenarios, errors = runner.load_all([tmp_path], base)
     assert scenarios == [] and len(errors) == 1
     assert str(errors[0]).endswith(": no scenario files")
+
+
+def test_all_load_errors_at_once_duplicates_first(
+    tmp_path: Path, base: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    one_file = """\
+    - name: Bad step
+      subscribers: [{msisdn: "79161234567"}]
+      steps: [{dial: 100}]
+    - name: Twice
+      subscribers: [{msisdn: "79161234567"}]
+      steps: [{dial: "*100#"}]
+    - name: Bad subscriber
+      subscribers: [{msisdn: "79161234567", password: x}]
+      steps: [{dial: "*100#"}]
+    - name: Twice
+      subscribers: [{msisdn: "79161234567"}]
+      steps: [{dial: "*100#"}]
+    """
+    bad = write(tmp_path, "a.yaml", one_file)
+    other = write(tmp_path, "b.yaml", PASSING.replace("steps:", "stpes:"))
+    scenarios, errors = runner.load_all([tmp_path], base)
+    assert [str(e) for e in errors] == [
+        f'{bad}: scenario "Twice": two scenarios share this name',
+        f'{bad}: scenario "Bad step": step 1: dial: expected a dial string, got 100 (quote it)',
+        f'{bad}: scenario "Bad subscriber": subscribers[0].password: '
+        "expected 4-10 Latin letters and digits",
+        f"{other}: scenario \"Balance\": unknown key 'stpes'",
+    ]
+    assert [s.name for s in scenarios] == ["Twice", "Twice"]  # loaded, but nothing runs
+
+    out = io.StringIO()
+    assert runner.run([tmp_path], runner.Options(base=base), out) == 2
+    lines = out.getvalue().splitlines()
+    assert lines[:4] == [f"✗ {e}" for e in errors]
+    assert lines[4] == "4 load errors in 2 files; nothing was run"
+
+
+def test_an_unreachable_target_is_reported_once(base: dict[str, Any]) -> None:
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    scenarios, errors = runner.load_all([SHIPPED], base)
+    assert len(scenarios) > 1 and not errors
+    out = io.StringIO()
+    url = f"smpp://harness:secret@127.0.0.1:{port}"
+    options = runner.Options(base=base, targets=(url,))
+    assert runner.run([SHIPPED], options, out) == runner.EXIT_LOAD
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"✗ cannot reach smpp://harness:***@127.0.0.1:{port}: ")
+    assert lines[0].endswith("; nothing was run")
+    assert "secret" not in lines[0]
+
+
+def test_plural() -> None:
+    assert [runner.plural(n, "step") for n in (0, 1, 2)] == ["0 steps", "1 step", "2 steps"]
