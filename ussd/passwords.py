@@ -148,10 +148,12 @@ class HashPool:
             if self._pending.get(msisdn) is not done:
                 return  # a newer password for the number was confirmed meanwhile
             try:
-                if not done.cancelled() and done.exception() is None:
-                    store_hash(done.result())
-                else:
+                if done.cancelled():
+                    _log.warning("password_not_stored", msisdn=msisdn, reason="shutdown")
+                elif done.exception() is not None:
                     _log.error("password_hash_failed", msisdn=msisdn)
+                else:
+                    store_hash(done.result())
             finally:
                 del self._pending[msisdn]
 

@@ -21,7 +21,7 @@ from ussd.passwords import HashPool
 from ussd.routing import Router
 from ussd.services import builtin
 from ussd.services.base import Context
-from ussd.services.password import PasswordSet
+from ussd.services.password import PasswordSet, store_now
 from ussd.sms import SmsCentre
 from ussd.store import Store, StoreError, hash_password
 
@@ -143,6 +143,11 @@ class Gateway:
             return
 
         def store_later(ctx: Context, password: str) -> None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # an engine step run outside the loop: nothing to stall
+                store_now(ctx, password)
+                return
             msisdn, now, notice = ctx.msisdn, ctx.now, ctx.t("password.sms")
 
             def landed(encoded: str) -> None:

@@ -201,3 +201,24 @@ def test_strangers_lock_like_subscribers_without_rows(
             accounts.login(number, "guess123")
     assert len(accounts._strangers) == 3
     assert gateway.store.db.execute("SELECT COUNT(*) FROM auth_state").fetchone()[0] == 0
+
+
+def test_outside_a_loop_the_password_is_stored_in_the_step(gateway: Gateway) -> None:
+    gateway.hash_off_loop()
+    engine = gateway.engine
+    engine.dial(RU, "*111*17#")
+    engine.reply(RU, "newpass1")
+    assert engine.reply(RU, "newpass1").end
+    assert gateway.accounts.login(RU, "newpass1")
+
+
+async def test_stopping_with_a_hash_in_flight(gateway: Gateway, hash_gate: Gate) -> None:
+    gateway.hash_off_loop()
+    await gateway.start()
+    engine = gateway.engine
+    engine.dial(RU, "*111*17#")
+    engine.reply(RU, "newpass1")
+    assert engine.reply(RU, "newpass1").end
+    await hash_gate.wait_entered(1)
+    await gateway.stop()  # neither waits for the thread nor writes to the closed store
+    hash_gate.release.set()
