@@ -74,6 +74,21 @@ def test_bad_yaml_names_the_line(menus: Path) -> None:
     assert "extra.yaml: line 2" in str(info.value)
 
 
+def test_a_yaml_bomb_in_a_menu_file_is_refused_unexpanded(menus: Path) -> None:
+    bomb = 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)
+    )
+    (menus / "extra.yaml").write_text(bomb, encoding="utf-8")
+    with pytest.raises(MenuError) as info:
+        MenuBook.load(menus)
+    assert str(info.value) == (
+        "extra.yaml: line 6, column 5: more than 250,000 values once aliases are expanded"
+    )
+    (menus / "extra.yaml").write_text("x: '" + "x" * (1 << 20) + "'\n", encoding="utf-8")
+    with pytest.raises(MenuError, match=r"^extra\.yaml: <file>: larger than 1 MiB$"):
+        MenuBook.load(menus)
+
+
 def test_duplicate_screen_ids_across_files(menus: Path) -> None:
     (menus / "extra.yaml").write_text("balance: {type: end, text: {ru: a, en: b}}\n")
     with pytest.raises(MenuError) as info:

@@ -63,8 +63,14 @@ def test_a_small_alias_graph_loads_shared() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("&a [*a]\n", "nested more than 64 levels deep (or an alias inside itself) at line 1"),
-        ("&a {k: *a}\n", "nested more than 64 levels deep (or an alias inside itself) at line 1"),
+        (
+            "&a [*a]\n",
+            "nested more than 64 levels deep (or an alias inside itself) at line 1, column 1",
+        ),
+        (
+            "&a {k: *a}\n",
+            "nested more than 64 levels deep (or an alias inside itself) at line 1, column 1",
+        ),
         ("[" * 100 + "]" * 100, "nested more than 64 levels deep"),
         ("x: " + "9" * 5000 + "\n", "not valid YAML: Exceeds the limit (4300 digits)"),
         ("a: [1,\n", "not valid YAML at line 2, column 1"),

@@ -114,7 +114,7 @@ def _measure(root: Node, limit: int) -> None:
                 mark = node.start_mark
                 raise YamlError(
                     f"more than {limit:,} values once aliases are expanded "
-                    f"(the collection at line {mark.line + 1})",
+                    f"at line {mark.line + 1}, column {mark.column + 1}",
                     mark.line + 1,
                     mark.column + 1,
                 )
@@ -126,7 +126,7 @@ def _measure(root: Node, limit: int) -> None:
             mark = node.start_mark
             raise YamlError(
                 f"nested more than {MAX_DEPTH} levels deep (or an alias inside itself) "
-                f"at line {mark.line + 1}",
+                f"at line {mark.line + 1}, column {mark.column + 1}",
                 mark.line + 1,
                 mark.column + 1,
             )
