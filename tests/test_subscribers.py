@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ussd import config, subscribers
+from ussd import config, subscribers, yamlload
 from ussd.accounts import Invalid, subscriber_fields
 from ussd.commands.subscribers import set_fields
 from ussd.config import ConfigError
@@ -113,3 +113,19 @@ def test_unquoted_yaml_dates_in_seed_payments_are_text() -> None:
     seed = {"msisdn": "79161234567", "payments": [{"date": dt.date(2026, 11, 1), "amount": 5}]}
     cfg = config.from_mapping({"subscribers": {"seed": [seed]}})
     assert cfg.subscribers.seed[0].payments == ({"date": "2026-11-01", "amount": 5.0},)
+
+
+def test_cli_set_values_are_read_by_the_bounded_loader() -> None:
+    levels = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"] + [
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)
+    ]
+    word = "services={" + ", ".join(levels) + "}"
+    with pytest.raises(Invalid) as info:
+        set_fields([word])
+    assert info.value.code == "bad_field"
+    assert isinstance(info.value.__cause__, yamlload.YamlError)
+    assert "aliases are expanded" in str(info.value.__cause__)
+    assert set_fields(["services={roaming: false}", "balance=1.5"]) == {
+        "services": {"roaming": False},
+        "balance": 1.5,
+    }

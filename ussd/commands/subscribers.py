@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import yaml
-
+from ussd import yamlload
 from ussd.accounts import Invalid
 from ussd.commands import _admin
 from ussd.commands._common import add_common, load_config
@@ -82,8 +81,8 @@ def set_fields(assignments: list[str]) -> dict[str, Any]:
             fields[key] = raw  # as typed: "0123" must not become the number 123
             continue
         try:
-            fields[key] = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError as exc:
+            fields[key] = yamlload.loads(raw) if raw else ""  # bounded: no alias bombs
+        except yamlload.YamlError as exc:
             raise Invalid(f"{key}: not a value: {raw!r}", code="bad_field") from exc
     return fields
 
