@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 
+from sim.esme import BindRefused, Esme, RequestTimeout, connect
 from sim.scenario import Scenario
 from ussd.clock import SimulatedClock
 from ussd.dialstring import DialStringError
@@ -25,8 +26,23 @@ from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
 from ussd.events import DialogEnded, Event, Outcome
 from ussd.msisdn import InvalidMsisdn
 from ussd.runtime import Gateway
+from ussd.smpp.concat import Concat, UdhError, split_user_data
+from ussd.smpp.constants import CommandStatus, EsmClass, UssdServiceOp, status_name
+from ussd.smpp.pdu import (
+    DeliverSm,
+    ItsSessionInfo,
+    LocalProtocolError,
+    Pdu,
+    SubmitSm,
+    decode_text,
+    encode_text,
+    response_to,
+    ussd_tlvs,
+)
+from ussd.smpp.ussd import MAX_ASSIGNED_SESSION, HarnessDialog, classify
 
 WAIT = 5.0  # seconds a live target waits for a screen or an SMS before giving up
+MAX_PARTIAL = 256  # incomplete concatenated SMS an SMPP target keeps parts of
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,7 +494,9 @@ class _Events:
 class SmppTarget:
     """An ESME bound as transceiver: USSD dialogs, MO SMS, and SMS arriving as deliver_sm.
 
-    Uses the gateway's own sans-IO codec (ussd/smpp/pdu.py, connection.py) as the client side.
+    The client is the shared ESME (sim/esme.py): the gateway's own sans-IO codec and
+    connection in client role; a submit_sm without response fails its step after
+    `response_timeout` and leaves the window.
     Clock steps (advance) need an HTTP target beside it; without one, `wait_timeout` waits for
     the real reply timeout.
     """
@@ -494,12 +512,14 @@ class SmppTarget:
         *,
         reply_timeout: float = 30.0,
         advance: Callable[[float], Awaitable[Result]] | None = None,
+        response_timeout: float = WAIT,
     ) -> None:
         self.host = host
         self.port = port
         self.system_id = system_id
         self.password = password
         self.reply_timeout = reply_timeout
+        self.response_timeout = response_timeout  # per PDU; a request without answer expires
         self._advance = advance
         self._client: _SmppClient | None = None
 
@@ -525,14 +545,14 @@ class SmppTarget:
 
     async def setup(self, scenario: Scenario) -> None:
         if self._client is None:
-            self._client = await _SmppClient.connect(
-                self.host, self.port, self.system_id, self.password
+            self._client = await _SmppClient.open(
+                self.host, self.port, self.system_id, self.password, self.response_timeout
             )
         self._client.reset(scenario.msisdns)
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await self._client.unbind(1.0)
             self._client = None
 
     async def dial(self, msisdn: str, text: str) -> Result:
@@ -586,38 +606,31 @@ class SmppTarget:
         return await self.client.mo_sms(sender, to, text, receipt)
 
 
-class _SmppClient:
-    """The asyncio side of one ESME connection; all protocol rules stay in SmppConnection."""
+class _SmppClient(Esme):
+    """The scenario runner's ESME: the shared client (sim/esme.py) plus what a scenario reads
+    back, screens and SMS per MSISDN. All protocol rules stay in SmppConnection."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        from ussd.smpp.connection import SmppConnection
-
-        self.reader = reader
-        self.writer = writer
-        self.conn = SmppConnection("client", enquire_link_interval=None, response_timeout=WAIT)
-        self.pending: dict[int, asyncio.Future[Any]] = {}
+    def __init__(self, response_timeout: float = WAIT) -> None:
+        super().__init__(response_timeout=response_timeout)
         self.screens: dict[str, list[tuple[int, str]]] = {}  # msisdn -> [(op, text)]
         self.sms: dict[str, list[SmsView]] = {}
+        # Concatenated SMS parts until their set is complete, keyed (msisdn, reference): at
+        # most MAX_PARTIAL sets, the oldest dropped first (a part lost for good costs nothing).
         self.parts: dict[tuple[str, int], dict[int, bytes]] = {}
-        self.sessions: dict[str, int] = {}
-        self.seq: dict[str, int] = {}
+        self.dialogs: dict[str, HarnessDialog] = {}
         self.changed = asyncio.Event()
-        self.closed: str | None = None
-        self.task: asyncio.Task[None] | None = None
         self._next_session = 0
 
     @classmethod
-    async def connect(cls, host: str, port: int, system_id: str, password: str) -> _SmppClient:
-        from ussd.smpp.constants import CommandStatus, status_name
-        from ussd.smpp.pdu import BindTransceiver
-
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), WAIT)
-        client = cls(reader, writer)
-        client.task = asyncio.create_task(client._read())
-        resp = await client.request(BindTransceiver(system_id=system_id, password=password))
-        if resp.command_status != CommandStatus.ESME_ROK:
-            await client.close()
-            raise ConnectionError(f"bind_transceiver refused: {status_name(resp.command_status)}")
+    async def open(
+        cls, host: str, port: int, system_id: str, password: str, response_timeout: float = WAIT
+    ) -> _SmppClient:
+        client = await connect(lambda: cls(response_timeout), host, port, WAIT)
+        try:
+            await client.bind(system_id, password)
+        except (BindRefused, TimeoutError, ConnectionError) as exc:
+            client.disconnect()
+            raise ConnectionError(f"bind_transceiver failed: {exc}") from None
         return client
 
     def reset(self, msisdns: tuple[str, ...]) -> None:
@@ -625,72 +638,48 @@ class _SmppClient:
         for m in msisdns:
             self.screens.pop(m, None)
             self.sms.pop(m, None)
+            self.dialogs.pop(m, None)
 
-    async def request(self, pdu: Any) -> Any:
-        if self.closed is not None:
-            raise ConnectionError(f"SMPP connection closed: {self.closed}")
-        seq = self.conn.allocate_sequence()
-        from dataclasses import replace
-
-        pdu = replace(pdu, sequence_number=seq)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending[seq] = future
-        self.writer.write(self.conn.send(pdu, time.monotonic()))
-        await self.writer.drain()
+    async def request(self, pdu: Pdu) -> Pdu | Result:
+        """The response, or a refusal when none came (the request left the window)."""
         try:
-            return await asyncio.wait_for(future, WAIT)
-        finally:
-            self.pending.pop(seq, None)
+            return await self.call(pdu)
+        except RequestTimeout as exc:
+            return refused(504, "no_response", str(exc))
+        except (ConnectionError, LocalProtocolError) as exc:
+            return refused(599, "unreachable", str(exc))
 
-    async def _read(self) -> None:
-        from ussd.smpp import connection as c
-        from ussd.smpp.pdu import DeliverSm, EnquireLink, response_to
+    # the SMSC's requests
 
-        try:
-            while True:
-                data = await self.reader.read(65536)
-                self.conn.receive_data(data, time.monotonic())
-                while True:
-                    event = self.conn.next_event()
-                    if isinstance(event, c.NeedData):
-                        break
-                    if isinstance(event, c.ResponseReceived):
-                        fut = self.pending.get(event.request.sequence_number)
-                        if fut is not None and not fut.done():
-                            fut.set_result(event.response)
-                    elif isinstance(event, DeliverSm):
-                        self.writer.write(self.conn.send(response_to(event)))
-                        self._deliver(event)
-                    elif isinstance(event, EnquireLink):
-                        self.writer.write(self.conn.send(response_to(event)))
-                    elif isinstance(event, c.PduRejected):
-                        self.writer.write(self.conn.send(event.response))
-                    elif isinstance(event, c.ConnectionClosed | c.RemoteProtocolError):
-                        self.closed = event.reason
-                        return
-                if not data:
-                    self.closed = "peer closed the connection"
-                    return
-        except (ConnectionError, OSError) as exc:
-            self.closed = str(exc)
-        finally:
-            self.changed.set()
-            for fut in self.pending.values():
-                if not fut.done():
-                    fut.set_exception(ConnectionError(f"SMPP connection closed: {self.closed}"))
+    def request_received(self, pdu: Pdu) -> Pdu | None:
+        if isinstance(pdu, DeliverSm):
+            self._deliver(pdu)
+        return response_to(pdu)
 
-    def _deliver(self, pdu: Any) -> None:
-        from ussd.smpp.pdu import decode_text
+    def closed_with(self, reason: str) -> None:
+        self.changed.set()
 
+    def _deliver(self, pdu: DeliverSm) -> None:
         op = pdu.ussd_service_op
-        body: bytes = pdu.message
         msisdn = pdu.destination_addr
-        if op is None and pdu.esm_class & 0x40 and body:
-            # SPEC §5: long SMS come concatenated with a UDH (TS 23.040 §9.2.3.24.1).
-            joined = self._reassemble(msisdn, body)
-            if joined is None:
+        if op is None:
+            try:
+                user_data = split_user_data(pdu.message, pdu.esm_class)
+            except UdhError:
                 return
-            body = joined
+            body = user_data.payload
+            if user_data.concat is not None:
+                # SPEC §5: long SMS come concatenated (TS 23.040 §9.2.3.24.1).
+                joined = self._join(msisdn, user_data.concat, body)
+                if joined is None:
+                    return
+                body = joined
+        else:
+            body = pdu.message
+            dialog = self.dialogs.get(msisdn)
+            request = classify(pdu)
+            if dialog is not None and request is not None:
+                dialog.harness_pdu(request)  # the screen is a PDU of the dialog too
         try:
             text = decode_text(body, pdu.data_coding)
         except Exception:
@@ -700,7 +689,7 @@ class _SmppClient:
         else:
             kind = (
                 "receipt"
-                if pdu.esm_class & 0x04
+                if pdu.esm_class & EsmClass.DELIVERY_RECEIPT
                 else "network"
                 if not pdu.source_addr.isdigit()
                 else "mo"
@@ -708,24 +697,18 @@ class _SmppClient:
             self.sms.setdefault(msisdn, []).append(SmsView(pdu.source_addr, text, kind))
         self.changed.set()
 
-    def _reassemble(self, msisdn: str, body: bytes) -> bytes | None:
-        udh_len = body[0]
-        udh, payload = body[1 : 1 + udh_len], body[1 + udh_len :]
-        i = 0
-        while i + 1 < len(udh):
-            iei, length = udh[i], udh[i + 1]
-            value = udh[i + 2 : i + 2 + length]
-            if iei in (0x00, 0x08):
-                ref = value[0] if iei == 0x00 else int.from_bytes(value[:2], "big")
-                total, part = value[-2], value[-1]
-                parts = self.parts.setdefault((msisdn, ref), {})
-                parts[part] = payload
-                if len(parts) < total:
-                    return None
-                del self.parts[(msisdn, ref)]
-                return b"".join(parts[k] for k in sorted(parts))
-            i += 2 + length
-        return payload
+    def _join(self, msisdn: str, concat: Concat, payload: bytes) -> bytes | None:
+        key = (msisdn, concat.reference)
+        parts = self.parts.pop(key, {})
+        parts[concat.seq] = payload
+        if len(parts) < concat.total:
+            self.parts[key] = parts  # re-inserted: the newest set is last
+            while len(self.parts) > MAX_PARTIAL:
+                del self.parts[next(iter(self.parts))]
+            return None
+        return b"".join(parts[k] for k in sorted(parts))
+
+    # what a scenario reads
 
     def mark(self, msisdn: str) -> int:
         return len(self.screens.get(msisdn, []))
@@ -734,7 +717,7 @@ class _SmppClient:
         deadline = time.monotonic() + wait
         while not test():
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.closed is not None:
+            if remaining <= 0 or self.ended is not None:
                 return test()
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
@@ -744,8 +727,6 @@ class _SmppClient:
     async def screen(
         self, msisdn: str, start: int, wait: float = WAIT, timeout_screen: bool = False
     ) -> Result:
-        from ussd.smpp.constants import UssdServiceOp
-
         if not await self._until(lambda: len(self.screens.get(msisdn, [])) > start, wait):
             return refused(504, "no_screen", f"no USSD screen for {msisdn} within {wait:g} s")
         op, text = self.screens[msisdn][start]
@@ -753,24 +734,18 @@ class _SmppClient:
         # SMPP carries no page numbers and no reason for an end: a timeout is an end screen.
         return Result(screen=ScreenView(text, end, None, None, timeout=timeout_screen and end))
 
-    def _session(self, msisdn: str, start: bool) -> Any:
-        from ussd.smpp.pdu import ItsSessionInfo
-
-        # Session numbers 1..127 and sequence numbers 0..63 keep both octets below 0x80, the
-        # range every interop peer decodes (ussd/smpp/ussd.py, SMPP 3.4 §5.3.2.43).
-        if start or msisdn not in self.sessions:
-            self._next_session = self._next_session % 127 + 1
-            self.sessions[msisdn] = self._next_session
-            self.seq[msisdn] = 0
-        else:
-            self.seq[msisdn] = (self.seq[msisdn] + 2) % 64
-        return ItsSessionInfo(self.sessions[msisdn], self.seq[msisdn])
+    def _session(self, msisdn: str, start: bool, end: bool = False) -> ItsSessionInfo:
+        """its_session_info for our next PDU of msisdn's dialog, numbered as the gateway
+        numbers it (ussd/smpp/ussd.py HarnessDialog, SMPP 3.4 §5.3.2.43)."""
+        dialog = self.dialogs.get(msisdn)
+        if start or dialog is None:
+            self._next_session = self._next_session % MAX_ASSIGNED_SESSION + 1
+            dialog = HarnessDialog(msisdn, "", None, self._next_session, pdus=0)
+            self.dialogs[msisdn] = dialog
+        return dialog.next_info(end)
 
     async def ussd(self, msisdn: str, text: str, *, start: bool) -> Result:
         """submit_sm with ussd_service_op 1 (start) or 18 (reply), then the screen (SPEC §5)."""
-        from ussd.smpp.constants import CommandStatus, UssdServiceOp, status_name
-        from ussd.smpp.pdu import SubmitSm, encode_text, ussd_tlvs
-
         op = UssdServiceOp.PSSR_INDICATION if start else UssdServiceOp.USSR_CONFIRM
         data, coding = encode_text(text)
         mark = self.mark(msisdn)
@@ -786,6 +761,8 @@ class _SmppClient:
                 tlvs=ussd_tlvs(op, self._session(msisdn, start)),
             )
         )
+        if isinstance(resp, Result):
+            return resp
         status = resp.command_status
         if status == CommandStatus.ESME_RINVOPTPARVAL:
             return refused(409, "no_dialog", f"no open dialog on {msisdn}")
@@ -802,19 +779,17 @@ class _SmppClient:
 
     async def release(self, msisdn: str) -> Result:
         """ussd_service_op 0x81 with the its_session_info end bit (SPEC §5 release)."""
-        from ussd.smpp.constants import CommandStatus, UssdServiceOp, status_name
-        from ussd.smpp.pdu import ItsSessionInfo, SubmitSm, ussd_tlvs
-
-        session = ItsSessionInfo(self.sessions.get(msisdn, 0), 0, end_of_session=True)
         resp = await self.request(
             SubmitSm(
                 service_type="USSD",
                 source_addr_ton=1,
                 source_addr_npi=1,
                 source_addr=msisdn,
-                tlvs=ussd_tlvs(UssdServiceOp.RELEASE, session),
+                tlvs=ussd_tlvs(UssdServiceOp.RELEASE, self._session(msisdn, False, end=True)),
             )
         )
+        if isinstance(resp, Result):
+            return resp
         status = resp.command_status
         if status not in (CommandStatus.ESME_ROK, CommandStatus.ESME_RINVOPTPARVAL):
             return refused(
@@ -824,9 +799,6 @@ class _SmppClient:
 
     async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
         """submit_sm without ussd_service_op; registered_delivery asks for a receipt (SPEC §5)."""
-        from ussd.smpp.constants import CommandStatus, status_name
-        from ussd.smpp.pdu import SubmitSm, encode_text
-
         data, coding = encode_text(text)
         resp = await self.request(
             SubmitSm(
@@ -841,6 +813,8 @@ class _SmppClient:
                 short_message=data,
             )
         )
+        if isinstance(resp, Result):
+            return resp
         status = resp.command_status
         if status != CommandStatus.ESME_ROK:
             return refused(
@@ -851,20 +825,6 @@ class _SmppClient:
     async def inbox(self, msisdn: str, want: Want) -> list[SmsView]:
         await self._until(lambda: want(list(self.sms.get(msisdn, []))), WAIT)
         return list(self.sms.get(msisdn, []))
-
-    async def close(self) -> None:
-        from ussd.smpp.pdu import Unbind
-
-        if self.closed is None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.request(Unbind()), 1.0)
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
 
 
 # -- both at once -------------------------------------------------------------------------------

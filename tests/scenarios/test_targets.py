@@ -6,6 +6,7 @@ HTTP runs against the in-process aiohttp app; SMPP against `ussd.smpp.server.Smp
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -196,3 +197,36 @@ def test_cli_runs_against_http(tmp_path: Path) -> None:
         box["stop"]()
         thread.join(10)
     assert code == 0
+
+
+async def test_smpp_target_keeps_sending_after_response_timeouts(base: dict[str, Any]) -> None:
+    """A submit_sm without response expires and leaves the window: the target never stalls.
+
+    The SMSC withholds every response while a full window of dials goes out; each dial fails
+    with no_response after the response timeout, and the next dial, answered, gets its screen.
+    """
+    from tests.smpp.helpers import FakeSmsc
+
+    smsc = await FakeSmsc().start()
+    host, port = smsc.address
+    target = SmppTarget(host, port, "harness", "secret", response_timeout=0.2)
+    text = 'name: T\nsubscribers: [{msisdn: "79900000000"}]\nsteps: [{dial: "*100#"}]\n'
+    (scenario,) = sc.loads(text, "t.yaml", base)
+    try:
+        await target.setup(scenario)
+        window = target.client.conn.window
+        smsc.answering = False
+        # One more than the window: the last waits for a slot, then goes out and times out too.
+        results = await asyncio.gather(
+            *(target.dial(f"7990{i:07d}", "*100#") for i in range(window + 1))
+        )
+        assert {(r.status, r.error) for r in results} == {(504, "no_response")}
+        assert smsc.submits == window + 1
+        assert target.client.conn.window_available == window
+        smsc.answering = True
+        result = await target.dial("79900000000", "*100#")
+        assert result.ok, result.message
+        assert result.screen is not None and result.screen.end and result.screen.text == "OK"
+    finally:
+        await target.close()
+        await smsc.stop()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_config
+from tests.smpp.helpers import RecordingEsme as Esme
 from ussd.clock import SimulatedClock
 from ussd.config import Config
 from ussd.events import DialogEnded, Event, Outcome, SmsState, SmsStateChanged
@@ -29,22 +30,16 @@ from ussd.smpp.pdu import (
     BindTransceiver,
     BindTransmitter,
     DeliverSm,
-    DeliverSmResp,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
     ItsSessionInfo,
     Pdu,
-    SubmitSm,
     SubmitSmResp,
     Unbind,
     UnbindResp,
     UnknownPdu,
-    decode_pdu,
     decode_text,
-    encode_pdu,
-    encode_text,
-    ussd_tlvs,
 )
 from ussd.smpp.server import SmppServer
 from ussd.smpp.ussd import receipt_text, split_text
@@ -62,131 +57,6 @@ ACCOUNTS = [
 
 def server_config(**smpp: Any) -> Config:
     return make_config(smpp={"accounts": ACCOUNTS, **smpp})
-
-
-class Esme:
-    """A raw ESME: asyncio streams, our codec, responses matched by sequence_number.
-
-    Requests from the server (deliver_sm, enquire_link, unbind) land in `requests`; with
-    `auto_ack` they are answered OK at once. `seen` keeps every PDU in arrival order.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.auto_ack = True
-        self.requests: asyncio.Queue[Pdu] = asyncio.Queue()
-        self.seen: list[Pdu] = []
-        self.pending: dict[int, asyncio.Future[Pdu]] = {}
-        self.seq = 0
-        self.eof = asyncio.get_running_loop().create_future()
-        self.task = asyncio.create_task(self._read())
-
-    @classmethod
-    async def connect(cls, address: tuple[str, int]) -> Esme:
-        reader, writer = await asyncio.open_connection(*address)
-        return cls(reader, writer)
-
-    async def _read(self) -> None:
-        try:
-            while True:
-                head = await self.reader.readexactly(4)
-                (length,) = struct.unpack("!I", head)
-                data = head + await self.reader.readexactly(length - 4)
-                pdu = decode_pdu(data)
-                self.seen.append(pdu)
-                if pdu.is_response:
-                    future = self.pending.pop(pdu.sequence_number, None)
-                    if future is not None and not future.done():
-                        future.set_result(pdu)
-                    continue
-                if self.auto_ack:
-                    self.ack(pdu)
-                self.requests.put_nowait(pdu)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            if not self.eof.done():
-                self.eof.set_result(None)
-
-    def ack(self, pdu: Pdu, status: int = 0) -> None:
-        """Answer a server request (deliver_sm, enquire_link, unbind)."""
-        response: Pdu
-        if isinstance(pdu, DeliverSm):
-            response = DeliverSmResp(command_status=status, sequence_number=pdu.sequence_number)
-        elif isinstance(pdu, EnquireLink):
-            response = EnquireLinkResp(sequence_number=pdu.sequence_number)
-        elif isinstance(pdu, Unbind):
-            response = UnbindResp(sequence_number=pdu.sequence_number)
-        else:
-            return
-        self.write(encode_pdu(response))
-
-    def write(self, data: bytes) -> None:
-        self.writer.write(data)
-
-    async def request(self, pdu: Pdu) -> Pdu:
-        """Send a request (its sequence_number filled in) and wait for the answer."""
-        self.seq += 1
-        pdu = _with_seq(pdu, self.seq)
-        future = asyncio.get_running_loop().create_future()
-        self.pending[self.seq] = future
-        self.write(encode_pdu(pdu))
-        return await asyncio.wait_for(future, TIMEOUT)
-
-    async def bind(
-        self, cls: type[Pdu] = BindTransceiver, system_id: str = "harness", password: str = "secret"
-    ) -> Pdu:
-        return await self.request(cls(system_id=system_id, password=password))  # type: ignore[call-arg]
-
-    async def submit(
-        self,
-        msisdn: str,
-        text: str,
-        op: int | None = UssdServiceOp.PSSR_INDICATION,
-        session: ItsSessionInfo | None = None,
-        umr: int | None = None,
-        **fields: Any,
-    ) -> Pdu:
-        data, coding = encode_text(text)
-        fields.setdefault("data_coding", coding)
-        tlvs = () if op is None else ussd_tlvs(op, session, umr)
-        return await self.request(
-            SubmitSm(
-                service_type="USSD" if op is not None else "",
-                source_addr_ton=Ton.INTERNATIONAL,
-                source_addr_npi=1,
-                source_addr=msisdn,
-                destination_addr=fields.pop("destination_addr", "111"),
-                short_message=fields.pop("short_message", data),
-                tlvs=tlvs,
-                **fields,
-            )
-        )
-
-    async def next_request(self) -> Pdu:
-        return await asyncio.wait_for(self.requests.get(), TIMEOUT)
-
-    async def deliver_sm(self) -> DeliverSm:
-        while True:
-            pdu = await self.next_request()
-            if isinstance(pdu, DeliverSm):
-                return pdu
-
-    async def closed(self) -> None:
-        await asyncio.wait_for(asyncio.shield(self.eof), TIMEOUT)
-
-    async def close(self) -> None:
-        self.writer.close()
-        self.task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await self.task
-
-
-def _with_seq(pdu: Pdu, seq: int) -> Pdu:
-    from dataclasses import replace
-
-    return replace(pdu, sequence_number=seq)
 
 
 def text_of(pdu: DeliverSm) -> str:
@@ -214,8 +84,7 @@ async def server(gateway: Gateway) -> AsyncIterator[SmppServer]:
 async def esme(server: SmppServer) -> AsyncIterator[Esme]:
     client = await Esme.connect(server.address)  # type: ignore[attr-defined]
     yield client
-    client.writer.close()
-    client.task.cancel()
+    client.disconnect()
 
 
 async def bound(
@@ -374,7 +243,6 @@ async def test_malformed_submit_costs_only_that_pdu(server: SmppServer) -> None:
     client = await bound(server)
     # A submit_sm whose body stops inside service_type: the core answers ESME_RINVCMDLEN.
     client.write(struct.pack("!IIII", 20, CommandId.SUBMIT_SM, 0, 5) + b"USSD")
-    client.seq = 5
     resp = await client.submit(ALICE, "*100#")
     assert resp.command_status == S.ESME_ROK
     bad = next(p for p in client.seen if p.sequence_number == 5)
@@ -580,7 +448,7 @@ async def test_harness_vanishes_mid_dialog(
     await client.submit(ALICE, "*111#")
     await client.deliver_sm()
     ended = waiter.expect(lambda e: isinstance(e, DialogEnded) and e.msisdn == ALICE)
-    client.writer.transport.abort()
+    client.abort()
     event = await asyncio.wait_for(ended, TIMEOUT)
     assert isinstance(event, DialogEnded) and event.outcome is Outcome.RELEASED
     assert server.binds == 0
@@ -845,7 +713,7 @@ def test_receipt_text_layout() -> None:
     t = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
     assert receipt_text("42", t, t + 60, MessageState.DELIVERED, "Привет, это длинный текст") == (
         "id:42 sub:001 dlvrd:001 submit date:2605282026 done date:2605282027"
-        " stat:DELIVRD err:000 text:Привет, это длинный "
+        " stat:DELIVRD err:000 text:??????, ??? ??????? "
     )
 
 
