@@ -15,6 +15,7 @@ from sim import scenario as sc
 from sim.targets import InProcessTarget
 from tests.browser import OUTPUT, TIMEOUT_MS
 from tests.http.conftest import EN, RU, eventually
+from ussd.events import Screen, ScreenShown
 from ussd.http import HttpServer
 from ussd.runtime import Gateway
 
@@ -59,9 +60,11 @@ async def test_set_password_on_the_keypad(page: Any, started: Gateway) -> None:
     await screen.filter(has_text="Введите новый пароль").wait_for()
     assert await phone.get_attribute("data-state") == "dialog"
 
-    # Letters come from the computer keyboard; Enter is the send key.
+    # Letters come from the computer keyboard; Enter is the send key. A password prompt
+    # (`"secret": true`) shows dots, as a password field does.
     await page.keyboard.type("secret12")
-    assert await phone.get_by_test_id("input").text_content() == "secret12"
+    assert await phone.get_by_test_id("input").text_content() == "•" * 8
+    assert await phone.get_attribute("data-secret") == "true"
     await page.keyboard.press("Enter")
     await screen.filter(has_text="Повторите пароль").wait_for()
     await page.keyboard.type("secret12")
@@ -260,3 +263,211 @@ async def test_record_button_downloads_a_scenario_that_replays(page: Any, starte
     assert scenario.subscribers[0]["msisdn"] == RU
     result = await runner.run_async(scenario, InProcessTarget())
     assert result.passed, runner.format_failure(result)
+
+
+# -- hardening: what a new user hit -------------------------------------------------------------
+
+
+async def _use(page: Any, msisdn: str = RU) -> Any:
+    phone = page.get_by_test_id("phone").first
+    await phone.get_by_test_id("number-select").select_option(msisdn)
+    await page.wait_for_selector(f'[data-testid=phone][data-msisdn="{msisdn}"][data-online=true]')
+    return phone
+
+
+async def _in_view(container: Any, item: Any) -> bool:
+    """True when `item` is inside `container`'s visible box and is what is drawn there."""
+    box = await container.bounding_box()
+    rect = await item.bounding_box()
+    assert box is not None and rect is not None
+    inside = (
+        rect["y"] >= box["y"] - 1 and rect["y"] + rect["height"] <= box["y"] + box["height"] + 1
+    )
+    x, y = rect["x"] + rect["width"] / 2, rect["y"] + rect["height"] / 2
+    hit: bool = await item.evaluate(
+        "(el, [x, y]) => { const top = document.elementFromPoint(x, y);"
+        " return top !== null && (el === top || el.contains(top) || top.contains(el)); }",
+        [x, y],
+    )
+    return inside and hit
+
+
+async def test_the_newest_sms_is_in_view(page: Any, started: Gateway) -> None:
+    for i in range(12):
+        started.sms.send(RU, f"Сообщение номер {i}")
+    phone = await _use(page)
+    sms_list = phone.get_by_test_id("sms-list")
+    await phone.get_by_test_id("sms-count").filter(has_text="12").wait_for()
+    # The inbox opens on the newest SMS, not the oldest.
+    newest = phone.get_by_test_id("sms").filter(has_text="Сообщение номер 11")
+    assert await _in_view(sms_list, newest)
+    assert not await _in_view(sms_list, phone.get_by_test_id("sms").filter(has_text="номер 0"))
+    # Scrolled down to old ones, a new SMS still comes into view when it arrives.
+    await sms_list.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    started.sms.send(RU, "Самое новое")
+    fresh = phone.get_by_test_id("sms").filter(has_text="Самое новое")
+    await fresh.wait_for()
+    await eventually(lambda: _in_view(sms_list, fresh))
+
+
+def _full_screen() -> str:
+    lines = [f"{i}. Option number {i}" for i in range(1, 10)]
+    text = "Pick one:\n" + "\n".join(lines)
+    text += "\n" + "x" * (182 - len(text) - 1)
+    assert len(text) == 182
+    return text
+
+
+async def _prompt(page: Any, started: Gateway, text: str) -> Any:
+    """A dialog screen pushed as another transport would (the phone shows it as is)."""
+    phone = await _use(page)
+    started.engine.bus.emit(ScreenShown(RU, Screen("s-test", text, False)))
+    await phone.locator(":scope[data-state=dialog]").wait_for()
+    await phone.get_by_test_id("display").click()
+    return phone
+
+
+async def test_the_reply_stays_visible_under_a_full_screen(page: Any, started: Gateway) -> None:
+    phone = await _prompt(page, started, _full_screen())
+    await page.keyboard.type("my answer")
+    assert await phone.get_by_test_id("input").text_content() == "my answer"
+    display = phone.get_by_test_id("display")
+    assert await _in_view(display, phone.get_by_test_id("input"))
+    # A reply as long as a screen: its end (and the cursor) is still in view.
+    await page.keyboard.type(" " + "z" * 150)
+    assert await _in_view(display, phone.locator(".cursor"))
+    assert await _in_view(display, phone.get_by_test_id("screen"))
+
+
+async def test_a_length_hint_instead_of_silent_truncation(page: Any, started: Gateway) -> None:
+    phone = await _prompt(page, started, "Your text:")
+    length = phone.get_by_test_id("length")
+    assert await length.is_hidden()
+    await page.keyboard.type("a" * 180)
+    assert await length.text_content() == "180/182"
+    assert await length.get_attribute("class") == "length"
+    await page.keyboard.type("€a")  # the euro sign takes two septets (TS 23.038 extension)
+    assert await length.text_content() == "182/182"
+    assert await length.is_visible()
+    assert "full" in (await length.get_attribute("class") or "")
+    assert len(await phone.get_by_test_id("input").text_content() or "") == 181
+    await page.keyboard.press("Backspace")
+    await page.keyboard.press("Backspace")
+    assert await length.text_content() == "179/182"
+    assert "full" not in (await length.get_attribute("class") or "")
+    # Cyrillic needs UCS-2: 80 characters.
+    await page.keyboard.press("Escape")
+    phone = await _prompt(page, started, "Ваш ответ:")
+    await page.keyboard.type("да")
+    assert await length.text_content() == "2/80"
+
+
+async def test_paste_and_input_methods_at_a_prompt(page: Any, started: Gateway) -> None:
+    phone = await _prompt(page, started, "Your text:")
+    entered = phone.get_by_test_id("input")
+    # An input method composes first (nothing is typed yet), then commits its text.
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send(
+        "Input.imeSetComposition", {"text": "при", "selectionStart": 3, "selectionEnd": 3}
+    )
+    assert await entered.text_content() == ""
+    await cdp.send("Input.insertText", {"text": "привет"})
+    await entered.filter(has_text="привет").wait_for()
+    assert await entered.text_content() == "привет"
+    # Paste (Ctrl+V) types the clipboard's text; line breaks become spaces.
+    await page.evaluate(
+        """() => { const data = new DataTransfer(); data.setData("text/plain", " мир\\n42");
+        document.activeElement.dispatchEvent(new ClipboardEvent("paste",
+          {clipboardData: data, bubbles: true, cancelable: true})); }"""
+    )
+    assert await entered.text_content() == "привет мир 42"
+    # At the idle screen a pasted dial string keeps its dialling characters only, and
+    # full-width digits from an input method are digits.
+    await page.keyboard.press("Escape")
+    await page.keyboard.insert_text("＊１００＃")
+    assert await entered.text_content() == "*100#"
+    await page.keyboard.press("Enter")
+    await phone.get_by_test_id("screen-text").filter(has_text="Ваш баланс").wait_for()
+
+
+async def test_add_phone_is_disabled_at_the_maximum(page: Any) -> None:
+    add = page.get_by_test_id("add-phone")
+    for _ in range(5):
+        assert await add.is_enabled()
+        await add.click()
+    assert await page.get_by_test_id("phone").count() == 6
+    assert await add.is_disabled()
+    assert await add.get_attribute("title") == "Не больше 6 телефонов"
+    await page.get_by_test_id("close-phone").first.click()
+    assert await page.get_by_test_id("phone").count() == 5
+    assert await add.is_enabled()
+
+
+async def test_switching_language_rerenders_everything(page: Any, started: Gateway) -> None:
+    phone = await _use(page)
+    started.sms.send(RU, "Привет")
+    sms = phone.locator('[data-testid=sms][data-state="delivered"]')
+    await sms.wait_for()
+    assert "доставлено" in (await sms.text_content() or "")
+    await phone.get_by_test_id("display").click()
+    await page.keyboard.type("84951234567")
+    await page.keyboard.press("Enter")
+    screen = phone.get_by_test_id("screen-text")
+    await screen.filter(has_text="Это номер для звонка").wait_for()
+    await phone.get_by_test_id("add-number").click()
+    await phone.get_by_test_id("new-number-input").fill("12")
+    await phone.get_by_test_id("new-number-save").click()
+    error = phone.get_by_test_id("new-number-error")
+    await error.filter(has_text="Неверный номер").wait_for()
+
+    await page.get_by_test_id("lang-en").click()
+    assert "That is a number to call" in (await screen.text_content() or "")
+    assert "delivered" in (await sms.text_content() or "")
+    assert await error.text_content() == "Invalid number"
+    assert await phone.get_by_test_id("hint").text_content() == "OK"
+
+
+async def test_zero_after_a_message_returns_to_its_menu_page(page: Any) -> None:
+    phone = await _use(page)
+    await phone.get_by_test_id("display").click()
+    pager = phone.get_by_test_id("page")
+    screen = phone.get_by_test_id("screen-text")
+    for keys, shown in (("*111#", "1/3"), ("98", "2/3"), ("6", "1/2")):
+        await page.keyboard.type(keys)
+        await page.keyboard.press("Enter")
+        await pager.filter(has_text=shown).wait_for()
+    # Last payments, newest first; the message's own navigation line is whole on its page.
+    text = await screen.text_content() or ""
+    assert text.index("2026-11-01") < text.index("2026-10-01")
+    await page.keyboard.type("98")
+    await page.keyboard.press("Enter")
+    await pager.filter(has_text="2/2").wait_for()
+    assert await screen.text_content() == "0 Назад 00 Главное меню"
+    await page.keyboard.type("0")
+    await page.keyboard.press("Enter")
+    await pager.filter(has_text="1/2").wait_for()
+    await page.keyboard.type("0")
+    await page.keyboard.press("Enter")
+    await pager.filter(has_text="2/3").wait_for()  # the menu page "6" was chosen on
+    assert "6. Последние платежи" in (await screen.text_content() or "")
+
+
+async def test_my_account_lists_payments_newest_first(page: Any, started: Gateway) -> None:
+    started.store.update_subscriber(
+        RU,
+        payments=[
+            {"date": "2026-09-15", "amount": 100.0},
+            {"date": "2026-11-01", "amount": 500.0},
+            {"date": "2026-10-01", "amount": 300.0},
+        ],
+    )
+    phone = await _use(page)
+    await phone.get_by_test_id("open-app").click()
+    app = phone.locator("[data-role=account-app]")
+    await app.locator("[data-role=payments]").wait_for()
+    dates = await app.locator("[data-role=payment]").evaluate_all(
+        "items => items.map(li => li.dataset.date)"
+    )
+    assert dates == ["2026-11-01", "2026-10-01", "2026-09-15"]
+    first = await app.locator("[data-role=payment]").first.inner_text()
+    assert "+500.00 руб." in first

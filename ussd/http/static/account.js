@@ -1,4 +1,5 @@
-// "My account" app (SPEC §7): balance, package remains, linked numbers, adding a number.
+// "My account" app (SPEC §7): balance, package remains, payments (newest first), linked numbers,
+// adding a number.
 //
 // How to mount it (no build step, no dependencies):
 //   <link rel="stylesheet" href="/static/account.css">
@@ -41,6 +42,8 @@
       minutesLabel: "Минуты",
       smsLabel: "SMS",
       mbLabel: "Интернет",
+      payments: "Последние платежи",
+      noPayments: "Платежей нет",
       linked: "Привязанные номера",
       noLinked: "Привязанных номеров нет",
       linkedTo: "Этот номер привязан к кабинету {account}",
@@ -95,6 +98,8 @@
       minutesLabel: "Calls",
       smsLabel: "Texts",
       mbLabel: "Data",
+      payments: "Last payments",
+      noPayments: "No payments",
       linked: "Linked numbers",
       noLinked: "No linked numbers",
       linkedTo: "This number is linked to account {account}",
@@ -414,6 +419,25 @@
           tile(p.mb, this.t("mb"), this.t("mbLabel")),
         ),
       );
+      // Newest first, whatever order the server sent (ISO dates compare as text; stable sort).
+      const paid = [...(a.payments || [])].sort((x, y) => String(y.date).localeCompare(String(x.date)));
+      const payments = el(
+        "section",
+        { class: "ua-card" },
+        el("h3", {}, this.t("payments")),
+        paid.length
+          ? el(
+            "ul",
+            { class: "ua-payments", "data-role": "payments" },
+            ...paid.map((p) => el(
+              "li",
+              { class: "ua-payment", "data-role": "payment", "data-date": p.date },
+              el("span", { class: "ua-date" }, p.date),
+              el("span", { class: "ua-amount" }, `+${Number(p.amount).toFixed(2)} ${this.t("rub")}`),
+            )),
+          )
+          : el("p", { class: "ua-empty", "data-role": "payments-empty" }, this.t("noPayments")),
+      );
       const linkedTo = a.linked_to
         ? el("p", { class: "ua-hint" }, this.t("linkedTo", { account: pretty(a.linked_to.account) }))
         : null;
@@ -435,7 +459,7 @@
         el("button", { type: "button", disabled: this.busy, "data-role": "refresh", onclick: () => this.refresh() }, this.t("refresh")),
         el("button", { type: "button", disabled: this.busy, "data-role": "logout", onclick: () => this.logout() }, this.t("logout")),
       );
-      return el("div", { class: "ua-body" }, balance, remains, numbers, footer);
+      return el("div", { class: "ua-body" }, balance, remains, payments, numbers, footer);
     }
 
     numberItem(n) {

@@ -54,6 +54,10 @@
       record: "Записать сценарий",
       stopRecord: "Остановить запись и скачать сценарий",
       err_not_recording: "Запись уже остановлена",
+      maxPhones: "Не больше {max} телефонов",
+      lengthHint: "Длина ответа: {length} из {limit}",
+      lengthFull: "Больше не поместится: {limit} — предел экрана USSD",
+      typeHere: "Ввод с клавиатуры",
     },
     en: {
       title: "USSD simulator",
@@ -104,6 +108,10 @@
       record: "Record a scenario",
       stopRecord: "Stop recording and download the scenario",
       err_not_recording: "The recording has already stopped",
+      maxPhones: "At most {max} phones",
+      lengthHint: "Reply length: {length} of {limit}",
+      lengthFull: "No more room: {limit} is a USSD screen's limit",
+      typeHere: "Keyboard input",
     },
   };
 
@@ -111,6 +119,32 @@
   const STORAGE_PHONES = "ussd-sim.phones";
   const API = "/api/v1/phones";
   const MAX_PHONES = 6;
+
+  // A USSD string is at most 160 octets (TS 24.080): 182 septets of the GSM 7-bit alphabet
+  // (extension characters take two), or 80 UCS-2 characters (TS 23.038) — as ussd/screens.py.
+  const GSM7_LIMIT = 182;
+  const UCS2_LIMIT = 80;
+  const GSM7_BASIC = new Set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà",
+  );
+  const GSM7_EXTENSION = new Set("\f^{}\\[~]|€");
+
+  // {length, limit} of a text as the gateway will size it.
+  function ussdSize(text) {
+    let septets = 0;
+    for (const ch of text) {
+      if (GSM7_BASIC.has(ch)) septets += 1;
+      else if (GSM7_EXTENSION.has(ch)) septets += 2;
+      else return { length: text.length, limit: UCS2_LIMIT }; // UTF-16 units, as handsets send
+    }
+    return { length: septets, limit: GSM7_LIMIT };
+  }
+
+  function fitsUssd(text) {
+    const size = ussdSize(text);
+    return size.length <= size.limit;
+  }
 
   let lang = I18N[localStorage.getItem(STORAGE_LANG)] ? localStorage.getItem(STORAGE_LANG) : "ru";
   let operatorName = "MTS";
@@ -150,8 +184,11 @@
     applyLanguage(document);
     for (const phone of phones) {
       if (phone.app) phone.app.setLanguage(lang);
+      phone.fillNumbers();
+      phone.renderLanguage();
       phone.render();
     }
+    renderAddPhone();
   }
 
   // -- the phones API -----------------------------------------------------------------------
@@ -192,9 +229,16 @@
     return `${API}/${encodeURIComponent(msisdn)}/${action}`;
   }
 
-  function errorText(err) {
+  // A local text is kept as {key, vars} and translated when drawn: a language switch
+  // re-renders it instead of leaving the old language on screen.
+  function errorMessage(err) {
     const key = `err_${err.code}`;
-    return I18N.ru[key] ? t(key) : t("err_other", { message: err.message });
+    return I18N.ru[key] ? { key } : { key: "err_other", vars: { message: err.message } };
+  }
+
+  function errorText(err) {
+    const message = errorMessage(err);
+    return t(message.key, message.vars);
   }
 
   function prettyNumber(msisdn) {
@@ -234,6 +278,8 @@
       this.disposed = false;
       this.app = null; // the "My account" app, while it is open (SPEC §7)
       this.recording = false; // the gateway records this number's session (SPEC §8)
+      this.full = false; // the last key or paste did not fit the screen limit
+      this.numberError = null; // {key, vars} of the add-number form's error
       this.bind();
       applyLanguage(this.el);
       document.getElementById("phones").append(this.el);
@@ -244,8 +290,21 @@
     bind() {
       this.el.addEventListener("pointerdown", () => activate(this));
       this.el.addEventListener("focusin", () => activate(this));
+      // Typing lands in a hidden field, so input methods (IME) and paste work as in any text
+      // box; keys the phone handles itself are taken on keydown (onKeyDown).
+      this.el.addEventListener("pointerup", (e) => {
+        if (!e.target.closest("input, select, textarea, form, .app-screen, .inbox")) this.focusInput();
+      });
+      const ime = this.q("ime");
+      ime.addEventListener("input", (e) => {
+        if (!e.isComposing) this.takeTyped();
+      });
+      ime.addEventListener("compositionend", () => this.takeTyped());
       for (const key of this.el.querySelectorAll("[data-key]")) {
-        key.addEventListener("click", () => this.press(key.dataset.key));
+        key.addEventListener("click", () => {
+          this.press(key.dataset.key);
+          this.focusInput();
+        });
       }
       this.q("number-select").addEventListener("change", (e) => this.setNumber(e.target.value));
       this.q("add-number").addEventListener("click", () => {
@@ -269,6 +328,7 @@
       if (this.app || !this.msisdn || !window.UssdAccountApp) return;
       const screen = this.q("app-screen");
       screen.hidden = false;
+      this.q("ime").blur(); // typing goes to the app's own fields now
       this.app = window.UssdAccountApp.mount(screen, this.msisdn, {
         lang,
         network: true,
@@ -334,8 +394,8 @@
     }
 
     async addNumber(text) {
-      const errorEl = this.q("new-number-error");
-      errorEl.textContent = "";
+      this.numberError = null;
+      this.renderLanguage();
       try {
         const created = await api("POST", API, { msisdn: text });
         await loadNumbers();
@@ -343,8 +403,54 @@
         this.q("new-number-input").value = "";
         this.setNumber(created.msisdn);
       } catch (err) {
-        errorEl.textContent = errorText(err);
+        this.numberError = errorMessage(err);
+        this.renderLanguage();
       }
+    }
+
+    // Texts drawn outside render(): the add-number error and every SMS's time and state.
+    renderLanguage() {
+      const message = this.numberError;
+      this.q("new-number-error").textContent = message ? t(message.key, message.vars) : "";
+      for (const li of this.q("sms-list").children) {
+        const sms = this.sms.get(Number(li.dataset.smsId));
+        if (sms) this.drawSms(li, sms);
+      }
+    }
+
+    focusInput() {
+      if (this.app || this.disposed) return;
+      const ime = this.q("ime");
+      if (document.activeElement !== ime) ime.focus({ preventScroll: true });
+    }
+
+    // What an input method or a paste put in the hidden field goes to the phone.
+    takeTyped() {
+      const ime = this.q("ime");
+      const text = ime.value;
+      ime.value = "";
+      if (text && !this.app) this.typeText(text); // the app covers the keypad
+    }
+
+    typeText(text) {
+      if (this.state === "waiting" || !text) return;
+      if (this.state === "ended") this.reset();
+      let chars;
+      if (this.state === "dialog") {
+        chars = text.replace(/\r\n|[\r\n\t]/g, " ");
+      } else {
+        // A dial string: full-width digits from an IME count as digits (NFKC), the rest goes.
+        chars = text.normalize("NFKC").replace(/[^0-9*#+]/g, "");
+      }
+      this.full = false;
+      for (const ch of chars) {
+        if (!fitsUssd(this.input + ch)) {
+          this.full = true; // shown, never silently dropped
+          break;
+        }
+        this.input += ch;
+      }
+      this.render();
     }
 
     setNumber(msisdn) {
@@ -366,6 +472,7 @@
     reset() {
       this.state = "idle";
       this.input = "";
+      this.full = false;
       this.screen = null;
       this.session = null;
       this.render();
@@ -439,11 +546,12 @@
         this.render();
         return;
       }
-      const text = msg.screen && msg.screen.end ? msg.screen.text : t(`outcome_${msg.outcome}`);
       this.seq += 1;
       this.state = "ended";
       this.input = "";
-      this.screen = { text, page: 1, pages: 1, outcome: msg.outcome };
+      this.screen = msg.screen && msg.screen.end
+        ? { text: msg.screen.text, page: 1, pages: 1, outcome: msg.outcome }
+        : { key: `outcome_${msg.outcome}`, page: 1, pages: 1, outcome: msg.outcome };
       this.render();
     }
 
@@ -452,11 +560,13 @@
       this.session = screen.end ? null : screen.session;
       this.state = screen.end ? "ended" : "dialog";
       this.input = "";
+      this.full = false;
       this.render();
+      this.q("screen").scrollTop = 0; // a new screen is read from its start
     }
 
     showError(err) {
-      this.screen = { text: errorText(err), page: 1, pages: 1, error: true };
+      this.screen = { ...errorMessage(err), page: 1, pages: 1, error: true };
       this.session = null;
       this.state = "ended";
       this.render();
@@ -471,12 +581,14 @@
       if (key === "end") return this.end();
       if (key === "back") {
         if (this.state === "ended") return this.reset();
-        this.input = this.input.slice(0, -1);
+        this.input = [...this.input].slice(0, -1).join("");
+        this.full = false;
         return this.render();
       }
       if (this.state === "waiting") return;
       if (this.state === "ended") this.reset();
-      if (this.input.length < 182) this.input += key;
+      this.full = !fitsUssd(this.input + key);
+      if (!this.full) this.input += key;
       this.render();
     }
 
@@ -490,6 +602,7 @@
       if (dialling) this.session = null; // a replaced dialog's end must not land on the new one
       this.state = "waiting";
       this.input = "";
+      this.full = false;
       this.render();
       try {
         const screen = await api("POST", phonePath(this.msisdn, dialling ? "dial" : "reply"), { text });
@@ -518,10 +631,23 @@
         li.dataset.testid = "sms";
         li.dataset.smsId = String(sms.id);
         li.innerHTML = '<header><span class="from"></span><time></time></header><p></p><span class="state"></span>';
-        // Keep arrival order by id; CSS shows the newest first.
-        const after = [...this.q("sms-list").children].find((x) => Number(x.dataset.smsId) > sms.id);
-        this.q("sms-list").insertBefore(li, after || null);
+        // Newest first, in the DOM as on screen: the list opens on the newest SMS.
+        const list = this.q("sms-list");
+        const before = [...list.children].find((x) => Number(x.dataset.smsId) < sms.id);
+        list.insertBefore(li, before || null);
       }
+      this.drawSms(li, sms);
+      if (live && !known) {
+        li.classList.add("fresh");
+        this.q("sms-indicator").hidden = false;
+        this.q("sms-count").classList.add("unread");
+        // The new SMS is at the top: scroll the list there, not the page.
+        if (!li.previousElementSibling) this.q("sms-list").scrollTop = 0;
+      }
+      this.renderInboxCount();
+    }
+
+    drawSms(li, sms) {
       li.querySelector(".from").textContent = sms.sender_is_alpha ? sms.sender : prettyNumber(sms.sender);
       const time = li.querySelector("time");
       time.dateTime = new Date(sms.created * 1000).toISOString();
@@ -531,12 +657,6 @@
       li.querySelector("p").textContent = sms.text;
       li.querySelector(".state").textContent = t(`sms_${sms.state}`);
       li.dataset.state = sms.state;
-      if (live && !known) {
-        li.classList.add("fresh");
-        this.q("sms-indicator").hidden = false;
-        this.q("sms-count").classList.add("unread");
-      }
-      this.renderInboxCount();
     }
 
     renderInboxCount() {
@@ -552,8 +672,21 @@
       text.classList.toggle("error", Boolean(this.screen && this.screen.error));
       if (this.state === "idle") text.textContent = this.msisdn ? t("idle") : t("noNumber");
       else if (this.state === "waiting") text.textContent = t("sending");
-      else text.textContent = this.screen ? this.screen.text : "";
-      this.q("input").textContent = this.input;
+      else if (!this.screen) text.textContent = "";
+      else text.textContent = this.screen.key ? t(this.screen.key, this.screen.vars) : this.screen.text;
+      // A password prompt (`secret`, docs/phones.md) shows dots, as a password field does.
+      const secret = this.state === "dialog" && this.screen && this.screen.secret;
+      this.q("input").textContent = secret ? "•".repeat([...this.input].length) : this.input;
+      this.el.dataset.secret = String(Boolean(secret));
+      const length = this.q("length");
+      const size = ussdSize(this.input);
+      length.hidden = this.input === "" && !this.full;
+      length.textContent = `${size.length}/${size.limit}`;
+      length.classList.toggle("full", this.full);
+      length.title = t(this.full ? "lengthFull" : "lengthHint", size);
+      length.setAttribute("aria-label", length.title);
+      const line = this.q("input-line");
+      line.scrollTop = line.scrollHeight; // the end of a long reply and the cursor stay in view
       const pages = this.screen && this.state !== "idle" ? this.screen.pages || 1 : 1;
       this.q("page").textContent = pages > 1 ? `${this.screen.page}/${pages}` : "";
       const hints = {
@@ -565,6 +698,7 @@
       const hint = this.q("hint");
       hint.replaceChildren(...hints.map((h) => Object.assign(document.createElement("span"), { textContent: h })));
       this.q("close-phone").hidden = phones.length <= 1;
+      this.q("ime").setAttribute("aria-label", t("typeHere"));
       const record = this.q("record");
       record.setAttribute("aria-pressed", String(this.recording));
       record.setAttribute("aria-label", t(this.recording ? "stopRecord" : "record"));
@@ -615,6 +749,13 @@
     if (phone) phone.el.classList.add("active");
   }
 
+  function renderAddPhone() {
+    const button = document.getElementById("add-phone");
+    const full = phones.length >= MAX_PHONES;
+    button.disabled = full;
+    button.title = full ? t("maxPhones", { max: MAX_PHONES }) : "";
+  }
+
   function addPhone(msisdn) {
     if (phones.length >= MAX_PHONES) return null;
     const used = new Set(phones.map((p) => p.msisdn));
@@ -623,6 +764,7 @@
     phones.push(phone);
     activate(phone);
     for (const p of phones) p.render();
+    renderAddPhone();
     savePhones();
     return phone;
   }
@@ -633,14 +775,18 @@
     phone.dispose();
     if (active === phone) activate(phones[0]);
     for (const p of phones) p.render();
+    renderAddPhone();
     savePhones();
   }
 
   // Typing goes to the active phone: digits, * # + to dial, any character in a reply.
   function onKeyDown(e) {
     if (e.ctrlKey || e.metaKey || e.altKey || !active) return;
+    // An input method is composing: its keys are its own; the text comes on compositionend.
+    if (e.isComposing || e.keyCode === 229) return;
     const target = e.target;
-    if (target && (target.tagName === "INPUT" || target.tagName === "SELECT" || target.tagName === "TEXTAREA")) {
+    const capture = target && target.classList && target.classList.contains("ime");
+    if (!capture && target && (target.tagName === "INPUT" || target.tagName === "SELECT" || target.tagName === "TEXTAREA")) {
       return;
     }
     if (active.app) {
@@ -663,6 +809,17 @@
     active.press(key);
   }
 
+  // Paste (Ctrl+V, or the context menu on the phone) types the clipboard's text.
+  function onPaste(e) {
+    if (!active || active.app) return;
+    const target = e.target;
+    const capture = target && target.classList && target.classList.contains("ime");
+    if (!capture && target && target.closest && target.closest("input, select, textarea")) return;
+    const text = e.clipboardData ? e.clipboardData.getData("text/plain") : "";
+    e.preventDefault();
+    active.typeText(text);
+  }
+
   async function start() {
     setLanguage(lang);
     for (const button of document.querySelectorAll(".lang button")) {
@@ -670,6 +827,7 @@
     }
     document.getElementById("add-phone").addEventListener("click", () => addPhone());
     document.addEventListener("keydown", onKeyDown);
+    document.addEventListener("paste", onPaste);
     try {
       await loadNumbers();
     } catch (_) {
