@@ -102,3 +102,17 @@ def test_clock_advance_cli_takes_the_same_grammar(capsys: pytest.CaptureFixture[
         clock_advance("2950000d")
     assert info.value.code == 2
     assert "at most 3650d, got '2950000d'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("now", "room"),
+    [
+        (0.0, MAX_SECONDS),
+        (durations.LATEST - MAX_SECONDS, MAX_SECONDS),
+        (durations.LATEST - 86400.5, 86400.0),
+        (durations.LATEST, 0.0),
+        (durations.LATEST + 1, 0.0),
+    ],
+)
+def test_room_keeps_a_clock_before_latest(now: float, room: float) -> None:
+    assert durations.room(now) == room

@@ -18,6 +18,10 @@ from ussd.yamlload import brief
 MAX_DAYS = 3650
 MAX_SECONDS = MAX_DAYS * 86400.0
 
+# A simulated clock is not advanced past 9000-01-01 UTC: dates are shown through datetime,
+# which ends with year 9999, and deadlines lie up to MAX_SECONDS past the clock.
+LATEST = 221_845_392_000.0
+
 UNITS: dict[str, float] = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _ORDER = {unit: i for i, unit in enumerate(UNITS)}
 _NUMBER = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
@@ -54,6 +58,11 @@ def parse(value: object, *, maximum: float = MAX_SECONDS) -> float:
             f"expected a duration of at most {to_text(maximum)}, got {brief(value)}"
         )
     return seconds
+
+
+def room(now: float) -> float:
+    """The longest advance of a clock standing at `now`: MAX_SECONDS, less near LATEST."""
+    return float(max(0, int(min(MAX_SECONDS, LATEST - now))))
 
 
 def _parse_text(text: str) -> float:

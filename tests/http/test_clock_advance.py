@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from tests.http.conftest import Client
+from ussd import durations
+from ussd.clock import SimulatedClock
 from ussd.runtime import Gateway
 
 ADMIN = {"Authorization": "Bearer change-me"}
@@ -50,3 +52,17 @@ async def test_out_of_bounds_is_400_and_the_clock_stays(
     assert started.clock.now() == before
     status, _ = await http.post("/api/v1/clock/advance", {"by": "1s"}, headers=ADMIN)
     assert status == 200  # and the gateway still answers
+
+
+async def test_repeated_advances_stop_before_dates_run_out(http: Client, started: Gateway) -> None:
+    clock = started.clock
+    assert isinstance(clock, SimulatedClock)
+    clock.advance(durations.LATEST - clock.now() - 10 * 86400)  # 800 × 3650d would get here
+    status, body = await http.post("/api/v1/clock/advance", {"by": "11d"}, headers=ADMIN)
+    assert status == 400, body
+    assert body["error"]["message"] == "expected a duration of at most 10d, got '11d'"
+    status, body = await http.post("/api/v1/clock/advance", {"by": "10d"}, headers=ADMIN)
+    assert status == 200, body
+    assert body["now"].startswith("9000-01-01T00:00:00")
+    status, body = await http.post("/api/v1/clock/advance", {"by": "1s"}, headers=ADMIN)
+    assert status == 400, body

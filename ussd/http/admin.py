@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ussd import durations
 from ussd.accounts import Invalid, NotFound, Unauthorized, iso, link_json
 from ussd.clock import SimulatedClock
 from ussd.config import ConfigError, parse_duration
@@ -98,7 +99,8 @@ class AdminApi:
         if "by" not in data:
             raise ApiError(400, "missing_field", "field 'by' is required")
         try:
-            seconds = parse_duration(data["by"], "by")
+            # At most 3650d, and never past the dates the gateway can show (ussd.durations).
+            seconds = parse_duration(data["by"], "by", durations.room(self.gateway.clock.now()))
         except ConfigError as exc:
             raise ApiError(400, "bad_duration", exc.message) from exc
         if not isinstance(self.gateway.clock, SimulatedClock):
