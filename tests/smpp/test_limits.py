@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import dataclasses
 import resource
-import socket
 import struct
 import sys
 import textwrap
@@ -365,26 +364,26 @@ async def test_file_descriptor_limit_pauses_accepting_and_logs_once() -> None:
                 resumed.set()
 
     reading = asyncio.create_task(read_log())
-    socks: list[socket.socket] = []
+    idle: list[asyncio.StreamWriter] = []
     try:
         assert proc.stdout is not None
         port = int(await asyncio.wait_for(proc.stdout.readline(), 30))
         address = ("127.0.0.1", port)
         client = await bound(address)
-        # More idle connections than the server has descriptors; no waiting on each connect.
-        for _ in range(FD_LIMIT + 150):
-            sock = socket.socket()
-            sock.setblocking(False)
-            sock.connect_ex(address)
-            socks.append(sock)
+        # More idle connections than the server has descriptors. One after the other: a
+        # handshake completes in the kernel, so the last ones wait in the listen backlog
+        # (BACKLOG = 100 > the 50 over the limit) instead of being dropped.
+        for _ in range(FD_LIMIT + 50):
+            _, writer = await asyncio.wait_for(asyncio.open_connection(*address), TIMEOUT)
+            idle.append(writer)
         await asyncio.wait_for(overload.wait(), TIMEOUT * 2)
         # While it cannot accept, the server serves what it has.
         for _ in range(3):
             assert isinstance(await client.request(EnquireLink()), EnquireLinkResp)
-        for sock in socks:
-            sock.close()
-        socks.clear()
-        # Descriptors free again: new connections get in (queued SYNs may need a retry).
+        for writer in idle:
+            writer.close()
+        idle.clear()
+        # Descriptors free again: new connections get in.
         late = await asyncio.wait_for(bound(address), TIMEOUT * 3)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(resumed.wait(), TIMEOUT)
@@ -399,8 +398,8 @@ async def test_file_descriptor_limit_pauses_accepting_and_logs_once() -> None:
         await late.close()
         await client.close()
     finally:
-        for sock in socks:
-            sock.close()
+        for writer in idle:
+            writer.close()
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
