@@ -173,8 +173,13 @@ def subscriber_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     except subscribers.FieldError as exc:
         raise Invalid(str(exc), code=exc.code) from None
     if "password" in out:
-        out["password_hash"] = hash_password(out.pop("password"))
+        out["password_hash"] = drive(_hashed(out.pop("password")))
     return out
+
+
+def _hashed(password: str) -> Flow[str]:
+    encoded: str = yield Hash(password)
+    return encoded
 
 
 # -- the account service ----------------------------------------------------------------------
@@ -637,10 +642,6 @@ class Accounts:
                 "mb": sub.package_mb,
             },
             "bonus_points": sub.bonus_points,
-            # Newest first, whatever order they were stored in (ISO dates sort as text).
-            "payments": sorted(
-                (dict(p) for p in sub.payments), key=lambda p: str(p.get("date", "")), reverse=True
-            ),
             "number_management": sub.number_management,
             "has_password": sub.password_hash is not None,
             "linked_to": link_json(own, now) if own is not None else None,
