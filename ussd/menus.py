@@ -164,11 +164,12 @@ class MenuScreen:
     goto: str | None = None
     service: str | None = None
     args: Mapping[str, str] | None = None
+    secret: bool = False  # an input that is a password or PIN: masked, never recorded
 
 
 _KEYS = {
     "menu": {"type", "text", "options"},
-    "input": {"type", "text", "field", "validate", "error", "goto"},
+    "input": {"type", "text", "field", "validate", "error", "goto", "secret"},
     "message": {"type", "text"},
     "end": {"type", "text"},
     "action": {"type", "service", "args"},
@@ -221,6 +222,8 @@ def _screen(sid: str, raw: object, file: str) -> MenuScreen:
             raise MenuError(file, f"{sid}.goto", "expected a screen id")
         error = _text(raw.get("error"), file, f"{sid}.error")
         validation = _validation(raw.get("validate") or {}, file, f"{sid}.validate")
+        if not isinstance(raw.get("secret", False), bool):
+            raise MenuError(file, f"{sid}.secret", "expected true or false")
     service = args = None
     if kind == "action":
         service = raw.get("service")
@@ -241,6 +244,7 @@ def _screen(sid: str, raw: object, file: str) -> MenuScreen:
         goto=goto,
         service=service,
         args=args,
+        secret=bool(raw.get("secret", False)),
     )
 
 

@@ -83,4 +83,4 @@ class MenuService:
             return Continue(sid, menu=(body, options, footer), values=values)
         if screen.type == "message" and footer:
             body = f"{body}\n{footer}"
-        return Continue(sid, body, values=values)
+        return Continue(sid, body, values=values, secret=screen.secret)
