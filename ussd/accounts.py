@@ -168,18 +168,18 @@ def subscriber_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     The rules are ussd.subscribers' (the same as for config seeds); `package` is spread into
     the package_* columns and `password` becomes `password_hash`.
     """
+    return drive(subscriber_fields_flow(data))
+
+
+def subscriber_fields_flow(data: Mapping[str, Any]) -> Flow[dict[str, Any]]:
+    """subscriber_fields() as a flow: the password's hash may run off the event loop."""
     try:
         out = subscribers.validate(data)
     except subscribers.FieldError as exc:
         raise Invalid(str(exc), code=exc.code) from None
     if "password" in out:
-        out["password_hash"] = drive(_hashed(out.pop("password")))
+        out["password_hash"] = yield Hash(out.pop("password"))
     return out
-
-
-def _hashed(password: str) -> Flow[str]:
-    encoded: str = yield Hash(password)
-    return encoded
 
 
 # -- the account service ----------------------------------------------------------------------
@@ -242,8 +242,12 @@ class Accounts:
 
     def create_subscriber(self, msisdn: str, fields: Mapping[str, Any]) -> Subscriber:
         """A new subscriber with validated fields; Conflict when the number exists."""
+        return drive(self.create_subscriber_flow(msisdn, fields))
+
+    def create_subscriber_flow(self, msisdn: str, fields: Mapping[str, Any]) -> Flow[Subscriber]:
+        """create_subscriber() as a flow (a `password` field is hashed off the event loop)."""
         number = self.normalise(msisdn)
-        values = subscriber_fields(fields)
+        values = yield from subscriber_fields_flow(fields)
         now = self.clock.now()
         with self.store.transaction():
             if self.store.subscriber(number) is not None:
@@ -257,8 +261,12 @@ class Accounts:
 
     def update_subscriber(self, msisdn: str, fields: Mapping[str, Any]) -> Subscriber:
         """Change validated fields of an existing subscriber; NotFound when unknown."""
+        return drive(self.update_subscriber_flow(msisdn, fields))
+
+    def update_subscriber_flow(self, msisdn: str, fields: Mapping[str, Any]) -> Flow[Subscriber]:
+        """update_subscriber() as a flow (a `password` field is hashed off the event loop)."""
         number = self.normalise(msisdn)
-        values = subscriber_fields(fields)
+        values = yield from subscriber_fields_flow(fields)
         with self.store.transaction():
             self._existing(number)
             self._apply(number, values, self.clock.now())

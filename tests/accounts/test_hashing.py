@@ -222,3 +222,24 @@ async def test_stopping_with_a_hash_in_flight(gateway: Gateway, hash_gate: Gate)
     await hash_gate.wait_entered(1)
     await gateway.stop()  # neither waits for the thread nor writes to the closed store
     hash_gate.release.set()
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+async def test_admin_passwords_hash_off_the_loop(
+    gateway: Gateway, http: aiohttp.ClientSession, hash_gate: Gate, method: str
+) -> None:
+    number = RU if method == "PATCH" else STRANGERS[0]
+    path = f"/api/v1/subscribers/{number}" if method == "PATCH" else "/api/v1/subscribers"
+    body: dict[str, Any] = {"password": "admin123"}
+    if method == "POST":
+        body["msisdn"] = number
+    admin = {"Authorization": "Bearer change-me"}
+    request = asyncio.create_task(call(http, method, path, body, headers=admin))
+    await hash_gate.wait_entered(1)
+    status, _, _ = await call(http, "GET", "/healthz")
+    assert status == 200 and not request.done()
+    assert threading.get_ident() not in hash_gate.threads
+    hash_gate.release.set()
+    status, sub, _ = await asyncio.wait_for(request, WAIT)
+    assert status in (200, 201) and sub["has_password"], sub
+    assert gateway.accounts.login(number, "admin123")
