@@ -2,7 +2,7 @@
 
 `loop.create_server()` logs every failed `accept()` through the loop's exception handler, and
 on EMFILE its accept loop goes on trying (and logging, and scheduling one more restart) up to
-`backlog` times per wake-up (CPython 3.11 `selector_events._accept_connection`): thousands of
+`backlog` times per wake-up (CPython 3.11 `selector_events._accept_connection`): hundreds of
 tracebacks a second while the process sits at its `ulimit -n`. Here a listening socket that
 cannot accept stops being watched for a moment, the episode is logged once when it starts and
 once when it ends, and connections already open are served throughout.
@@ -17,9 +17,8 @@ from collections.abc import Callable
 
 from ussd import log
 
-# accept() errors that say "no resources now", not "this connection is bad": wait, then retry.
-_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-# accept() errors about one connection (gone before we took it): skip it.
+# accept() errors about one connection (gone before we took it): skip it. Any other error
+# (EMFILE, ENFILE, ENOBUFS, ENOMEM: no resources now) pauses accepting and retries.
 _SKIP_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 
 RETRY_DELAY = 0.5  # seconds between accept attempts while paused
