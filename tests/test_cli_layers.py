@@ -1,4 +1,5 @@
-"""The command line is the top layer: nothing below it imports ussd.cli (docs/design.md)."""
+"""The command line is the top layer, and layers only call downwards (docs/design.md): nothing
+under ussd/, its subcommands included, imports ussd.cli."""
 
 from __future__ import annotations
 
