@@ -82,7 +82,7 @@ async def test_connections_over_the_cap_get_503_and_close(limited: HttpServer) -
     assert error["code"] == "too_many_connections" and "http.max_connections" in error["message"]
     assert await _closed(reader)
     writer.close()
-    assert limited.listener.refused == 1
+    assert limited.connections.refused == 1
     # The held ones still work; once one goes, a new connection is served again.
     r0, w0 = held[0]
     w0.write(GET)
@@ -231,7 +231,7 @@ async def test_at_the_fd_limit_the_listener_logs_once_and_recovers(
         for _, writer in clients:
             writer.close()
         clients.clear()
-        # Descriptors are free again: the listener resumes (asyncio retries after a second).
+        # Descriptors are free again: the listener resumes (it retries every half second).
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(GET)
         assert (await _response(reader))[0] == 200

@@ -25,7 +25,7 @@ from ussd.http.errors import (
 from ussd.http.phones import GATEWAY, HUB, Hub
 from ussd.http.phones import routes as phone_routes
 from ussd.http.security import POLICY, Policy, security_middleware
-from ussd.http.server import Listener, Site
+from ussd.http.server import Connections, Site
 
 if TYPE_CHECKING:
     from ussd.runtime import Gateway
@@ -148,7 +148,7 @@ class HttpServer:
     runner: web.AppRunner
     host: str
     port: int
-    listener: Listener
+    connections: Connections
 
     @property
     def url(self) -> str:
@@ -172,13 +172,13 @@ async def start_http(gateway: Gateway, host: str = "127.0.0.1", port: int = 0) -
     runner = web.AppRunner(make_app(gateway), shutdown_timeout=5.0, **handler_args)
     await runner.setup()
     assert runner.server is not None
-    listener = Listener(
+    connections = Connections(
         runner.server,
         max_connections=cfg.max_connections,
         head_timeout=cfg.request_timeout,
         handler_args=handler_args,
     )
-    site = Site(runner, host, port, listener)
+    site = Site(runner, host, port, connections)
     await site.start()
     bound: int = runner.addresses[0][1] if runner.addresses else port
-    return HttpServer(runner, host, bound, listener)
+    return HttpServer(runner, host, bound, connections)

@@ -1,4 +1,4 @@
-"""The HTTP listener: aiohttp's protocol with a connection cap and a header deadline.
+"""The HTTP server's connections: aiohttp's protocol with a connection cap and a head deadline.
 
 aiohttp bounds an idle keep-alive connection (`keepalive_timeout`) but neither the number of
 connections nor the time a request's head may take to arrive: a client sending one header byte
@@ -116,7 +116,7 @@ class Busy(asyncio.Protocol):
             self._timer.cancel()
 
 
-class Listener:
+class Connections:
     """The protocol factory: aiohttp's handler under the cap, Busy over it."""
 
     def __init__(
@@ -157,15 +157,17 @@ class Listener:
 
 
 class Site(web.BaseSite):
-    """A TCP site whose connections come from a Listener (aiohttp's TCPSite takes no factory)."""
+    """A TCP site whose protocols come from Connections (aiohttp's TCPSite takes no factory)."""
 
-    __slots__ = ("_host", "_listener", "_port")
+    __slots__ = ("_connections", "_host", "_port")
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, listener: Listener) -> None:
+    def __init__(
+        self, runner: web.BaseRunner, host: str, port: int, connections: Connections
+    ) -> None:
         super().__init__(runner)
         self._host = host
         self._port = port
-        self._listener = listener
+        self._connections = connections
 
     @property
     def name(self) -> str:
@@ -177,6 +179,6 @@ class Site(web.BaseSite):
         # ussd/listener.py rather than create_server(): at the descriptor limit it pauses
         # accepting and logs the episode once, where asyncio logs a traceback per attempt.
         # It has the two members aiohttp's runner uses: `.sockets` and `.close()`.
-        tcp = TcpListener(self._listener, component="http", backlog=self._backlog)
+        tcp = TcpListener(self._connections, component="http", backlog=self._backlog)
         await tcp.start(self._host, self._port)
         self._server = tcp  # type: ignore[assignment]
