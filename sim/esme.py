@@ -85,7 +85,7 @@ class QueueFull(LocalProtocolError):
 
 class Esme(asyncio.Protocol):
     """One ESME connection. Override the hooks (`request_received`, `response_received`,
-    `request_failed`, `pdu_ignored`, `closed_with`) or use `call()`."""
+    `request_failed`, `request_rejected`, `pdu_ignored`, `closed_with`) or use `call()`."""
 
     def __init__(
         self,
@@ -265,6 +265,9 @@ class Esme(asyncio.Protocol):
         if isinstance(context, asyncio.Future) and not context.done():
             context.set_exception(error)
 
+    def request_rejected(self, event: PduRejected) -> None:
+        """The SMSC sent a request we refuse; its error response is already on its way."""
+
     def pdu_ignored(self, event: PduIgnored) -> None:
         """A PDU that answers nothing outstanding (or is malformed); nothing to send."""
 
@@ -313,6 +316,7 @@ class Esme(asyncio.Protocol):
                     self._out.append(conn.send(response))
             elif isinstance(event, PduRejected):
                 self._out.append(conn.send(event.response))
+                self.request_rejected(event)
             elif isinstance(event, PduIgnored):
                 pdu = event.pdu
                 if pdu is not None and pdu.sequence_number in self._unchecked:

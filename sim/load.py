@@ -9,13 +9,15 @@ release steps as the journey, over M distinct MSISDNs, in one of two models:
   (no coordinated omission);
 * closed (`concurrency`): N virtual users, each starting its next journey when one ends.
 
-The generator must stay cheaper than what it measures: one asyncio Protocol per bind,
-submit_sm pre-encoded once per (MSISDN, step) with only the sequence number and the
-its_session_info octets patched in, submit_sm_resp and USSD deliver_sm framed by hand
-(fixed offsets, SMPP 3.4 §4.4.2, §4.6.1), one `transport.write` per batch, no logging per
-PDU. The sans-IO `SmppConnection` still owns the session: sequence numbers come from its
-`allocate_sequence()`, and bind, unbind, enquire_link, generic_nack and anything malformed go
-through its state machine (SMPP 3.4 §2.3).
+Each bind is the project's one ESME client (sim/esme.py: `SmppConnection` in client role),
+so bind, unbind, enquire_link, sequence numbers and anything unexpected or malformed follow
+its state machine (SMPP 3.4 §2.3). The generator must stay cheaper than what it measures, so
+its own traffic takes a fast lane beside that: submit_sm pre-encoded once per (MSISDN, step)
+with only the sequence number and the its_session_info octets patched in
+(`patch_submit_sm`), submit_sm_resp and USSD deliver_sm read by header and fixed offsets
+(`peek_deliver_sm`, SMPP 3.4 §4.4.2, §4.6.1), one `transport.write` per batch, no logging
+per PDU. Both codec functions agree with the full codec (`encode_pdu`, `decode_pdu`) on
+every PDU it accepts; tests/test_load.py checks that with generated PDUs.
 
 Latency samples are kept per step in flat `array('d')` buffers and sorted once at the end
 (a few million samples cost tens of MB); percentiles are exact.
@@ -36,22 +38,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 from urllib.parse import unquote, urlsplit
 
+from sim.esme import BindRefused, Esme, connect
 from sim.scenario import Dial, Release, Reply, Scenario
 from ussd.smpp.connection import (
-    NEED_DATA,
-    ConnectionClosed,
     PduRejected,
-    RemoteProtocolError,
-    ResponseReceived,
-    SmppConnection,
-    State,
 )
 from ussd.smpp.constants import CommandId, CommandStatus, Tag, UssdServiceOp, status_name
 from ussd.smpp.pdu import (
-    BindTransceiver,
-    DeliverSm,
-    EnquireLink,
     ItsSessionInfo,
+    LocalProtocolError,
+    Pdu,
     SubmitSm,
     Unbind,
     encode_pdu,
@@ -59,6 +55,7 @@ from ussd.smpp.pdu import (
     response_to,
     ussd_tlvs,
 )
+from ussd.smpp.ussd import MAX_ASSIGNED_SESSION, SEQUENCE_MODULO
 
 Mode = Literal["ussd", "submit", "submit-ussd"]
 MODES: tuple[Mode, ...] = ("ussd", "submit", "submit-ussd")
@@ -70,14 +67,11 @@ _SUBMIT_SM_RESP = int(CommandId.SUBMIT_SM_RESP)
 _DELIVER_SM = int(CommandId.DELIVER_SM)
 _DELIVER_SM_RESP = int(CommandId.DELIVER_SM_RESP)
 _GENERIC_NACK = int(CommandId.GENERIC_NACK)
+_STEP_ANSWERS = frozenset({_SUBMIT_SM_RESP, _GENERIC_NACK})
 _OP_TAG = int(Tag.USSD_SERVICE_OP)
 _SESSION_TAG = int(Tag.ITS_SESSION_INFO)
 _USSR_REQUEST = int(UssdServiceOp.USSR_REQUEST)  # 2: continue, a reply is expected
 _PSSR_RESPONSE = int(UssdServiceOp.PSSR_RESPONSE)  # 17: end of dialog
-# SMPP 3.4 §5.3.2.43: session numbers 1..127 and sequence numbers 0..63 keep both octets of
-# its_session_info below 0x80 (ussd/smpp/ussd.py explains which peers need that).
-_MAX_SESSION = 127
-_SEQUENCE_MODULO = 64
 PROGRESS_INTERVAL = 0.25  # seconds between progress lines (at most 4 a second)
 TICK = 0.05  # timeout checks and end-of-run checks
 BIND_WAIT = 5.0  # seconds to connect and bind one transceiver
@@ -364,6 +358,7 @@ class _Sub:
         "key",
         "peer",
         "sched",
+        "seq",
         "session",
         "step",
         "templates",
@@ -381,7 +376,18 @@ class _Sub:
         self.journey_sched = 0.0
         self.session = 0
         self.gen = 0  # bumps on every send: stale timeouts and answers are ignored
+        self.seq = 0  # sequence_number of the step in flight
         self.waiting = False  # a step is in flight
+
+
+def ussd_octet2(step: int, end: bool) -> int:
+    """its_session_info octet 2 of our submit_sm for journey step `step` (0: the dial).
+
+    Every PDU of the dialog counts, both ways, from 0 (SMPP 3.4 §5.3.2.43), and one screen
+    answers each step, so ours are 0, 2, 4 … modulo SEQUENCE_MODULO, shifted left past the
+    end bit: the numbering of ussd/smpp/ussd.py's HarnessDialog (tests/test_load.py).
+    """
+    return ((2 * step) % SEQUENCE_MODULO) << 1 | end
 
 
 def _templates(sub: _Sub, journey: tuple[JourneyStep, ...], mode: Mode) -> list[bytearray]:
@@ -429,9 +435,23 @@ def _templates(sub: _Sub, journey: tuple[JourneyStep, ...], mode: Mode) -> list[
     return out
 
 
-def _screen(buf: bytearray, pos: int, end: int) -> tuple[bytes, int, int]:
-    """(destination_addr, ussd_service_op or -1, its_session_info session or -1) of a
-    deliver_sm at buf[pos:end] (SMPP 3.4 §4.6.1); ValueError/IndexError when malformed."""
+def patch_submit_sm(template: bytearray, seq: int, session: int, octet2: int) -> bytes:
+    """A pre-encoded submit_sm with its sequence_number (SMPP 3.4 §3.2) and, when octet2 >= 0,
+    its_session_info (§5.3.2.43, the last TLV of every template) set: what encode_pdu()
+    would give for the same PDU with those values (tests/test_load.py proves it)."""
+    template[12:16] = _SEQ.pack(seq)
+    if octet2 >= 0:
+        template[-2] = session
+        template[-1] = octet2
+    return bytes(template)
+
+
+def peek_deliver_sm(buf: bytes | bytearray, pos: int, end: int) -> tuple[bytes, int, int]:
+    """(destination_addr, ussd_service_op or -1, its_session_info session or -1) of the
+    deliver_sm at buf[pos:end], read at fixed offsets (SMPP 3.4 §4.6.1) without building a
+    PDU; the first occurrence of a TLV counts, as in the typed accessors. ValueError or
+    IndexError when malformed. Wherever decode_pdu() accepts the PDU the two agree
+    (tests/test_load.py); the load generator hands anything else to the full decoder."""
     index = buf.index
     p = index(0, pos + 16, end) + 3  # service_type, source TON, NPI
     p = index(0, p, end) + 3  # source_addr, dest TON, NPI
@@ -439,6 +459,8 @@ def _screen(buf: bytearray, pos: int, end: int) -> tuple[bytes, int, int]:
     dest = bytes(buf[p:q])
     p = index(0, q + 4, end) + 1  # esm_class, protocol_id, priority_flag; schedule
     p = index(0, p, end) + 6  # validity; registered_delivery .. sm_default_msg_id, sm_length
+    if p > end:
+        raise ValueError("sm_length past the end")
     p += buf[p - 1]  # short_message
     if p > end:
         raise ValueError("short_message past the end")
@@ -447,44 +469,38 @@ def _screen(buf: bytearray, pos: int, end: int) -> tuple[bytes, int, int]:
     while p + 4 <= end:
         tag, length = unpack(buf, p)
         p += 4
+        if p + length > end:
+            raise ValueError("TLV past the end")
         if tag == _OP_TAG and length == 1 and op < 0:
             op = buf[p]
         elif tag == _SESSION_TAG and length == 2 and session < 0:
             session = buf[p]
         p += length
+    if p != end:
+        raise ValueError("trailing octets after the TLVs")
     return dest, op, session
 
 
-class _Bind(asyncio.Protocol):
-    """One transceiver: hand-framed hot path, SmppConnection for everything else."""
+class _Bind(Esme):
+    """One transceiver: the shared ESME client (sim/esme.py), plus a hand-framed fast lane
+    for the run's own traffic: submit_sm from templates (patch_submit_sm), and its
+    submit_sm_resp, generic_nack and USSD deliver_sm read by header and peek_deliver_sm.
+    Everything else (bind, unbind, enquire_link, anything unexpected or malformed) goes
+    through the connection's state machine (SMPP 3.4 §2.3)."""
 
     def __init__(self, runner: _Runner, index: int) -> None:
+        # The connection's window and deadlines cover what goes through it (bind, unbind,
+        # enquire_link); the fast lane's steps are paced and timed by the runner.
+        super().__init__(response_timeout=runner.options.timeout, clock=runner.now)
         self.runner = runner
         self.index = index
-        self.conn = SmppConnection(
-            "client", enquire_link_interval=None, response_timeout=runner.options.timeout
-        )
-        self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
-        self.out: list[bytes] = []
         self.in_flight: dict[int, tuple[_Sub, int]] = {}  # submit_sm seq -> (subscriber, gen)
         self.active: dict[bytes, _Sub] = {}  # MSISDN -> subscriber waiting for a screen
-        self.bound = False
-        self.closed: str | None = None
-        self.bind_resp: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.unbound: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.bound = False  # set once bind_transceiver_resp said ESME_ROK
+        self.why: str | None = None  # the target unbound or broke the protocol
 
-    # asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            import socket
-
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # the fast lane
 
     def data_received(self, data: bytes) -> None:
         runner = self.runner
@@ -492,115 +508,67 @@ class _Bind(asyncio.Protocol):
         buf += data
         n = len(buf)
         pos = 0
-        now = time.perf_counter()
-        out = self.out
+        now = runner.now()
+        out = self._out
         unpack = _HEADER.unpack_from
-        bound = self.bound
+        in_flight = self.in_flight
+        fast = self.bound  # stays set through the unbind: late answers still count
         while n - pos >= 16:
             length, cid, status, seq = unpack(buf, pos)
             if length < 16 or length > self.conn.max_pdu_size:
-                self._slow(bytes(buf[pos:]), now)  # framing broken: the core says how
+                self.receive(bytes(buf[pos:]))  # framing broken: the core says how
                 pos = n
                 break
             if n - pos < length:
                 break
             end = pos + length
-            if bound and cid == _SUBMIT_SM_RESP:
-                entry = self.in_flight.pop(seq, None)
-                if entry is not None:
-                    runner.on_submit_resp(self, entry[0], entry[1], status, now)
-            elif bound and cid == _DELIVER_SM:
+            entry = in_flight.pop(seq, None) if fast and cid in _STEP_ANSWERS else None
+            if entry is not None:
+                # submit_sm_resp, or generic_nack (SMPP 3.4 §4.3) for one of our steps.
+                if cid == _GENERIC_NACK and not status:
+                    status = CommandStatus.ESME_RINVCMDID
+                runner.on_submit_resp(self, entry[0], entry[1], status, now)
+            elif fast and cid == _DELIVER_SM:
                 try:
-                    dest, op, session = _screen(buf, pos, end)
+                    dest, op, session = peek_deliver_sm(buf, pos, end)
                 except (ValueError, IndexError):
-                    self._slow(bytes(buf[pos:end]), now)
+                    self.receive(bytes(buf[pos:end]))
                 else:
                     out.append(_HEADER.pack(17, _DELIVER_SM_RESP, 0, seq) + b"\x00")
                     if op >= 0:
                         sub = self.active.get(dest)
                         if sub is not None and (session < 0 or session == sub.session):
                             runner.on_screen(self, sub, op, now)
-            elif bound and cid == _GENERIC_NACK and seq in self.in_flight:
-                sub, gen = self.in_flight.pop(seq)
-                runner.on_submit_resp(self, sub, gen, status or CommandStatus.ESME_RINVCMDID, now)
             else:
-                self._slow(bytes(buf[pos:end]), now)
-                bound = self.bound
+                self.receive(bytes(buf[pos:end]))
             pos = end
         if pos:
             del buf[:pos]
-        self.flush()
+        self.transmit()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.closed is None:
-            self.closed = "connection lost" if exc is None else f"connection lost: {exc}"
-        self.transport = None
-        if not self.bind_resp.done():
-            self.bind_resp.set_exception(ConnectionError(self.closed))
-        if not self.unbound.done():
-            self.unbound.set_result(None)
-        self.runner.on_disconnect(self)
-
-    # output
-
-    def flush(self) -> None:
-        out = self.out
-        if out:
-            if self.transport is not None:
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-            out.clear()
-
-    def send_step(self, sub: _Sub, tpl: bytearray, session_octets: int) -> None:
+    def send_step(self, sub: _Sub, template: bytearray, session_octet2: int) -> None:
+        """Queue one step's submit_sm; the runner's flush() transmits the batch."""
         seq = self.conn.allocate_sequence()
-        tpl[12:16] = _SEQ.pack(seq)
-        if session_octets >= 0:
-            tpl[-2] = sub.session
-            tpl[-1] = session_octets
+        sub.seq = seq
         self.in_flight[seq] = (sub, sub.gen)
-        self.out.append(bytes(tpl))
+        self._out.append(patch_submit_sm(template, seq, sub.session, session_octet2))
 
-    # the slow path: the sans-IO core (SMPP 3.4 §2.3 rules)
+    def forget(self, sub: _Sub) -> None:
+        """The step timed out: a late answer to it is ignored like any stray response."""
+        self.in_flight.pop(sub.seq, None)
 
-    def send_pdu(self, pdu: Any) -> None:
-        data = self.conn.send(pdu, time.monotonic())
-        if self.transport is not None:
-            self.transport.write(data)
+    # the client's hooks
 
-    def _slow(self, data: bytes, now: float) -> None:
-        conn = self.conn
-        conn.receive_data(data, now)
-        while True:
-            event = conn.next_event()
-            if event is NEED_DATA:
-                return
-            if isinstance(event, ResponseReceived):
-                cid = event.request.command_id
-                if cid == CommandId.BIND_TRANSCEIVER:
-                    self.bound = event.response.command_status == 0
-                    if not self.bind_resp.done():
-                        self.bind_resp.set_result(event.response.command_status)
-                elif cid == CommandId.UNBIND and not self.unbound.done():
-                    self.unbound.set_result(None)
-            elif isinstance(event, EnquireLink | DeliverSm):
-                self.out.append(conn.send(response_to(event)))
-            elif isinstance(event, Unbind):
-                self.out.append(conn.send(response_to(event)))
-                self.closed = "the target unbound"
-            elif isinstance(event, PduRejected):
-                self.out.append(conn.send(event.response))
-                self.runner.count_error(f"rejected:{status_name(event.status)}")
-            elif isinstance(event, RemoteProtocolError):
-                if event.response is not None:
-                    self.out.append(event.response.encode())
-                self.closed = f"protocol error: {event.reason}"
-            elif isinstance(event, ConnectionClosed):
-                if self.closed is None:
-                    self.closed = event.reason
-                self.flush()
-                if self.transport is not None:
-                    self.transport.close()
-                return
-            # PduIgnored (a stray response) needs nothing.
+    def request_received(self, pdu: Pdu) -> Pdu | None:
+        if isinstance(pdu, Unbind):
+            self.why = "the target unbound"
+        return response_to(pdu)
+
+    def request_rejected(self, event: PduRejected) -> None:
+        self.runner.count_error(f"rejected:{status_name(event.status)}")
+
+    def closed_with(self, reason: str) -> None:
+        self.runner.on_disconnect(self)
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -662,7 +630,7 @@ class _Runner:
         sub.bind = bind
         sub.step = 0
         sub.journey_sched = sched
-        sub.session = sub.session % _MAX_SESSION + 1
+        sub.session = sub.session % MAX_ASSIGNED_SESSION + 1
         if sub.templates is None:
             sub.templates = _templates(sub, self.journey, self.mode)
         self._send(sub, bind, sched)
@@ -672,12 +640,9 @@ class _Runner:
         step = self.journey[sub.step]
         assert sub.templates is not None
         tpl = sub.templates[sub.step]
-        if self.mode == "submit":
-            octets = -1
-        else:
-            # SMPP 3.4 §5.3.2.43: our PDUs are numbered 0, 2, 4 … in the dialog; release
-            # carries the end bit.
-            octets = ((2 * sub.step) % _SEQUENCE_MODULO) << 1 | (step.kind == "release")
+        # its_session_info octet 2 (SMPP 3.4 §5.3.2.43), numbered as the gateway numbers it:
+        # every PDU of the dialog counts, one screen answers each step (ussd_octet2).
+        octets = -1 if self.mode == "submit" else ussd_octet2(sub.step, step.kind == "release")
         sub.sched = sched
         sub.gen += 1
         sub.waiting = True
@@ -772,13 +737,14 @@ class _Runner:
         while deadlines and deadlines[0][0] <= now:
             _, sub, gen = deadlines.popleft()
             if sub.waiting and sub.gen == gen and sub.bind is not None:
+                sub.bind.forget(sub)
                 self._fail(sub, sub.bind, "timeout", now)
         self.flush()
 
     def flush(self) -> None:
         if self.dirty:
             for bind in self.dirty:
-                bind.flush()
+                bind.transmit()
             self.dirty.clear()
 
     # the models
@@ -825,49 +791,32 @@ class _Runner:
 
 async def _connect(runner: _Runner, index: int) -> _Bind:
     options = runner.options
-    loop = asyncio.get_running_loop()
+    host, port = options.target.host, options.target.port
     try:
-        _, bind = await asyncio.wait_for(
-            loop.create_connection(
-                lambda: _Bind(runner, index), options.target.host, options.target.port
-            ),
-            BIND_WAIT,
-        )
+        bind = await connect(lambda: _Bind(runner, index), host, port, BIND_WAIT)
     except (OSError, TimeoutError) as exc:
         raise LoadError(
-            f"cannot connect to {options.target.host}:{options.target.port}: "
+            f"cannot connect to {host}:{port}: "
             f"{getattr(exc, 'strerror', None) or exc or 'timed out'}"
         ) from None
-    bind.send_pdu(
-        BindTransceiver(
-            system_id=options.target.system_id,
-            password=options.target.password,
-            system_type="LOAD",
-        )
-    )
     try:
-        status = await asyncio.wait_for(bind.bind_resp, BIND_WAIT)
-    except (ConnectionError, TimeoutError) as exc:
-        if bind.transport is not None:
-            bind.transport.close()
+        await asyncio.wait_for(
+            bind.bind(options.target.system_id, options.target.password, system_type="LOAD"),
+            BIND_WAIT,
+        )
+    except BindRefused as exc:
+        bind.disconnect()
+        raise LoadError(f"bind_transceiver refused: {status_name(exc.status)}") from None
+    except (ConnectionError, TimeoutError, LocalProtocolError) as exc:
+        bind.disconnect()
         why = str(exc) or f"no valid bind_transceiver_resp within {BIND_WAIT:g} s"
         raise LoadError(f"bind_transceiver failed: {why}") from None
-    if status != CommandStatus.ESME_ROK:
-        if bind.transport is not None:
-            bind.transport.close()
-        raise LoadError(f"bind_transceiver refused: {status_name(status)}")
+    bind.bound = True
     return bind
 
 
 async def _unbind(bind: _Bind) -> None:
-    if bind.transport is None:
-        return
-    with contextlib.suppress(Exception):
-        if bind.conn.state is State.BOUND_TRX:
-            bind.send_pdu(Unbind())
-            await asyncio.wait_for(asyncio.shield(bind.unbound), 1.0)
-    if bind.transport is not None:
-        bind.transport.close()
+    await bind.unbind(1.0)
 
 
 async def run_load(options: LoadOptions, progress: TextIO | None = None) -> Report:

@@ -9,18 +9,32 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.peer import bare_smsc, null_smsc
 from sim import load
 from sim.scenario import load as load_scenarios
 from tests.conftest import make_config
+from tests.smpp.helpers import FakeSmsc
 from ussd import cli
 from ussd.clock import SimulatedClock
 from ussd.runtime import Gateway
+from ussd.smpp.constants import Tag, UssdServiceOp
+from ussd.smpp.pdu import (
+    DecodeError,
+    DeliverSm,
+    ItsSessionInfo,
+    SubmitSm,
+    decode_pdu,
+    encode_pdu,
+)
 from ussd.smpp.server import SmppServer
+from ussd.smpp.ussd import MAX_ASSIGNED_SESSION, Action, HarnessDialog, UssdRequest, screen_pdu
 
 BALANCE = """
 name: Balance
@@ -316,3 +330,190 @@ async def test_bare_smsc_on_our_smpp_layer_answers_submit() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+# -- the fast lane's codec functions agree with the full codec -------------------------------
+
+_TAGS = st.sampled_from([Tag.USSD_SERVICE_OP, Tag.ITS_SESSION_INFO, Tag.USER_MESSAGE_REFERENCE])
+_ADDR = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20)
+
+
+@st.composite
+def _tlv(draw: st.DrawFn) -> tuple[int, bytes]:
+    tag = draw(st.one_of(_TAGS, st.integers(0x1400, 0x14FF)))
+    size = {Tag.USSD_SERVICE_OP: 1, Tag.ITS_SESSION_INFO: 2, Tag.USER_MESSAGE_REFERENCE: 2}
+    return tag, draw(st.binary(min_size=size.get(tag, 0), max_size=size.get(tag, 6)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seq=st.integers(1, 0x7FFFFFFF),
+    service_type=st.sampled_from(["", "USSD", "CMT"]),
+    source=_ADDR,
+    dest=_ADDR,
+    esm_class=st.sampled_from([0, 0x04, 0x40]),
+    coding=st.sampled_from([0, 8, 15, 72]),
+    message=st.binary(max_size=254),
+    tlvs=st.lists(_tlv(), max_size=5),
+)
+def test_peek_deliver_sm_agrees_with_decode_pdu(
+    seq: int,
+    service_type: str,
+    source: str,
+    dest: str,
+    esm_class: int,
+    coding: int,
+    message: bytes,
+    tlvs: list[tuple[int, bytes]],
+) -> None:
+    data = encode_pdu(
+        DeliverSm(
+            sequence_number=seq,
+            service_type=service_type,
+            source_addr=source,
+            destination_addr=dest,
+            esm_class=esm_class,
+            data_coding=coding,
+            short_message=message,
+            tlvs=tuple(tlvs),
+        )
+    )
+    _agree(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(max_size=200),
+    end=st.booleans(),
+    session=st.integers(0, 255),
+    number=st.integers(0, 127),
+    umr=st.none() | st.integers(0, 0xFFFF),
+    code=st.sampled_from(["100", "111", "*123456789012345678901#", "да"]),
+)
+def test_peek_deliver_sm_reads_every_gateway_screen(
+    text: str, end: bool, session: int, number: int, umr: int | None, code: str
+) -> None:
+    """The screens the gateway writes (ussd/smpp/ussd.py screen_pdu), long UCS-2 ones too."""
+    info = ItsSessionInfo(session, number, end)
+    _agree(encode_pdu(screen_pdu(7, "79161234567", code, text, end, info, umr)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_peek_deliver_sm_never_disagrees_on_damaged_pdus(data: st.DataObject) -> None:
+    """Bytes flipped inside a screen: whatever decode_pdu still accepts, peek reads the same
+    (or hands it to the full decoder by raising)."""
+    info = ItsSessionInfo(5, 1, False)
+    raw = bytearray(encode_pdu(screen_pdu(3, "79161234567", "100", "Balance", False, info, None)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(16, len(raw) - 1))
+        raw[at] = data.draw(st.integers(0, 255))
+    try:
+        pdu = decode_pdu(bytes(raw))
+    except DecodeError:
+        return
+    try:
+        got = load.peek_deliver_sm(raw, 0, len(raw))
+    except (ValueError, IndexError):
+        return
+    assert isinstance(pdu, DeliverSm)
+    assert got == _expected(pdu)
+
+
+def _expected(pdu: DeliverSm) -> tuple[bytes, int, int]:
+    op = pdu.ussd_service_op
+    info = pdu.its_session_info
+    return (
+        pdu.destination_addr.encode("latin-1"),
+        -1 if op is None else op,
+        -1 if info is None else info.session_number,
+    )
+
+
+def _agree(data: bytes) -> None:
+    pdu = decode_pdu(data)
+    assert isinstance(pdu, DeliverSm)
+    padded = b"junk" + data + b"more"  # peek reads a slice of a larger buffer
+    assert load.peek_deliver_sm(bytearray(padded), 4, 4 + len(data)) == _expected(pdu)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    mode=st.sampled_from(["ussd", "submit"]),
+    step=st.integers(0, 2),
+    seq=st.integers(1, 0x7FFFFFFF),
+    session=st.integers(1, MAX_ASSIGNED_SESSION),
+)
+def test_patch_submit_sm_equals_encode_pdu(
+    mode: load.Mode, step: int, seq: int, session: int
+) -> None:
+    steps = (
+        load.submit_journey("submit")
+        if mode == "submit"
+        else (
+            load.JourneyStep("dial", "*111#", "dial", True),
+            load.JourneyStep("reply", "3", "reply #1", True),
+            load.JourneyStep("release", "", "release", False),
+        )
+    )
+    step = min(step, len(steps) - 1)
+    sub = load._Sub("79900000001", "79900000002")
+    template = load._templates(sub, steps, mode)[step]
+    release = steps[step].kind == "release"
+    octet2 = -1 if mode == "submit" else load.ussd_octet2(step, release)
+    patched = load.patch_submit_sm(template, seq, session, octet2)
+    pdu = decode_pdu(patched)
+    assert isinstance(pdu, SubmitSm) and pdu.sequence_number == seq
+    if mode != "submit":
+        assert pdu.its_session_info == ItsSessionInfo(session, (2 * step) % 64, release)
+        tlvs = tuple(
+            (t, ItsSessionInfo(session, (2 * step) % 64, release).to_bytes())
+            if t == Tag.ITS_SESSION_INFO
+            else (t, v)
+            for t, v in pdu.tlvs
+        )
+        pdu = replace(pdu, tlvs=tlvs)
+    assert encode_pdu(pdu) == patched
+
+
+@pytest.mark.parametrize("steps", [1, 3, 40])
+def test_ussd_octet2_numbers_like_the_gateway(steps: int) -> None:
+    """One numbering of its_session_info: the generator's matches HarnessDialog's."""
+    dialog = HarnessDialog("79900000001", "s", None, 9, pdus=0)
+    screen = UssdRequest(Action.REPLY, UssdServiceOp.USSR_CONFIRM, None, None)
+    for step in range(steps):
+        end = step == steps - 1
+        assert load.ussd_octet2(step, end) == dialog.next_info(end).to_bytes()[1]
+        dialog.harness_pdu(screen)  # the screen that answers it
+
+
+async def test_unanswered_steps_time_out_and_leave_nothing_behind() -> None:
+    """An SMSC that never answers: every step is a timeout, and none stays in flight."""
+    smsc = await FakeSmsc().start()
+    smsc.answering = False
+    seen: list[load._Bind] = []
+    real = load._connect
+
+    async def spy(runner: load._Runner, index: int) -> load._Bind:
+        bind = await real(runner, index)
+        seen.append(bind)
+        return bind
+
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(load, "_connect", spy)
+            report = await load.run_load(
+                options(
+                    smsc.address[1],
+                    load.submit_journey("submit-ussd"),
+                    mode="submit-ussd",
+                    concurrency=4,
+                    duration=0.3,
+                    timeout=0.05,
+                )
+            )
+    finally:
+        await smsc.stop()
+    assert report.errors.get("timeout", 0) > 4  # users kept sending after timeouts
+    assert set(report.errors) == {"timeout"}
+    assert seen and all(not bind.in_flight for bind in seen)
