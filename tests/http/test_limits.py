@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
@@ -94,6 +95,9 @@ async def test_connections_over_the_cap_get_503_and_close(limited: HttpServer) -
     writer.write(GET)
     assert (await _response(reader))[0] == 200
     writer.close()
+    # Counted for Prometheus too.
+    async with aiohttp.ClientSession() as client, client.get(f"{limited.url}/metrics") as r:
+        assert "ussd_http_connections_refused_total 1.0" in await r.text()
 
 
 async def test_connection_limit_is_logged_once_per_episode(limited: HttpServer) -> None:

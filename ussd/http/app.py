@@ -177,6 +177,7 @@ async def start_http(gateway: Gateway, host: str = "127.0.0.1", port: int = 0) -
         max_connections=cfg.max_connections,
         head_timeout=cfg.request_timeout,
         handler_args=handler_args,
+        on_refused=metrics_mod.for_gateway(gateway).http_connection_refused,
     )
     site = Site(runner, host, port, connections)
     await site.start()

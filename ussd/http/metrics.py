@@ -84,6 +84,11 @@ class Metrics:
         self.websockets = Gauge(
             "ussd_http_websockets", "Handset event WebSockets open now", registry=r
         )
+        self.http_connections_refused = Counter(
+            "ussd_http_connections_refused",
+            "HTTP connections answered 503 and closed, over http.max_connections",
+            registry=r,
+        )
         # Sessions started and not yet ended (one-shot dialogs pass through in one call).
         self._open: set[str] = set()
         # Every label value exists from the start, so rate() sees the first increment. The
@@ -152,6 +157,10 @@ class Metrics:
     def http_request(self, route: str, status: int) -> None:
         """Count one HTTP request by its route pattern (not the raw path: bounded labels)."""
         self.http_requests.labels(route=route, status=str(status)).inc()
+
+    def http_connection_refused(self) -> None:
+        """A TCP connection to the HTTP port got 503 and was closed (http.max_connections)."""
+        self.http_connections_refused.inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -126,8 +127,10 @@ class Connections:
         max_connections: int,
         head_timeout: float,
         handler_args: dict[str, Any],
+        on_refused: Callable[[], None] = lambda: None,
     ) -> None:
         self._server = server
+        self._on_refused = on_refused
         self._max = max_connections
         self._head_timeout = head_timeout
         self._args = handler_args
@@ -149,6 +152,7 @@ class Connections:
                 self._server, loop=self._loop, head_timeout=self._head_timeout, **self._args
             )
         self.refused += 1
+        self._on_refused()
         if not self._full:
             self._full = True  # one line per episode, not one per refused client
             _log.warning("http_connection_limit", max_connections=self._max)
