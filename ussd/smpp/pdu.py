@@ -1,6 +1,6 @@
 """SMPP 3.4 PDU codec: frozen dataclasses <-> wire bytes, and short_message text codings.
 
-Why a codec of our own: aiosmpplib (a dependency, and an interop peer in the tests) models the
+Why a codec of our own: aiosmpplib (an interop peer in the tests, a test dependency) models the
 common PDUs correctly and its constants and GSM 03.38 table are right (the tests use them as an
 oracle), but it types every TLV it does not know as an ASCII string. ussd_service_op and
 its_session_info fall in that bucket, so op 0 decodes as '', any octet >= 0x80 raises, and
