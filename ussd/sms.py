@@ -77,6 +77,13 @@ class SmsCentre:
         now = self.clock.now()
         return [s for s in self.store.queued_sms(lambda m: covered(m, prefixes)) if s.expires > now]
 
+    def queued_after(self, after: int, limit: int) -> list[Sms]:
+        """One step of a drain: up to `limit` queued SMS with id > after, in id order.
+
+        Expired ones may be among them until tick() runs; the caller skips those.
+        """
+        return self.store.queued_sms_after(after, limit)
+
     def mark_delivered(self, sms_id: int) -> Sms | None:
         """Record delivery (SMPP deliver_sm_resp OK, or shown on a handset)."""
         sms = self.store.set_sms_state(sms_id, SmsState.DELIVERED, self.clock.now())
@@ -84,6 +91,14 @@ class SmsCentre:
             _log.info("sms_delivered", msisdn=sms.recipient, sms_id=sms.id)
             self.bus.emit(SmsStateChanged(sms.recipient, sms))
         return sms
+
+    def mark_delivered_many(self, sms_ids: Sequence[int]) -> list[Sms]:
+        """mark_delivered for several SMS in one transaction (a window acknowledged at once)."""
+        delivered = self.store.mark_sms_delivered(sms_ids, self.clock.now())
+        for sms in delivered:
+            _log.info("sms_delivered", msisdn=sms.recipient, sms_id=sms.id)
+            self.bus.emit(SmsStateChanged(sms.recipient, sms))
+        return delivered
 
     def next_deadline(self) -> float | None:
         """When the next queued SMS (or incomplete concatenated set) runs out of validity."""

@@ -136,6 +136,35 @@ MIGRATIONS: list[str] = [
         now REAL NOT NULL
     );
     """,
+    # 6: the store-and-forward drain reads the queue in id order from a cursor
+    # (Store.queued_sms_after): a partial index holds the queued SMS only. Receipts become one
+    # per acknowledged submit_sm (SMPP 3.4 §5.2.17): each part of a concatenated MO SMS that
+    # asked for one is owed its own, so a receipt has an id of its own and sms_id repeats.
+    """
+    CREATE INDEX sms_queued ON sms (id) WHERE state = 'queued';
+    CREATE TABLE receipts_by_part (
+        id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+        sms_id              INTEGER NOT NULL REFERENCES sms (id),
+        system_id           TEXT NOT NULL,
+        message_id          TEXT NOT NULL,
+        source_addr         TEXT NOT NULL,
+        dest_addr           TEXT NOT NULL,
+        submitted           REAL NOT NULL,
+        registered_delivery INTEGER NOT NULL,
+        state               TEXT NOT NULL,
+        final_state         TEXT,
+        done                REAL,
+        attempts            INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO receipts_by_part (sms_id, system_id, message_id, source_addr, dest_addr,
+        submitted, registered_delivery, state, final_state, done, attempts)
+        SELECT sms_id, system_id, message_id, source_addr, dest_addr, submitted,
+        registered_delivery, state, final_state, done, attempts FROM receipts ORDER BY sms_id;
+    DROP TABLE receipts;
+    ALTER TABLE receipts_by_part RENAME TO receipts;
+    CREATE INDEX receipts_due ON receipts (state, system_id);
+    CREATE INDEX receipts_by_sms ON receipts (sms_id);
+    """,
 ]
 
 # Seconds during which a cached subscriber is trusted without asking SQLite whether another
@@ -225,8 +254,12 @@ class ReceiptState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """A delivery receipt owed for MO SMS `sms_id` to SMPP system `system_id`."""
+    """A delivery receipt owed for MO SMS `sms_id` to SMPP system `system_id`.
 
+    One per submit_sm that asked for it: the parts of a concatenated SMS share `sms_id`.
+    """
+
+    id: int
     sms_id: int
     system_id: str
     message_id: str
@@ -242,25 +275,26 @@ class Receipt:
 
 
 _RECEIPT_COLUMNS = (
-    "r.sms_id, r.system_id, r.message_id, r.source_addr, r.dest_addr, r.submitted, "
+    "r.id, r.sms_id, r.system_id, r.message_id, r.source_addr, r.dest_addr, r.submitted, "
     "r.registered_delivery, r.state, r.final_state, r.done, r.attempts, COALESCE(s.text, '')"
 )
 
 
 def _receipt(row: tuple[Any, ...]) -> Receipt:
     return Receipt(
-        sms_id=row[0],
-        system_id=row[1],
-        message_id=row[2],
-        source_addr=row[3],
-        dest_addr=row[4],
-        submitted=row[5],
-        registered_delivery=row[6],
-        state=ReceiptState(row[7]),
-        final_state=SmsState(row[8]) if row[8] is not None else None,
-        done=row[9],
-        attempts=row[10],
-        text=row[11],
+        id=row[0],
+        sms_id=row[1],
+        system_id=row[2],
+        message_id=row[3],
+        source_addr=row[4],
+        dest_addr=row[5],
+        submitted=row[6],
+        registered_delivery=row[7],
+        state=ReceiptState(row[8]),
+        final_state=SmsState(row[9]) if row[9] is not None else None,
+        done=row[10],
+        attempts=row[11],
+        text=row[12],
     )
 
 
@@ -692,6 +726,20 @@ class Store:
         found = [_sms(r) for r in rows]
         return [s for s in found if accept is None or accept(s.recipient)]
 
+    def queued_sms_after(self, after: int, limit: int) -> list[Sms]:
+        """Up to `limit` queued SMS with id > after, in id order (one step of a drain).
+
+        The partial index `sms_queued` (migration 6; its WHERE needs the literal 'queued') makes
+        a step cost its rows, not the size of the queue or of the delivered history; left to
+        itself the planner picks `sms_by_state` and sorts the whole queue on every step.
+        """
+        rows = self.db.execute(
+            f"SELECT {_SMS_COLUMNS} FROM sms INDEXED BY sms_queued "
+            "WHERE state = 'queued' AND id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return [_sms(r) for r in rows]
+
     def set_sms_state(self, sms_id: int, state: SmsState, now: float) -> Sms | None:
         """Move a queued SMS to delivered/expired; None when it was not queued."""
         with self.transaction() as db:
@@ -708,6 +756,37 @@ class Store:
                 return None
             self._receipts_due(db, "sms_id = ?", (sms_id,), state, now)
         return self.sms(sms_id)
+
+    def mark_sms_delivered(self, sms_ids: Sequence[int], now: float) -> list[Sms]:
+        """Move queued SMS to delivered in ONE transaction; returns those that were queued.
+
+        A drain acknowledges a window of SMS per read from the socket: one commit for them
+        all instead of one each (the commit was most of the cost of a delivery).
+        """
+        if not sms_ids:
+            return []
+        done: list[int] = []
+        with self.transaction() as db:
+            for sms_id in sms_ids:
+                cur = db.execute(
+                    "UPDATE sms SET state = ?, delivered = ? WHERE id = ? AND state = ?",
+                    (SmsState.DELIVERED.value, now, sms_id, SmsState.QUEUED.value),
+                )
+                if cur.rowcount:
+                    done.append(sms_id)
+            for start in range(0, len(done), 500):  # SQLite's bound-parameter limit
+                chunk = done[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                self._receipts_due(db, f"sms_id IN ({marks})", chunk, SmsState.DELIVERED, now)
+        found: list[Sms] = []
+        for start in range(0, len(done), 500):
+            chunk = done[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT {_SMS_COLUMNS} FROM sms WHERE id IN ({marks}) ORDER BY id", chunk
+            )
+            found.extend(_sms(r) for r in rows)
+        return found
 
     def expire_sms(self, now: float) -> list[Sms]:
         """Expire queued SMS whose validity has passed; returns them."""
@@ -741,10 +820,10 @@ class Store:
         message_id: str,
         source_addr: str,
         registered_delivery: int,
-    ) -> None:
+    ) -> int:
         """Record a receipt owed for `sms`; call in the transaction that queues the SMS."""
         with self.transaction() as db:
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO receipts (sms_id, system_id, message_id, source_addr, dest_addr, "
                 "submitted, registered_delivery, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -758,6 +837,8 @@ class Store:
                     ReceiptState.WAITING.value,
                 ),
             )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
 
     def _receipts_due(
         self, db: sqlite3.Connection, where: str, params: Sequence[Any], state: SmsState, now: float
@@ -769,36 +850,42 @@ class Store:
         )
 
     def receipt(self, sms_id: int) -> Receipt | None:
-        row = self.db.execute(
+        """The first receipt owed for an SMS (a concatenated one may owe more: receipts_of)."""
+        receipts = self.receipts_of(sms_id)
+        return receipts[0] if receipts else None
+
+    def receipts_of(self, sms_id: int) -> list[Receipt]:
+        """Every receipt owed for an SMS, in the order their submit_sm were acknowledged."""
+        rows = self.db.execute(
             f"SELECT {_RECEIPT_COLUMNS} FROM receipts r LEFT JOIN sms s ON s.id = r.sms_id "
-            "WHERE r.sms_id = ?",
+            "WHERE r.sms_id = ? ORDER BY r.id",
             (sms_id,),
-        ).fetchone()
-        return _receipt(row) if row else None
+        )
+        return [_receipt(r) for r in rows]
 
     def due_receipts(self, system_id: str) -> list[Receipt]:
         """Receipts for system_id whose SMS was delivered or expired, oldest first."""
         rows = self.db.execute(
             f"SELECT {_RECEIPT_COLUMNS} FROM receipts r LEFT JOIN sms s ON s.id = r.sms_id "
-            "WHERE r.state = ? AND r.system_id = ? ORDER BY r.sms_id",
+            "WHERE r.state = ? AND r.system_id = ? ORDER BY r.id",
             (ReceiptState.DUE.value, system_id),
         )
         return [_receipt(r) for r in rows]
 
-    def set_receipt_state(self, sms_id: int, state: ReceiptState) -> bool:
+    def set_receipt_state(self, receipt_id: int, state: ReceiptState) -> bool:
         """Close a due receipt (sent, skipped, refused); False when it was not due."""
         with self.transaction() as db:
             cur = db.execute(
-                "UPDATE receipts SET state = ? WHERE sms_id = ? AND state = ?",
-                (state.value, sms_id, ReceiptState.DUE.value),
+                "UPDATE receipts SET state = ? WHERE id = ? AND state = ?",
+                (state.value, receipt_id, ReceiptState.DUE.value),
             )
             return cur.rowcount > 0
 
-    def count_receipt_refusal(self, sms_id: int) -> int:
+    def count_receipt_refusal(self, receipt_id: int) -> int:
         """One more refusal of a receipt by the harness; returns the count so far."""
         with self.transaction() as db:
-            db.execute("UPDATE receipts SET attempts = attempts + 1 WHERE sms_id = ?", (sms_id,))
-            row = db.execute("SELECT attempts FROM receipts WHERE sms_id = ?", (sms_id,)).fetchone()
+            db.execute("UPDATE receipts SET attempts = attempts + 1 WHERE id = ?", (receipt_id,))
+            row = db.execute("SELECT attempts FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
         return int(row[0]) if row else 0
 
     # -- concatenated MO SMS (migration 4) ----------------------------------------------------

@@ -20,7 +20,7 @@ from ussd.smpp.concat import Concat, UdhError, UserData, split_user_data, udh_co
 from ussd.smpp.constants import CommandStatus, DataCoding, EsmClass, MessageState, Ton
 from ussd.smpp.pdu import BindReceiver, BindTransmitter, SubmitSm, decode_text, encode_text
 from ussd.smpp.server import SmppServer
-from ussd.smpp.ussd import split_text
+from ussd.smpp.ussd import receipt_excerpt, split_text
 
 S = CommandStatus
 UDHI = EsmClass.UDHI
@@ -278,12 +278,14 @@ async def test_restart_between_parts_with_receipt(tmp_path: Path, clock: Simulat
         for _ in parts:
             await kate.deliver_sm()
         harness = await bound(srv, BindReceiver)
-        receipt = await harness.deliver_sm()
-        # One receipt for the message, named after the first part that asked for one.
-        assert receipt.receipted_message_id == r2.message_id
-        assert receipt.message_state == MessageState.DELIVERED
-        assert text_of(receipt).startswith(f"id:{r2.message_id} ")
-        assert text_of(receipt).endswith("text:" + UCS2_TEXT[:20])
+        # SMPP 3.4 §5.2.17: one receipt per part that asked for one (parts 2 and 3, one of
+        # them held across the restart), each named after its part.
+        receipts = [await harness.deliver_sm(), await harness.deliver_sm()]
+        assert [r.receipted_message_id for r in receipts] == [r2.message_id, r3.message_id]
+        for receipt, resp in zip(receipts, (r2, r3), strict=True):
+            assert receipt.message_state == MessageState.DELIVERED
+            assert text_of(receipt).startswith(f"id:{resp.message_id} ")
+            assert text_of(receipt).endswith("text:" + receipt_excerpt(UCS2_TEXT))
         assert await _no_request(harness)
     finally:
         await srv.stop()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import os
 import socket
 import weakref
 from collections import Counter, deque
@@ -77,12 +78,14 @@ from ussd.smpp.ussd import (
     MAX_ASSIGNED_SESSION,
     Action,
     HarnessDialog,
+    SmsTooLong,
     UssdRequest,
     classify,
     receipt_pdu,
     receipt_requested,
     receipt_wanted,
     screen_pdu,
+    sms_fits,
     sms_pdus,
 )
 from ussd.sms import covered
@@ -93,6 +96,9 @@ _log = log.get("smpp")
 SYSTEM_ID = "ussd-sim"  # our system_id in bind_*_resp (SMPP 3.4 §4.1.2)
 STOP_GRACE = 2.0  # seconds stop() waits for unbind_resp before closing sockets
 RECEIPT_ATTEMPTS = 3  # a delivery receipt the harness refuses this often is given up
+SCAN_BATCH = 256  # queued SMS read per store query while draining
+SCAN_STEP = 1024  # queued SMS read per scan (per loop iteration) at most
+HELD_MAX = 20_000  # queued SMS held in memory waiting for a busy bind at most
 
 _OK = CommandStatus.ESME_ROK
 _BIND_TYPES: dict[int, str] = {
@@ -409,6 +415,17 @@ class SmppServer:
         self._sms_events: list[Event] = []
         self._sms_flush_scheduled = False
         self._scan_needed = False
+        # The drain's cursor: every queued SMS with an id up to here is in flight, waiting for
+        # a retry, covered by no bind, or unsendable (see _scan); it moves back when that ends.
+        self._scan_after = 0
+        self._scan_binds: frozenset[int] = frozenset()  # id() of the receivers it was made for
+        self._held: dict[tuple[int, ...], deque[Sms]] = {}  # by id() of the binds covering them
+        self._held_ids: set[int] = set()
+        self._acked: list[int] = []  # SMS every part of which was acknowledged, to record
+        self._answered: SubmitSm | None = None  # the submit_sm a response went out for last
+        self._ussd_prefix = "u" + os.urandom(3).hex()  # see _ussd_message_id
+        self._ussd_ids = 0
+        self.scan_reads = 0  # queued SMS read by scans (tests check the drain is linear)
         self._rr = 0
         self._retry_timer: asyncio.TimerHandle | None = None
         # Delivery receipts: the store holds what is owed (ussd/store.py, migration 3); here
@@ -793,6 +810,7 @@ class SmppServer:
                 # screens again waiting. Refuse new work until it catches up.
                 self._submit_resp(bind, pdu, CommandStatus.ESME_RMSGQFUL)
                 return False
+        self._answered = None
         try:
             if action is Action.DIAL:
                 self._dial(bind, pdu, request, msisdn, text)
@@ -801,7 +819,7 @@ class SmppServer:
             elif action is Action.RELEASE:
                 self._release(bind, pdu, msisdn)
             elif action is Action.CONFIRM:
-                self._submit_resp(bind, pdu, _OK)
+                self._submit_resp(bind, pdu, _OK, self._ussd_message_id(""))
             else:
                 self._submit_resp(bind, pdu, CommandStatus.ESME_RINVOPTPARVAL)
                 _log.info(
@@ -812,17 +830,31 @@ class SmppServer:
                     op=request.op,
                 )
         except Exception:
-            # An engine bug costs this request only (STYLE.md §6), never the connection.
+            # An engine bug costs this request only (STYLE.md §6), never the connection; and
+            # a request is answered once: after an OK, a later failure is only logged.
             _log.exception("smpp_submit_failed", system_id=bind.system_id, msisdn=msisdn)
-            self._submit_resp(bind, pdu, CommandStatus.ESME_RSYSERR)
+            if self._answered is not pdu:
+                self._submit_resp(bind, pdu, CommandStatus.ESME_RSYSERR)
         return False
 
     def _submit_resp(self, bind: _Bind, pdu: SubmitSm, status: int, message_id: str = "") -> None:
+        self._answered = pdu
         bind.respond(
             SubmitSmResp(
                 command_status=status, sequence_number=pdu.sequence_number, message_id=message_id
             )
         )
+
+    def _ussd_message_id(self, session: str) -> str:
+        """A non-empty message_id for a USSD submit_sm_resp OK, unique like every other one.
+
+        SMPP 3.4 §4.4.2: the SMSC names each accepted submit_sm; clients such as Kannel log
+        an error for an empty one. A dial keeps its session id (unique per dialog); a later
+        PDU of the dialog is `<session>.<n>`; a release or USSN confirm with no session
+        `u<random>.<n>`, random per start so ids never repeat across restarts.
+        """
+        self._ussd_ids += 1
+        return f"{session or self._ussd_prefix}.{self._ussd_ids:x}"
 
     def _dial(
         self, bind: _Bind, pdu: SubmitSm, request: UssdRequest, msisdn: str, text: str
@@ -859,11 +891,12 @@ class SmppServer:
             session_number,
             user_message_reference=request.user_message_reference,
         )
+        dialog.service_addr = pdu.destination_addr
         if screen.end:
             self._dialogs.pop(msisdn, None)
         else:
             self._dialogs[msisdn] = dialog
-        self._submit_resp(bind, pdu, _OK, screen.session)
+        self._submit_resp(bind, pdu, _OK, screen.session or self._ussd_message_id(""))
         self._send_screen(dialog, screen.text, screen.end, screen.service_code)
 
     def _error_screen(self, msisdn: str, service_code: str) -> Screen | None:
@@ -898,12 +931,13 @@ class SmppServer:
                 bind,
                 request.session.session_number if request.session else bind.session_number(),
                 pdus=0,
+                service_addr=pdu.destination_addr,
             )
             self._dialogs[msisdn] = dialog
         dialog.harness_pdu(request)
         if screen.end:
             del self._dialogs[msisdn]
-        self._submit_resp(bind, pdu, _OK, screen.session)
+        self._submit_resp(bind, pdu, _OK, self._ussd_message_id(screen.session))
         self._send_screen(dialog, screen.text, screen.end, screen.service_code)
 
     def _release(self, bind: _Bind, pdu: SubmitSm, msisdn: str) -> None:
@@ -916,7 +950,7 @@ class SmppServer:
             self._calling = None
         if dialog is not None and dialog.bind is not bind and not dialog.bind.closed:
             self._send_screen(dialog, "", True, "")
-        self._submit_resp(bind, pdu, _OK)
+        self._submit_resp(bind, pdu, _OK, self._ussd_message_id(""))
         _log.info("smpp_ussd_release", system_id=bind.system_id, msisdn=msisdn, open=released)
 
     def _screen_bind(self, bind: _Bind) -> _Bind | None:
@@ -949,6 +983,7 @@ class SmppServer:
             end,
             info,
             dialog.user_message_reference,
+            dialog.service_addr,
         )
         bind.request(pdu, "screen", (dialog.msisdn, dialog.session, end), urgent=True)
 
@@ -1009,8 +1044,14 @@ class SmppServer:
         self._sms_flush_scheduled = True
         self._loop.call_soon(self._sms_flush)
 
+    def _mark_acked(self) -> None:
+        acked, self._acked = self._acked, []
+        if acked:
+            self.sms.mark_delivered_many(acked)
+
     def _sms_flush(self) -> None:
         self._sms_flush_scheduled = False
+        self._mark_acked()  # even when stopping: an acknowledged SMS is delivered
         if self._stopping:
             return
         events, self._sms_events = self._sms_events, []
@@ -1023,9 +1064,16 @@ class SmppServer:
     def _sms_flush_events(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, SmsQueued):
-                if event.sms.id not in self._in_flight and self._deliver(event.sms) is False:
+                sms_id = event.sms.id
+                if (
+                    sms_id not in self._in_flight
+                    and sms_id not in self._held_ids
+                    and self._deliver(event.sms) is False
+                ):
                     self._scan_needed = True
             elif isinstance(event, SmsStateChanged):
+                # Delivered elsewhere (shown on a handset) or expired: a held copy is stale.
+                self._held_ids.discard(event.sms.id)
                 self._sms_state_changed(event.sms)
         if self._scan_needed:
             self._scan()
@@ -1043,25 +1091,80 @@ class SmppServer:
         ]
 
     def _scan(self) -> None:
-        """Offer every queued SMS to the binds (after a bind, a freed window, a retry)."""
+        """Offer queued SMS to the binds (after a bind, a freed window, a retry), from a cursor.
+
+        Each scan goes on from where the last one stopped, in id order, so a drain of N SMS
+        reads each about once (it re-read the whole queue per freed window: O(N²)). An SMS
+        whose covering binds are all busy is held in memory, by the binds that cover it, and
+        goes out first when one of them has room; the rest the cursor passes (in flight,
+        waiting for a retry, covered by no bind) it reads again only when that changes: a
+        delivery failed, a retry fell due, the receivers changed. A scan reads at most
+        SCAN_STEP rows and holds at most HELD_MAX SMS, then lets the loop run other work.
+        """
         self._scan_needed = False
         receivers = self._receivers()
         if not receivers:
             return
-        prefixes: tuple[str, ...] = ()
-        if all(b.account and b.account.sms_ranges for b in receivers):
-            prefixes = tuple(p for b in receivers if b.account for p in b.account.sms_ranges)
+        binds = frozenset(id(b) for b in receivers)
+        if binds != self._scan_binds:
+            # Who covers what changed: what was held or passed may go elsewhere now.
+            self._scan_binds = binds
+            self._scan_after = 0
+            self._held.clear()
+            self._held_ids.clear()
         now = self.clock.now()
-        for sms in self.sms.pending(prefixes):
-            if sms.id in self._in_flight:
-                continue
-            retry = self._retry_at.get(sms.id)
-            if retry is not None:
-                if retry > now:
+        for key, queue in list(self._held.items()):
+            while queue:
+                sms = queue[0]
+                if sms.id in self._held_ids and sms.expires > now:
+                    if self._deliver(sms, receivers) is False:
+                        break
+                    self._held_ids.discard(sms.id)
+                queue.popleft()
+            if not queue:
+                del self._held[key]
+        after = self._scan_after
+        read = 0
+        exhausted = False
+        while len(self._held_ids) < HELD_MAX and read < SCAN_STEP:
+            if not any(b.window_free() > 0 for b in receivers):
+                break  # nothing could go out now: no point reading on
+            limit = min(SCAN_BATCH, SCAN_STEP - read)
+            batch = self.sms.queued_after(after, limit)
+            read += len(batch)
+            for sms in batch:
+                after = sms.id
+                if sms.id in self._in_flight or sms.id in self._held_ids or sms.expires <= now:
                     continue
-                del self._retry_at[sms.id]
-            if self._deliver(sms, receivers) is False:
-                self._scan_needed = True  # a covering bind exists but its window is full
+                retry = self._retry_at.get(sms.id)
+                if retry is not None:
+                    if retry > now:
+                        continue
+                    del self._retry_at[sms.id]
+                if self._deliver(sms, receivers) is False:
+                    key = tuple(
+                        id(b)
+                        for b in receivers
+                        if b.account is not None and covered(sms.recipient, b.account.sms_ranges)
+                    )
+                    self._held.setdefault(key, deque()).append(sms)
+                    self._held_ids.add(sms.id)
+            if len(batch) < limit:
+                exhausted = True
+                break
+        self.scan_reads += read
+        self._scan_after = after
+        if self._held_ids:
+            self._scan_needed = True  # goes on when a window frees up
+        if not exhausted and read >= SCAN_STEP and len(self._held_ids) < HELD_MAX:
+            self._scan_needed = True
+            self._schedule_sms_flush()  # more to read: next loop iteration, after other work
+        elif not exhausted:
+            self._scan_needed = True
+
+    def _rewind(self, sms_id: int) -> None:
+        """The next scan must look at sms_id again (its delivery failed or may be retried)."""
+        self._scan_after = min(self._scan_after, sms_id - 1)
 
     def _deliver(self, sms: Sms, receivers: list[_Bind] | None = None) -> bool | None:
         """Send an SMS on one covering bind: True sent, False all busy, None nobody covers."""
@@ -1104,9 +1207,15 @@ class SmppServer:
         if self._in_flight.get(sms_id) is delivery:
             del self._in_flight[sms_id]
         if not delivery.failed:
-            # Every part acknowledged: only now is it delivered (SPEC §5).
-            self.sms.mark_delivered(sms_id)
+            # Every part acknowledged: only now is it delivered (SPEC §5). Recorded with the
+            # other acknowledgements of this loop iteration in one transaction (_sms_flush).
+            self._acked.append(sms_id)
+            if self._stopping or self._loop is None:
+                self._mark_acked()
+            else:
+                self._schedule_sms_flush()
         else:
+            self._rewind(sms_id)
             self._scan_needed = True
             self._schedule_sms_flush()
 
@@ -1135,6 +1244,9 @@ class SmppServer:
         self._retry_timer = None
         self._scan_needed = True
         now = self.clock.now()
+        due = [sms_id for sms_id, when in self._retry_at.items() if when <= now]
+        if due:
+            self._rewind(min(due))
         for when, system_id in self._receipt_retry_at.values():
             if when <= now:
                 self._receipt_systems.add(system_id)
@@ -1161,6 +1273,8 @@ class SmppServer:
             # together before the submit_sm_resp says OK (nothing acknowledged is lost).
             with store.transaction():
                 if concat is None or concat.total == 1:
+                    if not sms_fits(text):
+                        raise SmsTooLong(text)
                     sms = self.sms.queue(
                         recipient, text, sender=sender, kind="mo", sender_is_alpha=False
                     )
@@ -1186,26 +1300,37 @@ class SmppServer:
                         expires=now + self.gateway.config.sms.validity,
                     )
                     if parts is not None:
+                        whole = "".join(p.text for p in parts)
+                        if not sms_fits(whole):
+                            raise SmsTooLong(whole)  # rolled back: this part is not kept
                         sms = self.sms.queue(
                             recipient,
-                            "".join(p.text for p in parts),
+                            whole,
                             sender=sender,
                             kind="mo",
                             sender_is_alpha=False,
                         )
-                        # One receipt for the whole message, named after the first part (in
-                        # set order) that asked for one, with that part's registered_delivery.
-                        asking = next(
-                            (p for p in parts if receipt_requested(p.registered_delivery)), None
-                        )
-                        if asking is not None:
-                            store.add_receipt(
-                                sms,
-                                asking.system_id,
-                                asking.message_id,
-                                sender,
-                                asking.registered_delivery,
-                            )
+                        # SMPP 3.4 §5.2.17: each submit_sm is a message of its own to the
+                        # harness, so every part that asked for a receipt is owed one, named
+                        # after that part, with its own registered_delivery; all of them
+                        # report the fate of the reassembled SMS.
+                        for part in parts:
+                            if receipt_requested(part.registered_delivery):
+                                store.add_receipt(
+                                    sms,
+                                    part.system_id,
+                                    part.message_id,
+                                    sender,
+                                    part.registered_delivery,
+                                )
+        except SmsTooLong:
+            # It could only go out cut short (255 parts at most, TS 23.040 §9.2.3.24.1), and a
+            # truncated SMS reported delivered is worse than a clear refusal now.
+            self._submit_resp(bind, pdu, CommandStatus.ESME_RINVMSGLEN)
+            _log.warning(
+                "smpp_mo_sms_too_long", system_id=bind.system_id, msisdn=sender, chars=len(text)
+            )
+            return
         except Exception:
             # A store failure costs this request only (STYLE.md §6); nothing was acknowledged.
             _log.exception("smpp_mo_sms_failed", system_id=bind.system_id, msisdn=sender)
@@ -1213,7 +1338,8 @@ class SmppServer:
             return
         if sms is not None:
             self.sms.announce(sms)  # after the commit: persist first, tell second
-            self._receipt_binds[sms.id] = bind
+            if receipt_requested(pdu.registered_delivery):
+                self._receipt_binds[sms.id] = bind
         self._submit_resp(bind, pdu, _OK, message_id)
         if concat is not None and concat.total > 1:
             _log.info(
@@ -1231,10 +1357,10 @@ class SmppServer:
     def _sms_state_changed(self, sms: Sms) -> None:
         if sms.kind != "mo" or sms.state is SmsState.QUEUED:
             return
-        # The store marked its receipt due in the same transaction as the state change.
-        receipt = self.gateway.store.receipt(sms.id)
-        if receipt is not None and receipt.state is ReceiptState.DUE:
-            self._receipt_systems.add(receipt.system_id)
+        # The store marked its receipts due in the same transaction as the state change.
+        for receipt in self.gateway.store.receipts_of(sms.id):
+            if receipt.state is ReceiptState.DUE:
+                self._receipt_systems.add(receipt.system_id)
 
     def _send_due_receipts(self, system_id: str) -> None:
         """Offer the receipts due for system_id (from the store) to its receiving binds."""
@@ -1244,23 +1370,24 @@ class SmppServer:
         store = self.gateway.store
         now = self.clock.now()
         for n, receipt in enumerate(store.due_receipts(system_id)):
-            sms_id = receipt.sms_id
-            if sms_id in self._receipts_out:
+            receipt_id = receipt.id
+            if receipt_id in self._receipts_out:
                 continue  # on the wire already: exactly one copy at a time
-            retry = self._receipt_retry_at.get(sms_id)
+            retry = self._receipt_retry_at.get(receipt_id)
             if retry is not None:
                 if retry[0] > now:
                     continue
-                del self._receipt_retry_at[sms_id]
+                del self._receipt_retry_at[receipt_id]
             delivered = receipt.final_state is SmsState.DELIVERED
             if not receipt_wanted(receipt.registered_delivery, delivered):
-                store.set_receipt_state(sms_id, ReceiptState.SKIPPED)
+                store.set_receipt_state(receipt_id, ReceiptState.SKIPPED)
                 continue
-            bind = self._receipt_binds.get(sms_id)
+            bind = self._receipt_binds.get(receipt.sms_id)
             if bind is None or bind not in binds:
                 bind = binds[n % len(binds)]
-            self._receipts_out.add(sms_id)
-            bind.request(self._receipt_pdu(receipt), "receipt", (sms_id, system_id))
+            self._receipts_out.add(receipt_id)
+            what = (receipt_id, system_id, receipt.sms_id)
+            bind.request(self._receipt_pdu(receipt), "receipt", what)
 
     def _receipt_pdu(self, receipt: Receipt) -> DeliverSm:
         delivered = receipt.final_state is SmsState.DELIVERED
@@ -1274,16 +1401,16 @@ class SmppServer:
             receipt.text,
         )
 
-    def _receipt_sent(self, what: tuple[int, str]) -> None:
-        sms_id, _system_id = what
-        self._receipts_out.discard(sms_id)
+    def _receipt_sent(self, what: tuple[int, str, int]) -> None:
+        receipt_id, _system_id, sms_id = what
+        self._receipts_out.discard(receipt_id)
         self._receipt_binds.pop(sms_id, None)
         # Only a deliver_sm_resp OK settles a receipt (SPEC §5).
-        self.gateway.store.set_receipt_state(sms_id, ReceiptState.SENT)
+        self.gateway.store.set_receipt_state(receipt_id, ReceiptState.SENT)
 
-    def _receipt_failed(self, what: tuple[int, str], refused: bool) -> None:
-        sms_id, system_id = what
-        self._receipts_out.discard(sms_id)
+    def _receipt_failed(self, what: tuple[int, str, int], refused: bool) -> None:
+        receipt_id, system_id, sms_id = what
+        self._receipts_out.discard(receipt_id)
         if self._stopping:
             return  # it stays due in the store for the next start
         if not refused:
@@ -1292,12 +1419,12 @@ class SmppServer:
             self._schedule_sms_flush()
             return
         store = self.gateway.store
-        if store.count_receipt_refusal(sms_id) >= RECEIPT_ATTEMPTS:
-            store.set_receipt_state(sms_id, ReceiptState.REFUSED)
+        if store.count_receipt_refusal(receipt_id) >= RECEIPT_ATTEMPTS:
+            store.set_receipt_state(receipt_id, ReceiptState.REFUSED)
             _log.warning("smpp_receipt_refused", system_id=system_id, sms_id=sms_id)
             return
         # The harness refused it: again after a while, not in a tight loop (as for SMS).
-        self._receipt_retry_at[sms_id] = (
+        self._receipt_retry_at[receipt_id] = (
             self.clock.now() + self.config.response_timeout,
             system_id,
         )

@@ -124,6 +124,7 @@ class HarnessDialog:
     session_number: int  # its_session_info octet 1: the harness's, or one we assigned
     pdus: int = 1  # PDUs of the dialog so far (the opening submit_sm was number 0)
     user_message_reference: int | None = None
+    service_addr: str = ""  # destination_addr of the harness's submit_sm (screen_source)
 
     def harness_pdu(self, request: UssdRequest) -> None:
         """Count a submit_sm of this dialog; adopt the session number and reference it sent."""
@@ -140,6 +141,27 @@ class HarnessDialog:
         return info
 
 
+_MAX_ADDR = 20  # SMPP 3.4 §5.2.8: source_addr is a C-octet string of at most 21 octets
+_MAX_SHORT_MESSAGE = 254  # SMPP 3.4 §5.2.22; longer user data goes in message_payload
+
+
+def screen_source(service_code: str, fallback: str = "") -> str:
+    """The screen's source_addr: the service code when an address can carry it, else fallback.
+
+    A service code over 20 octets (`*123456789012345678901#`) or one outside Latin-1 (a short
+    code such as `да` or `€`, TS 22.030 §6.5.3) cannot be a source_addr; the screen then
+    comes from the address the harness sent its submit_sm to (or none), never not at all.
+    """
+    for candidate in (service_code, fallback):
+        try:
+            raw = candidate.encode("latin-1")
+        except UnicodeEncodeError:
+            continue
+        if len(raw) <= _MAX_ADDR and b"\0" not in raw:
+            return candidate
+    return ""
+
+
 def screen_pdu(
     sequence_number: int,
     msisdn: str,
@@ -148,8 +170,13 @@ def screen_pdu(
     end: bool,
     info: ItsSessionInfo,
     user_message_reference: int | None,
+    fallback_source: str = "",
 ) -> DeliverSm:
-    """A USSD screen as deliver_sm (SPEC §5): op 2 (USSR request) or 17 (PSSR response)."""
+    """A USSD screen as deliver_sm (SPEC §5): op 2 (USSR request) or 17 (PSSR response).
+
+    Always encodable: the source is screen_source(), and text over 254 octets (a long UCS-2
+    screen) goes in message_payload (SMPP 3.4 §5.3.2.32) with an empty short_message.
+    """
     data, coding = encode_text(text)
     op = UssdServiceOp.PSSR_RESPONSE if end else UssdServiceOp.USSR_REQUEST
     tlvs: tuple[Tlv, ...]
@@ -161,12 +188,15 @@ def screen_pdu(
             (Tag.USSD_SERVICE_OP, bytes((op,))),
             (Tag.ITS_SESSION_INFO, info.to_bytes()),
         )
+    if len(data) > _MAX_SHORT_MESSAGE:
+        tlvs = (*tlvs, (Tag.MESSAGE_PAYLOAD, data))
+        data = b""
     return DeliverSm(
         sequence_number=sequence_number,
         service_type=USSD_SERVICE_TYPE,
         source_addr_ton=Ton.UNKNOWN,
         source_addr_npi=Npi.UNKNOWN,
-        source_addr=service_code,
+        source_addr=screen_source(service_code, fallback_source),
         dest_addr_ton=Ton.INTERNATIONAL,
         dest_addr_npi=Npi.ISDN,
         destination_addr=msisdn,
@@ -176,13 +206,29 @@ def screen_pdu(
     )
 
 
+class SmsTooLong(ValueError):
+    """A text that needs more than 255 parts: the UDH counts parts in one octet."""
+
+
+def sms_fits(text: str) -> bool:
+    """Whether text goes out as one SMS of at most 255 parts (TS 23.040 §9.2.3.24.1)."""
+    return len(_split(text)[1]) <= _MAX_PARTS
+
+
 def split_text(text: str) -> tuple[int, list[bytes]]:
     """(data_coding, parts): one part when it fits one SMS, else parts for a UDH each.
 
     GSM 7-bit (unpacked, one septet per octet) when the text fits it, else UCS-2. A part never
     ends between an escape and its extension character (TS 23.038 §6.2.1.1), nor inside a
-    UTF-16 surrogate pair.
+    UTF-16 surrogate pair. SmsTooLong past 255 parts: never cut short and called delivered.
     """
+    coding, parts = _split(text)
+    if len(parts) > _MAX_PARTS:
+        raise SmsTooLong(f"{len(parts)} parts, at most {_MAX_PARTS}")
+    return coding, parts
+
+
+def _split(text: str) -> tuple[int, list[bytes]]:
     data, coding = encode_text(text)
     if coding == DataCoding.SMSC_DEFAULT:
         if len(data) <= GSM_SINGLE:
@@ -203,7 +249,7 @@ def split_text(text: str) -> tuple[int, list[bytes]]:
                 end -= 2  # keep a high surrogate with its low half
         parts.append(data[pos:end])
         pos = end
-    return coding, parts[:_MAX_PARTS]
+    return coding, parts
 
 
 def sms_pdus(
@@ -256,6 +302,24 @@ def receipt_wanted(registered_delivery: int, delivered: bool) -> bool:
     return mode == 1 or (mode == 2 and not delivered)
 
 
+# Characters with the same code in ASCII and in the GSM 7-bit default alphabet (TS 23.038
+# §6.2.1): a receipt reads the same to a client that parses it as ASCII (jSMPP) and to one that
+# decodes data_coding 0x00 as GSM. Not `$` (GSM 0x02), `@` (0x00), `_` (0x11), nor letters
+# outside A-Z.
+_RECEIPT_SAFE = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 !\"#%&'()*+,-./:;<=>?"
+)
+
+
+def receipt_excerpt(text: str, length: int = 20) -> str:
+    """The receipt's `text:` field: the first characters, each one a safe one or `?`.
+
+    Whitespace becomes a space (a line break inside a receipt splits it for line-based
+    parsers); anything else outside _RECEIPT_SAFE (Cyrillic, emoji, `$`, `@`) becomes `?`.
+    """
+    return "".join(c if c in _RECEIPT_SAFE else " " if c.isspace() else "?" for c in text[:length])
+
+
 def _date(t: float) -> str:
     return time.strftime("%y%m%d%H%M", time.gmtime(t))
 
@@ -263,14 +327,14 @@ def _date(t: float) -> str:
 def receipt_text(
     message_id: str, submitted: float, done: float, state: MessageState, text: str
 ) -> str:
-    """SMPP 3.4 Appendix B delivery receipt text (dates YYMMDDhhmm, UTC)."""
+    """SMPP 3.4 Appendix B delivery receipt text (dates YYMMDDhhmm, UTC), ASCII only."""
     stat = {MessageState.DELIVERED: "DELIVRD", MessageState.EXPIRED: "EXPIRED"}.get(
         state, "UNDELIV"
     )
     dlvrd = "001" if state == MessageState.DELIVERED else "000"
     return (
         f"id:{message_id} sub:001 dlvrd:{dlvrd} submit date:{_date(submitted)}"
-        f" done date:{_date(done)} stat:{stat} err:000 text:{text[:20]}"
+        f" done date:{_date(done)} stat:{stat} err:000 text:{receipt_excerpt(text)}"
     )
 
 
@@ -283,8 +347,14 @@ def receipt_pdu(
     state: MessageState,
     text: str,
 ) -> DeliverSm:
-    """A delivery receipt (SMPP 3.4 §2.11, §5.2.12): esm_class 0x04, addresses swapped."""
-    data, coding = encode_text(receipt_text(message_id, submitted, done, state, text))
+    """A delivery receipt (SMPP 3.4 §2.11, §5.2.12): esm_class 0x04, addresses swapped.
+
+    Always data_coding 0x00 whatever the SMS was (Appendix B's format is text for machines:
+    Kannel hands a UCS-2 receipt to the application as raw UTF-16, jSMPP parses it as ASCII).
+    """
+    data, coding = encode_text(
+        receipt_text(message_id, submitted, done, state, text), DataCoding.SMSC_DEFAULT
+    )
     return DeliverSm(
         source_addr_ton=Ton.INTERNATIONAL,
         source_addr_npi=Npi.ISDN,
