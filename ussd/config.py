@@ -482,7 +482,7 @@ def _names(section: _Section, name: str, pattern: re.Pattern[str]) -> tuple[str,
         raise ConfigError(section.key(name), "expected a list (at most 100 entries)")
     for i, item in enumerate(value):
         if not isinstance(item, str) or not pattern.fullmatch(item):
-            shown = repr(item)[:40]
+            shown = brief(item)
             raise ConfigError(f"{section.key(name)}[{i}]", f"not a valid entry: {shown}")
     return tuple(value)
 
