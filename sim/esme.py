@@ -198,6 +198,8 @@ class Esme(asyncio.Protocol):
         when the connection ends first.
         """
         future: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
+        if unchecked and pdu.sequence_number == 0:
+            pdu = _with_seq(pdu, self.conn.allocate_sequence())
         self.send_request(pdu, future, unchecked=unchecked)
         if wait is None and not unchecked:
             return await future  # the connection's own deadline ends it
@@ -205,6 +207,8 @@ class Esme(asyncio.Protocol):
         try:
             return await asyncio.wait_for(asyncio.shield(future), seconds)
         except TimeoutError:
+            future.cancel()  # a later response or expiry finds it done
+            self._unchecked.pop(pdu.sequence_number, None)
             raise RequestTimeout(pdu, seconds) from None
 
     async def bind(

@@ -155,3 +155,15 @@ async def test_requests_from_the_smsc_are_answered(smsc: FakeSmsc) -> None:
     assert screen.ussd_service_op == UssdServiceOp.PSSR_RESPONSE
     assert isinstance(await client.call(EnquireLink()), EnquireLinkResp)
     await client.close()
+
+
+async def test_unchecked_request_times_out_and_is_forgotten(smsc: FakeSmsc) -> None:
+    client = await connect(Esme, *smsc.address)
+    await client.bind("harness", "secret")
+    smsc.answering = False
+    with pytest.raises(RequestTimeout):
+        await client.call(dial(), unchecked=True, wait=0.05)
+    with pytest.raises(RequestTimeout):  # a checked call with its own, shorter wait
+        await client.call(dial(), wait=0.05)
+    assert client._unchecked == {}
+    await client.aclose()
