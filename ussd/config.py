@@ -242,13 +242,12 @@ _DIGITS = re.compile(r"^\d{1,4}$")
 _LANGUAGES = ("ru", "en")
 
 
-# A seed takes the fields of the admin API (ussd.subscribers: one validator for both) and the
-# number it is for.
-_SEED_FIELDS = ("msisdn", *subscribers.FIELDS)
-
-
 def _seed(item: object, path: str, operator: OperatorConfig) -> tuple[SeedSubscriber, str]:
-    """One `subscribers.seed` entry, and its number normalised (for the duplicate check)."""
+    """One `subscribers.seed` entry, and its number normalised (for the duplicate check).
+
+    A seed is a number and the fields of the admin API, checked by the same validator
+    (ussd.subscribers), so what loads here is what `POST /api/v1/subscribers` accepts.
+    """
     if not isinstance(item, dict):
         raise ConfigError(path, f"expected a mapping, got {type(item).__name__}")
     msisdn = item.get("msisdn")
@@ -274,7 +273,7 @@ def _seed(item: object, path: str, operator: OperatorConfig) -> tuple[SeedSubscr
             for p in fields["payments"]
         ]
     try:
-        values = subscribers.validate(fields, subscribers.FIELDS)
+        values = subscribers.validate(fields)
     except subscribers.FieldError as exc:
         message = "unknown key" if exc.code == "unknown_field" else exc.message
         raise ConfigError(f"{path}.{exc.key}", message) from None
