@@ -230,3 +230,43 @@ async def test_smpp_target_keeps_sending_after_response_timeouts(base: dict[str,
     finally:
         await target.close()
         await smsc.stop()
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed", "interleaved"])
+async def test_smpp_target_joins_concatenated_sms(order: str) -> None:
+    """Long SMS arrive in parts (TS 23.040 §9.2.3.24.1), read with ussd/smpp/concat.py."""
+    from sim.targets import _SmppClient
+    from ussd.smpp.ussd import sms_pdus
+
+    client = _SmppClient()
+    long_ru = "Номер 79161234567 подключён к лицевому счёту. " * 4
+    long_en = "Your number 79161112233 is now linked to your account. " * 5
+    a = sms_pdus("79161234567", "Operator", True, long_ru, 7)
+    b = sms_pdus("79161234567", "79161112233", False, long_en, 8)
+    assert len(a) > 1 and len(b) > 1
+    pdus = {
+        "in order": a + b,
+        "reversed": a[::-1] + b[::-1],
+        "interleaved": [p for pair in zip(a, b, strict=False) for p in pair] + a[len(b) :],
+    }[order]
+    for pdu in pdus:
+        client.request_received(pdu)
+    inbox = client.sms["79161234567"]
+    assert sorted((s.sender, s.text, s.kind) for s in inbox) == [
+        ("79161112233", long_en, "mo"),
+        ("Operator", long_ru, "network"),
+    ]
+    assert client.parts == {}
+
+
+async def test_smpp_target_keeps_few_incomplete_sms() -> None:
+    """Parts of sets that never complete are bounded (the oldest set goes first)."""
+    from sim.targets import MAX_PARTIAL, _SmppClient
+    from ussd.smpp.ussd import sms_pdus
+
+    client = _SmppClient()
+    for ref in range(MAX_PARTIAL + 10):
+        first = sms_pdus(f"7916{ref:07d}", "Operator", True, "x" * 400, ref)[0]
+        client.request_received(first)
+    assert len(client.parts) == MAX_PARTIAL
+    assert ("79160000000", 0) not in client.parts
