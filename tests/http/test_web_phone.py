@@ -420,11 +420,22 @@ async def test_switching_language_rerenders_everything(page: Any, started: Gatew
     error = phone.get_by_test_id("new-number-error")
     await error.filter(has_text="Неверный номер").wait_for()
 
+    # The app's own result message (wrong password for the number to add).
+    await phone.get_by_test_id("open-app").click()
+    app = phone.locator("[data-role=account-app]")
+    form = app.locator("[data-role=add-number]")
+    await form.locator("input[name=msisdn]").fill(EN)
+    await form.locator("input[name=password]").fill("wrong1")
+    await form.locator("[data-role=add-submit]").click()
+    message = app.locator("[data-role=message]")
+    await message.filter(has_text="Неверный номер или пароль").wait_for()
+
     await page.get_by_test_id("lang-en").click()
     assert "That is a number to call" in (await screen.text_content() or "")
     assert "delivered" in (await sms.text_content() or "")
     assert await error.text_content() == "Invalid number"
     assert await phone.get_by_test_id("hint").text_content() == "OK"
+    assert await message.text_content() == "Wrong number or password."
 
 
 async def test_zero_after_a_message_returns_to_its_menu_page(page: Any) -> None:

@@ -165,7 +165,8 @@
       this.baseUrl = String(this.opts.baseUrl || "").replace(/\/$/, "");
       this.token = null;
       this.account = null;
-      this.message = null; // {kind: "error"|"info", text}
+      // {kind: "error"|"info", text}; text is a function, so a language switch redraws it.
+      this.message = null;
       this.busy = false;
       this.draft = {}; // typed numbers survive a re-render (passwords are never kept)
       this.root = el("section", { class: "ua-app", "data-role": "account-app" });
@@ -212,7 +213,7 @@
           body: body === undefined ? undefined : JSON.stringify(body),
         });
       } catch (exc) {
-        throw { text: this.t("err_network") };
+        throw { text: () => this.t("err_network") };
       }
       let data = null;
       try {
@@ -226,7 +227,7 @@
           this.token = null; // the token expired: back to the sign-in form
           this.account = null;
         }
-        throw { text: this.errorText(response.status, data, response.headers) };
+        throw { text: () => this.errorText(response.status, data, response.headers) };
       }
       return data;
     }
@@ -239,7 +240,7 @@
       try {
         await action();
       } catch (exc) {
-        this.message = { kind: "error", text: exc && exc.text ? exc.text : String(exc) };
+        this.message = { kind: "error", text: exc && exc.text ? exc.text : () => String(exc) };
       } finally {
         this.busy = false;
         this.render();
@@ -269,7 +270,7 @@
       return this.run(async () => {
         const number = form.elements.msisdn.value.trim();
         await this.api("POST", "/api/v1/auth/sms-password", { msisdn: number });
-        this.message = { kind: "info", text: this.t("smsSent") };
+        this.message = { kind: "info", text: () => this.t("smsSent") };
       });
     }
 
@@ -290,7 +291,7 @@
         });
         this.draft.add = "";
         await this.load();
-        this.message = { kind: "info", text: this.t("added", { number: link.number }) };
+        this.message = { kind: "info", text: () => this.t("added", { number: link.number }) };
       });
     }
 
@@ -298,7 +299,7 @@
       return this.run(async () => {
         await this.api("DELETE", `/api/v1/account/numbers/${encodeURIComponent(number)}`);
         await this.load();
-        this.message = { kind: "info", text: this.t("removed", { number }) };
+        this.message = { kind: "info", text: () => this.t("removed", { number }) };
       });
     }
 
@@ -343,7 +344,7 @@
         el("span", { class: "ua-brand", "aria-hidden": "true" }, "*#"),
       );
       const message = this.message
-        ? el("p", { class: `ua-message ua-${this.message.kind}`, role: this.message.kind === "error" ? "alert" : "status", "data-role": "message" }, this.message.text)
+        ? el("p", { class: `ua-message ua-${this.message.kind}`, role: this.message.kind === "error" ? "alert" : "status", "data-role": "message" }, this.message.text())
         : null;
       const body = signedIn ? this.accountView() : this.signInView();
       if (message) body.prepend(message);
