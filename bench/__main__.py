@@ -64,10 +64,17 @@ def _part_engine_memory() -> dict[str, Any]:
     return {"rss_before_mb": before, "rss_mb": after, "seconds": elapsed}
 
 
+def _part_drain() -> dict[str, Any]:
+    from bench import drain
+
+    return dict(drain.run(drain.DRAIN_SMS))
+
+
 LOCAL_PARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "parse": _part_parse,
     "engine_steps": _part_engine_steps,
     "engine_memory": _part_engine_memory,
+    "drain": _part_drain,
 }
 LOAD_PARTS = ("e2e", "p99", "ready", "ceiling", "peer")
 
@@ -270,6 +277,29 @@ def build_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
                 at_least(ratio, 0.8),
             )
         )
+    drain = results.get("drain", {})
+    v = drain.get("sms_per_second")
+    rows.append(
+        Row(
+            f"store-and-forward drain, {drain.get('sms', 0):,} queued SMS",
+            v,
+            "/s",
+            "",
+            None,
+            "one bind, window 100, file store (bench/drain.py)",
+        )
+    )
+    during, after = drain.get("dial_during_median_ms"), drain.get("dial_after_median_ms")
+    rows.append(
+        Row(
+            "*100# during the drain, median",
+            during,
+            "ms",
+            "",
+            None,
+            f"{_fmt(after, 'ms')} once the queue is empty" if after is not None else "",
+        )
+    )
     return rows
 
 

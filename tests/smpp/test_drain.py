@@ -7,7 +7,7 @@ the interleaving is observed (how many deliver_sm had gone out when a dial was s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -125,3 +125,34 @@ async def test_a_dial_is_served_while_a_large_drain_is_in_progress(
         await srv.stop()
         gateway.engine.shutdown()
         gateway.store.close()
+
+
+def vm_steps(gateway: Gateway, work: Callable[[], object]) -> int:
+    """SQLite virtual-machine steps (in hundreds) that work() costs: rows visited, not time."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    gateway.store.db.set_progress_handler(count, 100)
+    try:
+        work()
+    finally:
+        gateway.store.db.set_progress_handler(None, 100)
+    return steps[0]
+
+
+def test_per_event_sms_work_does_not_walk_the_queue(gateway: Gateway) -> None:
+    # The gateway's timer runs sms.tick() and next_deadline() after every event, a drain step
+    # reads from its cursor: none may visit every queued SMS (that made a drain O(N²) too).
+    def per_event() -> None:
+        gateway.sms.tick()
+        gateway.sms.next_deadline()
+        gateway.sms.queued_after(50, 10)
+
+    queue(gateway, 100)
+    small = vm_steps(gateway, per_event)
+    queue(gateway, 5000, prefix="7917")
+    large = vm_steps(gateway, per_event)
+    assert large <= small + 5, (small, large)

@@ -418,8 +418,8 @@ class SmppServer:
         # The drain's cursor: every queued SMS with an id up to here is in flight, waiting for
         # a retry, covered by no bind, or unsendable (see _scan); it moves back when that ends.
         self._scan_after = 0
-        self._scan_binds: frozenset[int] = frozenset()  # id() of the receivers it was made for
-        self._held: dict[tuple[int, ...], deque[Sms]] = {}  # by id() of the binds covering them
+        self._scan_binds: frozenset[_Bind] = frozenset()  # the receivers it was made for
+        self._held: dict[tuple[_Bind, ...], deque[Sms]] = {}  # by the binds covering them
         self._held_ids: set[int] = set()
         self._acked: list[int] = []  # SMS every part of which was acknowledged, to record
         self._answered: SubmitSm | None = None  # the submit_sm a response went out for last
@@ -1105,7 +1105,8 @@ class SmppServer:
         receivers = self._receivers()
         if not receivers:
             return
-        binds = frozenset(id(b) for b in receivers)
+        # The binds themselves, not their id(): a new bind may reuse a closed one's address.
+        binds = frozenset(receivers)
         if binds != self._scan_binds:
             # Who covers what changed: what was held or passed may go elsewhere now.
             self._scan_binds = binds
@@ -1143,7 +1144,7 @@ class SmppServer:
                     del self._retry_at[sms.id]
                 if self._deliver(sms, receivers) is False:
                     key = tuple(
-                        id(b)
+                        b
                         for b in receivers
                         if b.account is not None and covered(sms.recipient, b.account.sms_ranges)
                     )
