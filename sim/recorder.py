@@ -154,6 +154,8 @@ class Recorder:
             ]
         if clean.get("number_management") is False:
             del clean["number_management"]
+        if "password" in clean:  # a seed password is a secret like a typed one
+            clean["password"] = self._placeholder(str(clean["password"]))
         self.subscribers.append(clean)
 
     def _who(self, msisdn: str, step: dict[str, Any]) -> dict[str, Any]:

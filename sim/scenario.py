@@ -496,6 +496,15 @@ def _scenario(item: object, source: str, index: int, base: Mapping[str, Any]) ->
     for i, sub in enumerate(subscribers):
         if not isinstance(sub, dict):
             raise fail(f"subscribers[{i}]: expected a mapping")
+    try:  # `vars:` and `${name}` (sim/variables.py): secrets such as passwords stay out
+        values = variables.parse(item.get("vars"))
+    except variables.VariableError as exc:
+        raise fail(str(exc)) from None
+    try:
+        seeds: list[Any] = [variables.substitute(sub, values) for sub in subscribers]
+    except variables.VariableError as exc:
+        raise fail(f"subscribers: {exc}") from None
+    subscribers = seeds
     overrides = item.get("config", {}) or {}
     if not isinstance(overrides, dict):
         raise fail("config: expected a mapping of config sections")
@@ -520,10 +529,6 @@ def _scenario(item: object, source: str, index: int, base: Mapping[str, Any]) ->
         raise fail(f"steps: more than {MAX_STEPS:_} steps in one scenario")
     builder = _StepBuilder(msisdns, op.country_code, op.trunk_prefix)
     steps: list[Step] = []
-    try:  # `vars:` and `${name}` (sim/variables.py): secrets such as passwords stay out
-        values = variables.parse(item.get("vars"))
-    except variables.VariableError as exc:
-        raise fail(str(exc)) from None
     for number, raw in enumerate(steps_raw, start=1):
         try:
             filled = variables.substitute(raw, values)

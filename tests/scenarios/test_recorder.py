@@ -157,3 +157,18 @@ def test_a_generated_password_by_sms_is_not_recorded(tmp_path: Path, base: dict[
     (step,) = rec.to_data()["steps"]
     assert sc.matcher(step["sms"]["text"]).matches(sms.text)
     assert not sc.matcher(step["sms"]["text"]).matches(sms.text.replace(": ", ": x "))
+
+
+def test_a_seed_password_is_a_placeholder_too(
+    tmp_path: Path, base: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec = Recorder("Seeded", subscribers=[{"msisdn": RU, "password": "Seed1234"}])
+    rec.dial(RU, "*100#", {"text": "Ваш баланс: 0.00 руб.", "end": True})
+    path = rec.save(tmp_path / "seeded.yaml")
+    assert "Seed1234" not in path.read_text(encoding="utf-8")
+    assert rec.to_data()["subscribers"][0]["password"] == "${password}"
+    monkeypatch.setenv("USSD_SIM_PASSWORD", "Seed1234")
+    (scenario,) = sc.load(path, base)
+    assert scenario.subscribers[0]["password"] == "Seed1234"  # live targets create it so
+    result = runner.run_scenario(scenario)
+    assert result.passed, runner.format_failure(result)

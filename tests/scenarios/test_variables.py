@@ -82,3 +82,18 @@ def test_substitute_fills_in_nested_values_and_keeps_the_rest() -> None:
     unchanged = {"reply": "$5 and $${p}"}
     assert variables.substitute({"reply": "plain"}, values) == {"reply": "plain"}
     assert variables.substitute(unchanged, values) == {"reply": "$5 and ${p}"}
+
+
+def test_subscribers_take_variables(base: dict[str, Any]) -> None:
+    text = (
+        'name: seeded\nvars: {pw: "Abc123"}\n'
+        'subscribers: [{msisdn: "79161234567", password: "${pw}"}]\n'
+        'steps:\n  - login: {msisdn: "79161234567", password: "${pw}"}\n    expect: {ok: true}\n'
+    )
+    (scenario,) = sc.loads(text, "seeded.yaml", base)
+    assert scenario.subscribers[0]["password"] == "Abc123"
+    result = runner.run_scenario(scenario)
+    assert result.passed, runner.format_failure(result)
+    bad = text.replace('password: "${pw}"}]', 'password: "${nope}"}]')
+    with pytest.raises(sc.ScenarioError, match=r"subscribers: \$\{nope\}: no such variable"):
+        sc.loads(bad, "seeded.yaml", base)
