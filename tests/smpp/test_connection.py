@@ -18,7 +18,9 @@ from ussd.smpp.connection import (
     PduIgnored,
     PduRejected,
     PeerTimedOut,
+    QueueFull,
     RemoteProtocolError,
+    RequestFailed,
     RequestTimedOut,
     ResponseReceived,
     Side,
@@ -673,3 +675,223 @@ def test_chunking_never_changes_events(pdus: list[bytes], chunk: int) -> None:
     for i in range(0, len(wire), chunk):
         pieces += feed(conn, wire[i : i + chunk])
     assert pieces == whole
+
+
+# ---- flow control: send_request / data_to_send / contexts -----------------------------------
+
+
+def wire_pdus(data: bytes) -> list[Pdu]:
+    """Split data_to_send() output into decoded PDUs."""
+    out: list[Pdu] = []
+    while data:
+        (length,) = struct.unpack_from("!I", data)
+        out.append(decode_pdu(data[:length]))
+        data = data[length:]
+    return out
+
+
+def settled(evs: list[object]) -> list[object]:
+    """The contexts events hand back, in order."""
+    return [
+        ev.context
+        for ev in evs
+        if isinstance(ev, (ResponseReceived, RequestTimedOut, RequestFailed))
+    ]
+
+
+def test_send_request_goes_out_through_data_to_send() -> None:
+    conn = bound(window=2)
+    assert conn.data_to_send() == b""
+    conn.send_request(DeliverSm(), "a", now=0.0)
+    conn.send_response(EnquireLinkResp(sequence_number=9))
+    [sent, resp] = wire_pdus(conn.data_to_send())
+    assert isinstance(sent, DeliverSm) and sent.sequence_number == 1
+    assert resp == EnquireLinkResp(sequence_number=9)
+    assert conn.data_to_send() == b""  # drained
+    assert conn.outstanding == 1 and conn.window_free == 1
+
+
+# (responses fed as: whole, one byte at a time, whole with a trailing partial PDU)
+CHUNKINGS = ["whole", "bytes", "trailing"]
+
+
+def feed_chunked(conn: SmppConnection, wire: bytes, how: str, now: float) -> list[Event]:
+    if how == "whole":
+        return feed(conn, wire, now)
+    if how == "bytes":
+        got: list[Event] = []
+        for i in range(len(wire)):
+            got += feed(conn, wire[i : i + 1], now)
+        return got
+    probe = encode_pdu(EnquireLink(sequence_number=999))
+    got = feed(conn, wire + probe[:7], now)
+    assert conn.next_event() is NEED_DATA
+    got += feed(conn, probe[7:], now)
+    assert got[-1] == EnquireLink(sequence_number=999)
+    return got[:-1]
+
+
+@pytest.mark.parametrize("how", CHUNKINGS)
+def test_full_window_queues_urgent_first_and_releases_on_response(how: str) -> None:
+    conn = bound(window=2, enquire_link_interval=None)
+    conn.send_request(DeliverSm(), "sms1", now=0.0)
+    conn.send_request(DeliverSm(), "sms2", now=0.0)
+    conn.send_request(DeliverSm(), "sms3", now=0.0)  # bulk: waits
+    conn.send_request(DeliverSm(short_message=b"screen"), "screen", now=0.0, urgent=True)
+    assert [p.sequence_number for p in wire_pdus(conn.data_to_send())] == [1, 2]
+    assert (conn.queued, conn.queued_urgent, conn.window_free) == (2, 1, -2)
+    # One response frees one slot: the screen overtakes the queued SMS.
+    evs = feed_chunked(conn, encode_pdu(DeliverSmResp(sequence_number=2)), how, 5.0)
+    assert settled(evs) == ["sms2"]
+    [released] = wire_pdus(conn.data_to_send())
+    assert released.sequence_number == 3 and released.short_message == b"screen"
+    assert conn.queued == 1
+    # Its deadline counts from the input that freed the slot, not from when it was queued.
+    assert conn._outstanding[3][1] == 5.0 + conn.response_timeout
+    wire = encode_pdu(DeliverSmResp(sequence_number=1)) + encode_pdu(
+        DeliverSmResp(sequence_number=3)
+    )
+    evs = feed_chunked(conn, wire, how, 6.0)
+    assert settled(evs) == ["sms1", "screen"]
+    [last] = wire_pdus(conn.data_to_send())
+    assert last.sequence_number == 4
+    assert conn.queued == 0 and conn.outstanding == 1
+
+
+def test_timeout_returns_context_and_releases_the_queue() -> None:
+    conn = bound(window=1, response_timeout=5.0, enquire_link_interval=None)
+    conn.send_request(DeliverSm(), "first", now=0.0)
+    conn.send_request(DeliverSm(), "second", now=1.0)
+    conn.data_to_send()
+    assert conn.get_timer() == 5.0
+    [ev] = conn.handle_timer(5.0)
+    assert ev == RequestTimedOut(DeliverSm(sequence_number=1), "first")
+    [released] = wire_pdus(conn.data_to_send())
+    assert released.sequence_number == 2
+    assert conn.get_timer() == 10.0  # from the timer's now, not from when it was queued
+    assert events(conn) == []
+
+
+def test_link_control_bypasses_a_full_window_and_queue() -> None:
+    conn = bound(window=1, enquire_link_interval=None)
+    conn.send_request(DeliverSm(), "a", now=0.0)
+    conn.send_request(DeliverSm(), "b", now=0.0)
+    conn.send_request(EnquireLink(), "probe", now=0.0)
+    assert [type(p) for p in wire_pdus(conn.data_to_send())] == [DeliverSm, EnquireLink]
+    assert conn.queued == 1
+
+
+def test_queue_is_bounded() -> None:
+    conn = bound(window=1, max_queued=2)
+    for ctx in ("a", "b", "c"):
+        conn.send_request(DeliverSm(), ctx, now=0.0)
+    with pytest.raises(QueueFull, match="2 requests queued"):
+        conn.send_request(DeliverSm(), "d", now=0.0)
+    assert conn.queued == 2
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda c: c.send_request(DeliverSmResp(sequence_number=1), now=0.0), "use send_resp"),
+        (lambda c: c.send_response(DeliverSm(sequence_number=1)), "use send_request"),
+        (lambda c: c.send_request(SubmitSm(), now=0.0), "may not be sent in state BOUND_TRX"),
+    ],
+)
+def test_send_request_caller_errors(call: object, match: str) -> None:
+    conn = bound()
+    with pytest.raises(LocalProtocolError, match=match):
+        call(conn)  # type: ignore[operator]
+
+
+def test_closed_connection_fails_outstanding_then_queued_exactly_once() -> None:
+    conn = bound(window=1, enquire_link_interval=None)
+    conn.send(DeliverSm(sequence_number=50), now=0.0)  # the unbuffered form: no context
+    conn.send_request(DeliverSm(), "queued1", now=0.0)
+    conn.send_request(DeliverSm(), "queued2", now=0.0)
+    conn.data_to_send()
+    # Window is 1 and send() took it: both wait.
+    assert conn.queued == 2
+    evs = feed(conn, b"")
+    assert settled(evs) == ["queued1", "queued2"]
+    assert all(isinstance(ev, RequestFailed) and ev.reason for ev in evs[:2])
+    closed = evs[-1]
+    assert isinstance(closed, ConnectionClosed)
+    assert closed.unacknowledged == (DeliverSm(sequence_number=50),)
+    assert conn.next_event() is closed  # terminal, and the contexts are not repeated
+    with pytest.raises(LocalProtocolError, match="closed"):
+        conn.send_request(DeliverSm(), "late", now=1.0)
+
+
+def test_fatal_framing_error_fails_contexts_before_close() -> None:
+    conn = bound(window=1)
+    conn.send_request(DeliverSm(), "on the wire", now=0.0)
+    conn.send_request(DeliverSm(), "queued", now=0.0)
+    evs = feed(conn, struct.pack("!IIII", 3, 0, 0, 0))
+    assert isinstance(evs[0], RemoteProtocolError)
+    assert settled(evs) == ["on the wire", "queued"]
+    assert isinstance(evs[-1], ConnectionClosed) and evs[-1].unacknowledged == ()
+
+
+def test_queued_request_the_state_no_longer_allows_fails() -> None:
+    conn = bound(window=1, enquire_link_interval=None)
+    conn.send_request(DeliverSm(), "out", now=0.0)
+    conn.send_request(DeliverSm(), "waiting", now=0.0)
+    conn.send_request(Unbind(), "unbind", now=0.0)  # SMPP 3.4 §2.3: no deliver_sm after this
+    assert conn.state is State.UNBOUND
+    evs = feed(conn, encode_pdu(DeliverSmResp(sequence_number=1)))
+    assert settled(evs) == ["out", "waiting"]
+    assert isinstance(evs[1], RequestFailed) and "UNBOUND" in evs[1].reason
+    evs = feed(conn, encode_pdu(UnbindResp(sequence_number=2)))
+    assert settled(evs) == ["unbind"]
+    assert isinstance(evs[-1], ConnectionClosed)
+    assert conn.bound_as is State.BOUND_TRX  # kept for logs and metrics after the close
+
+
+def test_unanswered_unbind_with_context_times_out_then_closes() -> None:
+    conn = bound(response_timeout=5.0, enquire_link_interval=None)
+    conn.send_request(Unbind(), "bye", now=0.0)
+    evs = conn.handle_timer(5.0)
+    assert evs[0] == RequestTimedOut(Unbind(sequence_number=1), "bye")
+    assert isinstance(evs[1], PeerTimedOut)
+    assert isinstance(conn.next_event(), ConnectionClosed)
+
+
+def test_buffered_enquire_link_goes_to_data_to_send() -> None:
+    conn = bound(enquire_link_interval=60.0, buffered=True)
+    [due] = conn.handle_timer(60.0)
+    assert isinstance(due, EnquireLinkDue) and due.data == b""
+    assert wire_pdus(conn.data_to_send()) == [due.request]
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("send"), st.booleans()),
+            st.tuples(st.just("answer"), st.integers(0, 20)),
+            st.tuples(st.just("time"), st.floats(0.0, 4.0)),
+        ),
+        max_size=40,
+    ),
+    st.integers(1, 4),
+)
+def test_every_context_comes_back_exactly_once(ops: list[tuple[str, object]], window: int) -> None:
+    conn = bound(window=window, response_timeout=3.0, enquire_link_interval=None)
+    now, sent, back = 0.0, 0, []
+    on_wire: list[int] = []
+    for op, arg in ops:
+        if op == "send":
+            conn.send_request(DeliverSm(), sent, now=now, urgent=bool(arg))
+            sent += 1
+        elif op == "answer" and on_wire:
+            seq = on_wire.pop(int(arg) % len(on_wire))  # type: ignore[call-overload]
+            back += settled(feed(conn, encode_pdu(DeliverSmResp(sequence_number=seq)), now))
+        elif op == "time":
+            now += float(arg)  # type: ignore[arg-type]
+            back += settled(list(conn.handle_timer(now)))
+            back += settled(events(conn))
+        on_wire += [p.sequence_number for p in wire_pdus(conn.data_to_send())]
+        assert conn.outstanding <= window
+    back += settled(feed(conn, b"", now))
+    assert sorted(back) == list(range(sent))  # type: ignore[type-var]

@@ -4,11 +4,20 @@ Shaped like h11 (receive_data / next_event / send, all state rules in the tables
 aioquic (the caller hands in `now`; get_timer() says when handle_timer() has work; a bad peer
 never raises at the caller, it yields an event with the precise SMPP status).
 
-Caller errors (sending a PDU the bind state forbids, a full window, a bad field) raise
-LocalProtocolError; peer errors come back as events:
+Flow control lives here too (aioquic's pattern): `send_request(pdu, context, now)` puts a
+request on the wire while the window has room and queues it (bounded, urgent ones first)
+while it is full; every byte to write collects in one buffer that `data_to_send()` drains, so
+an adapter has ONE transmit. The context comes back exactly once: on ResponseReceived, on
+RequestTimedOut, or on RequestFailed (closed, or the state no longer allows a queued request).
+`send()` (bytes back at once) is the older, unbuffered form of the same thing.
+
+Caller errors (sending a PDU the bind state forbids, a full window or queue, a bad field)
+raise LocalProtocolError; peer errors come back as events:
 
 * a decoded request the state allows      -> the PDU itself (SubmitSm, BindTransceiver, ...)
-* a response to one of our requests       -> ResponseReceived(request, response)
+* a response to one of our requests       -> ResponseReceived(request, response, context)
+* a request of ours that never goes out / never gets an answer because the connection
+  closed or the state changed             -> RequestFailed(request, context, reason)
 * a request we must refuse                -> PduRejected (send its .response, carry on)
 * something to drop (stray response, ...) -> PduIgnored
 * framing broken beyond repair            -> RemoteProtocolError, then ConnectionClosed
@@ -24,6 +33,7 @@ peer gone silent.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Literal
@@ -62,7 +72,9 @@ __all__ = [
     "PduIgnored",
     "PduRejected",
     "PeerTimedOut",
+    "QueueFull",
     "RemoteProtocolError",
+    "RequestFailed",
     "RequestTimedOut",
     "ResponseReceived",
     "Side",
@@ -169,12 +181,30 @@ class NeedData:
 NEED_DATA = NeedData()
 
 
+class QueueFull(LocalProtocolError):
+    """send_request(): the window is full and max_queued requests already wait for it."""
+
+
 @dataclass(frozen=True, slots=True)
 class ResponseReceived:
-    """The peer answered one of our requests (its *_resp or a generic_nack)."""
+    """The peer answered one of our requests (its *_resp or a generic_nack).
+
+    `context` is what send_request() was given (None for send()).
+    """
 
     request: Pdu
     response: Pdu
+    context: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFailed:
+    """A send_request() request that will get no response: the connection closed while it was
+    outstanding or queued, or it waited in the queue until the state forbade it (an unbind)."""
+
+    request: Pdu
+    context: object
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +245,8 @@ class RemoteProtocolError:
 class ConnectionClosed:
     """Terminal: the stream ended, the unbind finished, or a fatal error happened.
 
-    `unacknowledged` are our requests that never got a response (e.g. deliver_sm to retry).
+    `unacknowledged` are our send() requests that never got a response (e.g. deliver_sm to
+    retry); send_request() requests come back before it, one RequestFailed each.
     """
 
     reason: str
@@ -227,11 +258,15 @@ class RequestTimedOut:
     """One of our requests got no response within response_timeout; it left the window."""
 
     request: Pdu
+    context: object = None
 
 
 @dataclass(frozen=True, slots=True)
 class EnquireLinkDue:
-    """The peer was silent for enquire_link_interval; write `data` (already in the window)."""
+    """The peer was silent for enquire_link_interval; write `data` (already in the window).
+
+    With `buffered=True` the bytes are in data_to_send() instead and `data` is empty.
+    """
 
     request: Pdu
     data: bytes
@@ -254,6 +289,7 @@ Event = (
     | PduRejected
     | PduIgnored
     | RemoteProtocolError
+    | RequestFailed
     | ConnectionClosed
 )
 TimerEvent = RequestTimedOut | EnquireLinkDue | PeerTimedOut
@@ -275,12 +311,16 @@ class SmppConnection:
         enquire_link_interval: float | None = 60.0,
         bind_timeout: float | None = None,
         pdu_timeout: float | None = None,
+        max_queued: int = 10_000,
+        buffered: bool = False,
         now: float | None = None,
     ) -> None:
         if role not in ("server", "client"):
             raise ValueError(f"role must be 'server' or 'client', not {role!r}")
-        if max_pdu_size < HEADER_LENGTH or window < 1 or response_timeout <= 0:
-            raise ValueError("max_pdu_size >= 16, window >= 1 and response_timeout > 0")
+        if max_pdu_size < HEADER_LENGTH or window < 1 or response_timeout <= 0 or max_queued < 0:
+            raise ValueError(
+                "max_pdu_size >= 16, window >= 1, response_timeout > 0 and max_queued >= 0"
+            )
         self.role = role
         self.max_pdu_size = max_pdu_size
         self.window = window
@@ -288,18 +328,28 @@ class SmppConnection:
         self.enquire_link_interval = enquire_link_interval
         self.bind_timeout = bind_timeout
         self.pdu_timeout = pdu_timeout
+        self.max_queued = max_queued
+        # Every byte we produce goes to data_to_send(), the timer's enquire_link included.
+        self.buffered = buffered
         us, peer = (Side.SMSC, Side.ESME) if role == "server" else (Side.ESME, Side.SMSC)
         self._we_may_send = BIND_STATE_TABLE[us]
         self._peer_may_send = BIND_STATE_TABLE[peer]
         self._state = State.OPEN
+        self._bound_as: State | None = None
         self._buf = bytearray()
         self._pos = 0
         self._eof = False
         self._closed: ConnectionClosed | None = None
         self._next_seq = MIN_SEQUENCE
-        # seq -> (request, deadline); insertion order is deadline order (one fixed timeout).
-        self._outstanding: dict[int, tuple[Pdu, float]] = {}
+        # seq -> (request, deadline, context, tracked); insertion order is deadline order (one
+        # fixed timeout). tracked: sent by send_request(), so its context must come back.
+        self._outstanding: dict[int, tuple[Pdu, float, object, bool]] = {}
         self._windowed = 0  # outstanding requests that count against the window
+        # send_request() requests waiting for the window: urgent ones (screens) go first.
+        self._urgent: deque[tuple[Pdu, object]] = deque()
+        self._bulk: deque[tuple[Pdu, object]] = deque()
+        self._out: list[bytes] = []  # data_to_send()
+        self._events: deque[Event] = deque()  # events made outside next_event(), pulled first
         self._probe_seq: int | None = None  # our enquire_link in flight
         self._started = now  # when the clock first became known (bind_timeout)
         self._last_rx = now  # last time the peer sent anything (idle probing)
@@ -313,6 +363,11 @@ class SmppConnection:
         return self._state
 
     @property
+    def bound_as(self) -> State | None:
+        """The bound state this session reached (kept through unbind and close), or None."""
+        return self._bound_as
+
+    @property
     def outstanding(self) -> int:
         """Our requests awaiting a response."""
         return len(self._outstanding)
@@ -321,6 +376,21 @@ class SmppConnection:
     def window_available(self) -> int:
         """How many more windowed requests (deliver_sm, ...) send() accepts now."""
         return self.window - self._windowed
+
+    @property
+    def queued(self) -> int:
+        """send_request() requests waiting for room in the window."""
+        return len(self._urgent) + len(self._bulk)
+
+    @property
+    def queued_urgent(self) -> int:
+        """The urgent ones among them."""
+        return len(self._urgent)
+
+    @property
+    def window_free(self) -> int:
+        """Windowed requests send_request() would put on the wire at once (queued ones first)."""
+        return self.window - self._windowed - len(self._urgent) - len(self._bulk)
 
     def may_send(self, command_id: int) -> bool:
         """True when the current state lets us issue this request (e.g. deliver_sm)."""
@@ -348,16 +418,18 @@ class SmppConnection:
 
     def next_event(self) -> Event:
         """The next event from buffered bytes, or NEED_DATA. Never raises for peer input."""
+        if self._events:
+            return self._events.popleft()
         if self._closed is not None:
             return self._closed
         if self._state is State.CLOSED:
-            return self._close("unbind completed")
+            return self._closing("unbind completed")
         buf, pos = self._buf, self._pos
         avail = len(buf) - pos
         if avail < 4:
             if self._eof:
                 if avail == 0:
-                    return self._close("peer closed the connection")
+                    return self._closing("peer closed the connection")
                 return self._fatal(
                     CommandStatus.ESME_RINVCMDLEN,
                     f"peer closed the connection inside a PDU header ({avail} of 16 octets)",
@@ -452,7 +524,11 @@ class SmppConnection:
             )
         self._forget(seq)
         self._transition(cid, pdu.command_status)
-        return ResponseReceived(request, pdu)
+        if self._urgent or self._bulk:
+            # A slot came free: the next queued request goes out, its deadline counted from
+            # the last input (next_event() has no `now` of its own).
+            self._release(self._last_rx if self._last_rx is not None else 0.0)
+        return ResponseReceived(request, pdu, entry[2])
 
     # ---- output ----------------------------------------------------------------------------
 
@@ -479,17 +555,94 @@ class SmppConnection:
         windowed = cid not in _WINDOW_EXEMPT
         if windowed and self._windowed >= self.window:
             raise LocalProtocolError(f"window of {self.window} outstanding requests is full")
+        return self._put(pdu, now, None, False)
+
+    def _put(self, pdu: Pdu, now: float, context: object, tracked: bool) -> bytes:
+        """Encode a request the state and window allow and start its response deadline."""
+        cid = pdu.command_id
         if pdu.sequence_number == 0:
             pdu = replace(pdu, sequence_number=self.allocate_sequence())
         elif pdu.sequence_number in self._outstanding:
             raise LocalProtocolError(f"sequence_number {pdu.sequence_number} is outstanding")
         data = encode_pdu(pdu)
-        self._outstanding[pdu.sequence_number] = (pdu, now + self.response_timeout)
-        self._windowed += windowed
+        self._outstanding[pdu.sequence_number] = (
+            pdu,
+            now + self.response_timeout,
+            context,
+            tracked,
+        )
+        self._windowed += cid not in _WINDOW_EXEMPT
         if cid == CommandId.ENQUIRE_LINK:
             self._probe_seq = pdu.sequence_number
         self._transition(cid, 0)
         return data
+
+    # ---- output with flow control (everything collects in data_to_send()) ---------------------
+
+    def send_request(
+        self, pdu: Pdu, context: object = None, *, now: float, urgent: bool = False
+    ) -> None:
+        """Send a request now if the window has room, else queue it (urgent ones first).
+
+        `context` comes back exactly once: on ResponseReceived, RequestTimedOut or
+        RequestFailed. Raises LocalProtocolError when closed or when the state forbids the
+        request (check may_send()), QueueFull when max_queued requests already wait.
+        Link control (enquire_link, unbind) bypasses the window and the queue.
+        """
+        cid = pdu.command_id
+        if self._closed is not None or self._state is State.CLOSED:
+            raise LocalProtocolError(f"cannot send {command_name(cid)}: closed")
+        if cid & 0x80000000:
+            raise LocalProtocolError(f"{command_name(cid)} is a response: use send_response()")
+        if cid not in self._we_may_send[self._state]:
+            raise LocalProtocolError(
+                f"{command_name(cid)} may not be sent in state {self._state.name}"
+                f" as the {'SMSC' if self.role == 'server' else 'ESME'} (SMPP 3.4 §2.3)"
+            )
+        if pdu.sequence_number and pdu.sequence_number in self._outstanding:
+            raise LocalProtocolError(f"sequence_number {pdu.sequence_number} is outstanding")
+        if cid in _WINDOW_EXEMPT or (
+            self._windowed < self.window and not self._urgent and not self._bulk
+        ):
+            self._out.append(self._put(pdu, now, context, True))
+            return
+        if len(self._urgent) + len(self._bulk) >= self.max_queued:
+            raise QueueFull(f"window of {self.window} full and {self.max_queued} requests queued")
+        (self._urgent if urgent else self._bulk).append((pdu, context))
+
+    def send_response(self, pdu: Pdu) -> None:
+        """Queue a response (or a generic_nack) for data_to_send()."""
+        if not pdu.command_id & 0x80000000:
+            raise LocalProtocolError(
+                f"{command_name(pdu.command_id)} is a request: use send_request()"
+            )
+        self._out.append(self.send(pdu))
+
+    def data_to_send(self) -> bytes:
+        """Every byte produced since the last call, for one write."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    def _release(self, now: float) -> None:
+        """Queued requests onto the wire while the window has room."""
+        urgent, bulk = self._urgent, self._bulk
+        while self._windowed < self.window and (urgent or bulk):
+            pdu, context = (urgent or bulk).popleft()
+            cid = pdu.command_id
+            reason = ""
+            if cid not in self._we_may_send[self._state]:
+                # e.g. an unbind crossed it (SMPP 3.4 §2.3): it never goes out on this session.
+                reason = f"{command_name(cid)} may not be sent in state {self._state.name}"
+            elif pdu.sequence_number and pdu.sequence_number in self._outstanding:
+                reason = f"sequence_number {pdu.sequence_number} is outstanding"
+            if reason:
+                self._events.append(RequestFailed(pdu, context, reason))
+                continue
+            self._out.append(self._put(pdu, now, context, True))
 
     # ---- timers ----------------------------------------------------------------------------
 
@@ -524,19 +677,23 @@ class SmppConnection:
         self._touch_clock(now)
         events: list[TimerEvent] = []
         while self._outstanding:
-            seq, (request, deadline) = next(iter(self._outstanding.items()))
+            seq, (request, deadline, context, tracked) = next(iter(self._outstanding.items()))
             if deadline > now:
                 break
             # An unanswered enquire_link or unbind means the peer is gone, not one lost PDU.
             fatal = seq == self._probe_seq or request.command_id == CommandId.UNBIND
             self._forget(seq)
             if fatal:
+                if tracked:
+                    events.append(RequestTimedOut(request, context))
                 what = command_name(request.command_id)
                 reason = f"no {what}_resp within {self.response_timeout:g} s"
                 events.append(PeerTimedOut(reason))
                 self._close(reason)
                 return events
-            events.append(RequestTimedOut(request))
+            events.append(RequestTimedOut(request, context))
+        if self._urgent or self._bulk:
+            self._release(now)
         if (
             self.bind_timeout is not None
             and self._state is State.OPEN
@@ -567,7 +724,11 @@ class SmppConnection:
             and self.may_send(CommandId.ENQUIRE_LINK)
         ):
             probe = EnquireLink(sequence_number=self.allocate_sequence())
-            events.append(EnquireLinkDue(probe, self.send(probe, now)))
+            data = self.send(probe, now)
+            if self.buffered:
+                self._out.append(data)
+                data = b""
+            events.append(EnquireLinkDue(probe, data))
         return events
 
     # ---- internals -------------------------------------------------------------------------
@@ -591,7 +752,7 @@ class SmppConnection:
             self._last_rx = now
 
     def _forget(self, seq: int) -> None:
-        request, _ = self._outstanding.pop(seq)
+        request = self._outstanding.pop(seq)[0]
         if request.command_id not in _WINDOW_EXEMPT:
             self._windowed -= 1
         if seq == self._probe_seq:
@@ -601,6 +762,8 @@ class SmppConnection:
         new = TRANSITIONS.get((self._state, command_id))
         if new is not None and (status == 0 or command_id not in _NEEDS_OK):
             self._state = new
+            if new in _BOUND:
+                self._bound_as = new
 
     def _refusal_status(self, command_id: int) -> int:
         return REFUSAL_STATUS.get((self._state, command_id), CommandStatus.ESME_RINVBNDSTS)
@@ -616,9 +779,21 @@ class SmppConnection:
         self._close(reason)
         return RemoteProtocolError(status, reason, response)
 
+    def _closing(self, reason: str) -> Event:
+        """Close, then the first event owed: a RequestFailed, else ConnectionClosed."""
+        closed = self._close(reason)
+        return self._events.popleft() if self._events else closed
+
     def _close(self, reason: str) -> ConnectionClosed:
         if self._closed is None:
-            unacked = tuple(request for request, _ in self._outstanding.values())
+            unacked = tuple(r for r, _, _, tracked in self._outstanding.values() if not tracked)
+            # Contexts come back exactly once: what was on the wire, then what was queued.
+            failed = [(r, c) for r, _, c, tracked in self._outstanding.values() if tracked]
+            failed += self._urgent
+            failed += self._bulk
+            self._urgent.clear()
+            self._bulk.clear()
+            self._events.extend(RequestFailed(r, c, reason) for r, c in failed)
             self._outstanding.clear()
             self._windowed = 0
             self._probe_seq = None
