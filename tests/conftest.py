@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from ussd import config as config_mod
+from ussd import log as log_mod
 from ussd import store as store_mod
 from ussd.clock import SimulatedClock
 from ussd.events import Event
@@ -18,6 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The `browser` fixture (headless Debian Chromium) for every browser test.
 pytest_plugins = ["tests.browser"]
+
+# capture_logs() must see every logger, also after a test ran `ussd-sim` in-process.
+log_mod.CACHE_LOGGERS = False
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    # An in-process `ussd-sim` run configures structlog for the whole process (level, format);
+    # the next test starts from structlog's defaults again.
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(autouse=True)

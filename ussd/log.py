@@ -9,6 +9,11 @@ from typing import Any
 
 import structlog
 
+# Loggers are cached on first use for speed. The test suite turns this off (tests/conftest.py)
+# because `structlog.testing.capture_logs` cannot see a logger cached by an earlier
+# `configure()`, such as the one every in-process `ussd-sim` command run makes.
+CACHE_LOGGERS = True
+
 # Keys whose values never reach a log line (SPEC §3, §10: passwords and password replies).
 SECRET_KEYS = frozenset({"password", "new_password", "reply", "text_secret", "token", "secret"})
 
@@ -46,7 +51,7 @@ def configure(fmt: str = "console", level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
 
 
