@@ -756,10 +756,11 @@ class _Runner:
         i = 0
         lag = self.lag
         loop_now = self.now
-        while True:
+        while self.live:
+            # Every slot before `end` is offered, late or not: a loop that wakes after `end`
+            # still sends what was due (and its lag shows it), or a stall would shrink the
+            # offered load instead of showing up as latency.
             now = loop_now()
-            if now >= end or not self.live:
-                break
             while True:
                 slot = start + i * interval
                 if slot > now or slot >= end:
@@ -776,7 +777,10 @@ class _Runner:
                 elif self._measured(slot):
                     self.count_error("no_free_subscriber")
             self.flush()
-            await asyncio.sleep(max(0.0, start + i * interval - loop_now()))
+            due = start + i * interval
+            if due >= end:
+                break
+            await asyncio.sleep(max(0.0, due - loop_now()))
 
     async def closed_model(self, end: float) -> None:
         assert self.options.concurrency is not None

@@ -517,3 +517,26 @@ async def test_unanswered_steps_time_out_and_leave_nothing_behind() -> None:
     assert report.errors.get("timeout", 0) > 4  # users kept sending after timeouts
     assert set(report.errors) == {"timeout"}
     assert seen and all(not bind.in_flight for bind in seen)
+
+
+async def test_open_model_offers_every_slot_even_when_the_loop_wakes_late() -> None:
+    """A generator that wakes after the end still sends what was due before it (no slots
+    silently dropped: the open model's offered load is the schedule's)."""
+    ticks = iter([0.0])
+    runner = load._Runner(
+        options(2775, load.submit_journey("submit"), mode="submit", rate=10.0),
+        None,
+        lambda: next(ticks, 5.0),  # first 0.0, then far past the 1 s window
+    )
+    started: list[float] = []
+
+    def start_journey(sched: float) -> bool:
+        started.append(sched)
+        return True
+
+    runner.start_journey = start_journey  # type: ignore[method-assign]
+    runner.live = [object()]  # type: ignore[list-item]
+    runner.measure_from, runner.measure_to = 0.0, 1.0
+    await runner.open_model(0.0, 1.0)
+    assert started == pytest.approx([i / 10 for i in range(10)])
+    assert runner.offered == 10
