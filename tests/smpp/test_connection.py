@@ -895,3 +895,10 @@ def test_every_context_comes_back_exactly_once(ops: list[tuple[str, object]], wi
         assert conn.outstanding <= window
     back += settled(feed(conn, b"", now))
     assert sorted(back) == list(range(sent))  # type: ignore[type-var]
+
+
+def test_buffered_fatal_error_leaves_its_generic_nack_in_data_to_send() -> None:
+    conn = bound(buffered=True)
+    [err, closed] = feed(conn, struct.pack("!IIII", 3, C.SUBMIT_SM, 0, 9))
+    assert isinstance(err, RemoteProtocolError) and isinstance(closed, ConnectionClosed)
+    assert wire_pdus(conn.data_to_send()) == [err.response]

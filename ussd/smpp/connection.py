@@ -233,7 +233,8 @@ class PduIgnored:
 class RemoteProtocolError:
     """Fatal: the byte stream cannot be framed. Write `response.encode()` if set, then close.
 
-    send() refuses after this (the connection is closed), hence the direct encode.
+    send() refuses after this (the connection is closed), hence the direct encode. With
+    `buffered=True` the response is in data_to_send() already.
     """
 
     status: int
@@ -776,6 +777,8 @@ class SmppConnection:
         )
 
     def _fatal(self, status: int, reason: str, response: Pdu | None = None) -> Event:
+        if response is not None and self.buffered:
+            self._out.append(encode_pdu(response))  # the last thing the peer hears
         self._close(reason)
         return RemoteProtocolError(status, reason, response)
 
