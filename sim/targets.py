@@ -628,7 +628,10 @@ class _SmppClient(Esme):
         client = await connect(lambda: cls(response_timeout), host, port, WAIT)
         try:
             await client.bind(system_id, password)
-        except (BindRefused, TimeoutError, ConnectionError) as exc:
+        except BindRefused as exc:
+            client.disconnect()
+            raise ConnectionError(f"bind_transceiver refused: {status_name(exc.status)}") from None
+        except (TimeoutError, ConnectionError) as exc:
             client.disconnect()
             raise ConnectionError(f"bind_transceiver failed: {exc}") from None
         return client

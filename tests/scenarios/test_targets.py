@@ -270,3 +270,16 @@ async def test_smpp_target_keeps_few_incomplete_sms() -> None:
         client.request_received(first)
     assert len(client.parts) == MAX_PARTIAL
     assert ("79160000000", 0) not in client.parts
+
+
+@smpp_only
+async def test_smpp_target_wrong_password_is_a_clear_error(
+    smpp_world: Any, base: dict[str, Any]
+) -> None:
+    _, _, smpp_url = smpp_world
+    target = SmppTarget.from_url(smpp_url.replace(":secret@", ":wrong@"))
+    text = 'name: T\nsubscribers: [{msisdn: "79900000000"}]\nsteps: [{dial: "*100#"}]\n'
+    (scenario,) = sc.loads(text, "t.yaml", base)
+    with pytest.raises(ConnectionError, match=r"^bind_transceiver refused: ESME_RINVPASWD$"):
+        await target.setup(scenario)
+    await target.close()
