@@ -35,6 +35,7 @@ class Gate:
         self.entered = threading.Semaphore(0)
         self.release = threading.Event()
         self.calls = 0
+        self.on_loop = False
         self._lock = threading.Lock()
 
     def __call__(self, *args: Any) -> Any:
@@ -42,6 +43,11 @@ class Gate:
             self.threads.add(threading.get_ident())
             self.calls += 1
         self.entered.release()
+        if threading.get_ident() == threading.main_thread().ident:
+            # The event loop's own thread (pytest-asyncio runs it on the main thread): holding
+            # it here would stall the very test that is to notice it. Fail at once instead.
+            self.on_loop = True
+            raise AssertionError("a password was hashed on the event loop's thread")
         assert self.release.wait(WAIT), "the test never released the hash"
         return self.inner(*args)
 
@@ -51,7 +57,9 @@ class Gate:
         def take() -> bool:
             return all(self.entered.acquire(timeout=WAIT) for _ in range(count))
 
-        assert await asyncio.to_thread(take), "the hashes did not start"
+        started = await asyncio.to_thread(take)
+        assert not self.on_loop, "a password was hashed on the event loop's thread"
+        assert started, "the hashes did not start"
 
 
 @pytest.fixture
