@@ -122,7 +122,7 @@ class Esme(asyncio.Protocol):
         LocalProtocolError when the bind state forbids it (SMPP 3.4 §2.3) or the connection
         is closed; QueueFull when the window is full and the queue too. With `unchecked` the
         PDU is encoded as it is and skips the state rules (and the window); its response is
-        matched by sequence_number and it does not time out here (use call()'s timeout).
+        matched by sequence_number and it does not time out here (call() has a `wait`).
         """
         if self.ended is not None:
             raise LocalProtocolError(f"connection closed: {self.ended}")
