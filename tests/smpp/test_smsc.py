@@ -23,6 +23,7 @@ from ussd.smpp.constants import (
 from ussd.smpp.pdu import DeliverSm, ItsSessionInfo, SubmitSm, SubmitSmResp, encode_text, ussd_tlvs
 from ussd.smpp.smsc import (
     RECEIPT_ATTEMPTS,
+    RETRY_ROUNDS,
     ReceiptPart,
     Respond,
     ScreenPart,
@@ -188,7 +189,7 @@ def test_refused_screen_releases_the_dialog(world: tuple[Gateway, Smsc]) -> None
     smsc.submit_sm(1, ussd(ALICE, "*111*17#"))
     _, screen = smsc.actions()
     assert gateway.engine.dialog(ALICE) is not None
-    smsc.response(screen.context, S.ESME_RSYSERR)
+    smsc.response(screen.context, S.ESME_RSYSERR, now=0.0)
     assert gateway.engine.dialog(ALICE) is None
     assert smsc.actions() == []  # the harness refused it: no end screen on top
 
@@ -216,7 +217,7 @@ def test_sms_waits_for_a_covering_bind_with_room(world: tuple[Gateway, Smsc]) ->
     smsc.window_changed(1)
     [send] = run(smsc)
     assert send.bind == 1 and isinstance(send.context, SmsPart)
-    smsc.response(send.context, S.ESME_ROK)
+    smsc.response(send.context, S.ESME_ROK, now=0.0)
     run(smsc)  # the acknowledgement is recorded in the next loop iteration
     assert gateway.store.sms(sms.id).state is SmsState.DELIVERED
 
@@ -235,10 +236,10 @@ def test_multipart_sms_delivered_only_when_every_part_is(world: tuple[Gateway, S
     parts = run(smsc)
     assert len(parts) == 3 and len({id(p.context) for p in parts}) == 1
     for part in parts[:-1]:
-        smsc.response(part.context, S.ESME_ROK)
+        smsc.response(part.context, S.ESME_ROK, now=0.0)
     run(smsc)
     assert gateway.store.sms(sms.id).state is SmsState.QUEUED
-    smsc.response(parts[-1].context, S.ESME_ROK)
+    smsc.response(parts[-1].context, S.ESME_ROK, now=0.0)
     run(smsc)
     assert gateway.store.sms(sms.id).state is SmsState.DELIVERED
 
@@ -248,7 +249,7 @@ def test_refused_sms_retried_after_response_timeout(world: tuple[Gateway, Smsc])
     smsc.bind_opened(1, HARNESS, FakeWindow(), receives=True)
     gateway.sms.send(BOB, "again")
     [send] = run(smsc, now=100.0)
-    smsc.response(send.context, S.ESME_RSYSERR)
+    smsc.response(send.context, S.ESME_RSYSERR, now=100.0)
     assert run(smsc, now=100.0) == []
     retry = 100.0 + gateway.config.smpp.response_timeout
     assert smsc.get_timer() == retry
@@ -264,7 +265,7 @@ def test_unanswered_sms_goes_out_on_another_bind(world: tuple[Gateway, Smsc]) ->
     gateway.sms.send(BOB, "hop")
     [send] = run(smsc)
     smsc.bind_closed(send.bind)
-    smsc.failed(send.context)  # the connection hands the context back on close
+    smsc.failed(send.context, now=0.0)  # the connection hands the context back on close
     [again] = run(smsc)
     assert again.bind != send.bind and again.pdu == send.pdu
 
@@ -291,14 +292,14 @@ def test_receipt_follows_the_real_fate_of_the_sms(world: tuple[Gateway, Smsc]) -
     [(_, resp)] = responses(smsc)
     [deliver] = run(smsc)  # the MO SMS itself goes out to Bob's handset side
     assert run(smsc) == []  # no receipt before it is delivered
-    smsc.response(deliver.context, S.ESME_ROK)
+    smsc.response(deliver.context, S.ESME_ROK, now=0.0)
     [receipt] = run(smsc)
     assert isinstance(receipt.context, ReceiptPart)
     assert isinstance(receipt.pdu, DeliverSm)
     assert receipt.pdu.esm_class == EsmClass.DELIVERY_RECEIPT
     assert receipt.pdu.receipted_message_id == resp.message_id
     assert receipt.pdu.message_state == MessageState.DELIVERED
-    smsc.response(receipt.context, S.ESME_ROK)
+    smsc.response(receipt.context, S.ESME_ROK, now=0.0)
     [stored] = gateway.store.receipts_of(int(resp.message_id))
     assert stored.state is ReceiptState.SENT
 
@@ -313,7 +314,7 @@ def test_receipt_refused_too_often_is_given_up(world: tuple[Gateway, Smsc]) -> N
     now = 0.0
     for _ in range(RECEIPT_ATTEMPTS):
         [receipt] = run(smsc, now)
-        smsc.response(receipt.context, S.ESME_RX_T_APPN)
+        smsc.response(receipt.context, S.ESME_RX_T_APPN, now=now)
         now += gateway.config.smpp.response_timeout
     assert run(smsc, now) == []
     [stored] = gateway.store.receipts_of(int(resp.message_id))
@@ -333,7 +334,7 @@ def test_concatenated_mo_sms_is_one_sms_with_a_receipt_per_part(
     [deliver] = run(smsc)
     assert isinstance(deliver.context, SmsPart)
     assert deliver.context.delivery.sms.text == "Hello Bob"
-    smsc.response(deliver.context, S.ESME_ROK)
+    smsc.response(deliver.context, S.ESME_ROK, now=0.0)
     receipts = run(smsc)
     assert sorted(r.pdu.receipted_message_id for r in receipts) == sorted(  # type: ignore[attr-defined]
         [first.message_id, second.message_id]
@@ -359,7 +360,25 @@ def test_stop_records_acknowledged_and_offers_nothing_new(world: tuple[Gateway, 
     sms = gateway.sms.send(BOB, "last one")
     [send] = run(smsc)
     smsc.stop()
-    smsc.response(send.context, S.ESME_ROK)
+    smsc.response(send.context, S.ESME_ROK, now=0.0)
     assert gateway.store.sms(sms.id).state is SmsState.DELIVERED
     gateway.sms.send(BOB, "too late")
     assert smsc.get_timer() is None
+
+
+def test_refusals_retry_in_rounds(world: tuple[Gateway, Smsc]) -> None:
+    gateway, smsc = world
+    timeout = gateway.config.smpp.response_timeout
+    smsc.bind_opened(1, HARNESS, FakeWindow(), receives=True)
+    for i in range(3):
+        gateway.sms.send(BOB, f"sms {i}")
+    sends = run(smsc)
+    for i, send in enumerate(sends):  # refused a little apart
+        smsc.response(send.context, S.ESME_RSYSERR, now=float(i))
+    assert run(smsc, now=2.0) == []  # not before their retries
+    assert smsc.get_timer() == timeout  # the first refusal's retry; later ones did not move it
+    [first] = run(smsc, now=timeout)
+    assert first.pdu == sends[0].pdu
+    # The next two fall due 1 s and 2 s later, but go in one round, RETRY_ROUNDS per timeout.
+    assert smsc.get_timer() == timeout + timeout / RETRY_ROUNDS
+    assert len(run(smsc, now=timeout + timeout / RETRY_ROUNDS)) == 2

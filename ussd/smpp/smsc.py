@@ -60,6 +60,7 @@ from ussd.store import Receipt, ReceiptState
 __all__ = [
     "HELD_MAX",
     "RECEIPT_ATTEMPTS",
+    "RETRY_ROUNDS",
     "SCAN_BATCH",
     "SCAN_STEP",
     "MoSms",
@@ -78,6 +79,7 @@ RECEIPT_ATTEMPTS = 3  # a delivery receipt the harness refuses this often is giv
 SCAN_BATCH = 256  # queued SMS read per store query while draining
 SCAN_STEP = 1024  # queued SMS read per scan (per loop iteration) at most
 HELD_MAX = 20_000  # queued SMS held in memory waiting for a busy bind at most
+RETRY_ROUNDS = 4  # refused SMS and receipts go again in at most this many rounds per timeout
 
 _OK = CommandStatus.ESME_ROK
 BindKey = int  # the adapter's name for a bind (opaque here)
@@ -204,6 +206,9 @@ class Smsc:
         self._sms_events: list[Event] = []
         self._in_flight: dict[int, _Delivery] = {}
         self._retry_at: dict[int, float] = {}
+        # The earliest retry pending: a refusal only moves it earlier (O(1)); handle_timer
+        # looks at every retry once per round, at most RETRY_ROUNDS rounds per timeout.
+        self._retry_next: float | None = None
         self._scan_needed = False
         # The drain's cursor: every queued SMS with an id up to here is in flight, waiting for
         # a retry, covered by no bind, or unsendable (see _scan); it moves back when that ends.
@@ -232,13 +237,7 @@ class Smsc:
         """When handle_timer() has work: -inf for "next loop iteration", a retry, or None."""
         if self._work and not self.stopping:
             return float("-inf")
-        if self.stopping:
-            return None
-        # Retries at or before the last handle_timer() were offered then (or wait for room).
-        last = self._now
-        times = [at for at in self._retry_at.values() if at > last]
-        times.extend(at for at, _ in self._receipt_retry_at.values() if at > last)
-        return min(times) if times else None
+        return None if self.stopping else self._retry_next
 
     def handle_timer(self, now: float) -> None:
         """Record acknowledged SMS, offer queued SMS and due receipts, retries that fell due."""
@@ -247,13 +246,8 @@ class Smsc:
         self._mark_acked()  # even when stopping: an acknowledged SMS is delivered
         if self.stopping:
             return
-        due = [sms_id for sms_id, at in self._retry_at.items() if at <= now]
-        if due:
-            self._rewind(min(due))
-            self._scan_needed = True
-        for at, system_id in self._receipt_retry_at.values():
-            if at <= now:
-                self._receipt_systems.add(system_id)
+        if self._retry_next is not None and self._retry_next <= now:
+            self._retries_due(now)
         events, self._sms_events = self._sms_events, []
         for event in events:
             if isinstance(event, SmsQueued):
@@ -274,6 +268,30 @@ class Smsc:
             systems, self._receipt_systems = self._receipt_systems, set()
             for system_id in sorted(systems):
                 self._send_due_receipts(system_id)
+
+    def _retries_due(self, now: float) -> None:
+        due = [sms_id for sms_id, at in self._retry_at.items() if at <= now]
+        if due:
+            self._rewind(min(due))
+            self._scan_needed = True
+        later: float | None = None
+        for at in self._retry_at.values():
+            if at > now and (later is None or at < later):
+                later = at
+        for at, system_id in self._receipt_retry_at.values():
+            if at <= now:
+                self._receipt_systems.add(system_id)
+            elif later is None or at < later:
+                later = at
+        if later is not None:
+            # In rounds: a round looks at every pending retry, so one per refusal would make
+            # a harness refusing a whole queue O(N²).
+            later = max(later, now + self.config.response_timeout / RETRY_ROUNDS)
+        self._retry_next = later
+
+    def _retry(self, at: float) -> None:
+        if self._retry_next is None or at < self._retry_next:
+            self._retry_next = at
 
     def stop(self) -> None:
         """Shutting down: record what was acknowledged, offer nothing new."""
@@ -326,8 +344,9 @@ class Smsc:
 
     # ---- our requests' fate ----------------------------------------------------------------
 
-    def response(self, context: object, status: int) -> None:
+    def response(self, context: object, status: int, *, now: float) -> None:
         """A response to one of our requests arrived."""
+        self._now = now
         ok = status == _OK
         if isinstance(context, ScreenPart):
             if not ok:
@@ -340,8 +359,9 @@ class Smsc:
             else:
                 self._receipt_failed(context, refused=True)
 
-    def failed(self, context: object) -> None:
+    def failed(self, context: object, *, now: float) -> None:
         """One of our requests got no answer (timed out, bind closed, state changed)."""
+        self._now = now
         if isinstance(context, SmsPart):
             self._sms_part_done(context.delivery, False, retry_now=True)
         elif isinstance(context, ReceiptPart):
@@ -746,7 +766,9 @@ class Smsc:
             delivery.failed = True
             if not retry_now:
                 # The harness refused it: try again after a while, not in a tight loop.
-                self._retry_at[delivery.sms.id] = self._now + self.config.response_timeout
+                at = self._now + self.config.response_timeout
+                self._retry_at[delivery.sms.id] = at
+                self._retry(at)
         if delivery.remaining > 0:
             return
         sms_id = delivery.sms.id
@@ -759,7 +781,8 @@ class Smsc:
             if self.stopping:
                 self._mark_acked()
         else:
-            self._rewind(sms_id)
+            if sms_id not in self._retry_at:
+                self._rewind(sms_id)  # unanswered: again at once (a refused one: its retry)
             self._scan_needed = True
         self._work = True
 
@@ -926,10 +949,9 @@ class Smsc:
             _log.warning("smpp_receipt_refused", system_id=context.system_id, sms_id=context.sms_id)
             return
         # The harness refused it: again after a while, not in a tight loop (as for SMS).
-        self._receipt_retry_at[context.receipt_id] = (
-            self._now + self.config.response_timeout,
-            context.system_id,
-        )
+        at = self._now + self.config.response_timeout
+        self._receipt_retry_at[context.receipt_id] = (at, context.system_id)
+        self._retry(at)
 
 
 def _receipt_pdu(receipt: Receipt) -> DeliverSm:
