@@ -18,7 +18,7 @@ from tests.smpp.test_server import ALICE, Esme, bound, server_config, text_of
 from ussd.clock import SimulatedClock
 from ussd.config import Config
 from ussd.runtime import Gateway
-from ussd.smpp.pdu import DeliverSm
+from ussd.smpp.pdu import DeliverSm, EnquireLink
 from ussd.smpp.server import SmppServer
 
 TIMEOUT = 30.0
@@ -156,3 +156,34 @@ def test_per_event_sms_work_does_not_walk_the_queue(gateway: Gateway) -> None:
     queue(gateway, 5000, prefix="7917")
     large = vm_steps(gateway, per_event)
     assert large <= small + 5, (small, large)
+
+
+async def test_a_harness_refusing_the_queue_costs_o1_per_refusal(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Real transport timers (the default): each refusal arms the retry timer. It looked at
+    # every retry pending so far (sum over n refusals: n²/2); now it only moves it earlier.
+    n = 300
+    srv = SmppServer(gateway)
+    srv.address = await srv.start("127.0.0.1", 0)  # type: ignore[attr-defined]
+    looked_at = [0]
+    next_retry = srv._next_retry
+
+    def counting() -> float | None:
+        looked_at[0] += len(srv._retry_at) + len(srv._receipt_retry_at)
+        return next_retry()
+
+    monkeypatch.setattr(srv, "_next_retry", counting)
+    try:
+        queue(gateway, n)
+        client = await bound(srv, auto_ack=False)
+        for _ in range(n):
+            pdu = await asyncio.wait_for(client.deliver_sm(), TIMEOUT)
+            client.ack(pdu, 0x08)  # ESME_RSYSERR: refused
+        await client.request(EnquireLink())  # every refusal has been handled by now
+        assert len(srv._retry_at) == n
+        assert looked_at[0] <= 2 * n, looked_at[0]
+        assert srv.scan_reads <= 3 * n, srv.scan_reads
+        await client.close()
+    finally:
+        await srv.stop()

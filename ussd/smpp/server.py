@@ -99,6 +99,7 @@ RECEIPT_ATTEMPTS = 3  # a delivery receipt the harness refuses this often is giv
 SCAN_BATCH = 256  # queued SMS read per store query while draining
 SCAN_STEP = 1024  # queued SMS read per scan (per loop iteration) at most
 HELD_MAX = 20_000  # queued SMS held in memory waiting for a busy bind at most
+RETRY_ROUNDS = 4  # refused SMS and receipts go again in at most this many rounds per timeout
 
 _OK = CommandStatus.ESME_ROK
 _BIND_TYPES: dict[int, str] = {
@@ -1113,11 +1114,12 @@ class SmppServer:
             self._scan_after = 0
             self._held.clear()
             self._held_ids.clear()
-        now = self.clock.now()
+        now = self.clock.now()  # transport time: retries
+        valid_at = self.sms.clock.now()  # business time: validity (a simulated clock's)
         for key, queue in list(self._held.items()):
             while queue:
                 sms = queue[0]
-                if sms.id in self._held_ids and sms.expires > now:
+                if sms.id in self._held_ids and sms.expires > valid_at:
                     if self._deliver(sms, receivers) is False:
                         break
                     self._held_ids.discard(sms.id)
@@ -1135,7 +1137,9 @@ class SmppServer:
             read += len(batch)
             for sms in batch:
                 after = sms.id
-                if sms.id in self._in_flight or sms.id in self._held_ids or sms.expires <= now:
+                if sms.id in self._in_flight or sms.id in self._held_ids:
+                    continue
+                if sms.expires <= valid_at:
                     continue
                 retry = self._retry_at.get(sms.id)
                 if retry is not None:
@@ -1200,8 +1204,9 @@ class SmppServer:
             delivery.failed = True
             if not retry_now:
                 # The harness refused it: try again after a while, not in a tight loop.
-                self._retry_at[delivery.sms.id] = self.clock.now() + self.config.response_timeout
-                self._arm_retry()
+                at = self.clock.now() + self.config.response_timeout
+                self._retry_at[delivery.sms.id] = at
+                self._arm_retry(at)
         if delivery.remaining > 0:
             return
         sms_id = delivery.sms.id
@@ -1216,7 +1221,8 @@ class SmppServer:
             else:
                 self._schedule_sms_flush()
         else:
-            self._rewind(sms_id)
+            if sms_id not in self._retry_at:
+                self._rewind(sms_id)  # unanswered: again at once (a refused one: _retry_due)
             self._scan_needed = True
             self._schedule_sms_flush()
 
@@ -1232,14 +1238,25 @@ class SmppServer:
         times.extend(at for at, _system_id in self._receipt_retry_at.values())
         return min(times) if times else None
 
-    def _arm_retry(self) -> None:
-        at = self._next_retry()
-        if self._simulated or self._loop is None or at is None:
+    def _arm_retry(self, at: float | None = None) -> None:
+        """Arm the one retry timer for `at` (a new refusal), or for the earliest one pending.
+
+        A refusal only ever moves the timer earlier, without looking at the others: a harness
+        refusing a whole queue costs O(1) per refusal, not O(refusals so far).
+        """
+        if self._simulated or self._loop is None:
             return
-        if self._retry_timer is not None:
-            self._retry_timer.cancel()
-        delay = max(0.0, at - self.clock.now())
-        self._retry_timer = self._loop.call_at(self._loop.time() + delay, self._retry_due)
+        if at is None:
+            at = self._next_retry()
+            if at is None:
+                return
+        when = self._loop.time() + max(0.0, at - self.clock.now())
+        timer = self._retry_timer
+        if timer is not None:
+            if timer.when() <= when:
+                return
+            timer.cancel()
+        self._retry_timer = self._loop.call_at(when, self._retry_due)
 
     def _retry_due(self) -> None:
         self._retry_timer = None
@@ -1254,7 +1271,9 @@ class SmppServer:
         self._schedule_sms_flush()
         at = self._next_retry()
         if at is not None and at > now:
-            self._arm_retry()
+            # Retries go in rounds, at most RETRY_ROUNDS per response_timeout: a firing looks at
+            # every pending retry, so one per refusal would make a refusing harness O(N²).
+            self._arm_retry(max(at, now + self.config.response_timeout / RETRY_ROUNDS))
 
     # -- MO SMS and delivery receipts (SPEC §5) ---------------------------------------------
 
@@ -1425,11 +1444,9 @@ class SmppServer:
             _log.warning("smpp_receipt_refused", system_id=system_id, sms_id=sms_id)
             return
         # The harness refused it: again after a while, not in a tight loop (as for SMS).
-        self._receipt_retry_at[receipt_id] = (
-            self.clock.now() + self.config.response_timeout,
-            system_id,
-        )
-        self._arm_retry()
+        at = self.clock.now() + self.config.response_timeout
+        self._receipt_retry_at[receipt_id] = (at, system_id)
+        self._arm_retry(at)
 
     # -- connection end ---------------------------------------------------------------------
 
