@@ -12,9 +12,12 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sim.runner import ScenarioResult, format_failure
 from sim.scenario import ScenarioError
+
+if TYPE_CHECKING:  # the runner writes JUnit files through this module, never the reverse
+    from sim.runner import ScenarioResult
 
 
 def build(results: Sequence[ScenarioResult], errors: Sequence[ScenarioError] = ()) -> ET.Element:
@@ -39,7 +42,7 @@ def build(results: Sequence[ScenarioResult], errors: Sequence[ScenarioError] = (
                 failure = ET.SubElement(
                     case, "failure", message=r.failure.summary, type="ScenarioFailure"
                 )
-                failure.text = format_failure(r)
+                failure.text = r.report
         _counts(suite, len(items), failures, 0, seconds)
         total_tests += len(items)
         total_failures += failures

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from sim import junit as junit_mod
 from sim import scenario as sc
 from sim.targets import Result, ScreenView, SmsView, Target, make_target
 
@@ -79,6 +80,11 @@ class ScenarioResult:
     @property
     def classname(self) -> str:
         return os.path.splitext(os.path.basename(self.file))[0]
+
+    @property
+    def report(self) -> str:
+        """The failure as `format_failure` prints it (a JUnit failure's text)."""
+        return format_failure(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,8 +466,6 @@ def run(
     junit: str | os.PathLike[str] | None = None,
 ) -> int:
     """`ussd-sim run`: load everything, run, report; the exit code (0 ok, 1 failed, 2 load)."""
-    from sim import junit as junit_mod
-
     scenarios, errors = load_all(paths, options.base)
     if errors:
         for error in errors:

@@ -179,11 +179,3 @@ def setup_account_routes(app: web.Application, gateway: Gateway) -> None:
     add("POST", "/api/v1/account/numbers", account_errors(api.add_number))
     add("DELETE", "/api/v1/account/numbers/{msisdn}", account_errors(api.remove_number))
     add("POST", "/api/v1/account/social", account_errors(api.bind_social))
-
-
-def setup(app: web.Application, gateway: Gateway) -> None:
-    """Self-care and admin routes together: the one call the app factory makes."""
-    from ussd.http.admin import setup_admin_routes
-
-    setup_account_routes(app, gateway)
-    setup_admin_routes(app, gateway)

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from ussd.http import account as account_routes
 from ussd.http import metrics as metrics_mod
 from ussd.http import recording
+from ussd.http.account import setup_account_routes
+from ussd.http.admin import setup_admin_routes
 from ussd.http.errors import (
     MAX_BODY,
     REQUEST_TIMEOUT,
@@ -117,7 +118,8 @@ def make_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(phone_routes)
     recording.setup(app)  # POST/DELETE .../record: a session as a scenario file (SPEC §8)
-    account_routes.setup(app, gateway)  # self-care and admin API (SPEC §6, §7)
+    setup_account_routes(app, gateway)  # self-care (SPEC §6, §7)
+    setup_admin_routes(app, gateway)  # the admin API, behind its token (SPEC §6)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
