@@ -482,3 +482,20 @@ async def test_my_account_lists_payments_newest_first(page: Any, started: Gatewa
     assert dates == ["2026-11-01", "2026-10-01", "2026-09-15"]
     first = await app.locator("[data-role=payment]").first.inner_text()
     assert "+500.00 руб." in first
+
+
+async def test_the_same_screen_again_keeps_the_reply_being_typed(
+    page: Any, started: Gateway
+) -> None:
+    # The HTTP answer and the WebSocket both bring a screen; whichever comes second must not
+    # wipe what the user has typed in between.
+    phone = await _prompt(page, started, "Your text:")
+    await page.keyboard.type("abc")
+    started.engine.bus.emit(ScreenShown(RU, Screen("s-test", "Your text:", False)))
+    started.sms.send(RU, "after the screen")  # the socket keeps order: the screen came first
+    await phone.get_by_test_id("sms").filter(has_text="after the screen").wait_for()
+    assert await phone.get_by_test_id("input").text_content() == "abc"
+    # A different screen is a new prompt: the line starts empty.
+    started.engine.bus.emit(ScreenShown(RU, Screen("s-test", "Another question:", False)))
+    await phone.get_by_test_id("screen-text").filter(has_text="Another question").wait_for()
+    assert await phone.get_by_test_id("input").text_content() == ""

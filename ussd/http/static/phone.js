@@ -556,9 +556,15 @@
     }
 
     showScreen(screen) {
+      // The same screen twice (the WebSocket and the HTTP answer both bring it, in either
+      // order) must not wipe what the user has started typing at the prompt.
+      const old = this.screen;
+      const again = this.state === "dialog" && old && !old.key && !screen.end &&
+        old.session === screen.session && old.text === screen.text && old.page === screen.page;
       this.screen = screen;
       this.session = screen.end ? null : screen.session;
       this.state = screen.end ? "ended" : "dialog";
+      if (again) return this.render();
       this.input = "";
       this.full = false;
       this.render();
