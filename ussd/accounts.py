@@ -650,6 +650,10 @@ class Accounts:
                 "mb": sub.package_mb,
             },
             "bonus_points": sub.bonus_points,
+            # Newest first, whatever order they were stored in (ISO dates sort as text).
+            "payments": sorted(
+                (dict(p) for p in sub.payments), key=lambda p: str(p.get("date", "")), reverse=True
+            ),
             "number_management": sub.number_management,
             "has_password": sub.password_hash is not None,
             "linked_to": link_json(own, now) if own is not None else None,
