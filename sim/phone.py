@@ -118,6 +118,7 @@ class TerminalPhone:
         self.msisdn = msisdn
         self.record = record  # where to save the session as a scenario file (SPEC §8)
         self.session: str | None = None  # the open dialog, if any
+        self.secret = False  # the screen on show asks for a password: the reply is masked
         self.live = False  # the event socket is up: screens are printed from it
         self._ready = asyncio.Event()
         # While a dial or reply is in flight, SMS are held back until its screen is printed:
@@ -142,6 +143,7 @@ class TerminalPhone:
         self.say([(style, text + "\n")])
 
     def show_screen(self, screen: dict[str, Any]) -> None:
+        self.secret = bool(screen.get("secret")) and not screen["end"]
         pages = int(screen.get("pages") or 1)
         title = "USSD" + (f"  {screen.get('page', 1)}/{pages}" if pages > 1 else "")
         if screen.get("local"):
@@ -337,7 +339,9 @@ class TerminalPhone:
                 while True:
                     try:
                         self.history.recording = self.session is None
-                        line = await self._prompt.prompt_async(self._message)
+                        line = await self._prompt.prompt_async(
+                            self._message, is_password=self.secret and self.session is not None
+                        )
                     except KeyboardInterrupt:
                         if self._prompt.default_buffer.text:
                             continue  # Ctrl-C clears the line, as in a shell

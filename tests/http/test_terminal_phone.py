@@ -200,6 +200,8 @@ async def test_password_dialog_in_the_terminal(
     saved = history.read_text(encoding="utf-8")
     assert "*111*17#" in saved and ":sms" in saved
     assert "secret12" not in saved  # replies can be passwords: never in the history file
+    assert "secret12" not in terminal.text  # and password prompts are typed masked
+    assert "********" in terminal.text
 
 
 async def test_reply_typed_after_dialog_ended_elsewhere(
