@@ -142,7 +142,6 @@ MIGRATIONS: list[str] = [
     # asked for one is owed its own, so a receipt has an id of its own and sms_id repeats.
     """
     CREATE INDEX sms_queued ON sms (id) WHERE state = 'queued';
-    CREATE INDEX sms_queued_by_expires ON sms (expires) WHERE state = 'queued';
     CREATE TABLE receipts_by_part (
         id                  INTEGER PRIMARY KEY AUTOINCREMENT,
         sms_id              INTEGER NOT NULL REFERENCES sms (id),
@@ -165,6 +164,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE receipts_by_part RENAME TO receipts;
     CREATE INDEX receipts_due ON receipts (state, system_id);
     CREATE INDEX receipts_by_sms ON receipts (sms_id);
+    """,
+    # 7: the expiry check runs after every event (Store.expire_sms, next_sms_expiry): a partial
+    # index on the validity of the queued SMS makes it cost the rows that expire, not the
+    # queue. (IF NOT EXISTS: for a while migration 6 created it.)
+    """
+    CREATE INDEX IF NOT EXISTS sms_queued_by_expires ON sms (expires) WHERE state = 'queued';
     """,
 ]
 
@@ -792,7 +797,7 @@ class Store:
     def expire_sms(self, now: float) -> list[Sms]:
         """Expire queued SMS whose validity has passed; returns them."""
         with self.transaction() as db:
-            # The partial index sms_queued_by_expires (migration 6; its WHERE needs the literal
+            # The partial index sms_queued_by_expires (migration 7; its WHERE needs the literal
             # 'queued'): this runs after every event, so it must not cost the whole queue, and
             # left to itself the planner walks sms_by_state, i.e. every queued SMS.
             rows = db.execute(
