@@ -324,6 +324,8 @@ class Smsc:
             return
         bind.open = False
         self._bound.remove(bind)
+        for sms_id in [i for i, k in self._receipt_binds.items() if k == key]:
+            del self._receipt_binds[sms_id]  # its receipts go to any bind of the system now
         # A harness that vanishes mid-dialog releases its dialogs (nobody is left to answer).
         mine = [m for m, d in self._dialogs.items() if d.bind == key]
         for msisdn in mine:
