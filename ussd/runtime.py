@@ -17,13 +17,14 @@ from ussd.config import Config, ConfigError
 from ussd.engine import Engine
 from ussd.links import LinkScheduler
 from ussd.menus import MenuBook, MenuError, Texts
+from ussd.metrics import Metrics
 from ussd.passwords import HashPool
 from ussd.routing import Router
 from ussd.services import builtin
 from ussd.services.base import Context
 from ussd.services.password import PasswordSet, store_now
 from ussd.sms import SmsCentre
-from ussd.store import Store, StoreError, hash_password
+from ussd.store import Store, StoreError, Subscriber, hash_password
 
 _log = log.get("runtime")
 
@@ -64,6 +65,9 @@ class Gateway:
         self.accounts.wake = self.wake  # a new pending link re-arms the timer task
         self.links = LinkScheduler(store, clock, self.accounts)
         self.scheduled: list[Scheduled] = [engine, sms, self.links]
+        # The gateway's counters; transports add what only they see (docs/design.md).
+        self.metrics = Metrics()
+        engine.subscribe(self.metrics.on_event)
         # scrypt runs here, on a few threads, when the gateway serves (ussd/passwords.py).
         self.passwords = HashPool()
         self._wake: asyncio.Event | None = None
@@ -158,6 +162,23 @@ class Gateway:
 
         service.store_password = store_later
 
+    # -- for transports: read-only views, so none reaches into the store --------------------
+
+    def subscribers(self) -> list[Subscriber]:
+        """Every subscriber (the admin API's list, the web phone's number selector)."""
+        return self.store.subscribers()
+
+    def find_subscriber(self, msisdn: str) -> Subscriber | None:
+        """The subscriber of a normalised MSISDN, or None; never provisions (engine.subscriber
+        provisions on first contact)."""
+        return self.store.subscriber(msisdn)
+
+    def close(self) -> None:
+        """End open dialogs and close the store: the end of an in-process command's world."""
+        self.engine.shutdown()
+        self.passwords.close()
+        self.store.close()
+
     # -- the timer task -----------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
@@ -237,9 +258,7 @@ class Gateway:
             if self._unsubscribe_clock:
                 self._unsubscribe_clock()
             self._unsubscribe_bus()
-        self.engine.shutdown()
-        self.passwords.close()
-        self.store.close()
+        self.close()
 
     @property
     def real_time(self) -> bool:

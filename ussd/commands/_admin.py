@@ -89,8 +89,7 @@ def local_gateway(config: Config) -> Iterator[Gateway]:
     try:
         yield gateway
     finally:
-        gateway.engine.shutdown()
-        gateway.store.close()
+        gateway.close()
 
 
 def run_guarded(action: Callable[[], int]) -> int:

@@ -73,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ussd-sim: {exc}", file=sys.stderr)
         return 1
     finally:
-        gateway.engine.shutdown()
-        gateway.store.close()
+        gateway.close()
     return 0
 
 

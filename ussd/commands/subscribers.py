@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 subs = _admin.call(args, config, "GET", "/api/v1/subscribers")["subscribers"]
             else:
                 with _admin.local_gateway(config) as gateway:
-                    subs = [s.public() for s in gateway.store.subscribers()]
+                    subs = [s.public() for s in gateway.subscribers()]
             _admin.emit(args, subs, "\n".join(line(s) for s in subs))
             return 0
         fields = add_fields(args) if args.action == "add" else set_fields(args.assignments)

@@ -64,7 +64,7 @@ class AdminApi:
 
     async def list_subscribers(self, request: web.Request) -> web.Response:
         """`GET /api/v1/subscribers`."""
-        subs = [s.public() for s in self.gateway.store.subscribers()]
+        subs = [s.public() for s in self.gateway.subscribers()]
         return json_response({"subscribers": subs})
 
     async def create_subscriber(self, request: web.Request) -> web.Response:
@@ -79,7 +79,7 @@ class AdminApi:
     async def get_subscriber(self, request: web.Request) -> web.Response:
         """`GET /api/v1/subscribers/{msisdn}` (404 unknown; never provisions)."""
         number = self.accounts.normalise(request.match_info["msisdn"])
-        sub = self.gateway.store.subscriber(number)
+        sub = self.gateway.find_subscriber(number)
         if sub is None:
             raise NotFound(f"unknown subscriber {number}", code="unknown_msisdn")
         return json_response(sub.public())

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from ussd.http import metrics as metrics_mod
 from ussd.http import recording
 from ussd.http.account import setup_account_routes
 from ussd.http.admin import setup_admin_routes
@@ -27,11 +26,11 @@ from ussd.http.phones import GATEWAY, HUB, Hub
 from ussd.http.phones import routes as phone_routes
 from ussd.http.security import POLICY, Policy, security_middleware
 from ussd.http.server import Connections, Site
+from ussd.metrics import CONTENT_TYPE, Metrics
 
 if TYPE_CHECKING:
     from ussd.runtime import Gateway
 
-METRICS: web.AppKey[metrics_mod.Metrics] = web.AppKey("metrics")
 _UNSUBSCRIBE: web.AppKey[list[Callable[[], None]]] = web.AppKey("unsubscribe")
 
 # The web phone's files: a fixed list, so no path from a URL ever reaches the filesystem.
@@ -74,12 +73,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format (SPEC §6 `GET /metrics`)."""
-    m = request.app[METRICS]
+    m = request.app[GATEWAY].metrics
     m.websockets.set(request.app[HUB].count() if HUB in request.app else 0)
-    return web.Response(body=m.render(), headers={"Content-Type": metrics_mod.CONTENT_TYPE})
+    return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
-def _count_requests(m: metrics_mod.Metrics) -> Middleware:
+def _count_requests(m: Metrics) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
@@ -93,13 +92,12 @@ def _count_requests(m: metrics_mod.Metrics) -> Middleware:
 
 def make_app(gateway: Gateway) -> web.Application:
     """The HTTP application for `gateway`; engine subscriptions live as long as the app runs."""
-    m = metrics_mod.for_gateway(gateway)
     # The counting middleware sits outside the error one, so it sees the final JSON status;
     # the guards and the recorder sit inside it, so refusals are JSON errors too and the
     # recorder only ever sees answers that were not errors.
     app = web.Application(
         middlewares=[
-            _count_requests(m),
+            _count_requests(gateway.metrics),
             error_middleware,
             security_middleware,
             recording.record_middleware,
@@ -110,7 +108,6 @@ def make_app(gateway: Gateway) -> web.Application:
     app[POLICY] = Policy.build(cfg.listen[0], cfg.allowed_hosts, cfg.allowed_origins)
     app[REQUEST_TIMEOUT] = cfg.request_timeout
     app[GATEWAY] = gateway
-    app[METRICS] = m
     app[_UNSUBSCRIBE] = []
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static)
@@ -179,7 +176,7 @@ async def start_http(gateway: Gateway, host: str = "127.0.0.1", port: int = 0) -
         max_connections=cfg.max_connections,
         head_timeout=cfg.request_timeout,
         handler_args=handler_args,
-        on_refused=metrics_mod.for_gateway(gateway).http_connection_refused,
+        on_refused=gateway.metrics.http_connection_refused,
     )
     site = Site(runner, host, port, connections)
     await site.start()

@@ -1,186 +1,27 @@
-"""Prometheus metrics (SPEC §6 `GET /metrics`), one CollectorRegistry per gateway.
+"""`GET /metrics` (SPEC §6) renders the gateway's own `ussd.metrics.Metrics`.
 
-Dialog and SMS counters come from engine events; other transports report what only they see
-through `smpp_pdu()` and `bind_opened()` / `bind_closed()` on the gateway's `Metrics`, found
-with `for_gateway(gateway)`.
+The metrics belong to the gateway (`gateway.metrics`, docs/design.md "Layer rules"); the HTTP
+transport counts its requests and refused connections there and renders the registry. The names
+below are kept for callers written before the gateway owned its metrics.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    disable_created_metrics,
-    generate_latest,
-)
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from ussd.metrics import CONTENT_TYPE, SMPP_COMMANDS, SMPP_STATUSES, UNKNOWN, Metrics
 
-from ussd.events import (
-    DialogEnded,
-    DialogStarted,
-    Event,
-    Outcome,
-    ScreenShown,
-    SmsQueued,
-    SmsState,
-    SmsStateChanged,
-)
-from ussd.smpp.constants import CommandId, CommandStatus
+if TYPE_CHECKING:
+    from ussd.runtime import Gateway
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-
-# `*_created` series double the output and say nothing a scrape's own timestamps do not.
-disable_created_metrics()  # type: ignore[no-untyped-call]
-
-# Label values come from fixed sets: a peer choosing command_ids or command_status values must
-# not choose how many series exist (each one is memory for good and lines in every scrape).
-UNKNOWN = "unknown"
-SMPP_COMMANDS: frozenset[str] = frozenset(c.name.lower() for c in CommandId) | {UNKNOWN}
-SMPP_STATUSES: frozenset[str] = frozenset(s.name for s in CommandStatus) | {UNKNOWN}
+__all__ = ["CONTENT_TYPE", "SMPP_COMMANDS", "SMPP_STATUSES", "UNKNOWN", "Metrics", "for_gateway"]
 
 
-class Metrics:
-    """Counters and gauges of one gateway, in a registry of its own (tests run many gateways)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.dialogs_started = Counter(
-            "ussd_dialogs_started", "USSD dialogs started", registry=r
-        )  # one-shot answers (unknown code, SS) count too: the network did answer
-        self.dialogs_ended = Counter(
-            "ussd_dialogs_ended", "USSD dialogs ended, by outcome", ["outcome"], registry=r
-        )
-        self.dialogs_open = Gauge("ussd_dialogs_open", "USSD dialogs open now", registry=r)
-        self.screens = Counter("ussd_screens", "USSD screens shown, by kind", ["kind"], registry=r)
-        self.sms = Counter(
-            "ussd_sms", "Network SMS by event: queued, delivered, expired", ["event"], registry=r
-        )
-        self.smpp_pdus = Counter(
-            "ussd_smpp_pdus",
-            "SMPP PDUs handled, by command and command_status",
-            ["command", "status"],
-            registry=r,
-        )
-        self.smpp_binds = Gauge(
-            "ussd_smpp_binds", "SMPP binds open now, by bind type", ["bind_type"], registry=r
-        )
-        self.smpp_connections_refused = Counter(
-            "ussd_smpp_connections_refused",
-            "SMPP connections closed at once, over smpp.max_connections",
-            registry=r,
-        )
-        self.http_requests = Counter(
-            "ussd_http_requests",
-            "HTTP requests, by route and status",
-            ["route", "status"],
-            registry=r,
-        )
-        self.websockets = Gauge(
-            "ussd_http_websockets", "Handset event WebSockets open now", registry=r
-        )
-        self.http_connections_refused = Counter(
-            "ussd_http_connections_refused",
-            "HTTP connections answered 503 and closed, over http.max_connections",
-            registry=r,
-        )
-        # Sessions started and not yet ended (one-shot dialogs pass through in one call).
-        self._open: set[str] = set()
-        # Every label value exists from the start, so rate() sees the first increment. The
-        # children are resolved once: labels() per event was ~6% of an SMPP step's time.
-        self._ended = {o: self.dialogs_ended.labels(outcome=o.value) for o in Outcome}
-        self._sms = {e: self.sms.labels(event=e) for e in ("queued", "delivered", "expired")}
-        self._screen_end = self.screens.labels(kind="end")
-        self._screen_continue = self.screens.labels(kind="continue")
-        self._pdu_children: dict[tuple[str, str], Any] = {}
-
-    # -- engine events -------------------------------------------------------------------
-
-    def on_event(self, event: Event) -> None:
-        """Engine subscriber: count dialogs and SMS (synchronous, never calls the engine)."""
-        if isinstance(event, ScreenShown):
-            (self._screen_end if event.screen.end else self._screen_continue).inc()
-        elif isinstance(event, DialogStarted):
-            self.dialogs_started.inc()
-            self._open.add(event.session)
-            self.dialogs_open.set(len(self._open))
-        elif isinstance(event, DialogEnded):
-            self._open.discard(event.session)
-            self.dialogs_open.set(len(self._open))
-            self._ended[event.outcome].inc()
-        elif isinstance(event, SmsQueued):
-            self._sms["queued"].inc()
-        elif isinstance(event, SmsStateChanged):
-            if event.sms.state is SmsState.DELIVERED:
-                self._sms["delivered"].inc()
-            elif event.sms.state is SmsState.EXPIRED:
-                self._sms["expired"].inc()
-
-    # -- other transports ------------------------------------------------------------------
-
-    def smpp_pdu(self, command: str, status: str = "ESME_ROK") -> None:
-        """Count one SMPP PDU, e.g. `smpp_pdu("submit_sm_resp", "ESME_RINVOPTPARVAL")`.
-
-        Names outside SMPP 3.4 §5.1.2 / §5.1.3 (what command_name() and status_name() print
-        as hex) are counted as `unknown`.
-        """
-        child = self._pdu_children.get((command, status))
-        if child is None:
-            if command not in SMPP_COMMANDS:
-                command = UNKNOWN
-            if status not in SMPP_STATUSES:
-                status = UNKNOWN
-            child = self._pdu_children.get((command, status))
-            if child is None:
-                child = self._pdu_children[command, status] = self.smpp_pdus.labels(
-                    command=command, status=status
-                )
-        child.inc()
-
-    def bind_opened(self, bind_type: str) -> None:
-        """An ESME bound as transmitter, receiver or transceiver."""
-        self.smpp_binds.labels(bind_type=bind_type).inc()
-
-    def bind_closed(self, bind_type: str) -> None:
-        """A bind of `bind_type` ended (unbind, connection lost)."""
-        self.smpp_binds.labels(bind_type=bind_type).dec()
-
-    def smpp_connection_refused(self) -> None:
-        """A TCP connection to the SMPP port was closed at once (smpp.max_connections)."""
-        self.smpp_connections_refused.inc()
-
-    def http_request(self, route: str, status: int) -> None:
-        """Count one HTTP request by its route pattern (not the raw path: bounded labels)."""
-        self.http_requests.labels(route=route, status=str(status)).inc()
-
-    def http_connection_refused(self) -> None:
-        """A TCP connection to the HTTP port got 503 and was closed (http.max_connections)."""
-        self.http_connections_refused.inc()
-
-    def render(self) -> bytes:
-        """The Prometheus text exposition of this registry."""
-        return generate_latest(self.registry)
+def for_gateway(gateway: Gateway) -> Metrics:
+    """The gateway's Metrics: `gateway.metrics`."""
+    return gateway.metrics
 
 
-_BY_GATEWAY: weakref.WeakKeyDictionary[Any, Metrics] = weakref.WeakKeyDictionary()
-_UNSUBSCRIBE: weakref.WeakKeyDictionary[Any, Callable[[], None]] = weakref.WeakKeyDictionary()
-
-
-def for_gateway(gateway: Any) -> Metrics:
-    """The gateway's Metrics, created and subscribed to its engine on first use."""
-    metrics = _BY_GATEWAY.get(gateway)
-    if metrics is None:
-        metrics = Metrics()
-        _BY_GATEWAY[gateway] = metrics
-        _UNSUBSCRIBE[gateway] = gateway.engine.subscribe(metrics.on_event)
-    return metrics
-
-
-def smpp_pdu(gateway: Any, command: str, status: str = "ESME_ROK") -> None:
-    """Module-level shortcut: `metrics.smpp_pdu(gw, "bind_transceiver_resp", "ESME_ROK")`."""
-    for_gateway(gateway).smpp_pdu(command, status)
+def smpp_pdu(gateway: Gateway, command: str, status: str = "ESME_ROK") -> None:
+    """Shortcut: `metrics.smpp_pdu(gw, "bind_transceiver_resp", "ESME_ROK")`."""
+    gateway.metrics.smpp_pdu(command, status)

@@ -246,7 +246,7 @@ def _phone(request: web.Request) -> str:
 async def list_phones(request: web.Request) -> web.Response:
     """Known subscriber numbers, for the web phone's number selector."""
     gw = _gateway(request)
-    phones = [{"msisdn": s.msisdn, "language": s.language} for s in gw.store.subscribers()]
+    phones = [{"msisdn": s.msisdn, "language": s.language} for s in gw.subscribers()]
     return json_response({"operator": gw.config.operator.name, "phones": phones})
 
 
@@ -255,7 +255,7 @@ async def add_phone(request: web.Request) -> web.Response:
     """Add a number as first contact would (`subscribers.auto_provision`); 201 new, 200 known."""
     gw = _gateway(request)
     msisdn = _normalise(gw, text_field(await json_body(request), "msisdn", max_length=32))
-    known = gw.store.subscriber(msisdn) is not None
+    known = gw.find_subscriber(msisdn) is not None
     try:
         sub = gw.engine.subscriber(msisdn)
     except UnknownSubscriber as exc:
