@@ -1,13 +1,13 @@
 """Recording a handset's session as a scenario file (SPEC §8) over the phones API.
 
 `POST /api/v1/phones/{msisdn}/record` starts a recording of that number; `DELETE .../record`
-stops it and answers with the scenario YAML written by `sim.recorder` (one implementation of
+stops it and answers with the scenario YAML written by `ussd.recording` (one implementation of
 the file format for the web phone, the terminal phone and in-process code).
 
 While a number is recorded, its dials, replies and releases through the phones API are handed
 to the Recorder with the screens they produced (a middleware sees the request and the answer);
 SMS and reply timeouts come from the engine's events for that number. A reply to a password
-prompt is recorded as a `${password}` placeholder, never as typed (sim/recorder.py). The
+prompt is recorded as a `${password}` placeholder, never as typed (ussd/recording.py). The
 subscriber's data is taken when the recording starts, so the replay world starts where the
 handset did. Dials made
 on another transport (an SMPP harness on the same number) are not recorded: their text never
@@ -23,12 +23,12 @@ from typing import Any
 
 from aiohttp import web
 
-from sim.recorder import Recorder, is_paging
 from ussd import log
 from ussd.engine import UnknownSubscriber
 from ussd.http.errors import ApiError, Handler, json_body, json_response
 from ussd.http.phones import GATEWAY
 from ussd.msisdn import InvalidMsisdn
+from ussd.recording import Recorder, is_paging
 
 _log = log.get("http.recording")
 
@@ -114,7 +114,7 @@ async def start(request: web.Request) -> web.Response:
     recordings = request.app[RECORDINGS]
     if msisdn in recordings:
         return _state(msisdn, recordings[msisdn], 200)
-    sub = gw.store.subscriber(msisdn)
+    sub = gw.find_subscriber(msisdn)
     rec = Recorder(name or f"Recorded on {msisdn}")
     # The data of the moment recording starts: a replay world starts where the handset did.
     rec.subscriber(sub.public() if sub is not None else msisdn)
