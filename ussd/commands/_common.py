@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TypeAlias
 
 from ussd import config as config_mod
 from ussd.msisdn import InvalidMsisdn, normalise
+
+# What ArgumentParser.add_subparsers() returns: each command module's register() adds its
+# parser to it (ussd/cli.py). A string, as argparse's class is not subscriptable at run time.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_common(parser: argparse.ArgumentParser, *, url: bool = False) -> None:

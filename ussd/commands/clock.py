@@ -11,11 +11,11 @@ from typing import Any
 
 from ussd import durations
 from ussd.commands import _admin
-from ussd.commands._common import add_common, load_config
+from ussd.commands._common import Subcommands, add_common, load_config
 from ussd.config import ConfigError, parse_duration
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     parser = sub.add_parser(
         "clock",
         help="show or advance a running gateway's clock",

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from ussd.commands._common import add_common, load_config, msisdn_arg
+from ussd.commands._common import Subcommands, add_common, load_config, msisdn_arg
 from ussd.dialstring import DialStringError
 from ussd.engine import EngineError, NotUssd
 from ussd.events import DialogEnded, Event, Screen, SmsQueued
@@ -15,7 +15,7 @@ from ussd.msisdn import InvalidMsisdn
 from ussd.runtime import Gateway
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     parser = sub.add_parser(
         "dial",
         help="run a USSD dialog in-process and print each screen",

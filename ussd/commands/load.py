@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from ussd import config as config_mod
-from ussd.commands._common import add_common
+from ussd.commands._common import Subcommands, add_common
 from ussd.msisdn import InvalidMsisdn, normalise
 
 EXIT_USAGE = 2
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     parser = sub.add_parser(
         "load",
         help="load a gateway over SMPP: steps/s, latency percentiles, errors by kind",

@@ -11,10 +11,10 @@ from typing import Any
 
 from ussd.accounts import link_json
 from ussd.commands import _admin
-from ussd.commands._common import add_common, load_config
+from ussd.commands._common import Subcommands, add_common, load_config
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     parser = sub.add_parser(
         "office",
         help="office operations: link a number to an account",

@@ -16,12 +16,12 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from ussd import dialstring
-from ussd.commands._common import add_common
+from ussd.commands._common import Subcommands, add_common
 
 NOT_UTF8 = "input line is not valid UTF-8"
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subcommands) -> None:
     """Add the `parse` subcommand."""
     parser = subparsers.add_parser(
         "parse",

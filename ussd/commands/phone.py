@@ -6,18 +6,17 @@ import argparse
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
 
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from sim.client import DEFAULT_URL, PhonesClient
 from sim.phone import TerminalPhone
-from ussd.commands._common import add_common, msisdn_arg
+from ussd.commands._common import Subcommands, add_common, msisdn_arg
 
 HISTORY_ENV = "USSD_SIM_HISTORY"
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     parser = sub.add_parser(
         "phone",
         help="a terminal handset on a running gateway",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from ussd.commands._common import add_common
+from ussd.commands._common import Subcommands, add_common
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     parser = sub.add_parser(
         "run",
         help="run scenario files (YAML journeys) and report, optionally as JUnit XML",

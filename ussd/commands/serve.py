@@ -9,10 +9,9 @@ import signal
 import sys
 import time
 from dataclasses import replace
-from typing import Any
 
 from ussd import log
-from ussd.commands._common import add_common, load_config
+from ussd.commands._common import Subcommands, add_common, load_config
 from ussd.config import DEFAULT_ADMIN_TOKEN, Config, ConfigError, is_loopback, parse_listen
 from ussd.http.app import start_http
 from ussd.runtime import Gateway
@@ -21,7 +20,7 @@ from ussd.smpp.server import SmppServer
 _log = log.get("serve")
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     parser = sub.add_parser(
         "serve",
         help="run the gateway: SMPP server, web phone and HTTP API",

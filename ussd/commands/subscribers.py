@@ -14,10 +14,10 @@ from typing import Any
 from ussd import yamlload
 from ussd.accounts import Invalid
 from ussd.commands import _admin
-from ussd.commands._common import add_common, load_config
+from ussd.commands._common import Subcommands, add_common, load_config
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     parser = sub.add_parser(
         "subscribers",
         help="list, add or change subscribers",
