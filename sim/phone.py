@@ -359,7 +359,7 @@ class TerminalPhone:
         return 0 if saved else 1
 
     # -- recording ------------------------------------------------------------------------------
-    # The gateway records (POST/DELETE .../record) and writes the file with sim.recorder: it
+    # The gateway records (POST/DELETE .../record) and writes the file with ussd.recording: it
     # sees SMS and timeouts in the order they happened and has the subscriber's data.
 
     async def _start_recording(self) -> bool:

@@ -348,7 +348,7 @@
       this.el.focus({ preventScroll: true });
     }
 
-    // -- recording: the gateway writes the scenario (sim/recorder.py), the page saves it ---
+    // -- recording: the gateway writes the scenario (ussd/recording.py), the page saves it
     async toggleRecording() {
       if (!this.msisdn) return;
       if (this.recording) return this.stopRecording(this.msisdn, true);
