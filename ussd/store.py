@@ -663,15 +663,6 @@ class Store:
         with self.transaction() as db:
             return db.execute(sql, params).rowcount
 
-    def links_due(self, after: float, until: float) -> list[Link]:
-        """Links whose activation time lies in (after, until]."""
-        rows = self.db.execute(
-            "SELECT number, account, flow, created, active_at FROM links "
-            "WHERE active_at > ? AND active_at <= ? ORDER BY active_at",
-            (after, until),
-        )
-        return [Link(*r) for r in rows]
-
     # -- SMS inboxes ------------------------------------------------------------------------
 
     def add_sms(

@@ -546,12 +546,6 @@ _TLV_LENGTHS: dict[int, tuple[int, int]] = {
 }
 
 
-def decode_header(data: bytes) -> tuple[int, int, int, int]:
-    """(command_length, command_id, command_status, sequence_number) of the first 16 octets."""
-    length, command_id, status, seq = _HEADER.unpack_from(data)
-    return length, command_id, status, seq
-
-
 def decode_pdu(data: bytes) -> Pdu:
     """Decode exactly one PDU (len(data) == command_length); DecodeError on malformed input."""
     if len(data) < HEADER_LENGTH:
