@@ -7,13 +7,15 @@ every protocol rule (SMPP 3.4 §2.3 states, sequence numbers, the window, respon
 this class only moves bytes and time, the way aioquic's asyncio protocol wraps
 `QuicConnection`:
 
-* one transmit: everything to write is queued in `_out` and written by `transmit()`, once per
-  batch of input or once per loop iteration for requests sent from outside a callback;
+* one transmit: the connection's `data_to_send()` (plus raw bytes: unchecked requests, the
+  load generator's fast lane) written by `transmit()`, once per batch of input or once per
+  loop iteration for requests sent from outside a callback;
 * one timer: armed from `conn.get_timer()` after every change, firing `conn.handle_timer(now)`;
-* requests go out with a *context* (any object) that comes back exactly once, on the response
-  (`response_received`) or on a timeout or a lost connection (`request_failed`). A request
-  that timed out has left the connection's window, so the window never fills for good; a
-  request sent while the window is full waits in a bounded queue for a free slot.
+* requests go out with `conn.send_request(pdu, context)`: the connection keeps the context and
+  hands it back exactly once, on the response (`response_received`) or on a timeout or a lost
+  connection (`request_failed`). A request that timed out has left the window, so the window
+  never fills for good; one sent while the window is full waits in the connection's bounded
+  queue for a free slot.
 
 `call()` wraps that in an awaitable; subclasses override the hooks instead. Requests the
 client state would refuse (a second bind, a submit before bind, an unknown command) can still
@@ -26,18 +28,16 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ussd.smpp.connection import (
     ConnectionClosed,
-    EnquireLinkDue,
     NeedData,
     PduIgnored,
     PduRejected,
-    PeerTimedOut,
-    RemoteProtocolError,
+    QueueFull,
+    RequestFailed,
     RequestTimedOut,
     ResponseReceived,
     SmppConnection,
@@ -59,9 +59,6 @@ __all__ = ["BindRefused", "Esme", "QueueFull", "RequestTimeout", "connect"]
 QUEUE_LIMIT = 10_000  # requests waiting for a window slot before send_request refuses
 CONNECT_TIMEOUT = 5.0
 
-# Link control bypasses the window (SmppConnection does not count it either).
-_WINDOW_EXEMPT = frozenset({CommandId.ENQUIRE_LINK, CommandId.UNBIND})
-
 
 class RequestTimeout(TimeoutError):
     """No response within the connection's response_timeout; the request left the window."""
@@ -77,10 +74,6 @@ class BindRefused(ConnectionError):
     def __init__(self, status: int) -> None:
         super().__init__(f"bind refused: {status_name(status)}")
         self.status = status
-
-
-class QueueFull(LocalProtocolError):
-    """The window is full and QUEUE_LIMIT requests already wait for it."""
 
 
 class Esme(asyncio.Protocol):
@@ -100,16 +93,17 @@ class Esme(asyncio.Protocol):
             window=window,
             response_timeout=response_timeout,
             enquire_link_interval=enquire_link_interval,
+            max_queued=QUEUE_LIMIT,
+            buffered=True,
         )
         self.clock = clock
         self.transport: asyncio.Transport | None = None
         self.ended: str | None = None  # why the connection ended, once it has
         self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        # seq -> (request, context), for requests in the connection and those sent unchecked
-        self._contexts: dict[int, tuple[Pdu, Any]] = {}
+        # seq -> (request, context) for requests sent unchecked: the connection never saw them
         self._unchecked: dict[int, tuple[Pdu, Any]] = {}
-        self._queued: deque[tuple[Pdu, Any]] = deque()  # waiting for a window slot
-        self._out: list[bytes] = []
+        self._out: list[bytes] = []  # raw bytes, in order with the connection's output
+        self._lost: str | None = None  # why the socket went, when it went first
         self._transmit_soon = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -132,37 +126,24 @@ class Esme(asyncio.Protocol):
             self._unchecked[pdu.sequence_number] = (pdu, context)
             self._push(encode_pdu(pdu))
             return
-        windowed = pdu.command_id not in _WINDOW_EXEMPT
-        if windowed and (self._queued or self.conn.window_available <= 0):
-            if not self.conn.may_send(pdu.command_id):
-                raise LocalProtocolError(
-                    f"{type(pdu).__name__} may not be sent in state {self.conn.state.name}"
-                )
-            if len(self._queued) >= QUEUE_LIMIT:
-                raise QueueFull(f"window full and {QUEUE_LIMIT} requests queued")
-            self._queued.append((pdu, context))
-            return
-        self._send_now(pdu, context)
+        self.conn.send_request(pdu, context, now=self.clock())
+        self._schedule_transmit()
         self._rearm()
 
     def respond(self, response: Pdu) -> None:
         """Answer a request the SMSC sent (deliver_sm, enquire_link, unbind, ...)."""
-        if self.ended is None:
-            self._push(self.conn.send(response))
+        if self.ended is None and self.conn.state is not State.CLOSED:
+            self.conn.send_response(response)
+            self._schedule_transmit()
 
     def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (tests of malformed input); the state machine never sees them."""
         self._push(data)
 
-    def _send_now(self, pdu: Pdu, context: Any) -> None:
-        if pdu.sequence_number == 0:
-            pdu = _with_seq(pdu, self.conn.allocate_sequence())
-        data = self.conn.send(pdu, self.clock())
-        self._contexts[pdu.sequence_number] = (pdu, context)
-        self._out.append(data)
-        self._schedule_transmit()
-
     def _push(self, data: bytes) -> None:
+        pending = self.conn.data_to_send()  # what the connection produced first goes first
+        if pending:
+            self._out.append(pending)
         self._out.append(data)
         self._schedule_transmit()
 
@@ -175,19 +156,13 @@ class Esme(asyncio.Protocol):
         """Write everything queued in one call (the only place that writes)."""
         self._transmit_soon = False
         out = self._out
+        pending = self.conn.data_to_send()
+        if pending:
+            out.append(pending)
         if out:
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.write(out[0] if len(out) == 1 else b"".join(out))
             out.clear()
-
-    def _drain_queue(self) -> None:
-        queued = self._queued
-        while queued and self.conn.window_available > 0 and self.ended is None:
-            pdu, context = queued.popleft()
-            try:
-                self._send_now(pdu, context)
-            except LocalProtocolError as exc:  # the state changed while it waited
-                self.request_failed(context, pdu, exc)
 
     # ---- awaitable requests ---------------------------------------------------------------
 
@@ -299,27 +274,36 @@ class Esme(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        self._end("connection lost" if exc is None else f"connection lost: {exc}")
+        reason = "connection lost" if exc is None else f"connection lost: {exc}"
+        if self.ended is None:
+            # The connection hands back every context it holds (RequestFailed), then closes.
+            self._lost = reason
+            self.conn.receive_data(b"", self.clock())
+            self._drain()
+        self._end(reason)
 
     # ---- the sans-IO side -------------------------------------------------------------------
 
     def receive(self, data: bytes) -> None:
         """Feed bytes (b"" at end of stream) to the connection and act on its events."""
+        self.conn.receive_data(data, self.clock())
+        self._drain()
+
+    def _drain(self) -> None:
+        """Act on every event the connection has (the one place they are handled)."""
         conn = self.conn
-        conn.receive_data(data, self.clock())
         while True:
             event = conn.next_event()
             if isinstance(event, NeedData):
                 break
             if isinstance(event, ResponseReceived):
-                entry = self._contexts.pop(event.request.sequence_number, None)
-                self.response_received(None if entry is None else entry[1], event.response)
+                self.response_received(event.context, event.response)
             elif isinstance(event, Pdu):
                 response = self.request_received(event)
                 if response is not None and self.ended is None and conn.state is not State.CLOSED:
-                    self._out.append(conn.send(response))
+                    conn.send_response(response)
             elif isinstance(event, PduRejected):
-                self._out.append(conn.send(event.response))
+                conn.send_response(event.response)
                 self.request_rejected(event)
             elif isinstance(event, PduIgnored):
                 pdu = event.pdu
@@ -328,15 +312,19 @@ class Esme(asyncio.Protocol):
                     self.response_received(context, pdu)
                 else:
                     self.pdu_ignored(event)
-            elif isinstance(event, RemoteProtocolError):
-                if event.response is not None:
-                    self._out.append(encode_pdu(event.response))
+            elif isinstance(event, RequestFailed):
+                error: Exception = (
+                    ConnectionError(f"SMPP connection closed: {event.reason}")
+                    if conn.state is State.CLOSED
+                    else LocalProtocolError(event.reason)  # the state changed while it waited
+                )
+                self.request_failed(event.context, event.request, error)
             elif isinstance(event, ConnectionClosed):
-                self._fail_all(event.reason)
+                # (a RemoteProtocolError's generic_nack is in data_to_send() already)
+                self._fail_unchecked(event.reason)
                 self.disconnect()
-                self._end(event.reason)
+                self._end(self._lost or event.reason)
                 return
-        self._drain_queue()
         self._rearm()
 
     def _on_timer(self) -> None:
@@ -345,18 +333,11 @@ class Esme(asyncio.Protocol):
         for event in self.conn.handle_timer(self.clock()):
             if isinstance(event, RequestTimedOut):
                 request = event.request
-                entry = self._contexts.pop(request.sequence_number, None)
                 error = RequestTimeout(request, self.conn.response_timeout)
-                self.request_failed(None if entry is None else entry[1], request, error)
-            elif isinstance(event, EnquireLinkDue):
-                self._contexts[event.request.sequence_number] = (event.request, None)
-                self._out.append(event.data)
-            elif isinstance(event, PeerTimedOut):
-                self._fail_all(event.reason)
-                self.disconnect()
-                self._end(event.reason)
-                return
-        self._drain_queue()
+                self.request_failed(event.context, request, error)
+            # EnquireLinkDue: its bytes are in data_to_send(); PeerTimedOut: the close and
+            # the requests it fails come through _drain().
+        self._drain()
         self.transmit()
         self._rearm()
 
@@ -373,15 +354,11 @@ class Esme(asyncio.Protocol):
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(max(0.0, at - self.clock()), self._on_timer)
 
-    def _fail_all(self, reason: str) -> None:
+    def _fail_unchecked(self, reason: str) -> None:
         error = ConnectionError(f"SMPP connection closed: {reason}")
-        pending = [*self._contexts.values(), *self._unchecked.values()]
-        self._contexts, self._unchecked = {}, {}
-        for request, context in pending:
+        pending, self._unchecked = self._unchecked, {}
+        for request, context in pending.values():
             self.request_failed(context, request, error)
-        queued, self._queued = self._queued, deque()
-        for pdu, context in queued:
-            self.request_failed(context, pdu, error)
 
     def _end(self, reason: str) -> None:
         if self.ended is not None:
@@ -390,7 +367,7 @@ class Esme(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._fail_all(reason)
+        self._fail_unchecked(reason)
         self.closed_with(reason)
         if not self.done.done():
             self.done.set_result(reason)

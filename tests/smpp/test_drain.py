@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import ussd.smpp.server as server_mod
+import ussd.smpp.smsc as smsc_mod
 import ussd.store as store_mod
 from tests.smpp.test_server import ALICE, Esme, bound, server_config, text_of
 from ussd.clock import SimulatedClock
@@ -94,7 +94,7 @@ async def test_a_dial_is_served_while_a_large_drain_is_in_progress(
     # A window as big as the queue: before, one scan wrote the whole queue in one go and a
     # dial waited for all of it. A scan now does a bounded step per loop iteration.
     n = 2000
-    monkeypatch.setattr(server_mod, "SCAN_STEP", 50, raising=False)
+    monkeypatch.setattr(smsc_mod, "SCAN_STEP", 50)
     gateway = Gateway.create(server_config(window=n), clock=SimulatedClock(), database=":memory:")
     srv = SmppServer(gateway, transport_clock=gateway.clock)
     address = await srv.start("127.0.0.1", 0)
@@ -167,13 +167,14 @@ async def test_a_harness_refusing_the_queue_costs_o1_per_refusal(
     srv = SmppServer(gateway)
     srv.address = await srv.start("127.0.0.1", 0)  # type: ignore[attr-defined]
     looked_at = [0]
-    next_retry = srv._next_retry
+    smsc = srv.smsc
+    retries_due = smsc._retries_due
 
-    def counting() -> float | None:
-        looked_at[0] += len(srv._retry_at) + len(srv._receipt_retry_at)
-        return next_retry()
+    def counting(now: float) -> None:
+        looked_at[0] += len(smsc._retry_at) + len(smsc._receipt_retry_at)
+        retries_due(now)
 
-    monkeypatch.setattr(srv, "_next_retry", counting)
+    monkeypatch.setattr(smsc, "_retries_due", counting)
     try:
         queue(gateway, n)
         client = await bound(srv, auto_ack=False)
@@ -181,7 +182,7 @@ async def test_a_harness_refusing_the_queue_costs_o1_per_refusal(
             pdu = await asyncio.wait_for(client.deliver_sm(), TIMEOUT)
             client.ack(pdu, 0x08)  # ESME_RSYSERR: refused
         await client.request(EnquireLink())  # every refusal has been handled by now
-        assert len(srv._retry_at) == n
+        assert len(smsc._retry_at) == n
         assert looked_at[0] <= 2 * n, looked_at[0]
         assert srv.scan_reads <= 3 * n, srv.scan_reads
         await client.close()

@@ -559,7 +559,7 @@ async def test_sms_expires_when_nobody_binds(server: SmppServer, gateway: Gatewa
     assert gateway.sms.inbox(ALICE)[-1].state is SmsState.EXPIRED
     rx = await bound(server, BindReceiver)
     assert await _no_request(rx)
-    assert sms.id not in server._in_flight
+    assert sms.id not in server.smsc._in_flight
 
 
 async def test_unacknowledged_sms_retried_after_timeout(
@@ -680,9 +680,7 @@ async def test_metrics_count_pdus_and_binds(server: SmppServer, gateway: Gateway
     counts = server.metrics.pdus
     assert counts["in", "bind_transceiver", "ESME_ROK"] == 1
     assert counts["out", "submit_sm_resp", status_name(0xC4)] == 1
-    from ussd.http import metrics
-
-    text = metrics.for_gateway(gateway).render().decode()
+    text = gateway.metrics.render().decode()
     assert 'ussd_smpp_binds{bind_type="transceiver"} 1.0' in text
     assert f'command="submit_sm_resp",status="{status_name(0xC4)}"' in text
 
