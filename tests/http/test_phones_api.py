@@ -303,14 +303,12 @@ async def test_unknown_number_without_auto_provision() -> None:
 
 
 async def test_metrics_count_dialogs_and_sms(http: Client, started: Gateway) -> None:
-    from ussd.http import metrics
-
     await http.dial(RU, "*111*17#")
     await http.reply(RU, "secret12")
     await http.reply(RU, "secret12")
     await http.dial(EN, "*111*17#")  # left open
-    metrics.smpp_pdu(started, "submit_sm", "ESME_ROK")
-    metrics.for_gateway(started).bind_opened("transceiver")
+    started.metrics.smpp_pdu("submit_sm", "ESME_ROK")  # what the SMPP transport reports
+    started.metrics.bind_opened("transceiver")
 
     async with http.session.get("/metrics") as r:
         assert r.status == 200
@@ -329,11 +327,9 @@ async def test_metrics_count_dialogs_and_sms(http: Client, started: Gateway) -> 
 
 
 async def test_metrics_registries_are_per_gateway(http: Client) -> None:
-    from ussd.http import metrics
-
     other = await gateway_with()
     try:
         await http.dial(RU, "*100#")
-        assert b"ussd_dialogs_started_total 0.0" in metrics.for_gateway(other).render()
+        assert b"ussd_dialogs_started_total 0.0" in other.metrics.render()
     finally:
         await other.stop()

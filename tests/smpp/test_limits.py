@@ -19,9 +19,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.conftest import make_config
+from ussd import metrics
 from ussd.clock import Clock, SimulatedClock
 from ussd.config import Config
-from ussd.http import metrics
 from ussd.runtime import Gateway
 from ussd.smpp import server as server_mod
 from ussd.smpp.constants import CommandStatus
@@ -143,7 +143,7 @@ async def bound(address: tuple[str, int]) -> Esme:
 
 
 def smpp_series(gateway: Gateway) -> list[str]:
-    text = metrics.for_gateway(gateway).render().decode()
+    text = gateway.metrics.render().decode()
     return [line for line in text.splitlines() if line.startswith("ussd_smpp_pdus_total{")]
 
 
@@ -274,7 +274,7 @@ async def test_connections_beyond_the_cap_are_closed_at_once() -> None:
         assert srv.connections == 2
         assert [e["event"] for e in logs] == ["smpp_connection_limit"]  # once per burst
         assert logs[0]["max_connections"] == 2
-        text = metrics.for_gateway(gateway).render().decode()
+        text = gateway.metrics.render().decode()
         assert "ussd_smpp_connections_refused_total 5.0" in text
         # The binds already open keep working.
         assert isinstance(await first.request(EnquireLink()), EnquireLinkResp)
