@@ -23,7 +23,7 @@ from sim.scenario import Scenario
 from ussd.clock import SimulatedClock
 from ussd.dialstring import DialStringError
 from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
-from ussd.events import DialogEnded, Event, Outcome
+from ussd.events import DialogEnded, Event, Outcome, SmsState
 from ussd.msisdn import InvalidMsisdn
 from ussd.runtime import Gateway
 from ussd.smpp.concat import Concat, UdhError, split_user_data
@@ -39,6 +39,7 @@ from ussd.smpp.pdu import (
     response_to,
     ussd_tlvs,
 )
+from ussd.smpp.smsc import Smsc
 from ussd.smpp.ussd import MAX_ASSIGNED_SESSION, HarnessDialog, classify
 
 WAIT = 5.0  # seconds a live target waits for a screen or an SMS before giving up
@@ -125,14 +126,6 @@ class Target(Protocol):
     async def account(self, msisdn: str) -> Result: ...
 
 
-def delivery_receipt(message_id: str, submitted: float, done: float, text: str) -> str:
-    """SMPP 3.4 Appendix B receipt text, the same the SMPP server sends (SPEC §5 MO SMS)."""
-    from ussd.smpp.constants import MessageState
-    from ussd.smpp.ussd import receipt_text
-
-    return receipt_text(message_id, submitted, done, MessageState.DELIVERED, text)
-
-
 # -- in-process -------------------------------------------------------------------------------
 
 
@@ -143,7 +136,16 @@ class InProcessTarget:
 
     def __init__(self) -> None:
         self._gateway: Gateway | None = None
+        self._smsc: Smsc | None = None
         self._ended: list[DialogEnded] = []
+        self._receipts: dict[str, list[SmsView]] = {}  # by the MO SMS's sender
+
+    @property
+    def smsc(self) -> Smsc:
+        if self._smsc is None:
+            gw = self.gateway
+            self._smsc = Smsc(gw.engine, gw.sms, gw.config.smpp)
+        return self._smsc
 
     @property
     def gateway(self) -> Gateway:
@@ -153,6 +155,8 @@ class InProcessTarget:
 
     async def setup(self, scenario: Scenario) -> None:
         self._gateway = Gateway.create(scenario.config, clock=SimulatedClock(), database=":memory:")
+        self._smsc = None
+        self._receipts = {}
         self._gateway.engine.subscribe(self._on_event)
 
     def _on_event(self, event: Event) -> None:
@@ -190,7 +194,26 @@ class InProcessTarget:
         return Result(data={"released": self.gateway.engine.release(msisdn)})
 
     async def inbox(self, msisdn: str, want: Want) -> list[SmsView]:
-        return [SmsView(s.sender, s.text, s.kind) for s in self.gateway.sms.inbox(msisdn)]
+        gw = self.gateway
+        inbox = gw.sms.inbox(msisdn)
+        # Reading an inbox is the handset showing it, which delivers what is queued
+        # (docs/design.md, as the web phone does): an MO SMS's receipt falls due only then.
+        now = gw.clock.now()
+        for sms in inbox:
+            if sms.state is SmsState.QUEUED and sms.expires > now:
+                gw.sms.mark_delivered(sms.id)
+        self._collect_receipts()
+        views = [SmsView(s.sender, s.text, s.kind) for s in inbox]
+        return views + self._receipts.get(msisdn, [])
+
+    def _collect_receipts(self) -> None:
+        """Receipts the SMS centre owes this target, as the harness would get them."""
+        smsc = self.smsc
+        for receipt, pdu in smsc.due_receipts(self.name):
+            text = decode_text(pdu.short_message, pdu.data_coding)
+            view = SmsView(pdu.source_addr, text, "receipt")
+            self._receipts.setdefault(pdu.destination_addr, []).append(view)
+            smsc.receipt_settled(receipt.id, ok=True)
 
     async def advance(self, seconds: float) -> Result:
         now = self.gateway.advance(seconds)
@@ -246,14 +269,14 @@ class InProcessTarget:
         return self._account_call(lambda a: a.account_view(msisdn))
 
     async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
-        """SPEC §5 MO SMS: into the recipient's inbox; a receipt back to the sender if asked."""
-        gw = self.gateway
-        sms = gw.sms.send(to, text, sender=sender, kind="mo", sender_is_alpha=False)
-        if receipt:
-            now = gw.clock.now()
-            body = delivery_receipt(str(sms.id), sms.created, now, text)
-            gw.sms.send(sender, body, sender=to, kind="receipt", sender_is_alpha=False)
-        return Result(data={"message_id": str(sms.id)})
+        """MO SMS through the SMS centre the SMPP server uses (ussd/smpp/smsc.py): queued
+        for the recipient, and a receipt owed to this target once it is delivered or expires
+        (docs/smpp.md), never before."""
+        result = self.smsc.mo_sms(self.name, sender, to, text, None, 1 if receipt else 0)
+        if result.status != CommandStatus.ESME_ROK:
+            name = status_name(result.status)
+            return refused(400, name.lower(), f"submit_sm refused: {name}")
+        return Result(data={"message_id": result.message_id})
 
 
 # -- a running gateway over HTTP (SPEC §6) ----------------------------------------------------
