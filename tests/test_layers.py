@@ -24,7 +24,7 @@ SHELL = ("ussd.cli", "ussd.commands")
 # Gateway attributes a transport must not touch: the store and the texts are the core's own
 # (docs/design.md "The engine's public API" lists what a transport uses instead).
 PRIVATE_TO_THE_CORE = ("store", "texts", "menus", "bus")
-TRANSPORTS = ("ussd.http",)
+TRANSPORTS = ("ussd.http", "ussd.smpp")
 
 
 @dataclass(frozen=True, slots=True)
