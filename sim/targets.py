@@ -165,8 +165,7 @@ class InProcessTarget:
 
     async def close(self) -> None:
         if self._gateway is not None:
-            self._gateway.engine.shutdown()
-            self._gateway.store.close()
+            self._gateway.close()
             self._gateway = None
 
     def _screen(self, call: Callable[[], Any]) -> Result:
