@@ -559,7 +559,7 @@ async def test_sms_expires_when_nobody_binds(server: SmppServer, gateway: Gatewa
     assert gateway.sms.inbox(ALICE)[-1].state is SmsState.EXPIRED
     rx = await bound(server, BindReceiver)
     assert await _no_request(rx)
-    assert sms.id not in server._in_flight
+    assert sms.id not in server.smsc._in_flight
 
 
 async def test_unacknowledged_sms_retried_after_timeout(
