@@ -233,6 +233,11 @@ class Smsc:
         actions, self._actions = self._actions, []
         return actions
 
+    @property
+    def pending(self) -> bool:
+        """Actions to pull, or work for handle_timer() as soon as the loop turns."""
+        return bool(self._actions) or (self._work and not self.stopping)
+
     def get_timer(self) -> float | None:
         """When handle_timer() has work: -inf for "next loop iteration", a retry, or None."""
         if self._work and not self.stopping:
