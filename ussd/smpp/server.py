@@ -506,8 +506,10 @@ class SmppServer:
     def _on_engine_event(self, event: Event) -> None:
         # Synchronous, maybe from inside a call of ours into the engine: the actions wait for
         # the flush that ends that call, or the next loop iteration.
-        self.smsc.engine_event(event)
-        self._arm_smsc_soon()
+        smsc = self.smsc
+        smsc.engine_event(event)
+        if smsc.pending:  # most events (screens shown, one-shot dialogs ended) make no work
+            self._arm_smsc_soon()
 
     def _arm_smsc_soon(self) -> None:
         if self._smsc_timer_at != float("-inf") and self._loop is not None and not self._stopping:
