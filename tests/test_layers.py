@@ -57,11 +57,20 @@ def _type_checking(node: ast.If) -> bool:
     )
 
 
+def _dynamic_import(call: ast.Call) -> bool:
+    func = call.func
+    return (isinstance(func, ast.Attribute) and func.attr == "import_module") or (
+        isinstance(func, ast.Name) and func.id == "import_module"
+    )
+
+
 def imports(name: str, path: Path, known: Mapping[str, Path]) -> Iterator[Edge]:
     """The imports of one module that name another known module, at any depth.
 
     Imports under `if TYPE_CHECKING:` never run, so they make no cycle and are skipped.
     `from pkg import name` is an edge to `pkg.name` when that is a module, else to `pkg`.
+    `importlib.import_module(f"pkg.{name}")` (how ussd/cli.py finds the subcommands) is an
+    edge to every module under `pkg.`; with a plain string, to that module.
     """
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
 
@@ -88,6 +97,17 @@ def imports(name: str, path: Path, known: Mapping[str, Path]) -> Iterator[Edge]:
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
                 yield Edge(name, sub if sub in known else base, node.lineno, where)
+        elif isinstance(node, ast.Call) and _dynamic_import(node) and node.args:
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                yield Edge(name, arg.value, node.lineno, where)
+            elif isinstance(arg, ast.JoinedStr) and arg.values:
+                head = arg.values[0]
+                prefix = head.value if isinstance(head, ast.Constant) else ""
+                if isinstance(prefix, str) and prefix:
+                    for target in known:
+                        if target.startswith(prefix):
+                            yield Edge(name, target, node.lineno, where)
         yield from walk(node, where)
 
     for edge in walk(ast.parse(path.read_text(encoding="utf-8")), "module"):
@@ -254,6 +274,9 @@ def _package(root: Path, files: Mapping[str, str]) -> None:
         # Type-only imports never run.
         ("from pkg import b\n", "if TYPE_CHECKING:\n    from pkg.a import X\n", False),
         ("from pkg import b\n", "import os\n", False),
+        # A module found by name at run time is imported all the same.
+        ("import importlib\nimportlib.import_module(f'pkg.{n}')\n", "from pkg import a\n", True),
+        ("from importlib import import_module\nimport_module('pkg.b')\n", "import pkg.a\n", True),
     ],
 )
 def test_cycle_finder(tmp_path: Path, a: str, b: str, cyclic: bool) -> None:
