@@ -6,7 +6,7 @@ import asyncio
 import json
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -90,7 +90,7 @@ FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-dat
 """What an HTML form can post without a CORS preflight (WHATWG Fetch §2.2.2 "CORS-safelisted")."""
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     # json.loads accepts NaN, Infinity and -Infinity, which RFC 8259 §6 does not.
     raise ValueError(f"{name} is not a JSON number")
 
