@@ -30,7 +30,7 @@ def edit(path: Path, old: str, new: str) -> None:
 def test_shipped_menus_load() -> None:
     book = MenuBook.load(ROOT / "menus")
     assert "main" in book
-    assert len(book["main"].options) == 8
+    assert len(book["main"].options) == 9
     texts = Texts.load(ROOT / "menus")
     assert texts.get("balance.text", "en", balance="1.00") == "Your balance: 1.00 RUB."
 

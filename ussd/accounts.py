@@ -17,12 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ussd import log, subscribers
+from ussd import log, selfcare, subscribers
 from ussd.clock import Clock
 from ussd.config import Config
 from ussd.menus import Texts
 from ussd.msisdn import InvalidMsisdn, mask, normalise
 from ussd.passwords import Flow, Hash, Settle, Verify, drive
+from ussd.selfcare import Catalogue, Refused
 from ussd.sms import SmsCentre
 from ussd.store import Link, Store, Subscriber
 
@@ -47,6 +48,8 @@ SMS_TEXT_KEYS = (
     "account.password_changed",
     "account.linked_account",
     "account.linked_number",
+    "bonus.sms_exchanged",
+    "instalments.sms_paid",
 )
 
 
@@ -92,6 +95,13 @@ class NotFound(AccountError):
 
     status = 404
     code = "not_found"
+
+
+class Forbidden(AccountError):
+    """Signed in, but the number asked about is not one of this account's (403)."""
+
+    status = 403
+    code = "forbidden"
 
 
 class Conflict(AccountError):
@@ -195,8 +205,11 @@ class Accounts:
         sms: SmsCentre,
         config: Config,
         texts: Texts | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.store = store
+        # "МТС Бонус" gifts (menus/bonus.yaml); the gateway passes the one it checked at start.
+        self.catalogue = catalogue if catalogue is not None else Catalogue.load()
         self.clock = clock
         self.sms = sms
         self.config = config
@@ -275,6 +288,16 @@ class Accounts:
 
     def _apply(self, number: str, values: dict[str, Any], now: float) -> None:
         password_hash = values.pop("password_hash", None)
+        # The ledger and instalment plans have tables of their own; a given list replaces
+        # the subscriber's (PATCH semantics, as for `payments`).
+        selfcare.seed(
+            self.store,
+            number,
+            values.pop("charges", None),
+            values.pop("instalments", None),
+            now,
+            replace=True,
+        )
         if values:
             self.store.update_subscriber(number, **values)
         if password_hash is not None:
@@ -656,6 +679,160 @@ class Accounts:
             ),
             "number_management": sub.number_management,
             "has_password": sub.password_hash is not None,
+            "services": dict(sub.services),
+            # The app's own requests never count against the package (docs/account.md).
+            "app_traffic": "free",
             "linked_to": link_json(own, now) if own is not None else None,
             "numbers": numbers,
         }
+
+    # -- "Мой МТС" (docs/account.md): the app beyond the account page -----------------------
+
+    def subject(self, me: str, number: str | None) -> str:
+        """The number a request is about: the signed-in one, or one actively linked to it.
+
+        Tapping a linked number in the app switches to it (SPEC §7: the holder sees and
+        manages the numbers of the account); a pending link gives nothing yet.
+        """
+        if number is None or number == "":
+            return me
+        other = self.normalise(number)
+        if other == me:
+            return me
+        link = self.store.link(other)
+        if link is None or link.account != me:
+            raise Forbidden("the number is not linked to this account", code="not_linked")
+        if not link.active(self.clock.now()):
+            raise Forbidden("the number's link is not active yet", code="link_pending")
+        return other
+
+    @staticmethod
+    def refused(exc: Refused) -> AccountError:
+        """A selfcare refusal as the account error of the same meaning."""
+        kind: type[AccountError] = {"not_found": NotFound, "conflict": Conflict}.get(
+            exc.kind, Invalid
+        )
+        return kind(exc.message, code=exc.code)
+
+    def set_password_network_flow(self, msisdn: str, password: str) -> Flow[str]:
+        """ "Не помню пароль" in the app: the network vouches for the number, so a new
+        password is set without the old one, and a token is issued (SPEC §7 app).
+
+        Clears the number's lockout: whoever holds the SIM is its owner on this network.
+        """
+        number = self.normalise(msisdn)
+        if not isinstance(password, str) or not PASSWORD_RE.fullmatch(password):
+            raise Invalid(
+                "the new password must be 4-10 Latin letters and digits", code="invalid_password"
+            )
+        self.subscriber(number)
+        encoded: str = yield Hash(password)
+        with self.store.transaction():
+            self.store.set_password_hash(number, encoded, self.clock.now())
+            self._reset_failures(number)
+            self.sms.send(number, self._text("password_changed", number))
+        _log.info("password_set_network", msisdn=number)
+        return self._issue(number, "network")
+
+    def switch_service(self, msisdn: str, name: object, on: object) -> dict[str, bool]:
+        """Turn one of the subscriber's services on or off (as `*111#` → services does)."""
+        sub = self.subscriber(msisdn)
+        if not isinstance(on, bool):
+            raise Invalid("on: expected true or false", code="bad_field")
+        if not isinstance(name, str) or name not in sub.services:
+            raise NotFound("the number has no such service", code="unknown_service")
+        services = {**sub.services, name: on}
+        self.store.update_subscriber(msisdn, services=services)
+        _log.info("service_switched", msisdn=msisdn, service=name, on=on)
+        return services
+
+    def spending(self, msisdn: str, start: str | None, end: str | None) -> dict[str, Any]:
+        """Spending control: charges from `start` to `end` (YYYY-MM-DD, inclusive) by category."""
+        self.subscriber(msisdn)
+        try:
+            first, last = selfcare.period(start, end, self.clock.now())
+        except Refused as exc:
+            raise self.refused(exc) from None
+        return selfcare.spending(self.store, msisdn, first, last)
+
+    def record_charge(self, msisdn: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Simulated usage (admin API): one charge in the ledger, taken from the balance."""
+        number = self.normalise(msisdn)
+        self._existing(number)
+        try:
+            charge = selfcare.record_charge(self.store, number, fields, self.clock.now())
+        except Refused as exc:
+            raise self.refused(exc) from None
+        _log.info("charge_recorded", msisdn=number, category=charge["category"])
+        return charge
+
+    def instalments(self, msisdn: str) -> dict[str, Any]:
+        """The subscriber's instalment plans with schedules, paid and due amounts."""
+        sub = self.subscriber(msisdn)
+        plans = [selfcare.plan_json(p) for p in self.store.instalment_plans(msisdn)]
+        return {"msisdn": msisdn, "balance": sub.balance, "plans": plans}
+
+    def pay_instalment(self, msisdn: str, plan_id: int) -> dict[str, Any]:
+        """Pay a plan's next instalment from the balance; SMS confirmation (409 when short)."""
+        self.subscriber(msisdn)
+        with self.store.transaction():
+            try:
+                plan = selfcare.pay_next(self.store, msisdn, plan_id, self.clock.now())
+            except Refused as exc:
+                raise self.refused(exc) from None
+            view = selfcare.plan_json(plan)
+            paid = [i for i in plan.schedule if i.paid_at is not None][-1]
+            self.sms.send(
+                msisdn,
+                self._instalment_text(msisdn, plan.item, paid.seq, view, paid.amount),
+            )
+        _log.info("instalment_paid", msisdn=msisdn, plan=plan_id, seq=paid.seq)
+        sub = self._existing(msisdn)
+        return {
+            "paid": {"seq": paid.seq, "amount": paid.amount},
+            "balance": sub.balance,
+            "plan": view,
+        }
+
+    def _instalment_text(
+        self, msisdn: str, item: str, seq: int, view: Mapping[str, Any], amount: float
+    ) -> str:
+        sub = self._existing(msisdn)
+        return self.texts.get(
+            "instalments.sms_paid",
+            sub.language,
+            item=item,
+            seq=seq,
+            count=view["count"],
+            amount=f"{amount:.2f}",
+            due=f"{view['due']:.2f}",
+        )
+
+    def bonus(self, msisdn: str) -> dict[str, Any]:
+        """ "МТС Бонус": points, the gift catalogue and the exchange history."""
+        self.subscriber(msisdn)
+        return selfcare.bonus_json(self.store, self.catalogue, msisdn)
+
+    def exchange_bonus(self, msisdn: str, gift_id: object) -> dict[str, Any]:
+        """Exchange points for a gift: deducted atomically, SMS confirmation, in the history."""
+        self.subscriber(msisdn)
+        with self.store.transaction():
+            try:
+                gift = selfcare.exchange(
+                    self.store, self.catalogue, msisdn, gift_id, self.clock.now()
+                )
+            except Refused as exc:
+                raise self.refused(exc) from None
+            sub = self._existing(msisdn)
+            self.sms.send(
+                msisdn,
+                self.texts.get(
+                    "bonus.sms_exchanged",
+                    sub.language,
+                    gift=gift.name.get(sub.language, gift.name["ru"]),
+                    points=gift.points,
+                    left=sub.bonus_points,
+                ),
+            )
+        _log.info("bonus_exchanged", msisdn=msisdn, gift=gift.id)
+        return {"gift": gift.json(), "points": sub.bonus_points}

@@ -86,6 +86,9 @@ class SeedSubscriber:
     payments: tuple[Mapping[str, Any], ...] = ()
     password: str | None = None
     number_management: bool = False
+    # "Мой МТС" (docs/account.md): validated by ussd.subscribers.charges / .instalments.
+    charges: tuple[Mapping[str, Any], ...] = ()
+    instalments: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +291,8 @@ def _seed(item: object, path: str, operator: OperatorConfig) -> tuple[SeedSubscr
         payments=tuple(values.get("payments", ())),
         password=values.get("password"),
         number_management=values.get("number_management", False),
+        charges=tuple(values.get("charges", ())),
+        instalments=tuple(values.get("instalments", ())),
     )
     return seed, number
 

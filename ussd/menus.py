@@ -28,6 +28,10 @@ SUBSCRIBER_FIELDS = frozenset(
     }
 )
 TEXTS_FILE = "texts.yaml"
+# The "МТС Бонус" gift catalogue lives beside the menus but holds no screens (ussd/selfcare.py).
+CATALOGUE_FILE = "bonus.yaml"
+# Files of menus/ that are not menus: the website's texts (lk.yaml) are loaded on their own.
+NOT_SCREENS = frozenset({TEXTS_FILE, CATALOGUE_FILE, "lk.yaml"})
 
 
 class MenuError(Exception):
@@ -286,7 +290,7 @@ class MenuBook:
         directory = directory or resources.path("menus")
         screens: dict[str, MenuScreen] = {}
         for path in sorted(directory.glob("*.yaml")):
-            if path.name == TEXTS_FILE:
+            if path.name in NOT_SCREENS:
                 continue
             data = _read(path)
             if not isinstance(data, dict):

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from ussd import log
+from ussd import log, selfcare
 from ussd.accounts import Accounts
 from ussd.bus import Bus
 from ussd.clock import Clock, RealClock, SimulatedClock, make
@@ -89,9 +89,10 @@ class Gateway:
         try:
             texts = Texts.load(menus_dir)
             book = MenuBook.load(menus_dir)
+            catalogue = selfcare.Catalogue.load(menus_dir)  # "МТС Бонус" gifts (menus/bonus.yaml)
         except MenuError as exc:
             raise ConfigError("menus", str(exc)) from exc
-        services = builtin(book)
+        services = builtin(book, catalogue)
         names = set(services) | {f"menu:{sid}" for sid in book.screens}
         try:
             book.check_services(services)
@@ -112,6 +113,7 @@ class Gateway:
         sms = SmsCentre(store, clock, config.sms, bus)
         engine = Engine(config, store, clock, bus, sms, router, services, texts)
         gateway = cls(config, clock, store, engine, sms, bus, book, texts)
+        gateway.accounts.catalogue = catalogue
         gateway.seed()
         return gateway
 
@@ -134,6 +136,7 @@ class Gateway:
                 password_hash=hash_password(seed.password) if seed.password else None,
                 number_management=seed.number_management,
             )
+            selfcare.seed(self.store, msisdn, seed.charges, seed.instalments, now)
 
     def hash_off_loop(self) -> None:
         """`*111*17#` stores its password from a hashing thread (call with the loop running).

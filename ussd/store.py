@@ -171,6 +171,43 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX IF NOT EXISTS sms_queued_by_expires ON sms (expires) WHERE state = 'queued';
     """,
+    # 8: "Мой МТС" (docs/account.md): a ledger of charges per subscriber (spending control),
+    # instalment plans with their schedule, and bonus-point exchanges (history).
+    """
+    CREATE TABLE charges (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        msisdn      TEXT NOT NULL,
+        at          REAL NOT NULL,  -- epoch seconds, UTC
+        category    TEXT NOT NULL,  -- calls | sms | internet | subscriptions
+        amount      REAL NOT NULL,  -- roubles, > 0
+        description TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX charges_by_msisdn ON charges (msisdn, at);
+    CREATE TABLE instalment_plans (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        msisdn  TEXT NOT NULL,
+        item    TEXT NOT NULL,  -- what is paid for
+        total   REAL NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX instalment_plans_by_msisdn ON instalment_plans (msisdn, id);
+    CREATE TABLE instalment_schedule (
+        plan_id INTEGER NOT NULL REFERENCES instalment_plans (id) ON DELETE CASCADE,
+        seq     INTEGER NOT NULL,  -- 1, 2, ... in due order
+        due     TEXT NOT NULL,     -- ISO date
+        amount  REAL NOT NULL,
+        paid_at REAL,              -- NULL until paid
+        PRIMARY KEY (plan_id, seq)
+    );
+    CREATE TABLE bonus_exchanges (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        msisdn TEXT NOT NULL,
+        gift   TEXT NOT NULL,     -- the catalogue id (menus/bonus.yaml)
+        points INTEGER NOT NULL,  -- as deducted, whatever the catalogue says later
+        at     REAL NOT NULL
+    );
+    CREATE INDEX bonus_exchanges_by_msisdn ON bonus_exchanges (msisdn, id);
+    """,
 ]
 
 # Seconds during which a cached subscriber is trusted without asking SQLite whether another
@@ -329,6 +366,56 @@ class Link:
         return now >= self.active_at
 
 
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One entry of a subscriber's ledger of charges (migration 8, docs/account.md)."""
+
+    id: int
+    msisdn: str
+    at: float
+    category: str
+    amount: float
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Instalment:
+    """One scheduled payment of an instalment plan; `paid_at` is None until it is paid."""
+
+    seq: int
+    due: str
+    amount: float
+    paid_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstalmentPlan:
+    """An instalment plan (migration 8) with its schedule in due order."""
+
+    id: int
+    msisdn: str
+    item: str
+    total: float
+    created: float
+    schedule: tuple[Instalment, ...]
+
+    @property
+    def next(self) -> Instalment | None:
+        """The first unpaid instalment, or None when the plan is paid off."""
+        return next((i for i in self.schedule if i.paid_at is None), None)
+
+
+@dataclass(frozen=True, slots=True)
+class BonusExchange:
+    """Points exchanged for a gift of the catalogue (migration 8)."""
+
+    id: int
+    msisdn: str
+    gift: str
+    points: int
+    at: float
+
+
 _SUB_COLUMNS = (
     "msisdn, language, balance, package_minutes, package_sms, package_mb, bonus_points, "
     "services, payments, password_hash, password_set_at, number_management, created"
@@ -346,6 +433,9 @@ UPDATABLE = frozenset(
         "number_management",
     }
 )
+
+# What a bonus gift may add to (Store.exchange_points).
+GRANTABLE = frozenset({"package_minutes", "package_sms", "package_mb", "balance"})
 
 
 def _subscriber(row: sqlite3.Row | tuple[Any, ...]) -> Subscriber:
@@ -949,3 +1039,184 @@ class Store:
     def next_part_expiry(self) -> float | None:
         row = self.db.execute("SELECT MIN(expires) FROM sms_parts").fetchone()
         return float(row[0]) if row and row[0] is not None else None
+
+    # -- the ledger of charges (migration 8) ---------------------------------------------------
+
+    def add_charge(
+        self, msisdn: str, at: float, category: str, amount: float, description: str = ""
+    ) -> Charge:
+        """Record one charge (joins the caller's transaction)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO charges (msisdn, at, category, amount, description) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (msisdn, at, category, amount, description),
+            )
+        assert cur.lastrowid is not None
+        return Charge(cur.lastrowid, msisdn, at, category, amount, description)
+
+    def clear_charges(self, msisdn: str) -> int:
+        with self.transaction() as db:
+            return db.execute("DELETE FROM charges WHERE msisdn = ?", (msisdn,)).rowcount
+
+    def charges(self, msisdn: str, start: float, end: float, limit: int = 1000) -> list[Charge]:
+        """Charges with start <= at < end, newest first, at most `limit`."""
+        rows = self.db.execute(
+            "SELECT id, msisdn, at, category, amount, description FROM charges "
+            "WHERE msisdn = ? AND at >= ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?",
+            (msisdn, start, end, limit),
+        )
+        return [Charge(*r) for r in rows]
+
+    def spending(self, msisdn: str, start: float, end: float) -> dict[str, tuple[float, int]]:
+        """(sum, count) of the charges with start <= at < end, by category."""
+        rows = self.db.execute(
+            "SELECT category, SUM(amount), COUNT(*) FROM charges "
+            "WHERE msisdn = ? AND at >= ? AND at < ? GROUP BY category",
+            (msisdn, start, end),
+        )
+        return {str(r[0]): (float(r[1]), int(r[2])) for r in rows}
+
+    # -- instalment plans (migration 8) -------------------------------------------------------
+
+    def add_instalment_plan(
+        self,
+        msisdn: str,
+        item: str,
+        schedule: Sequence[tuple[str, float, float | None]],
+        now: float,
+    ) -> int:
+        """A plan with its schedule of (due date, amount, paid_at); returns the plan id."""
+        total = round(sum(amount for _, amount, _ in schedule), 2)
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO instalment_plans (msisdn, item, total, created) VALUES (?, ?, ?, ?)",
+                (msisdn, item, total, now),
+            )
+            plan_id = cur.lastrowid
+            assert plan_id is not None
+            db.executemany(
+                "INSERT INTO instalment_schedule (plan_id, seq, due, amount, paid_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (plan_id, i, due, amount, paid)
+                    for i, (due, amount, paid) in enumerate(schedule, 1)
+                ],
+            )
+        return plan_id
+
+    def clear_instalment_plans(self, msisdn: str) -> int:
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM instalment_schedule WHERE plan_id IN "
+                "(SELECT id FROM instalment_plans WHERE msisdn = ?)",
+                (msisdn,),
+            )
+            return db.execute("DELETE FROM instalment_plans WHERE msisdn = ?", (msisdn,)).rowcount
+
+    def instalment_plans(self, msisdn: str) -> list[InstalmentPlan]:
+        rows = self.db.execute(
+            "SELECT id, msisdn, item, total, created FROM instalment_plans "
+            "WHERE msisdn = ? ORDER BY id",
+            (msisdn,),
+        ).fetchall()
+        return [self._plan(row) for row in rows]
+
+    def instalment_plan(self, plan_id: int) -> InstalmentPlan | None:
+        row = self.db.execute(
+            "SELECT id, msisdn, item, total, created FROM instalment_plans WHERE id = ?",
+            (plan_id,),
+        ).fetchone()
+        return self._plan(row) if row else None
+
+    def _plan(self, row: tuple[Any, ...]) -> InstalmentPlan:
+        schedule = self.db.execute(
+            "SELECT seq, due, amount, paid_at FROM instalment_schedule "
+            "WHERE plan_id = ? ORDER BY seq",
+            (row[0],),
+        )
+        plan_id, msisdn, item, total, created = row
+        steps = tuple(Instalment(*r) for r in schedule)
+        return InstalmentPlan(plan_id, msisdn, item, total, created, steps)
+
+    def pay_instalment(self, plan_id: int, seq: int, amount: float, now: float) -> str:
+        """Mark instalment `seq` paid and take `amount` from the balance, in one transaction.
+
+        Returns "paid", or why nothing changed: "not_found", "already_paid",
+        "insufficient_funds". BEGIN IMMEDIATE holds the write lock from the checks to the
+        updates, so two racing payments cannot both take the money.
+        """
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT p.msisdn, s.paid_at FROM instalment_plans p JOIN instalment_schedule s "
+                "ON s.plan_id = p.id WHERE p.id = ? AND s.seq = ?",
+                (plan_id, seq),
+            ).fetchone()
+            if row is None:
+                return "not_found"
+            if row[1] is not None:
+                return "already_paid"
+            msisdn = row[0]
+            self.forget(msisdn)
+            taken = db.execute(
+                "UPDATE subscribers SET balance = ROUND(balance - ?, 2) "
+                "WHERE msisdn = ? AND balance >= ?",
+                (amount, msisdn, amount),
+            ).rowcount
+            if not taken:
+                return "insufficient_funds"
+            db.execute(
+                "UPDATE instalment_schedule SET paid_at = ? WHERE plan_id = ? AND seq = ?",
+                (now, plan_id, seq),
+            )
+            return "paid"
+
+    # -- bonus points (migration 8) ----------------------------------------------------------
+
+    def exchange_points(
+        self,
+        msisdn: str,
+        gift: str,
+        points: int,
+        now: float,
+        grant: Mapping[str, float] | None = None,
+    ) -> int | None:
+        """Deduct `points`, add the gift's `grant` and record the exchange, in one transaction.
+
+        `grant` adds to the columns of GRANTABLE (package units, balance). None (and nothing
+        changed) when the subscriber has fewer points: the check is in the UPDATE, so racing
+        exchanges never take more than there is. Returns the exchange id.
+        """
+        grant = dict(grant or {})
+        unknown = set(grant) - GRANTABLE
+        if unknown:
+            raise KeyError(f"not grantable: {', '.join(sorted(unknown))}")
+        self.forget(msisdn)
+        with self.transaction() as db:
+            taken = db.execute(
+                "UPDATE subscribers SET bonus_points = bonus_points - ? "
+                "WHERE msisdn = ? AND bonus_points >= ?",
+                (points, msisdn, points),
+            ).rowcount
+            if not taken:
+                return None
+            for column, value in grant.items():
+                db.execute(
+                    f"UPDATE subscribers SET {column} = {column} + ? WHERE msisdn = ?",
+                    (value, msisdn),
+                )
+            cur = db.execute(
+                "INSERT INTO bonus_exchanges (msisdn, gift, points, at) VALUES (?, ?, ?, ?)",
+                (msisdn, gift, points, now),
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def bonus_exchanges(self, msisdn: str, limit: int = 100) -> list[BonusExchange]:
+        """The subscriber's exchanges, newest first."""
+        rows = self.db.execute(
+            "SELECT id, msisdn, gift, points, at FROM bonus_exchanges WHERE msisdn = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (msisdn, limit),
+        )
+        return [BonusExchange(*r) for r in rows]

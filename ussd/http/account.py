@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ussd.accounts import AccountError, Locked, RateLimited, Unauthorized, link_json
-from ussd.http.errors import error_response, json_body, json_response, text_field
+from ussd.accounts import AccountError, Invalid, Locked, RateLimited, Unauthorized, link_json
+from ussd.http.errors import ApiError, error_response, json_body, json_response, text_field
 
 if TYPE_CHECKING:
     from ussd.runtime import Gateway
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_PASSWORD = 128  # longer than any valid password; bounds the work one request can ask for
+MAX_PLAN_ID = 2**53  # plan ids are SQLite rowids; anything longer is no plan
 
 
 def account_error_response(exc: AccountError) -> web.Response:
@@ -125,9 +126,64 @@ class AccountApi:
         self.accounts.logout(token)
         return json_response({"logged_out": True})
 
+    def _subject(self, request: web.Request) -> str:
+        """The number a "Мой МТС" request is about: `?number=` switches to a linked one (403)."""
+        return self.accounts.subject(self._me(request), request.query.get("number"))
+
     async def account(self, request: web.Request) -> web.Response:
-        """`GET /api/v1/account`: balance, package remains, linked numbers."""
-        return json_response(self.accounts.account_view(self._me(request)))
+        """`GET /api/v1/account[?number=]`: balance, package remains, linked numbers."""
+        return json_response(self.accounts.account_view(self._subject(request)))
+
+    async def network_password(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/auth/network-password {"msisdn","password"}`: "Не помню пароль".
+
+        The simulated network vouches for the number (as /auth/network): the new password
+        is set without the old one and a token comes back (400 format, 404).
+        """
+        data = await json_body(request)
+        msisdn = text_field(data, "msisdn", max_length=32)
+        password = text_field(data, "password", max_length=MAX_PASSWORD)
+        flow = self.accounts.set_password_network_flow(msisdn, password)
+        token = await self.gateway.passwords.drive(flow)
+        return self._token(token)
+
+    async def services(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/account/services {"name","on"}`: a service on or off (404 unknown)."""
+        me = self._subject(request)
+        data = await json_body(request)
+        name = text_field(data, "name", max_length=64)
+        if "on" not in data:
+            raise ApiError(400, "missing_field", "field 'on' is required")
+        return json_response({"services": self.accounts.switch_service(me, name, data["on"])})
+
+    async def spending(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/account/spending[?from=&to=]`: charges by category (400 bad dates)."""
+        me = self._subject(request)
+        query = request.query
+        return json_response(self.accounts.spending(me, query.get("from"), query.get("to")))
+
+    async def instalments(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/account/instalments`: plans, schedules, paid and due amounts."""
+        return json_response(self.accounts.instalments(self._subject(request)))
+
+    async def pay_instalment(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/account/instalments/{id}/pay`: the next one from the balance (404, 409)."""
+        me = self._subject(request)
+        raw = request.match_info["id"]
+        if not raw.isdigit() or len(raw) > 16 or int(raw) >= MAX_PLAN_ID:
+            raise Invalid("the plan id is a positive integer", code="bad_plan_id")
+        return json_response(self.accounts.pay_instalment(me, int(raw)))
+
+    async def bonus(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/account/bonus`: points, the gift catalogue, exchange history."""
+        return json_response(self.accounts.bonus(self._subject(request)))
+
+    async def exchange_bonus(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/account/bonus/exchange {"gift"}` (404 unknown gift, 409 short)."""
+        me = self._subject(request)
+        data = await json_body(request)
+        gift = text_field(data, "gift", max_length=64)
+        return json_response(self.accounts.exchange_bonus(me, gift))
 
     async def password(self, request: web.Request) -> web.Response:
         """`POST /api/v1/account/password {"current","new"}` (400 format, 401, 423)."""
@@ -179,3 +235,11 @@ def setup_account_routes(app: web.Application, gateway: Gateway) -> None:
     add("POST", "/api/v1/account/numbers", account_errors(api.add_number))
     add("DELETE", "/api/v1/account/numbers/{msisdn}", account_errors(api.remove_number))
     add("POST", "/api/v1/account/social", account_errors(api.bind_social))
+    # "Мой МТС" (docs/account.md): the app's own requests are free traffic (never charged).
+    add("POST", "/api/v1/auth/network-password", account_errors(api.network_password))
+    add("POST", "/api/v1/account/services", account_errors(api.services))
+    add("GET", "/api/v1/account/spending", account_errors(api.spending))
+    add("GET", "/api/v1/account/instalments", account_errors(api.instalments))
+    add("POST", "/api/v1/account/instalments/{id}/pay", account_errors(api.pay_instalment))
+    add("GET", "/api/v1/account/bonus", account_errors(api.bonus))
+    add("POST", "/api/v1/account/bonus/exchange", account_errors(api.exchange_bonus))

@@ -91,6 +91,13 @@ class AdminApi:
         sub = await self.gateway.passwords.drive(flow)  # a password is hashed off the loop
         return json_response(sub.public())
 
+    async def charge(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/subscribers/{msisdn}/charges`: simulated usage, one ledger charge
+        {category, amount, description?, date?} taken from the balance (docs/account.md)."""
+        data = await json_body(request)
+        charge = self.accounts.record_charge(request.match_info["msisdn"], data)
+        return json_response(charge, status=201)
+
     async def clock(self, request: web.Request) -> web.Response:
         """`GET /api/v1/clock`."""
         return json_response(clock_json(self.gateway))
@@ -156,6 +163,7 @@ def setup_admin_routes(app: web.Application, gateway: Gateway) -> None:
     add("POST", "/api/v1/subscribers", api.guard(api.create_subscriber))
     add("GET", "/api/v1/subscribers/{msisdn}", api.guard(api.get_subscriber))
     add("PATCH", "/api/v1/subscribers/{msisdn}", api.guard(api.update_subscriber))
+    add("POST", "/api/v1/subscribers/{msisdn}/charges", api.guard(api.charge))
     add("GET", "/api/v1/clock", api.guard(api.clock))
     add("POST", "/api/v1/clock/advance", api.guard(api.advance))
     add("POST", "/api/v1/office/links", api.guard(api.office_link))

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from ussd.menus import MenuBook
+from ussd.selfcare import Catalogue
 from ussd.services.balance import Balance
 from ussd.services.base import Service
 from ussd.services.menu import MenuService
 from ussd.services.numbers import NumbersDisable, NumbersEnable, NumbersStatus
 from ussd.services.password import PasswordSet
+from ussd.services.selfcare import BonusExchange, Instalments, MonthSpending
 from ussd.services.toggles import ServicesMenu
 
 
-def builtin(book: MenuBook) -> dict[str, Service]:
-    """Every service by name; `menu` runs YAML menus (routes say `menu:SCREEN`)."""
+def builtin(book: MenuBook, catalogue: Catalogue | None = None) -> dict[str, Service]:
+    """Every service by name; `menu` runs YAML menus (routes say `menu:SCREEN`).
+
+    `catalogue` is the "МТС Бонус" gift list (menus/bonus.yaml, loaded when not given).
+    """
     services: list[Service] = [
         PasswordSet(),
         NumbersEnable(),
@@ -20,6 +25,9 @@ def builtin(book: MenuBook) -> dict[str, Service]:
         NumbersStatus(),
         Balance(),
         ServicesMenu(),
+        BonusExchange(catalogue),
+        Instalments(),
+        MonthSpending(),
         MenuService(book),
     ]
     return {s.name: s for s in services}
