@@ -1,6 +1,6 @@
-"""The scenario recorder (SPEC §8) lives in ussd/recording.py: the phones API records too, and
-the product never imports the simulator (docs/design.md "Layer rules"). Re-exported here for
-scripts that record an in-process gateway."""
+"""The scenario recorder (docs/scenarios.md) lives in ussd/recording.py: the phones API records
+too, and the product never imports the simulator (docs/design.md "Layer rules"). Re-exported
+here for scripts that record an in-process gateway."""
 
 from ussd.recording import (
     ENV_PREFIX,

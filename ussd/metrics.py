@@ -1,4 +1,4 @@
-"""The gateway's Prometheus metrics (SPEC §6 `GET /metrics`): one registry per gateway.
+"""The gateway's Prometheus metrics (`GET /metrics`, docs/phones.md): one registry per gateway.
 
 `Gateway` owns one `Metrics` (`gateway.metrics`) and subscribes it to its engine: dialog and SMS
 counters come from engine events. Transports report what only they see through the methods

@@ -1,1 +1,1 @@
-"""Subcommands of `ussd-sim`; each module defines `register(subparsers)` (SPEC §9)."""
+"""Subcommands of `ussd-sim`; each module defines `register(subparsers)`."""

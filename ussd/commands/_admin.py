@@ -1,4 +1,5 @@
-"""What the admin subcommands share (SPEC §9): --token, the admin API client, printing results.
+"""What the admin subcommands share (docs/account.md "CLI"): --token, the admin API client,
+printing results.
 
 `office`, `clock` and `subscribers` work either against a running gateway's admin API (--url)
 or in-process against the configured store. Remote calls use aiohttp's client.

@@ -1,4 +1,4 @@
-"""`ussd-sim clock show | advance DURATION`: a running gateway's clock (SPEC §6, §9).
+"""`ussd-sim clock show | advance DURATION`: a running gateway's clock (docs/account.md).
 
 Only a gateway with `clock.mode: simulated` can be advanced; every deadline on the way (dialog
 timers, SMS validity, office links) runs at its own time. --url defaults to http.listen.

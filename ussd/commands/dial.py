@@ -1,4 +1,4 @@
-"""`ussd-sim dial MSISDN STRING [REPLY...]`: run one dialog and print every screen (SPEC §9)."""
+"""`ussd-sim dial MSISDN STRING [REPLY...]`: run one dialog and print every screen (README.md)."""
 
 from __future__ import annotations
 

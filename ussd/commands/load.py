@@ -1,4 +1,4 @@
-"""`ussd-sim load`: drive a gateway over SMPP with a scenario as the journey (SPEC §9, §11)."""
+"""`ussd-sim load`: drive a gateway over SMPP, a scenario as the journey (docs/performance.md)."""
 
 from __future__ import annotations
 

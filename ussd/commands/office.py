@@ -1,4 +1,4 @@
-"""`ussd-sim office link ACCOUNT NUMBER`: an operator links a number in the office (SPEC §7, §9).
+"""`ussd-sim office link ACCOUNT NUMBER`: an operator links a number in an office (docs/account.md).
 
 With --url the request goes to a running gateway's admin API (so its timer sends the
 activation SMS when the link comes into force); without it, straight into the configured store.
@@ -18,7 +18,7 @@ def register(sub: Subcommands) -> None:
     parser = sub.add_parser(
         "office",
         help="office operations: link a number to an account",
-        description="What an operator does in a sales office (SPEC §7).",
+        description="What an operator does in a sales office (docs/account.md).",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     link = actions.add_parser(

@@ -1,4 +1,4 @@
-"""`ussd-sim parse STRING...`: show how dial strings parse (SPEC §2, §9).
+"""`ussd-sim parse STRING...`: show how dial strings parse (docs/grammar.md).
 
 Exit code: 0 when every string parsed, 1 when any did not (argparse usage errors are 2).
 With no STRING, one string per stdin line (batch mode): the line terminator is removed and
@@ -36,7 +36,7 @@ def register(subparsers: Subcommands) -> None:
     parser.add_argument(
         "--json", action="store_true", help="one JSON object per string (fields, or error)"
     )
-    # --config is accepted like everywhere (SPEC §9) but not read: parsing needs no config.
+    # --config is accepted like everywhere but not read: parsing needs no config.
     add_common(parser)
     parser.set_defaults(handler=run)
 

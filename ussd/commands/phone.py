@@ -1,4 +1,4 @@
-"""`ussd-sim phone MSISDN [--url URL] [--record FILE]`: the terminal phone (SPEC §9)."""
+"""`ussd-sim phone MSISDN [--url URL] [--record FILE]`: the terminal phone (docs/phones.md)."""
 
 from __future__ import annotations
 

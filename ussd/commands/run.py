@@ -1,4 +1,4 @@
-"""`ussd-sim run FILE_OR_DIR...`: run scenario files (SPEC §8, §9)."""
+"""`ussd-sim run FILE_OR_DIR...`: run scenario files (docs/scenarios.md)."""
 
 from __future__ import annotations
 

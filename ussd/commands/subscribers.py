@@ -1,4 +1,4 @@
-"""`ussd-sim subscribers list | add MSISDN | set MSISDN key=value...` (SPEC §6, §9).
+"""`ussd-sim subscribers list | add MSISDN | set MSISDN key=value...` (docs/account.md).
 
 In-process against the configured store, or a running gateway's admin API with --url. Fields
 are those of the admin API (docs/account.md); `set` values are YAML scalars or flow mappings

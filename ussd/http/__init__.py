@@ -1,4 +1,4 @@
-"""HTTP transport (SPEC §6): web handset, phones API, health and Prometheus metrics."""
+"""HTTP transport: web handset, phones API, health and Prometheus metrics (docs/phones.md)."""
 
 from ussd.http.app import HttpServer, make_app, start_http
 

@@ -1,13 +1,14 @@
-"""Self-care over HTTP (SPEC §6, §7): login, SMS password, the account page, linked numbers.
+"""Self-care over HTTP (docs/account.md): login, SMS password, the account page, linked numbers.
 
 A thin adapter over ussd.accounts.Accounts: it reads JSON, calls one method, and turns an
-AccountError into the SPEC §6 error body with its status (423 and 429 with Retry-After).
+AccountError into the API's error body (docs/phones.md "Errors") with its status (423 and 429
+with Retry-After).
 Request bodies are never logged: they hold passwords.
 
 `POST /api/v1/auth/network` is the simulated mobile network's login: a handset on the
 operator's network reaches the account without a password because the network vouches for the
-number (SPEC §7 "My account" app). It trusts the caller as the simulator trusts every handset;
-a real deployment would not expose it.
+number (the "My account" app, docs/account.md). It trusts the caller as the simulator trusts
+every handset; a real deployment would not expose it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ MAX_PLAN_ID = 2**53  # plan ids are SQLite rowids; anything longer is no plan
 
 
 def account_error_response(exc: AccountError) -> web.Response:
-    """The SPEC §6 error body for an AccountError, with Retry-After / WWW-Authenticate."""
+    """The API's error body for an AccountError, with Retry-After / WWW-Authenticate."""
     headers: dict[str, str] = {}
     if isinstance(exc, Locked | RateLimited):
         # RFC 9110 §10.2.3: delay-seconds is an integer; round up so a retry is never early.
@@ -65,7 +66,7 @@ def bearer(request: web.Request) -> str:
 
 
 def token_matches(given: str, expected: str) -> bool:
-    """Constant-time comparison of two secrets (SPEC §10)."""
+    """Constant-time comparison of two secrets: the time taken says nothing about them."""
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
@@ -98,7 +99,7 @@ class AccountApi:
         return self._token(await self.gateway.passwords.drive(flow))
 
     async def network(self, request: web.Request) -> web.Response:
-        """`POST /api/v1/auth/network {"msisdn"}`: the simulated network vouches (SPEC §7)."""
+        """`POST /api/v1/auth/network {"msisdn"}`: the simulated network vouches for it."""
         data = await json_body(request)
         return self._token(self.accounts.login_network(text_field(data, "msisdn", max_length=32)))
 
@@ -222,7 +223,7 @@ class AccountApi:
 
 
 def setup_account_routes(app: web.Application, gateway: Gateway) -> None:
-    """Add the self-care routes of SPEC §6 to `app`."""
+    """Add the self-care routes (docs/account.md) to `app`."""
     api = AccountApi(gateway)
     add = app.router.add_route
     add("POST", "/api/v1/auth/login", account_errors(api.login))

@@ -1,4 +1,5 @@
-"""JSON errors for the HTTP interface (SPEC §6): `{"error": {"code", "message"}}`, no traceback."""
+"""JSON errors for the HTTP interface: `{"error": {"code", "message"}}`, never a traceback
+(docs/phones.md "Errors")."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class ApiError(Exception):
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """The SPEC §6 error body with `status`."""
+    """The API's error body with `status`."""
     return json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
     )
@@ -71,7 +72,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, code, exc.reason, headers)
     except Exception:
         # Anything else escaping a handler is a bug: log it with the traceback, tell the
-        # client only that it happened (SPEC §6: never a traceback).
+        # client only that it happened (docs/phones.md "Errors": never a traceback).
         _log.exception("http_unhandled", method=request.method, path=request.path)
         return error_response(500, "internal", "internal server error")
 

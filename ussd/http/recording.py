@@ -1,4 +1,4 @@
-"""Recording a handset's session as a scenario file (SPEC §8) over the phones API.
+"""Recording a handset's session as a scenario file (docs/scenarios.md) over the phones API.
 
 `POST /api/v1/phones/{msisdn}/record` starts a recording of that number; `DELETE .../record`
 stops it and answers with the scenario YAML written by `ussd.recording` (one implementation of
