@@ -1,5 +1,7 @@
-// "My account" app (SPEC §7): balance, package remains, payments (newest first), linked numbers,
-// adding a number.
+// "Мой МТС" app (SPEC §7, docs/account.md): balance, package remains, services on/off,
+// payments (newest first), linked numbers (tap the number at the top to switch, "+" to add),
+// spending control by period and category, instalments (pay the next one), "МТС Бонус"
+// (exchange points for gifts), and "Не помню пароль" on the simulated mobile network.
 //
 // How to mount it (no build step, no dependencies):
 //   <link rel="stylesheet" href="/static/account.css">
@@ -15,7 +17,9 @@
 //
 // On the simulated mobile network the network vouches for the number (POST /api/v1/auth/network);
 // otherwise the user signs in with number + password (POST /api/v1/auth/login), and may ask for
-// a password by SMS. The token stays in memory only. Every text is set with textContent.
+// a password by SMS. "Как установить пароль" sets a new password on the network's word
+// (POST /api/v1/auth/network-password). The token stays in memory only. Every text is set
+// with textContent. The app's own requests are free traffic: they never touch the package.
 "use strict";
 
 (() => {
@@ -75,6 +79,63 @@
       err_missing_field: "Заполните все поля.",
       err_network: "Нет связи с сервером.",
       err_other: "Ошибка: {message}",
+      forgot: "Как установить пароль / Не помню пароль",
+      forgotTitle: "Новый пароль",
+      forgotHint: "Вы в сети оператора: сеть подтверждает номер. Задайте новый пароль (4–10 латинских букв и цифр).",
+      forgotUssd: "Или отправьте *111*17# с этой SIM-карты.",
+      newPassword: "Новый пароль",
+      setAndSignIn: "Сохранить и войти",
+      back: "Назад",
+      passwordSet: "Пароль установлен.",
+      switchNumber: "Сменить номер",
+      ownNumber: "основной",
+      addWithPlus: "+ Добавить номер",
+      tabHome: "Главная",
+      tabSpending: "Расходы",
+      tabInstalments: "Рассрочка",
+      tabBonus: "Бонусы",
+      services: "Услуги",
+      svcOn: "вкл",
+      svcOff: "выкл",
+      noServices: "Управляемых услуг нет",
+      svc_roaming: "Роуминг",
+      svc_caller_id: "АОН",
+      svc_voicemail: "Голосовая почта",
+      svc_mobile_internet: "Мобильный интернет",
+      switchedOn: "Услуга «{name}» включена.",
+      switchedOff: "Услуга «{name}» выключена.",
+      spending: "Контроль расходов",
+      periodFrom: "С",
+      periodTo: "По",
+      show: "Показать",
+      total: "Итого",
+      cat_calls: "Звонки",
+      cat_sms: "SMS",
+      cat_internet: "Интернет",
+      cat_subscriptions: "Подписки",
+      noCharges: "Списаний за период нет",
+      instalments: "Рассрочка",
+      noInstalments: "Рассрочки нет",
+      paid: "Оплачено",
+      due: "Осталось",
+      nextPayment: "Следующий платёж {amount} руб. до {date}",
+      paidOff: "Рассрочка погашена",
+      payNext: "Оплатить платёж",
+      instalmentPaid: "Платёж {seq} оплачен: {amount} руб.",
+      schedule: "График",
+      bonusTitle: "МТС Бонус",
+      points: "баллов",
+      exchange: "Обменять",
+      exchanged: "Подарок «{gift}» получен.",
+      history: "История обменов",
+      noHistory: "Обменов не было",
+      err_insufficient_funds: "Недостаточно средств на балансе.",
+      err_insufficient_points: "Недостаточно баллов.",
+      err_paid_off: "Рассрочка уже погашена.",
+      err_invalid_password: "Пароль: 4–10 латинских букв и цифр.",
+      err_bad_period: "Неверный период.",
+      err_bad_date: "Неверная дата.",
+      err_link_pending: "Номер ещё не подключён.",
     },
     en: {
       title: "My account",
@@ -131,8 +192,68 @@
       err_missing_field: "Please fill in every field.",
       err_network: "Cannot reach the server.",
       err_other: "Error: {message}",
+      forgot: "Set a password / Forgot password",
+      forgotTitle: "New password",
+      forgotHint: "You are on the operator's network: it vouches for the number. Choose a new password (4-10 Latin letters and digits).",
+      forgotUssd: "Or send *111*17# from this SIM.",
+      newPassword: "New password",
+      setAndSignIn: "Save and sign in",
+      back: "Back",
+      passwordSet: "The password has been set.",
+      switchNumber: "Switch number",
+      ownNumber: "main",
+      addWithPlus: "+ Add a number",
+      tabHome: "Home",
+      tabSpending: "Spending",
+      tabInstalments: "Instalments",
+      tabBonus: "Bonus",
+      services: "Services",
+      svcOn: "on",
+      svcOff: "off",
+      noServices: "No services to manage",
+      svc_roaming: "Roaming",
+      svc_caller_id: "Caller ID",
+      svc_voicemail: "Voicemail",
+      svc_mobile_internet: "Mobile internet",
+      switchedOn: "{name} is on.",
+      switchedOff: "{name} is off.",
+      spending: "Spending control",
+      periodFrom: "From",
+      periodTo: "To",
+      show: "Show",
+      total: "Total",
+      cat_calls: "Calls",
+      cat_sms: "SMS",
+      cat_internet: "Data",
+      cat_subscriptions: "Subscriptions",
+      noCharges: "No charges in this period",
+      instalments: "Instalments",
+      noInstalments: "No instalment plan",
+      paid: "Paid",
+      due: "Due",
+      nextPayment: "Next {amount} RUB by {date}",
+      paidOff: "Paid off",
+      payNext: "Pay the next instalment",
+      instalmentPaid: "Instalment {seq} paid: {amount} RUB.",
+      schedule: "Schedule",
+      bonusTitle: "MTS Bonus",
+      points: "points",
+      exchange: "Exchange",
+      exchanged: "Gift \"{gift}\" received.",
+      history: "Exchanges",
+      noHistory: "No exchanges yet",
+      err_insufficient_funds: "The balance is too low.",
+      err_insufficient_points: "Not enough points.",
+      err_paid_off: "The plan is paid off already.",
+      err_invalid_password: "A password is 4-10 Latin letters and digits.",
+      err_bad_period: "Not a valid period.",
+      err_bad_date: "Not a valid date.",
+      err_link_pending: "The number is not linked yet.",
     },
   };
+
+  const CATEGORIES = ["calls", "sms", "internet", "subscriptions"];
+  const TABS = ["home", "spending", "instalments", "bonus"];
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -165,6 +286,13 @@
       this.baseUrl = String(this.opts.baseUrl || "").replace(/\/$/, "");
       this.token = null;
       this.account = null;
+      this.own = null; // the signed-in number's own account (its linked numbers)
+      this.current = null; // the number shown: the own one or an active linked one
+      this.tab = "home";
+      this.data = {}; // per tab: spending, instalments, bonus of the current number
+      this.period = null; // {from, to} of spending control; null: this month
+      this.forgot = false; // the "set a new password" form instead of sign-in
+      this.picker = false; // the number switcher is open
       // {kind: "error"|"info", text}; text is a function, so a language switch redraws it.
       this.message = null;
       this.busy = false;
@@ -260,10 +388,108 @@
         const result = password === null
           ? await this.api("POST", "/api/v1/auth/network", { msisdn: number })
           : await this.api("POST", "/api/v1/auth/login", { msisdn: number, password });
-        this.token = result.token;
-        this.msisdn = result.msisdn;
+        this.started(result);
         await this.load();
       });
+    }
+
+    started(result) {
+      this.token = result.token;
+      this.msisdn = result.msisdn;
+      this.current = result.msisdn;
+      this.tab = "home";
+      this.data = {};
+    }
+
+    // "Не помню пароль": the network vouches for the number, the new password is set.
+    setPassword(form) {
+      return this.run(async () => {
+        const result = await this.api("POST", "/api/v1/auth/network-password", {
+          msisdn: form.elements.msisdn.value.trim(),
+          password: form.elements.password.value,
+        });
+        this.forgot = false;
+        this.started(result);
+        await this.load();
+        this.message = { kind: "info", text: () => this.t("passwordSet") };
+      });
+    }
+
+    // `?number=` when a linked number is shown (the API checks it is this account's).
+    q(path, params) {
+      const query = new URLSearchParams(params || {});
+      if (this.current && this.own && this.current !== this.own.msisdn) query.set("number", this.current);
+      const text = query.toString();
+      return text ? `${path}?${text}` : path;
+    }
+
+    switchTo(number) {
+      this.picker = false;
+      if (number === this.current) return this.render();
+      return this.run(async () => {
+        this.current = number;
+        this.data = {};
+        await this.load();
+      });
+    }
+
+    showTab(tab) {
+      if (!TABS.includes(tab)) return Promise.resolve();
+      return this.run(async () => {
+        this.tab = tab;
+        await this.loadTab();
+      });
+    }
+
+    async loadTab() {
+      if (this.tab === "spending") {
+        this.data.spending = await this.api("GET", this.q("/api/v1/account/spending", this.period || {}));
+      } else if (this.tab === "instalments") {
+        this.data.instalments = await this.api("GET", this.q("/api/v1/account/instalments"));
+      } else if (this.tab === "bonus") {
+        this.data.bonus = await this.api("GET", this.q("/api/v1/account/bonus"));
+      }
+    }
+
+    showPeriod(form) {
+      return this.run(async () => {
+        this.period = { from: form.elements.from.value, to: form.elements.to.value };
+        await this.loadTab();
+      });
+    }
+
+    toggleService(name, on) {
+      return this.run(async () => {
+        await this.api("POST", this.q("/api/v1/account/services"), { name, on });
+        await this.load();
+        const label = this.serviceName(name);
+        this.message = { kind: "info", text: () => this.t(on ? "switchedOn" : "switchedOff", { name: label }) };
+      });
+    }
+
+    payInstalment(planId) {
+      return this.run(async () => {
+        const result = await this.api("POST", this.q(`/api/v1/account/instalments/${encodeURIComponent(planId)}/pay`));
+        await this.load();
+        this.message = { kind: "info", text: () => this.t("instalmentPaid", { seq: result.paid.seq, amount: Number(result.paid.amount).toFixed(2) }) };
+      });
+    }
+
+    exchangeGift(gift) {
+      return this.run(async () => {
+        const result = await this.api("POST", this.q("/api/v1/account/bonus/exchange"), { gift });
+        await this.load();
+        this.message = { kind: "info", text: () => this.t("exchanged", { gift: this.giftName(result.gift) }) };
+      });
+    }
+
+    serviceName(name) {
+      return I18N.ru[`svc_${name}`] ? this.t(`svc_${name}`) : name;
+    }
+
+    giftName(gift) {
+      const name = gift.name || {};
+      return name[this.lang] || name.ru || gift.id || gift.gift;
     }
 
     smsPassword(form) {
@@ -275,7 +501,13 @@
     }
 
     async load() {
-      this.account = await this.api("GET", "/api/v1/account");
+      this.own = await this.api("GET", "/api/v1/account");
+      const linked = this.own.numbers.some((n) => n.number === this.current && n.state === "active");
+      if (!linked) this.current = this.own.msisdn; // unlinked meanwhile: back to the own number
+      this.account = this.current === this.own.msisdn
+        ? this.own
+        : await this.api("GET", this.q("/api/v1/account"));
+      await this.loadTab();
     }
 
     refresh() {
@@ -310,6 +542,9 @@
         } finally {
           this.token = null;
           this.account = null;
+          this.own = null;
+          this.current = null;
+          this.data = {};
         }
       });
     }
@@ -339,20 +574,26 @@
           "div",
           { class: "ua-heading" },
           el("h2", { class: "ua-title" }, this.t("title")),
-          signedIn ? el("span", { class: "ua-subtitle" }, pretty(this.account.msisdn)) : null,
+          signedIn
+            ? el("button", { type: "button", class: "ua-subtitle ua-switch", "aria-expanded": String(this.picker), title: this.t("switchNumber"), "data-role": "current-number", onclick: () => { this.picker = !this.picker; this.render(); } }, `${pretty(this.account.msisdn)} ▾`)
+            : null,
         ),
         el("span", { class: "ua-brand", "aria-hidden": "true" }, "*#"),
       );
       const message = this.message
         ? el("p", { class: `ua-message ua-${this.message.kind}`, role: this.message.kind === "error" ? "alert" : "status", "data-role": "message" }, this.message.text())
         : null;
-      const body = signedIn ? this.accountView() : this.signInView();
+      const body = signedIn ? this.accountView() : this.forgot ? this.forgotView() : this.signInView();
       if (message) body.prepend(message);
+      if (signedIn) body.prepend(this.tabsView());
+      if (signedIn && this.picker) body.prepend(this.pickerView());
       this.root.replaceChildren(header, body);
       // Results show at the top: a container that scrolls (a phone's screen) goes back up.
       if (message && this.container.scrollHeight > this.container.clientHeight) this.container.scrollTop = 0;
       this.root.setAttribute("aria-busy", String(this.busy));
-      this.root.dataset.view = signedIn ? "account" : "sign-in";
+      this.root.dataset.view = signedIn ? "account" : this.forgot ? "forgot" : "sign-in";
+      this.root.dataset.tab = signedIn ? this.tab : "";
+      this.root.dataset.current = signedIn ? this.account.msisdn : "";
       this.root.lang = this.lang;
     }
 
@@ -379,6 +620,7 @@
         this.network
           ? null
           : el("button", { type: "button", class: "ua-link", disabled: this.busy, "data-role": "sms-password", onclick: (event) => this.smsPassword(event.currentTarget.form) }, this.t("smsPassword")),
+        el("button", { type: "button", class: "ua-link", disabled: this.busy, "data-role": "forgot", onclick: () => { this.forgot = true; this.message = null; this.render(); } }, this.t("forgot")),
       );
       return el(
         "div",
@@ -460,7 +702,174 @@
         el("button", { type: "button", disabled: this.busy, "data-role": "refresh", onclick: () => this.refresh() }, this.t("refresh")),
         el("button", { type: "button", disabled: this.busy, "data-role": "logout", onclick: () => this.logout() }, this.t("logout")),
       );
-      return el("div", { class: "ua-body" }, balance, remains, payments, numbers, footer);
+      const names = Object.keys(a.services || {}).sort();
+      const services = el(
+        "section",
+        { class: "ua-card" },
+        el("h3", {}, this.t("services")),
+        names.length
+          ? el("ul", { class: "ua-services", "data-role": "services" }, ...names.map((name) => el(
+            "li",
+            { class: "ua-service", "data-role": "service", "data-service": name },
+            el("span", {}, this.serviceName(name)),
+            el("button", { type: "button", role: "switch", class: "ua-switch-toggle", "aria-checked": String(Boolean(a.services[name])), disabled: this.busy, "data-role": "service-toggle", onclick: () => this.toggleService(name, !a.services[name]) }, this.t(a.services[name] ? "svcOn" : "svcOff")),
+          )))
+          : el("p", { class: "ua-empty" }, this.t("noServices")),
+      );
+      const own = this.account.msisdn === this.own.msisdn;
+      let cards;
+      if (this.tab === "spending") cards = [this.spendingView()];
+      else if (this.tab === "instalments") cards = [this.instalmentsView()];
+      else if (this.tab === "bonus") cards = [this.bonusView()];
+      else cards = [balance, remains, services, payments, own ? numbers : null];
+      return el("div", { class: "ua-body" }, ...cards, footer);
+    }
+
+    tabsView() {
+      return el(
+        "nav",
+        { class: "ua-tabs", role: "tablist", "data-role": "tabs" },
+        ...TABS.map((tab) => el("button", { type: "button", role: "tab", "aria-selected": String(this.tab === tab), disabled: this.busy, "data-role": `tab-${tab}`, onclick: () => this.showTab(tab) }, this.t(`tab${tab[0].toUpperCase()}${tab.slice(1)}`))),
+      );
+    }
+
+    // Tapping the number at the top: the own number, the active linked ones, "+ add".
+    pickerView() {
+      const choices = [{ number: this.own.msisdn, own: true }, ...this.own.numbers.filter((n) => n.state === "active").map((n) => ({ number: n.number, own: false }))];
+      return el(
+        "ul",
+        { class: "ua-card ua-picker", role: "listbox", "data-role": "number-picker" },
+        ...choices.map((c) => el(
+          "li",
+          {},
+          el("button", { type: "button", role: "option", "aria-selected": String(c.number === this.current), "data-role": "pick-number", "data-number": c.number, onclick: () => this.switchTo(c.number) }, pretty(c.number), c.own ? el("small", {}, ` · ${this.t("ownNumber")}`) : null),
+        )),
+        el("li", {}, el("button", { type: "button", class: "ua-link", "data-role": "pick-add", onclick: () => this.goAdd() }, this.t("addWithPlus"))),
+      );
+    }
+
+    goAdd() {
+      this.picker = false;
+      this.tab = "home";
+      this.current = this.own.msisdn;
+      this.account = this.own;
+      this.render();
+      const input = this.root.querySelector("[data-role=add-number] input[name=msisdn]");
+      if (input) {
+        input.scrollIntoView({ block: "center" });
+        input.focus();
+      }
+    }
+
+    forgotView() {
+      const form = el(
+        "form",
+        { class: "ua-form", "data-role": "forgot-form", onsubmit: (event) => { event.preventDefault(); this.setPassword(event.currentTarget); } },
+        el("p", { class: "ua-hint" }, this.t("forgotHint")),
+        el("label", {}, this.t("number"), el("input", { name: "msisdn", type: "tel", required: true, value: this.draft.login ?? this.msisdn, autocomplete: "tel", oninput: (event) => { this.draft.login = event.target.value; } })),
+        el("label", {}, this.t("newPassword"), el("input", { name: "password", type: "password", required: true, autocomplete: "new-password", maxlength: 10, pattern: "[A-Za-z0-9]{4,10}" })),
+        el("button", { type: "submit", class: "ua-primary ua-wide", disabled: this.busy, "data-role": "forgot-submit" }, this.t("setAndSignIn")),
+        el("p", { class: "ua-hint", "data-role": "forgot-ussd" }, this.t("forgotUssd")),
+        el("button", { type: "button", class: "ua-link", "data-role": "forgot-back", onclick: () => { this.forgot = false; this.message = null; this.render(); } }, this.t("back")),
+      );
+      return el("div", { class: "ua-body" }, el("section", { class: "ua-card ua-sign-in" }, el("h3", {}, this.t("forgotTitle")), form));
+    }
+
+    spendingView() {
+      const d = this.data.spending;
+      const rub = (x) => `${Number(x).toFixed(2)} ${this.t("rub")}`;
+      const form = el(
+        "form",
+        { class: "ua-form ua-period", "data-role": "period", onsubmit: (event) => { event.preventDefault(); this.showPeriod(event.currentTarget); } },
+        el("label", {}, this.t("periodFrom"), el("input", { name: "from", type: "date", required: true, value: d ? d.from : "" })),
+        el("label", {}, this.t("periodTo"), el("input", { name: "to", type: "date", required: true, value: d ? d.to : "" })),
+        el("button", { type: "submit", class: "ua-primary", disabled: this.busy, "data-role": "period-submit" }, this.t("show")),
+      );
+      if (!d) return el("section", { class: "ua-card" }, el("h3", {}, this.t("spending")), form);
+      const most = Math.max(...CATEGORIES.map((c) => d.categories[c]), 0.01);
+      const bars = el("ul", { class: "ua-bars", "data-role": "categories" }, ...CATEGORIES.map((c) => el(
+        "li",
+        { class: "ua-bar", "data-role": "category", "data-category": c, "data-amount": d.categories[c] },
+        el("span", { class: "ua-bar-label" }, this.t(`cat_${c}`)),
+        el("span", { class: "ua-bar-track" }, el("span", { class: `ua-bar-fill ua-cat-${c}`, style: `width:${Math.round((100 * d.categories[c]) / most)}%` })),
+        el("span", { class: "ua-amount" }, rub(d.categories[c])),
+      )));
+      const list = d.charges.length
+        ? el("ul", { class: "ua-payments", "data-role": "charges" }, ...d.charges.map((c) => el(
+          "li",
+          { class: "ua-payment", "data-role": "charge" },
+          el("span", { class: "ua-date" }, `${c.at.slice(0, 10)} · ${this.t(`cat_${c.category}`)}${c.description ? ` · ${c.description}` : ""}`),
+          el("span", { class: "ua-amount" }, `−${Number(c.amount).toFixed(2)}`),
+        )))
+        : el("p", { class: "ua-empty", "data-role": "charges-empty" }, this.t("noCharges"));
+      return el(
+        "section",
+        { class: "ua-card" },
+        el("h3", {}, this.t("spending")),
+        form,
+        el("p", { class: "ua-total" }, `${this.t("total")}: `, el("strong", { "data-role": "spending-total" }, rub(d.total))),
+        bars,
+        list,
+      );
+    }
+
+    instalmentsView() {
+      const d = this.data.instalments;
+      const rub = (x) => `${Number(x).toFixed(2)} ${this.t("rub")}`;
+      if (!d || !d.plans.length) {
+        return el("section", { class: "ua-card" }, el("h3", {}, this.t("instalments")), el("p", { class: "ua-empty", "data-role": "instalments-empty" }, this.t("noInstalments")));
+      }
+      return el("div", { class: "ua-stack" }, ...d.plans.map((plan) => el(
+        "section",
+        { class: "ua-card ua-plan", "data-role": "plan", "data-plan": plan.id },
+        el("h3", {}, plan.item),
+        el(
+          "div",
+          { class: "ua-tiles" },
+          el("div", { class: "ua-tile" }, el("span", { class: "ua-tile-value", "data-role": "plan-paid" }, rub(plan.paid)), el("span", { class: "ua-tile-label" }, this.t("paid"))),
+          el("div", { class: "ua-tile" }, el("span", { class: "ua-tile-value", "data-role": "plan-due" }, rub(plan.due)), el("span", { class: "ua-tile-label" }, this.t("due"))),
+        ),
+        el("progress", { max: plan.total, value: plan.paid }),
+        plan.next
+          ? el("p", { class: "ua-hint", "data-role": "plan-next" }, this.t("nextPayment", { amount: Number(plan.next.amount).toFixed(2), date: plan.next.due }))
+          : el("p", { class: "ua-hint", "data-role": "plan-next" }, this.t("paidOff")),
+        plan.next ? el("button", { type: "button", class: "ua-primary ua-wide", disabled: this.busy, "data-role": "pay-next", onclick: () => this.payInstalment(plan.id) }, this.t("payNext")) : null,
+        el("details", {}, el("summary", {}, this.t("schedule")), el("ol", { class: "ua-schedule", "data-role": "schedule" }, ...plan.schedule.map((i) => el(
+          "li",
+          { "data-paid": String(i.paid_at !== null) },
+          el("span", { class: "ua-date" }, i.due),
+          el("span", { class: "ua-amount" }, `${Number(i.amount).toFixed(2)}${i.paid_at ? " ✓" : ""}`),
+        )))),
+      )));
+    }
+
+    bonusView() {
+      const d = this.data.bonus;
+      if (!d) return el("section", { class: "ua-card" }, el("h3", {}, this.t("bonusTitle")));
+      const gifts = el("ul", { class: "ua-gifts", "data-role": "gifts" }, ...d.gifts.map((g) => el(
+        "li",
+        { class: "ua-gift", "data-role": "gift", "data-gift": g.id },
+        el("span", { class: "ua-gift-name" }, this.giftName(g)),
+        el("span", { class: "ua-gift-points" }, `${g.points} ${this.t("points")}`),
+        el("button", { type: "button", class: "ua-primary", disabled: this.busy || !g.affordable, "data-role": "exchange", onclick: () => this.exchangeGift(g.id) }, this.t("exchange")),
+      )));
+      const history = d.history.length
+        ? el("ul", { class: "ua-payments", "data-role": "bonus-history" }, ...d.history.map((h) => el(
+          "li",
+          { class: "ua-payment", "data-gift": h.gift },
+          el("span", { class: "ua-date" }, `${h.at.slice(0, 10)} · ${this.giftName(h)}`),
+          el("span", { class: "ua-amount" }, `−${h.points}`),
+        )))
+        : el("p", { class: "ua-empty", "data-role": "bonus-history-empty" }, this.t("noHistory"));
+      return el(
+        "section",
+        { class: "ua-card" },
+        el("h3", {}, this.t("bonusTitle")),
+        el("span", { class: "ua-big", "data-role": "points" }, `${d.points} ${this.t("points")}`),
+        gifts,
+        el("h4", {}, this.t("history")),
+        history,
+      );
     }
 
     numberItem(n) {
