@@ -1,7 +1,9 @@
-"""The session engine (SPEC §4): one dialog per MSISDN, continue/end screens, timers, paging.
+"""The session engine: one dialog per MSISDN, continue/end screens, timers, paging.
 
 The engine never sleeps and reads time only from the injected clock; `tick()` runs what is due
-and `next_deadline()` says when to call it next (STYLE.md: time is a parameter).
+and `next_deadline()` says when to call it next (STYLE.md: time is a parameter). It never does
+I/O either: a step that needs an outside answer queues an Effect for the runtime and is resumed
+with the answer (docs/design.md "Waiting for an answer").
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -19,11 +22,12 @@ from ussd.bus import Bus
 from ussd.clock import Clock
 from ussd.config import Config
 from ussd.dialstring import DialString, parse
+from ussd.effects import Cancel, Effect, Failure, Notice, Result, no_performer
 from ussd.events import DialogEnded, DialogStarted, Event, Outcome, Screen, ScreenShown
 from ussd.menus import Texts
 from ussd.msisdn import normalise
 from ussd.routing import Router
-from ussd.services.base import Context, Continue, End, Handoff, Service, Step
+from ussd.services.base import Await, Context, Continue, End, Handoff, Resumable, Service, Step
 from ussd.sms import SmsCentre
 from ussd.store import Store, Subscriber
 
@@ -68,6 +72,10 @@ class UnknownSubscriber(EngineError, LookupError):
     """The MSISDN is not in the store and auto-provisioning is off."""
 
 
+class DialogBusy(EngineError):
+    """A reply while the dialog waits for an outside answer: the user was not asked yet."""
+
+
 @dataclass(slots=True)
 class Dialog:
     """An open dialog: plain data only, so another session store can hold it (SPEC §4)."""
@@ -87,6 +95,10 @@ class Dialog:
     secret: bool = False  # the screen asks for a password (Continue.secret)
     # The page each screen was left on: `0` (back) returns to it, not to its first page.
     left_on: dict[str, int] = field(default_factory=dict)
+    outcome: Outcome = Outcome.COMPLETED  # why a final screen ends the dialog (End.outcome)
+    waiting: str = ""  # the id of the Effect the dialog waits for, if any
+    waiting_since: float = 0.0  # when it started waiting
+    waiting_deadline: float = 0.0  # when it stops waiting (Await.timeout)
 
     def to_state(self) -> dict[str, Any]:
         """Serialisable state (JSON-safe)."""
@@ -135,9 +147,14 @@ class Engine:
         self.texts = texts
         self.dialogs: dict[str, Dialog] = {}
         self._by_session: dict[str, str] = {}
-        self._timers: list[tuple[float, str, str]] = []  # (deadline, session, "reply"|"max")
+        # (deadline, session, "reply" | "max" | "effect")
+        self._timers: list[tuple[float, str, str]] = []
         self._prefix = os.urandom(3).hex()
         self._counter = itertools.count(1)
+        self._effect_ids = itertools.count(1)
+        self._waiting: dict[str, str] = {}  # effect id -> session
+        self._outbox: deque[Notice] = deque()  # effects to perform and cancel (next_effect)
+        self.late_answers = 0  # answers to effects no longer waited for, dropped
         self._reply_timeout = config.ussd.reply_timeout
         self._dialog_timeout = config.ussd.dialog_timeout
         texts.require(
@@ -175,12 +192,52 @@ class Engine:
         return self.store.create_subscriber(msisdn, self.config.operator.language, self.clock.now())
 
     def dial(self, msisdn: str, text: str) -> Screen:
-        """Start a dialog from a dial string; a dialog already open on msisdn is released first."""
+        """Start a dialog from a dial string; a dialog already open on msisdn is released first.
+
+        Nothing performs effects here: a step that waits for an outside answer gets the
+        no-performer failure at once (Gateway.dial performs them).
+        """
+        with self.bus.hold():
+            return self._inline(self.handle_dial(msisdn, text))
+
+    def reply(self, msisdn: str, text: str) -> Screen:
+        """The user's answer to the current screen (never logged: it may be a password)."""
+        with self.bus.hold():
+            return self._inline(self.handle_reply(msisdn, text))
+
+    def handle_dial(self, msisdn: str, text: str) -> Screen | Effect:
+        """dial(), or the Effect the first step waits for (also queued for next_effect())."""
         msisdn = self.normalise(msisdn)
         dial = parse(text)  # DialStringError propagates: the handset shows "invalid MMI"
         if dial.kind in ("call", "local"):
             raise NotUssd(dial.kind, dial)
-        self.tick()
+        with self.bus.hold():
+            return self._dial(msisdn, dial)
+
+    def handle_reply(self, msisdn: str, text: str) -> Screen | Effect:
+        """reply(), or the Effect the step waits for (also queued for next_effect())."""
+        msisdn = self.normalise(msisdn)
+        with self.bus.hold():
+            return self._reply(msisdn, text)
+
+    def resume(self, effect_id: str, result: Result, now: float) -> Screen | Effect | None:
+        """Continue the dialog that waits for effect_id; None (counted) if nothing waits for it."""
+        with self.bus.hold():
+            session = self._waiting.pop(effect_id, None)
+            dialog = self.dialog_by_session(session) if session is not None else None
+            if dialog is None or dialog.waiting != effect_id:
+                # Released, replaced or timed out meanwhile: the answer has nobody to go to.
+                self.late_answers += 1
+                _log.info("effect_answer_dropped", effect=effect_id)
+                return None
+            return self._resume(dialog, result, now)
+
+    def next_effect(self) -> Notice | None:
+        """The next effect to perform or cancel (aioquic's next_event() for effects)."""
+        return self._outbox.popleft() if self._outbox else None
+
+    def _dial(self, msisdn: str, dial: DialString) -> Screen | Effect:
+        self._tick()
         old = self.dialogs.get(msisdn)
         if old is not None:
             # TS 24.090: one USSD transaction per subscriber; the new request wins.
@@ -210,16 +267,19 @@ class Engine:
             max_deadline=now + self._dialog_timeout,
         )
         self.bus.emit(DialogStarted(msisdn, session, name, code))
+        # A step boundary: the old dialog's end and this start reach listeners before the
+        # service runs, so they see the subscriber as the user dialled (a recorder's seed).
+        self.bus.drain()
         ctx = self._context(sub, now)
         return self._run(dialog, ctx, lambda: self.services[name].start(ctx, args))
 
-    def reply(self, msisdn: str, text: str) -> Screen:
-        """The user's answer to the current screen (never logged: it may be a password)."""
-        msisdn = self.normalise(msisdn)
-        self.tick()
+    def _reply(self, msisdn: str, text: str) -> Screen | Effect:
+        self._tick()
         dialog = self.dialogs.get(msisdn)
         if dialog is None:
             raise NoDialog(f"no open dialog for {msisdn}")
+        if dialog.waiting:
+            raise DialogBusy(f"the dialog on {msisdn} waits for an outside answer")
         now = self.clock.now()
         dialog.reply_deadline = now + self._reply_timeout
         if text == NEXT_PAGE and dialog.page < len(dialog.pages):
@@ -232,7 +292,7 @@ class Engine:
             # A paged end screen: any other answer simply ends it (nothing is waiting).
             dialog.page = len(dialog.pages)
             screen = dialog.current()
-            self._end(dialog, Outcome.COMPLETED, screen, emit_screen=True)
+            self._end(dialog, dialog.outcome, screen, emit_screen=True)
             return screen
         sub = self.subscriber(msisdn)
         ctx = self._context(sub, now)
@@ -247,7 +307,8 @@ class Engine:
         dialog = self.dialogs.get(msisdn)
         if dialog is None:
             return False
-        self._end(dialog, Outcome.RELEASED, None)
+        with self.bus.hold():
+            self._end(dialog, Outcome.RELEASED, None)
         return True
 
     def dialog(self, msisdn: str) -> Dialog | None:
@@ -286,7 +347,11 @@ class Engine:
         return None
 
     def tick(self) -> None:
-        """End dialogs whose reply timeout or maximum duration has passed."""
+        """End dialogs whose reply timeout or maximum duration has passed; expire effects."""
+        with self.bus.hold():
+            self._tick()
+
+    def _tick(self) -> None:
         now = self.clock.now()
         while self._timers and self._timers[0][0] <= now:
             deadline, session, kind = heapq.heappop(self._timers)
@@ -294,6 +359,13 @@ class Engine:
                 continue
             dialog = self.dialog_by_session(session)
             assert dialog is not None
+            if kind == "effect":
+                effect_id = dialog.waiting
+                self._waiting.pop(effect_id, None)
+                self._outbox.append(Cancel(effect_id, dialog.msisdn, session, Outcome.APP_TIMEOUT))
+                reason = f"no answer within {deadline - dialog.waiting_since:g} s"
+                self._resume(dialog, Failure(Outcome.APP_TIMEOUT, reason), now)
+                continue
             outcome = Outcome.TIMEOUT if kind == "reply" else Outcome.MAX_DURATION
             key = "common.timeout" if kind == "reply" else "common.max_duration"
             language = self._language(dialog.msisdn)
@@ -307,8 +379,9 @@ class Engine:
 
     def shutdown(self) -> None:
         """End every open dialog (the gateway is stopping)."""
-        for dialog in list(self.dialogs.values()):
-            self._end(dialog, Outcome.SHUTDOWN, None)
+        with self.bus.hold():
+            for dialog in list(self.dialogs.values()):
+                self._end(dialog, Outcome.SHUTDOWN, None)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -316,8 +389,59 @@ class Engine:
         dialog = self.dialog_by_session(session)
         if dialog is None:
             return False
-        current = dialog.reply_deadline if kind == "reply" else dialog.max_deadline
-        return current == deadline
+        if kind == "effect":
+            return bool(dialog.waiting) and dialog.waiting_deadline == deadline
+        if kind == "reply":
+            # The reply timer rests while the dialog waits for an outside answer.
+            return not dialog.waiting and dialog.reply_deadline == deadline
+        return dialog.max_deadline == deadline
+
+    def _inline(self, out: Screen | Effect) -> Screen:
+        # A synchronous caller performs no effects: each gets the no-performer failure.
+        while isinstance(out, Effect):
+            self._outbox.remove(out)
+            resumed = self.resume(out.id, no_performer(out.kind), self.clock.now())
+            assert resumed is not None  # the dialog was waiting for it a moment ago
+            out = resumed
+        return out
+
+    def _resume(self, dialog: Dialog, result: Result, now: float) -> Screen | Effect:
+        dialog.waiting = ""
+        # The user is asked again from now on: the reply timer starts afresh.
+        dialog.reply_deadline = now + self._reply_timeout
+        ctx = self._context(self.subscriber(dialog.msisdn), now)
+        service = self.services[dialog.service]
+        screen_id, values = dialog.screen, dialog.values
+
+        def step() -> Step:
+            if not isinstance(service, Resumable):
+                raise TypeError(f"service {dialog.service!r} awaited but cannot resume")
+            return service.resume(ctx, screen_id, values, result)
+
+        return self._run(dialog, ctx, step)
+
+    def _await(self, dialog: Dialog, step: Await, now: float) -> Effect:
+        effect = Effect(
+            id=f"{dialog.session}.{next(self._effect_ids):x}",
+            kind=step.kind,
+            msisdn=dialog.msisdn,
+            session=dialog.session,
+            service_code=dialog.service_code,
+            request=step.request,
+            deadline=now + step.timeout,
+        )
+        dialog.screen = step.screen
+        dialog.values = dict(step.values)
+        dialog.waiting = effect.id
+        dialog.waiting_since = now
+        dialog.waiting_deadline = effect.deadline
+        if self.dialogs.get(dialog.msisdn) is not dialog:
+            self._open(dialog)
+        self._waiting[effect.id] = dialog.session
+        heapq.heappush(self._timers, (effect.deadline, dialog.session, "effect"))
+        self._outbox.append(effect)
+        _log.info("effect_requested", session=dialog.session, effect=effect.id, kind=effect.kind)
+        return effect
 
     def _language(self, msisdn: str) -> str:
         sub = self.store.subscriber(msisdn)
@@ -346,7 +470,7 @@ class Engine:
 
     def _run(
         self, dialog: Dialog, ctx: Context, step_fn: Callable[[], Step], back: bool = False
-    ) -> Screen:
+    ) -> Screen | Effect:
         try:
             step = step_fn()
             for _ in range(MAX_HANDOFFS):
@@ -357,6 +481,8 @@ class Engine:
                 step = self.services[step.service].start(ctx, step.args)
             else:
                 raise RuntimeError("too many service hand-offs")
+            if isinstance(step, Await) and not isinstance(self.services[dialog.service], Resumable):
+                raise TypeError(f"service {dialog.service!r} awaits but has no resume()")
         except Exception:
             # A service bug must cost only this dialog, with a clear screen (STYLE.md §6).
             _log.exception("service_failed", msisdn=dialog.msisdn, session=dialog.session)
@@ -364,6 +490,8 @@ class Engine:
             screen = Screen(dialog.session, text, True, service_code=dialog.service_code)
             self._end(dialog, Outcome.ERROR, screen, emit_screen=True)
             return screen
+        if isinstance(step, Await):
+            return self._await(dialog, step, ctx.now)
         more = self.texts.get("common.more", ctx.language)
         page = 1
         if isinstance(step, Continue):
@@ -384,15 +512,16 @@ class Engine:
             assert isinstance(step, End)
             dialog.final = True
             dialog.secret = False
+            dialog.outcome = step.outcome
             dialog.pages = _text_pages(step.text, more)
         dialog.page = min(page, len(dialog.pages))
         if dialog.final and len(dialog.pages) == 1:
             screen = dialog.current()
             if self.dialogs.get(dialog.msisdn) is dialog:
-                self._end(dialog, Outcome.COMPLETED, screen, emit_screen=True)
+                self._end(dialog, dialog.outcome, screen, emit_screen=True)
             else:
                 self.bus.emit(ScreenShown(dialog.msisdn, screen))
-                self.bus.emit(DialogEnded(dialog.msisdn, dialog.session, Outcome.COMPLETED, screen))
+                self.bus.emit(DialogEnded(dialog.msisdn, dialog.session, dialog.outcome, screen))
             return screen
         if self.dialogs.get(dialog.msisdn) is not dialog:
             self._open(dialog)
@@ -408,7 +537,7 @@ class Engine:
         screen = dialog.current()
         self.bus.emit(ScreenShown(dialog.msisdn, screen))
         if screen.end:
-            self._end(dialog, Outcome.COMPLETED, screen)
+            self._end(dialog, dialog.outcome, screen)
         return screen
 
     def _end(
@@ -417,6 +546,11 @@ class Engine:
         if self.dialogs.get(dialog.msisdn) is dialog:
             del self.dialogs[dialog.msisdn]
             self._by_session.pop(dialog.session, None)
+        if dialog.waiting:
+            # The runtime stops performing it; an answer that still comes is dropped (resume).
+            self._waiting.pop(dialog.waiting, None)
+            self._outbox.append(Cancel(dialog.waiting, dialog.msisdn, dialog.session, outcome))
+            dialog.waiting = ""
         if emit_screen and screen is not None:
             self.bus.emit(ScreenShown(dialog.msisdn, screen))
         _log.info(

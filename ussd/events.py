@@ -17,6 +17,8 @@ class Outcome(StrEnum):
     REPLACED = "replaced"  # a new dial on the same MSISDN released it (TS 24.090)
     ERROR = "error"  # a service failed; the user saw an error screen
     SHUTDOWN = "shutdown"  # the gateway stopped
+    APP_TIMEOUT = "app_timeout"  # an outside application did not answer in time
+    APP_ERROR = "app_error"  # an outside application's answer was unusable, or none could be asked
 
 
 class SmsState(StrEnum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -14,14 +14,16 @@ from ussd.accounts import Accounts
 from ussd.bus import Bus
 from ussd.clock import Clock, RealClock, SimulatedClock, make
 from ussd.config import Config, ConfigError
-from ussd.engine import Engine
+from ussd.effects import Cancel, Effect, Failure, Performer, Result, no_performer
+from ussd.engine import Engine, NoDialog
+from ussd.events import DialogEnded, Event, Outcome, Screen, ScreenShown
 from ussd.links import LinkScheduler
 from ussd.menus import MenuBook, MenuError, Texts
 from ussd.metrics import Metrics
 from ussd.passwords import HashPool
 from ussd.routing import Router
 from ussd.services import builtin
-from ussd.services.base import Context
+from ussd.services.base import Context, Service
 from ussd.services.password import PasswordSet, store_now
 from ussd.sms import SmsCentre
 from ussd.store import Store, StoreError, Subscriber, hash_password
@@ -74,6 +76,12 @@ class Gateway:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe_clock: Callable[[], None] | None = None
+        # Effects (docs/design.md "Waiting for an answer"): who performs each kind, what runs.
+        self.performers: dict[str, Performer] = {}
+        # One outstanding effect per dialog: session -> (effect id, the task performing it).
+        self._effect_tasks: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._waiters: dict[str, asyncio.Future[Screen]] = {}  # session -> its next screen
+        bus.subscribe(self._settled)
 
     @classmethod
     def create(
@@ -83,6 +91,7 @@ class Gateway:
         clock: Clock | None = None,
         database: str | None = None,
         menus_dir: Path | None = None,
+        services: Mapping[str, Service] | None = None,
     ) -> Gateway:
         """Build the world; menus and routes are checked here (errors name file/key)."""
         clock = clock or make(config.clock_mode)
@@ -92,7 +101,7 @@ class Gateway:
             catalogue = selfcare.Catalogue.load(menus_dir)  # "МТС Бонус" gifts (menus/bonus.yaml)
         except MenuError as exc:
             raise ConfigError("menus", str(exc)) from exc
-        services = builtin(book, catalogue)
+        services = {**builtin(book, catalogue), **(services or {})}  # extra ones: by name
         names = set(services) | {f"menu:{sid}" for sid in book.screens}
         try:
             book.check_services(services)
@@ -182,6 +191,95 @@ class Gateway:
         self.passwords.close()
         self.store.close()
 
+    # -- dialogs for transports on the loop: effects performed -------------------------------
+
+    async def dial(self, msisdn: str, text: str) -> Screen:
+        """engine.dial(), with the outside answers its steps wait for performed first."""
+        return await self._screen(self.engine.handle_dial(msisdn, text))
+
+    async def reply(self, msisdn: str, text: str) -> Screen:
+        """engine.reply(), with the outside answers its steps wait for performed first."""
+        return await self._screen(self.engine.handle_reply(msisdn, text))
+
+    def register(self, kind: str, performer: Performer) -> Callable[[], None]:
+        """Perform effects of `kind` with performer; returns a function that unregisters it."""
+        self.performers[kind] = performer
+
+        def unregister() -> None:
+            if self.performers.get(kind) is performer:
+                del self.performers[kind]
+
+        return unregister
+
+    def perform(self) -> None:
+        """Start the effects the engine asked for and stop the ones it cancelled."""
+        while (notice := self.engine.next_effect()) is not None:
+            if isinstance(notice, Cancel):
+                self._stop_effect(notice.session, notice.id)
+                continue
+            performer = self.performers.get(notice.kind)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # an in-process command: nothing can wait here
+                performer = None
+            if performer is None:
+                _log.warning("effect_without_performer", kind=notice.kind, session=notice.session)
+                self.engine.resume(notice.id, no_performer(notice.kind), self.clock.now())
+                continue
+            task = loop.create_task(self._perform(notice, performer), name=f"effect-{notice.id}")
+            self._effect_tasks[notice.session] = (notice.id, task)
+            self.wake()  # its deadline is the timer task's next one, perhaps
+
+    async def _perform(self, effect: Effect, performer: Performer) -> None:
+        try:
+            result: Result = await performer(effect)
+        except Exception:
+            # A performer bug costs this dialog only: the service shows its error screen.
+            _log.exception("effect_failed", kind=effect.kind, session=effect.session)
+            result = Failure(Outcome.APP_ERROR, "the performer failed")
+        if self._effect_tasks.get(effect.session, ("", None))[0] == effect.id:
+            del self._effect_tasks[effect.session]
+        self.engine.resume(effect.id, result, self.clock.now())
+        self.perform()
+
+    def _stop_effect(self, session: str, effect_id: str | None = None) -> None:
+        running = self._effect_tasks.get(session)
+        if running is not None and effect_id in (None, running[0]):
+            del self._effect_tasks[session]
+            running[1].cancel()
+
+    async def _screen(self, out: Screen | Effect) -> Screen:
+        if isinstance(out, Screen):
+            self.perform()  # a dialog this one replaced may have been waiting
+            return out
+        waiter: asyncio.Future[Screen] = asyncio.get_running_loop().create_future()
+        self._waiters[out.session] = waiter  # before perform(): it may resume at once
+        try:
+            self.perform()
+            return await waiter
+        finally:
+            if self._waiters.get(out.session) is waiter:
+                del self._waiters[out.session]
+
+    def _settled(self, event: Event) -> None:
+        # The session's next screen, or its end, is what a waiting dial() or reply() returns.
+        if isinstance(event, ScreenShown):
+            waiter = self._waiters.pop(event.screen.session, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event.screen)
+        elif isinstance(event, DialogEnded):
+            # Whoever ended it (a release from any transport, a new dial, a timer), the effect
+            # it waited for is stopped now; the engine's Cancel notice then finds it gone.
+            self._stop_effect(event.session)
+            waiter = self._waiters.pop(event.session, None)
+            if waiter is None or waiter.done():
+                return
+            if event.screen is not None:  # a timeout's screen, say
+                waiter.set_result(event.screen)
+            else:  # released, replaced or shut down: there is no screen to show
+                reason = f"the dialog ended ({event.outcome.value}) before it was answered"
+                waiter.set_exception(NoDialog(reason))
+
     # -- the timer task -----------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
@@ -192,6 +290,7 @@ class Gateway:
         """Run everything due now."""
         for item in self.scheduled:
             item.tick()
+        self.perform()  # an effect that timed out stops; a resumed step may ask anew
 
     def advance(self, seconds: float) -> float:
         """Move a simulated clock forward, running each deadline at its own time on the way."""
@@ -250,6 +349,9 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop the timer task, end open dialogs and close the store."""
+        for _, task in self._effect_tasks.values():
+            task.cancel()  # their dialogs end below; the answers have nobody to go to
+        self._effect_tasks.clear()
         if self._task is not None:
             # The flag ends the loop even if a cancel were lost; the cancel ends a wait at once.
             self._stopping = True

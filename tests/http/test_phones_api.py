@@ -237,7 +237,7 @@ async def test_unexpected_exception_is_500_without_traceback(
     def broken(msisdn: str, text: str) -> None:
         raise RuntimeError("internal detail that must not leak")
 
-    monkeypatch.setattr(started.engine, "dial", broken)
+    monkeypatch.setattr(started.engine, "handle_dial", broken)  # what the API calls
     async with http.session.post(f"/api/v1/phones/{RU}/dial", json={"text": "*100#"}) as r:
         assert r.status == 500
         raw = await r.text()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSCloseCode, web
 
 from ussd import dialstring, log
-from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
+from ussd.engine import DialogBusy, NoDialog, NotUssd, UnknownSubscriber
 from ussd.events import DialogEnded, DialogStarted, Event, ScreenShown, SmsState
 from ussd.http.errors import ApiError, json_body, json_response, text_field
 from ussd.msisdn import InvalidMsisdn
@@ -276,7 +276,10 @@ async def dial(request: web.Request) -> web.Response:
     text = text_field(await json_body(request), "text", max_length=182)
     msisdn = _phone(request)
     try:
-        screen = gw.engine.dial(msisdn, text)
+        # The gateway performs what the dialog waits for (an app's answer) before answering.
+        screen = await gw.dial(msisdn, text)
+    except NoDialog as exc:  # released or replaced while it waited for that answer
+        raise ApiError(409, "no_dialog", str(exc)) from exc
     except NotUssd as exc:
         if exc.kind == "call":
             raise ApiError(
@@ -298,9 +301,11 @@ async def reply(request: web.Request) -> web.Response:
     text = text_field(await json_body(request), "text", max_length=182)
     msisdn = _phone(request)
     try:
-        screen = gw.engine.reply(msisdn, text)
+        screen = await gw.reply(msisdn, text)
     except NoDialog as exc:
         raise ApiError(409, "no_dialog", f"no open dialog on {msisdn}") from exc
+    except DialogBusy as exc:  # the previous answer is still being fetched
+        raise ApiError(409, "dialog_busy", str(exc)) from exc
     return json_response(screen.to_json())
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ussd.config import Config
+from ussd.effects import Result
+from ussd.events import Outcome
 from ussd.menus import Texts
 from ussd.store import Store, Subscriber
 
@@ -29,6 +31,8 @@ class End:
     """Show a final screen (PSSR response); the dialog ends."""
 
     text: str
+    # Why it ends: completed, or app_timeout / app_error when an outside answer failed.
+    outcome: Outcome = Outcome.COMPLETED
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,23 @@ class Handoff:
     args: Mapping[str, str] = field(default_factory=dict)
 
 
-Step = Continue | End | Handoff
+@dataclass(frozen=True, slots=True)
+class Await:
+    """Wait for an outside answer (ussd/effects.py); the dialog resumes at `screen` with it.
+
+    The engine hands the runtime an Effect(kind, request) and calls the service's `resume`
+    with the Answer, or a Failure when it fails or `timeout` seconds pass. The user's screen
+    does not change meanwhile, and the reply timer waits too: the user is not being asked.
+    """
+
+    kind: str
+    request: Mapping[str, Any]
+    timeout: float
+    screen: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+Step = Continue | End | Handoff | Await
 
 
 @dataclass(slots=True)
@@ -82,6 +102,15 @@ class Service(Protocol):
     def start(self, ctx: Context, args: Mapping[str, str]) -> Step: ...
 
     def reply(self, ctx: Context, screen: str, values: Mapping[str, Any], text: str) -> Step: ...
+
+
+@runtime_checkable
+class Resumable(Service, Protocol):
+    """A service whose steps may Await: it is resumed with the outside answer."""
+
+    def resume(
+        self, ctx: Context, screen: str, values: Mapping[str, Any], result: Result
+    ) -> Step: ...
 
 
 def money(amount: float) -> str:
