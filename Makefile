@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config.yaml
 
-.PHONY: run test lint typecheck pytest bench peer browser clean
+.PHONY: run test lint typecheck pytest bench peer browser tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,17 @@ browser:
 	      || echo "warning: could not install chromium"; \
 	  else echo "warning: chromium missing and cannot be installed here"; fi; }
 
+# Debian's tshark for the PDU capture tests (docs/operations.md), the same way: installed when
+# missing and possible, never interactively (wireshark-common's "may non-root users capture?"
+# is answered no); the tests that need it fail (never skip) under CI=true when it is absent.
+tools:
+	@command -v tshark >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
+	     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark >/dev/null) \
+	      || echo "warning: could not install tshark"; \
+	  else echo "warning: tshark missing and cannot be installed here"; fi; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -35,7 +46,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) browser
+pytest: $(STAMP) browser tools
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest

@@ -26,6 +26,7 @@ MAX_WINDOW = 10_000  # outstanding requests per SMPP bind
 MAX_FAILURES = 1000
 MAX_SEEDS = 10_000
 MAX_ROUTES = 1000
+MIN_CAPTURE, MAX_CAPTURE = 128 * 1024, 16 * 1024**3  # octets per PDU capture file
 
 
 class ConfigError(Exception):
@@ -141,6 +142,11 @@ class SmppConfig:
     max_connections: int = 500
     bind_timeout: float = 30.0
     pdu_timeout: float = 10.0
+    # PDU captures (docs/operations.md): every connection to one file; per-bind files from
+    # the admin API only inside capture_dir; each file rotates past capture_max_bytes.
+    capture: str | None = None
+    capture_dir: str = "var/captures"
+    capture_max_bytes: int = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,6 +442,12 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         max_connections=sp.int_("max_connections", 500, minimum=1, maximum=100_000),
         bind_timeout=sp.duration("bind_timeout", 30.0, maximum=3600.0),
         pdu_timeout=sp.duration("pdu_timeout", 10.0, maximum=3600.0),
+        capture=None if sp.get("capture") is None else sp.str_("capture", ""),
+        capture_dir=sp.str_("capture_dir", "var/captures"),
+        # At least a file header and a full-size PDU; at most 16 GiB a file, two files kept.
+        capture_max_bytes=sp.int_(
+            "capture_max_bytes", 100 * 1024 * 1024, minimum=MIN_CAPTURE, maximum=MAX_CAPTURE
+        ),
     )
     sp.done()
 

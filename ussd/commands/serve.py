@@ -90,7 +90,7 @@ async def serve(config: Config, started: float | None = None) -> int:
     http = None
     try:
         smpp_host, smpp_port = await smpp.start()
-        http = await start_http(gateway, *config.http.listen)
+        http = await start_http(gateway, *config.http.listen, smpp=smpp)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -9,8 +9,10 @@ Every route needs `Authorization: Bearer <http.admin_token>`, compared in consta
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -20,6 +22,7 @@ from ussd.clock import SimulatedClock
 from ussd.config import ConfigError, parse_duration
 from ussd.http.account import Handler, account_errors, token_matches
 from ussd.http.errors import ApiError, json_body, json_response, text_field
+from ussd.smpp.capture import CaptureError
 
 if TYPE_CHECKING:
     from ussd.runtime import Gateway
@@ -37,12 +40,33 @@ def clock_json(gateway: Gateway) -> dict[str, Any]:
     }
 
 
+class SmppBinds(Protocol):
+    """What the admin API asks of the SMPP server (ussd.smpp.server.SmppServer)."""
+
+    def bind_list(self) -> list[dict[str, Any]]: ...
+    def start_capture(self, bind_id: int, name: str | None = None) -> dict[str, Any]: ...
+    def stop_capture(self, bind_id: int) -> dict[str, Any]: ...
+    def capture_info(self, bind_id: int) -> dict[str, Any] | None: ...
+
+
+# CaptureError codes as HTTP statuses (docs/openapi.yaml, /binds/{id}/capture).
+_CAPTURE_STATUS = {
+    "unknown_bind": 404,
+    "no_capture": 404,
+    "bad_field": 400,
+    "capture_running": 409,
+    "file_exists": 409,
+    "capture_failed": 500,
+}
+
+
 class AdminApi:
     """The admin routes of one gateway."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, smpp: SmppBinds | None = None) -> None:
         self.gateway = gateway
         self.accounts = gateway.accounts
+        self.smpp = smpp
 
     def guard(self, handler: Handler) -> Handler:
         """401 unless the request carries the admin bearer token."""
@@ -154,10 +178,54 @@ class AdminApi:
         )
         return json_response(sms.to_json(), status=201)
 
+    async def binds(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/binds`: open SMPP connections with their ids and captures."""
+        return json_response({"binds": [] if self.smpp is None else self.smpp.bind_list()})
 
-def setup_admin_routes(app: web.Application, gateway: Gateway) -> None:
+    async def get_capture(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/binds/{id}/capture` (404 when none runs)."""
+        smpp, bind_id = self._bind(request)
+        info = smpp.capture_info(bind_id)
+        if info is None:
+            raise ApiError(404, "no_capture", f"connection {bind_id} is not being captured")
+        return json_response(info)
+
+    async def start_capture(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/binds/{id}/capture {"file"?}` → 201: a pcap in smpp.capture_dir."""
+        smpp, bind_id = self._bind(request)
+        data = await json_body(request)
+        name = None if data.get("file") is None else text_field(data, "file", max_length=64)
+        with _capture_errors():
+            info = smpp.start_capture(bind_id, name)
+        return json_response(info, status=201)
+
+    async def stop_capture(self, request: web.Request) -> web.Response:
+        """`DELETE /api/v1/binds/{id}/capture`: the file is complete → its final figures."""
+        smpp, bind_id = self._bind(request)
+        with _capture_errors():
+            info = smpp.stop_capture(bind_id)
+        return json_response(info)
+
+    def _bind(self, request: web.Request) -> tuple[SmppBinds, int]:
+        text = request.match_info["id"]
+        if self.smpp is None or not text.isascii() or not text.isdigit() or len(text) > 18:
+            raise ApiError(404, "unknown_bind", f"no open SMPP connection {text[:20]!r}")
+        return self.smpp, int(text)
+
+
+@contextlib.contextmanager
+def _capture_errors() -> Iterator[None]:
+    try:
+        yield
+    except CaptureError as exc:
+        raise ApiError(_CAPTURE_STATUS.get(exc.code, 400), exc.code, exc.message) from None
+
+
+def setup_admin_routes(
+    app: web.Application, gateway: Gateway, smpp: SmppBinds | None = None
+) -> None:
     """Add the admin routes of SPEC §6 to `app`, all behind the admin token."""
-    api = AdminApi(gateway)
+    api = AdminApi(gateway, smpp)
     add = app.router.add_route
     add("GET", "/api/v1/subscribers", api.guard(api.list_subscribers))
     add("POST", "/api/v1/subscribers", api.guard(api.create_subscriber))
@@ -169,3 +237,7 @@ def setup_admin_routes(app: web.Application, gateway: Gateway) -> None:
     add("POST", "/api/v1/office/links", api.guard(api.office_link))
     add("GET", "/api/v1/sessions", api.guard(api.sessions))
     add("POST", "/api/v1/sms", api.guard(api.send_sms))
+    add("GET", "/api/v1/binds", api.guard(api.binds))
+    add("GET", "/api/v1/binds/{id}/capture", api.guard(api.get_capture))
+    add("POST", "/api/v1/binds/{id}/capture", api.guard(api.start_capture))
+    add("DELETE", "/api/v1/binds/{id}/capture", api.guard(api.stop_capture))

@@ -13,7 +13,7 @@ from aiohttp.typedefs import Middleware
 
 from ussd.http import recording
 from ussd.http.account import setup_account_routes
-from ussd.http.admin import setup_admin_routes
+from ussd.http.admin import SmppBinds, setup_admin_routes
 from ussd.http.errors import (
     MAX_BODY,
     REQUEST_TIMEOUT,
@@ -90,8 +90,8 @@ def _count_requests(m: Metrics) -> Middleware:
     return middleware
 
 
-def make_app(gateway: Gateway) -> web.Application:
-    """The HTTP application for `gateway`; engine subscriptions live as long as the app runs."""
+def make_app(gateway: Gateway, smpp: SmppBinds | None = None) -> web.Application:
+    """The HTTP application for `gateway` (and the SMPP server's binds, for the admin API)."""
     # The counting middleware sits outside the error one, so it sees the final JSON status;
     # the guards and the recorder sit inside it, so refusals are JSON errors too and the
     # recorder only ever sees answers that were not errors.
@@ -116,7 +116,7 @@ def make_app(gateway: Gateway) -> web.Application:
     app.router.add_routes(phone_routes)
     recording.setup(app)  # POST/DELETE .../record: a session as a scenario file (SPEC §8)
     setup_account_routes(app, gateway)  # self-care (SPEC §6, §7)
-    setup_admin_routes(app, gateway)  # the admin API, behind its token (SPEC §6)
+    setup_admin_routes(app, gateway, smpp)  # the admin API, behind its token (SPEC §6)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
@@ -158,8 +158,10 @@ class HttpServer:
         await self.runner.cleanup()
 
 
-async def start_http(gateway: Gateway, host: str = "127.0.0.1", port: int = 0) -> HttpServer:
-    """Serve `make_app(gateway)` on host:port (0 picks a free port; see `.port`)."""
+async def start_http(
+    gateway: Gateway, host: str = "127.0.0.1", port: int = 0, *, smpp: SmppBinds | None = None
+) -> HttpServer:
+    """Serve `make_app(gateway, smpp)` on host:port (0 picks a free port; see `.port`)."""
     cfg = gateway.config.http
     handler_args: dict[str, Any] = {
         "access_log": None,
@@ -168,7 +170,7 @@ async def start_http(gateway: Gateway, host: str = "127.0.0.1", port: int = 0) -
         "lingering_time": min(cfg.request_timeout, 10.0),
     }
     # Sockets get a short grace period at shutdown; the hub has already asked them to close.
-    runner = web.AppRunner(make_app(gateway), shutdown_timeout=5.0, **handler_args)
+    runner = web.AppRunner(make_app(gateway, smpp), shutdown_timeout=5.0, **handler_args)
     await runner.setup()
     assert runner.server is not None
     connections = Connections(

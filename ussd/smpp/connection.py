@@ -393,6 +393,11 @@ class SmppConnection:
         """Windowed requests send_request() would put on the wire at once (queued ones first)."""
         return self.window - self._windowed - len(self._urgent) - len(self._bulk)
 
+    @property
+    def pending_input(self) -> bytes:
+        """Received octets of a PDU not yet complete (a capture begun mid-connection)."""
+        return bytes(self._buf[self._pos :])
+
     def may_send(self, command_id: int) -> bool:
         """True when the current state lets us issue this request (e.g. deliver_sm)."""
         return command_id in self._we_may_send[self._state]

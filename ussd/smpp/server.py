@@ -35,6 +35,7 @@ from ussd.config import SmppAccount
 from ussd.events import Event
 from ussd.listener import Listener
 from ussd.metrics import Metrics
+from ussd.smpp.capture import CaptureError, Captures
 from ussd.smpp.connection import (
     NEED_DATA,
     ConnectionClosed,
@@ -190,7 +191,10 @@ class _Bind(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         server = self.server
-        self.conn.receive_data(data, server.clock.now())
+        now = server.clock.now()
+        if server.captures.active:
+            server.captures.received(self.key, data, now)
+        self.conn.receive_data(data, now)
         server._drain(self)
         server._flush()
 
@@ -223,6 +227,9 @@ class SmppServer:
         self.accounts: dict[str, SmppAccount] = {a.system_id: a for a in self.config.accounts}
         self.metrics = _Metrics(getattr(gateway, "metrics", None))
         self.smsc = Smsc(gateway.engine, gateway.sms, self.config, now=self.clock.now())
+        # PDU captures (smpp.capture, per bind from the admin API): ussd/smpp/capture.py.
+        cfg = self.config
+        self.captures = Captures(cfg.capture, cfg.capture_dir, cfg.capture_max_bytes)
         self._listener: Listener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: dict[int, _Bind] = {}
@@ -288,6 +295,7 @@ class SmppServer:
             raise
         self._listener = listener
         self._arm_smsc()  # receipts and SMS owed from before a restart wait for a bind
+        self.captures.start()
         _log.info("smpp_listening", host=address[0], port=address[1])
         return address
 
@@ -331,7 +339,40 @@ class SmppServer:
             self._smsc_timer.cancel()
             self._smsc_timer = None
         self._listener = None
+        self.captures.close_all(self.clock.now())
         _log.info("smpp_stopped")
+
+    def bind_list(self) -> list[dict[str, Any]]:
+        """Open connections (`GET /api/v1/binds`): id, peer, system_id, bind type, capture."""
+        out = []
+        for key, bind in sorted(self._connections.items()):
+            bound = bind.conn.bound_as
+            out.append(
+                {
+                    "id": key,
+                    "peer": bind.peer,
+                    "system_id": bind.system_id or None,
+                    "bind_type": None if bound is None else _BIND_TYPES[bound],
+                    "capture": self.captures.bind_info(key),
+                }
+            )
+        return out
+
+    def start_capture(self, bind_id: int, name: str | None = None) -> dict[str, Any]:
+        """Capture one connection into `name` in smpp.capture_dir; CaptureError names why not."""
+        bind = self._connections.get(bind_id)
+        if bind is None:
+            raise CaptureError("unknown_bind", f"no open SMPP connection {bind_id}")
+        now = self.clock.now()
+        return self.captures.start_bind(bind_id, name, bind.system_id, now, bind.conn.pending_input)
+
+    def stop_capture(self, bind_id: int) -> dict[str, Any]:
+        """End one connection's capture; its file is complete (CaptureError when none runs)."""
+        return self.captures.stop_bind(bind_id, self.clock.now())
+
+    def capture_info(self, bind_id: int) -> dict[str, Any] | None:
+        """The running capture of one connection, or None."""
+        return self.captures.bind_info(bind_id)
 
     # -- connections --------------------------------------------------------------------------
 
@@ -352,6 +393,13 @@ class SmppServer:
             _log.info("smpp_connection_limit_cleared", refused=self._refused)
             self._refused = 0
         self._connections[bind.key] = bind
+        assert bind.transport is not None
+        self.captures.opened(
+            bind.key,
+            bind.transport.get_extra_info("peername"),
+            bind.transport.get_extra_info("sockname"),
+            self.clock.now(),
+        )
         self._arm(bind)
 
     def _refuse(self, bind: _Bind) -> None:
@@ -395,7 +443,10 @@ class SmppServer:
             data = bind.conn.data_to_send()
             if data and transport is not None:
                 transport.write(data)
+                if self.captures.active:
+                    self.captures.sent(bind.key, data, self.clock.now())
             if bind.ended:
+                self.captures.closed(bind.key, self.clock.now())  # after its last PDU
                 if transport is not None:
                     transport.close()
             else:
