@@ -12,6 +12,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import make_config
 from ussd.clock import SimulatedClock
@@ -257,6 +259,81 @@ def test_a_service_that_awaits_without_resume_costs_only_its_dialog(world: Any) 
     assert isinstance(screen, Screen) and screen.end and screen.text == ERROR_RU
     assert ended(events)[-1].outcome is Outcome.ERROR
     assert drained(gw) == []
+
+
+# Any sequence of dials, replies, releases, answers (also stale ones) and clock steps: every
+# effect is answered or cancelled, never both; at most the open dialog's one is outstanding,
+# its deadline is armed, and every answer nobody waits for is counted.
+OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("dial"), st.sampled_from(["*555#", "*100#", "*111#"])),
+        st.tuples(st.just("reply"), st.sampled_from(["again", "x", "98"])),
+        st.tuples(st.just("release"), st.just(0)),
+        st.tuples(st.just("answer"), st.integers(0, 4), st.booleans()),
+        st.tuples(st.just("fail"), st.integers(0, 4)),
+        st.tuples(st.just("advance"), st.sampled_from([0.5, 5.0, 9.999, 10.0, 31.0, 200.0])),
+    ),
+    max_size=25,
+)
+
+
+_SHARED: list[Gateway] = []  # one world for every example: building one costs ~90 ms
+
+
+@settings(max_examples=100, deadline=None)
+@given(OPERATIONS)
+def test_every_effect_is_answered_or_cancelled_once(operations: list[tuple[Any, ...]]) -> None:
+    if not _SHARED:
+        _SHARED.append(lookup_gateway()[0])
+    gw = _SHARED[0]
+    engine = gw.engine
+    engine.shutdown()  # what the previous example left open
+    drained(gw)
+    effects: dict[str, Effect] = {}
+    cancelled: dict[str, Cancel] = {}
+    answered: set[str] = set()
+    dropped = engine.late_answers
+    for op in operations:
+        try:
+            if op[0] == "dial":
+                engine.handle_dial(RU, op[1])
+            elif op[0] == "reply":
+                engine.handle_reply(RU, op[1])
+            elif op[0] == "release":
+                engine.release(RU)
+            elif op[0] == "advance":
+                at(gw, op[1])
+            elif effects:
+                ids = list(effects)
+                effect_id = ids[max(0, len(ids) - 1 - op[1])]
+                result: Result = (
+                    Answer({"text": "t", "end": op[2]})
+                    if op[0] == "answer"
+                    else Failure(Outcome.APP_ERROR, "HTTP 500")
+                )
+                if engine.resume(effect_id, result, gw.clock.now()) is None:
+                    dropped += 1
+                else:
+                    answered.add(effect_id)
+        except (NoDialog, DialogBusy):
+            pass  # the user's side asked something its state forbids: refused, no change
+        for notice in drained(gw):
+            if isinstance(notice, Effect):
+                assert notice.id not in effects
+                effects[notice.id] = notice
+            else:
+                assert notice.id in effects and notice.id not in cancelled
+                cancelled[notice.id] = notice
+        assert not answered & set(cancelled)
+        outstanding = set(effects) - answered - set(cancelled)
+        waiting = {d.waiting for d in engine.dialogs.values() if d.waiting}
+        assert outstanding == waiting and len(waiting) <= 1
+        for effect_id in waiting:
+            deadline = effects[effect_id].deadline
+            assert gw.clock.now() < deadline
+            next_deadline = engine.next_deadline()
+            assert next_deadline is not None and next_deadline <= deadline
+        assert engine.late_answers == dropped
 
 
 # -- events are delivered after the engine's call, not from inside it ------------------------
