@@ -212,6 +212,18 @@ def test_framer(chunks: list[bytes], expected: list[bytes], pending: int) -> Non
     assert framer.pending == pending
 
 
+@given(st.lists(st.integers(16, 300), max_size=20), st.data())
+def test_framer_any_split_gives_the_same_pdus(sizes: list[int], data: st.DataObject) -> None:
+    pdus = [n.to_bytes(4, "big") + bytes([n % 256]) * (n - 4) for n in sizes]
+    stream = b"".join(pdus)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=30)))
+    framer = PduFramer()
+    got = []
+    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        got += framer.feed(stream[start:end])
+    assert got == pdus and framer.pending == 0
+
+
 def test_framer_starts_from_pending_input() -> None:
     framer = PduFramer(pending=ENQUIRE_LINK[:10])
     assert framer.feed(ENQUIRE_LINK[10:]) == [ENQUIRE_LINK]
@@ -514,7 +526,6 @@ def decoded(row: list[str]) -> tuple[int, int | None, tuple[int, int, int] | Non
 
 @pytest.fixture
 async def capturing(tmp_path: Path) -> AsyncIterator[tuple[SmppServer, Path]]:
-    tshark_path()  # fail or skip before starting anything
     config = make_config(
         smpp={
             "accounts": [{"system_id": "harness", "password": "secret"}],
@@ -536,6 +547,7 @@ async def capturing(tmp_path: Path) -> AsyncIterator[tuple[SmppServer, Path]]:
 async def test_tshark_decodes_a_ussd_dialog_and_an_sms_with_receipt(
     capturing: tuple[SmppServer, Path],
 ) -> None:
+    tshark_path()  # fail or skip before the dialog
     server, tmp = capturing
     host, port = server.address  # type: ignore[attr-defined]
     client = await TracingEsme.connect((host, port))
