@@ -357,3 +357,32 @@ async def test_the_apps_traffic_is_free(gateway: Gateway, http: aiohttp.ClientSe
     assert gateway.store.spending(RU, 0, 2e9) == {}
     _, body, _ = await call(http, "GET", "/api/v1/account", token=token)
     assert body["app_traffic"] == "free"
+
+
+APP_ROUTES = [
+    ("GET", "/api/v1/account", None),
+    ("POST", "/api/v1/account/services", {"name": "roaming", "on": False}),
+    ("GET", "/api/v1/account/spending", None),
+    ("GET", "/api/v1/account/instalments", None),
+    ("POST", "/api/v1/account/instalments/1/pay", None),
+    ("GET", "/api/v1/account/bonus", None),
+    ("POST", "/api/v1/account/bonus/exchange", {"gift": "sms_50"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), APP_ROUTES)
+async def test_every_app_route_needs_a_token_and_a_linked_number(
+    gateway: Gateway, http: aiohttp.ClientSession, method: str, path: str, body: Any
+) -> None:
+    seed(gateway, EN)
+    got, data, headers = await call(http, method, path, body)
+    assert_error(got, data, 401, "unauthorized")
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+    got, data, _ = await call(http, method, path, body, token="forged")
+    assert_error(got, data, 401, "invalid_token")
+    token = await network(http, RU)
+    got, data, _ = await call(http, method, f"{path}?number={EN}", body, token=token)
+    assert_error(got, data, 403, "not_linked")
+    after = gateway.store.subscriber(EN)
+    assert after is not None and after.balance == 42.0 and after.services == {}
+    assert gateway.store.instalment_plans(EN)[0].next.seq == 2  # type: ignore[union-attr]
