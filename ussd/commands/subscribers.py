@@ -1,9 +1,10 @@
-"""`ussd-sim subscribers list | add MSISDN | set MSISDN key=value...` (docs/account.md).
+"""`ussd-sim subscribers list | add | set | charge` (docs/account.md).
 
 In-process against the configured store, or a running gateway's admin API with --url. Fields
 are those of the admin API (docs/account.md); `set` values are YAML scalars or flow mappings
 (`balance=10.5`, `number_management=true`, `services={roaming: false}`), except `password`,
-which is taken as typed.
+which is taken as typed. `charge` records one charge of simulated usage in the number's
+ledger (spending control, docs/account.md "Мой МТС") and takes it from the balance.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ussd import yamlload
+from ussd import subscribers, yamlload
 from ussd.accounts import Invalid
 from ussd.commands import _admin
 from ussd.commands._common import Subcommands, add_common, load_config
@@ -43,7 +44,18 @@ def register(sub: Subcommands) -> None:
     )
     set_.add_argument("msisdn", metavar="MSISDN")
     set_.add_argument("assignments", metavar="KEY=VALUE", nargs="+")
-    for p in (list_, add, set_):
+    charge = actions.add_parser(
+        "charge",
+        help="record a charge of simulated usage",
+        description="One charge in the number's ledger (spending control), taken from its "
+        "balance, e.g. --category sms --amount 2.5.",
+    )
+    charge.add_argument("msisdn", metavar="MSISDN")
+    charge.add_argument("--category", required=True, choices=subscribers.CATEGORIES)
+    charge.add_argument("--amount", required=True, type=float, help="roubles, > 0")
+    charge.add_argument("--description", help="at most 64 characters")
+    charge.add_argument("--date", help="YYYY-MM-DD or an ISO date-time (default: now)")
+    for p in (list_, add, set_, charge):
         add_common(p, url=True)
         _admin.add_admin(p)
         p.set_defaults(handler=run)
@@ -102,6 +114,23 @@ def line(sub: dict[str, Any]) -> str:
     )
 
 
+def record_charge(args: argparse.Namespace, config: Any) -> int:
+    """`subscribers charge`: POST /api/v1/subscribers/{msisdn}/charges, or in-process."""
+    fields: dict[str, Any] = {"category": args.category, "amount": args.amount}
+    for key in ("description", "date"):
+        if getattr(args, key) is not None:
+            fields[key] = getattr(args, key)
+    if args.url:
+        path = f"/api/v1/subscribers/{args.msisdn}/charges"
+        charge = _admin.call(args, config, "POST", path, fields)
+    else:
+        with _admin.local_gateway(config) as gateway:
+            charge = gateway.accounts.record_charge(args.msisdn, fields)
+    text = f"{charge['msisdn']}  {charge['at']}  {charge['category']}  -{charge['amount']:.2f}"
+    _admin.emit(args, charge, text)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args)
 
@@ -114,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
                     subs = [s.public() for s in gateway.subscribers()]
             _admin.emit(args, subs, "\n".join(line(s) for s in subs))
             return 0
+        if args.action == "charge":
+            return record_charge(args, config)
         fields = add_fields(args) if args.action == "add" else set_fields(args.assignments)
         if args.url:
             if args.action == "add":
