@@ -382,3 +382,18 @@ def test_refusals_retry_in_rounds(world: tuple[Gateway, Smsc]) -> None:
     # The next two fall due 1 s and 2 s later, but go in one round, RETRY_ROUNDS per timeout.
     assert smsc.get_timer() == timeout + timeout / RETRY_ROUNDS
     assert len(run(smsc, now=timeout + timeout / RETRY_ROUNDS)) == 2
+
+
+def test_a_timed_out_screen_frees_room_for_held_sms(world: tuple[Gateway, Smsc]) -> None:
+    gateway, smsc = world
+    window = FakeWindow(window=1, window_free=1)
+    smsc.bind_opened(1, HARNESS, window, receives=True)
+    smsc.submit_sm(1, ussd(ALICE, "*100#"))
+    _, screen = smsc.actions()
+    window.window_free = 0  # the screen holds the only slot
+    gateway.sms.send(BOB, "waiting for room")
+    assert run(smsc) == []  # held
+    window.window_free = 1
+    smsc.failed(screen.context, now=0.0)  # its response never came: the slot is free
+    [sms] = run(smsc)
+    assert isinstance(sms.context, SmsPart)

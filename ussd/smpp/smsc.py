@@ -373,6 +373,8 @@ class Smsc:
             self._sms_part_done(context.delivery, False, retry_now=True)
         elif isinstance(context, ReceiptPart):
             self._receipt_failed(context, refused=False)
+        elif self._scan_needed or self._held_ids:
+            self._work = True  # a screen left a window: SMS waiting for room may go there
 
     timed_out = failed
 
