@@ -175,7 +175,9 @@ def test_unknown_ussd_gets_localised_end_screen(gateway: Gateway, events: list[E
     assert [e.outcome for e in ends] == [Outcome.COMPLETED, Outcome.COMPLETED]
 
 
-def test_ss_request_is_not_supported(gateway: Gateway) -> None:
+def test_ss_request_is_answered_by_the_network(gateway: Gateway) -> None:
+    # Supplementary services have their own table (tests/test_supplementary.py); COLP
+    # activation is one of the SS requests this network does not support.
     screen = gateway.engine.dial(RU, "*#21#")
-    assert screen.end and screen.text == "Услуга не поддерживается."
-    assert gateway.engine.dial(EN, "**21*+79160000000#").text == "Service not supported."
+    assert screen.end and screen.text == "Переадресация всех вызовов: услуга не активна."
+    assert gateway.engine.dial(EN, "*76#").text == "Service not supported."

@@ -26,7 +26,7 @@ from ussd.effects import Cancel, Effect, Failure, Notice, Result, no_performer
 from ussd.events import DialogEnded, DialogStarted, Event, Outcome, Screen, ScreenShown
 from ussd.menus import Texts
 from ussd.msisdn import normalise
-from ussd.routing import Router
+from ussd.routing import SS_SERVICE, Router
 from ussd.services.base import Await, Context, Continue, End, Handoff, Resumable, Service, Step
 from ussd.sms import SmsCentre
 from ussd.store import Store, Subscriber
@@ -247,7 +247,8 @@ class Engine:
         session = f"{self._prefix}{next(self._counter):x}"
         code = dial.service_code or dial.text.strip("*#")
         _log.info("dialog_dial", msisdn=msisdn, session=session, kind=dial.kind)
-        if dial.kind == "ss":
+        if dial.kind == "ss" and SS_SERVICE not in self.services:
+            # A gateway built without the SS handler (ussd/services/supplementary.py).
             return self._one_shot(msisdn, session, code, sub, "common.not_supported")
         match = self.router.match(dial)
         if match is None:

@@ -31,6 +31,7 @@ import yaml
 
 from ussd.events import DialogEnded, DialogStarted, Event, Outcome, SmsQueued
 from ussd.menus import Texts
+from ussd.ss import mask_passwords
 
 if TYPE_CHECKING:
     from ussd.runtime import Gateway
@@ -176,7 +177,9 @@ class Recorder:
         """A dial and the first screen (a handset-local answer is not recorded)."""
         if isinstance(screen, Mapping) and screen.get("local"):
             return  # SPEC §2: handset-local codes never reach the network
-        self._screen_step(msisdn, {"dial": text}, screen)
+        # A barring password typed in an SS string (*33*PIN#) becomes a variable like a reply
+        # to a password prompt (docs/network.md).
+        self._screen_step(msisdn, {"dial": mask_passwords(text, self._placeholder)}, screen)
 
     def reply(self, msisdn: str, text: str, screen: object, secret: bool | None = None) -> None:
         """A reply and the screen it produced.

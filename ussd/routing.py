@@ -10,6 +10,10 @@ from ussd import log
 from ussd.config import ConfigError
 from ussd.dialstring import DialString, DialStringError, parse
 
+# TS 22.030 Annex B: every supplementary-service string goes to the network's SS handler
+# (ussd/services/supplementary.py), whatever `ussd.routes` says: routes are for USSD only.
+SS_SERVICE = "ss"
+
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _log = log.get("routing")
 
@@ -82,8 +86,10 @@ class Router:
                 )
 
     def match(self, dial: DialString) -> Match | None:
-        """The route for a USSD dial string, or None (the caller shows "unknown request")."""
+        """The route for a USSD or SS dial string, or None (the caller shows "unknown request")."""
         text = dial.text
+        if dial.kind == "ss":
+            return Match(_SS_ROUTE, {"text": text})
         route = self._exact.get(text)
         if route is not None:
             return Match(route, {})
@@ -93,6 +99,9 @@ class Router:
                 assert route.placeholder is not None
                 return Match(route, {route.placeholder: value})
         return None
+
+
+_SS_ROUTE = Route(pattern="", service=SS_SERVICE, placeholder=None, prefix="", suffix="")
 
 
 def _wild_matches(route: Route, text: str) -> str | None:

@@ -26,6 +26,7 @@ from ussd.services import builtin
 from ussd.services.base import Context, Service
 from ussd.services.password import PasswordSet, store_now
 from ussd.sms import SmsCentre
+from ussd.ss import administer, load_state, save_state
 from ussd.store import Store, StoreError, Subscriber, hash_password
 
 _log = log.get("runtime")
@@ -184,6 +185,18 @@ class Gateway:
         """The subscriber of a normalised MSISDN, or None; never provisions (engine.subscriber
         provisions on first contact)."""
         return self.store.subscriber(msisdn)
+
+    def supplementary(self, msisdn: str) -> dict[str, object]:
+        """The supplementary-service state of a normalised MSISDN (ussd/ss.py, docs/network.md)."""
+        return load_state(self.store, msisdn).public()
+
+    def administer_supplementary(
+        self, msisdn: str, changes: dict[str, object]
+    ) -> dict[str, object]:
+        """Operator changes to it (CLIR mode, password reset); ValueError names a bad field."""
+        state = administer(load_state(self.store, msisdn), changes)
+        save_state(self.store, msisdn, state, self.clock.now())
+        return state.public()
 
     def close(self) -> None:
         """End open dialogs and close the store: the end of an in-process command's world."""

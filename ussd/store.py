@@ -208,6 +208,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX bonus_exchanges_by_msisdn ON bonus_exchanges (msisdn, id);
     """,
+    # 9: supplementary services as the network keeps them (ussd/ss.py, docs/network.md): one
+    # row per subscriber that ever changed one, read and written whole by each SS request.
+    """
+    CREATE TABLE ss_state (
+        msisdn                TEXT PRIMARY KEY,
+        services              TEXT NOT NULL DEFAULT '{}',  -- JSON: forwarding, waiting, barring
+        barring_password_hash TEXT,  -- salted HMAC of the PIN (ussd.ss.hash_pin), NULL: 0000
+        barring_failures      INTEGER NOT NULL DEFAULT 0,  -- consecutive wrong passwords
+        updated               REAL NOT NULL
+    );
+    """,
 ]
 
 # Seconds during which a cached subscriber is trusted without asking SQLite whether another

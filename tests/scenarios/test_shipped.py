@@ -24,6 +24,7 @@ FLOWS = {
     "menu.yaml": 3,
     "codes.yaml": 3,
     "mo_sms.yaml": 2,
+    "ss.yaml": 3,
     "bonus.yaml": 2,
     "instalments.yaml": 2,
     "spending.yaml": 1,

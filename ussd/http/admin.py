@@ -106,7 +106,20 @@ class AdminApi:
         sub = self.gateway.find_subscriber(number)
         if sub is None:
             raise NotFound(f"unknown subscriber {number}", code="unknown_msisdn")
-        return json_response(sub.public())
+        return json_response({**sub.public(), "ss": self.gateway.supplementary(number)})
+
+    async def update_ss(self, request: web.Request) -> web.Response:
+        """`PATCH /api/v1/subscribers/{msisdn}/ss {"clir"?, "barring_password": "reset"?}`:
+        the operator's side of supplementary services (docs/network.md) → the `ss` object."""
+        number = self.accounts.normalise(request.match_info["msisdn"])
+        if self.gateway.find_subscriber(number) is None:
+            raise NotFound(f"unknown subscriber {number}", code="unknown_msisdn")
+        data = await json_body(request)
+        try:
+            state = self.gateway.administer_supplementary(number, dict(data))
+        except ValueError as exc:
+            raise Invalid(str(exc), code="bad_field") from None
+        return json_response(state)
 
     async def update_subscriber(self, request: web.Request) -> web.Response:
         """`PATCH /api/v1/subscribers/{msisdn} {...fields}` (400 bad field, 404 unknown)."""
@@ -231,6 +244,7 @@ def setup_admin_routes(
     add("POST", "/api/v1/subscribers", api.guard(api.create_subscriber))
     add("GET", "/api/v1/subscribers/{msisdn}", api.guard(api.get_subscriber))
     add("PATCH", "/api/v1/subscribers/{msisdn}", api.guard(api.update_subscriber))
+    add("PATCH", "/api/v1/subscribers/{msisdn}/ss", api.guard(api.update_ss))
     add("POST", "/api/v1/subscribers/{msisdn}/charges", api.guard(api.charge))
     add("GET", "/api/v1/clock", api.guard(api.clock))
     add("POST", "/api/v1/clock/advance", api.guard(api.advance))

@@ -10,6 +10,7 @@ from ussd.services.menu import MenuService
 from ussd.services.numbers import NumbersDisable, NumbersEnable, NumbersStatus
 from ussd.services.password import PasswordSet
 from ussd.services.selfcare import BonusExchange, Instalments, MonthSpending
+from ussd.services.supplementary import Supplementary
 from ussd.services.toggles import ServicesMenu
 
 
@@ -29,5 +30,6 @@ def builtin(book: MenuBook, catalogue: Catalogue | None = None) -> dict[str, Ser
         Instalments(),
         MonthSpending(),
         MenuService(book),
+        Supplementary(),
     ]
     return {s.name: s for s in services}

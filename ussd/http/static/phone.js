@@ -28,6 +28,9 @@
       sending: "Запрос USSD…",
       hintCall: "Вызов",
       hintSend: "Ответить",
+      ssTitle: "Сеть",
+      ssNone: "переадресация, ожидание и запреты выключены",
+      ssBlocked: "пароль запрета заблокирован",
       hintCancel: "Отмена",
       hintOk: "OK",
       hintClear: "Стереть",
@@ -82,6 +85,9 @@
       sending: "USSD request…",
       hintCall: "Call",
       hintSend: "Reply",
+      ssTitle: "Network",
+      ssNone: "no forwarding, waiting or barring",
+      ssBlocked: "barring password blocked",
       hintCancel: "Cancel",
       hintOk: "OK",
       hintClear: "Delete",
@@ -282,6 +288,12 @@
       this.numberError = null; // {key, vars} of the add-number form's error
       this.bind();
       applyLanguage(this.el);
+      // "Network settings": what the network keeps for this number (docs/network.md).
+      this.ss = null;
+      this.ssEl = document.createElement("div");
+      this.ssEl.className = "ss-status";
+      this.ssEl.dataset.testid = "ss-status";
+      this.q("inbox").before(this.ssEl);
       document.getElementById("phones").append(this.el);
       this.fillNumbers();
       this.setNumber(msisdn);
@@ -467,6 +479,39 @@
       this.q("sms-list").replaceChildren();
       this.connect();
       savePhones();
+      this.loadSs();
+    }
+
+    // GET .../ss when a number is chosen and after each final screen (send()).
+    async loadSs() {
+      const msisdn = this.msisdn;
+      try {
+        const data = await api("GET", phonePath(msisdn, "ss"));
+        if (msisdn === this.msisdn) this.ss = data;
+      } catch (_) {
+        if (msisdn === this.msisdn) this.ss = null;
+      }
+      this.renderSs();
+    }
+
+    renderSs() {
+      const ss = this.ss;
+      this.ssEl.hidden = !ss;
+      if (!ss) return;
+      const parts = [];
+      const seen = new Set();
+      for (const f of ss.forwarding) {
+        const label = `CF ${f.code}→${f.number}`;
+        if (f.active && !seen.has(label)) {
+          parts.push(label);
+          seen.add(label);
+        }
+      }
+      if (ss.call_waiting.length) parts.push("CW");
+      const barring = [...new Set(ss.barring.map((b) => b.code))];
+      if (barring.length) parts.push(`BAR ${barring.join(",")}`);
+      if (ss.barring_password.blocked) parts.push(t("ssBlocked"));
+      this.ssEl.textContent = `${t("ssTitle")}: ${parts.length ? parts.join(" · ") : t("ssNone")}`;
     }
 
     reset() {
@@ -613,6 +658,7 @@
       try {
         const screen = await api("POST", phonePath(this.msisdn, dialling ? "dial" : "reply"), { text });
         if (token === this.seq) this.showScreen(screen);
+        if (screen.end) this.loadSs(); // an SS request may have changed what the network keeps
       } catch (err) {
         if (token === this.seq) this.showError(err);
       }
@@ -673,6 +719,7 @@
 
     render() {
       this.el.dataset.state = this.state;
+      if (this.ssEl) this.renderSs(); // also redrawn in the new language
       const text = this.q("screen-text");
       text.classList.toggle("idle", this.state === "idle");
       text.classList.toggle("error", Boolean(this.screen && this.screen.error));
