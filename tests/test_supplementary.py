@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from ussd import ss
 from ussd.dialstring import PROCEDURES, SS_CODES, DialStringError, parse
+from ussd.engine import NotUssd
 from ussd.runtime import Gateway
 from ussd.ss import DATA, FAX, SMS, TELEPHONY, Forwarding, SsState
 
@@ -365,6 +366,13 @@ def test_without_the_ss_service_the_network_says_not_supported(gateway: Gateway)
     assert gateway.engine.dial(RU, "*#21#").text == "Услуга не поддерживается."
 
 
+@pytest.mark.parametrize("text", ["*#06#", "**04*1234*5678*5678#", "**042*1234*5678*5678#"])
+def test_handset_local_codes_stay_local(gateway: Gateway, text: str) -> None:
+    # TS 22.030 §6.6: SIM PIN changes and the IMEI never reach the network's SS handler.
+    with pytest.raises(NotUssd):
+        gateway.engine.dial(RU, text)
+
+
 def test_operator_sets_the_clir_mode(gateway: Gateway) -> None:
     gateway.administer_supplementary(RU, {"clir": "temporary_restricted"})
     assert (
@@ -415,7 +423,7 @@ def test_any_ss_string_gets_a_final_screen(gateway: Gateway, preset: str, text: 
     assert gateway.engine.dialog(RU) is None
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(preset=_STATES, texts=st.lists(_SS_STRINGS, max_size=8))
 def test_apply_never_raises_and_state_round_trips(preset: str, texts: list[str]) -> None:
     state = PRESETS[preset]
