@@ -7,6 +7,7 @@ real tshark reads the capture of a USSD dialog and an SMS with its receipt over 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import struct
@@ -25,7 +26,7 @@ from tests.smpp.helpers import RecordingEsme
 from ussd.config import ConfigError
 from ussd.http import start_http
 from ussd.runtime import Gateway
-from ussd.smpp.capture import CaptureError, CaptureFile, Captures
+from ussd.smpp.capture import FLUSH_AFTER, CaptureError, CaptureFile, Captures
 from ussd.smpp.constants import CommandId, EsmClass, UssdServiceOp
 from ussd.smpp.pcap import (
     ACK,
@@ -414,6 +415,28 @@ def test_per_bind_capture_lifecycle(tmp_path: Path) -> None:
     with pytest.raises(CaptureError) as info:
         captures.stop_bind(7, 3.0)
     assert info.value.code == "no_capture"
+
+
+async def test_records_reach_the_file_within_a_second(tmp_path: Path) -> None:
+    path = tmp_path / "all.pcap"
+    captures = Captures(str(path), str(tmp_path), 1 << 20)
+    flushed = asyncio.Event()
+    flush_all = captures._flush_all
+
+    def spy() -> None:
+        flush_all()
+        flushed.set()
+
+    captures._flush_all = spy  # type: ignore[method-assign]
+    captures.start()
+    captures.opened(1, ("127.0.0.1", 40000), ("127.0.0.1", 2775), 1.0)
+    captures.received(1, ENQUIRE_LINK, 2.0)
+    assert path.read_bytes() == b""  # nothing written per record...
+    await asyncio.wait_for(flushed.wait(), FLUSH_AFTER + TIMEOUT)  # ...but on the timer
+    assert check_tcp(path.read_bytes()) == [ENQUIRE_LINK]
+    captures.close_all(3.0)
+    flags = [f for _, _, _, f, _ in segments(path.read_bytes())]
+    assert flags[-3:] == [FIN | ACK, FIN | ACK, ACK]
 
 
 def test_default_name_is_safe(tmp_path: Path) -> None:
