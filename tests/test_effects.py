@@ -7,6 +7,7 @@ simulated clock (tables), then through the Gateway's performers, then end to end
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from tests.conftest import make_config
 from ussd.clock import SimulatedClock
 from ussd.effects import Answer, Cancel, Effect, Failure, Result
-from ussd.engine import DialogBusy, NoDialog
+from ussd.engine import Dialog, DialogBusy, NoDialog
 from ussd.events import (
     DialogEnded,
     DialogStarted,
@@ -173,6 +174,16 @@ def test_a_reply_may_wait_again_and_the_answer_may_end(world: Any) -> None:
     assert isinstance(last, Screen) and last.end and last.text == "Done"
     assert ended(events)[-1].outcome is Outcome.COMPLETED
     assert gw.engine.dialog(RU) is None
+
+
+def test_a_waiting_dialog_is_plain_state(world: Any) -> None:
+    gw, _, _ = world
+    effect = gw.engine.handle_dial(RU, "*555#")
+    dialog = gw.engine.dialog(RU)
+    state = json.loads(json.dumps(dialog.to_state()))
+    assert state["waiting"] == effect.id and state["waiting_deadline"] == effect.deadline
+    restored = Dialog.from_state(state)
+    assert restored == dialog and restored.outcome is Outcome.COMPLETED  # the enum, not a str
 
 
 def test_reply_while_waiting_is_refused(world: Any) -> None:

@@ -108,7 +108,10 @@ class Dialog:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Dialog:
-        return cls(**{**state, "pages": tuple(state.get("pages", ()))})
+        pages = tuple(state.get("pages", ()))
+        return cls(
+            **{**state, "pages": pages, "outcome": Outcome(state.get("outcome", "completed"))}
+        )
 
     def current(self) -> Screen:
         last = self.page == len(self.pages)
@@ -400,7 +403,7 @@ class Engine:
     def _inline(self, out: Screen | Effect) -> Screen:
         # A synchronous caller performs no effects: each gets the no-performer failure.
         while isinstance(out, Effect):
-            self._outbox.remove(out)
+            self._outbox.remove(out)  # queued by this call; no listener ran since
             resumed = self.resume(out.id, no_performer(out.kind), self.clock.now())
             assert resumed is not None  # the dialog was waiting for it a moment ago
             out = resumed
