@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_config
-from ussd.clock import SimulatedClock
+from ussd.clock import RealClock, SimulatedClock
 from ussd.effects import Answer, Cancel, Effect, Failure, Result
 from ussd.engine import Dialog, DialogBusy, NoDialog
 from ussd.events import (
@@ -476,6 +476,39 @@ async def test_gateway_timeout_cancels_the_performer() -> None:
         assert [e.outcome for e in ends] == [Outcome.APP_TIMEOUT]
         await asyncio.wait_for(gate.cancelled.wait(), 5)
         [failure] = service.results
+        assert isinstance(failure, Failure) and failure.cause is Outcome.APP_TIMEOUT
+    finally:
+        await gw.stop()
+
+
+async def test_a_real_clock_timer_wakes_for_an_effect_asked_on_a_reply() -> None:
+    # A reply that waits emits no event, yet the timer task must re-arm for the effect's
+    # deadline (50 ms here) rather than sleep until the 30 s reply timeout it knew.
+    config = make_config(ussd={"routes": ROUTES}, clock={"mode": "real"})
+    service = Lookup()
+    gw = Gateway.create(
+        config,
+        clock=RealClock(),
+        database=":memory:",
+        services={service.name: service, NoResume.name: NoResume()},
+    )
+    asked: list[Effect] = []
+    hang = asyncio.Event()
+
+    async def first_only(effect: Effect) -> Result:
+        asked.append(effect)
+        if len(asked) > 1:
+            await hang.wait()  # never set: only the deadline ends this one
+        return Answer({"text": "Menu"})
+
+    gw.register(KIND, first_only)
+    await gw.start()
+    try:
+        assert not (await asyncio.wait_for(gw.dial(RU, "*555#"), 5)).end
+        service.timeout = 0.05
+        screen = await asyncio.wait_for(gw.reply(RU, "again"), 5)
+        assert screen.end and screen.text == ERROR_RU
+        [*_, failure] = service.results
         assert isinstance(failure, Failure) and failure.cause is Outcome.APP_TIMEOUT
     finally:
         await gw.stop()
