@@ -115,7 +115,9 @@ async def test_get_subscriber(gateway: Gateway, http: aiohttp.ClientSession) -> 
     assert status == 200
     assert body["msisdn"] == RU and body["language"] == "ru" and "password_hash" not in body
     status, listed, _ = await call(http, "GET", "/api/v1/subscribers", headers=ADMIN)
-    assert body in listed["subscribers"]  # the same record as in the list
+    # The same record as in the list, plus the supplementary services (docs/network.md).
+    assert body.pop("ss")["barring_password"]["blocked"] is False
+    assert body in listed["subscribers"]
     status, body, _ = await call(http, "GET", f"/api/v1/subscribers/{OTHER}", headers=ADMIN)
     assert status == 404 and body["error"]["code"] == "unknown_msisdn"
     assert gateway.store.subscriber(OTHER) is None  # GET never provisions
