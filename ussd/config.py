@@ -109,6 +109,9 @@ class UssdConfig:
 class SmsConfig:
     sender_id: str = "MTS"
     validity: float = 86400.0
+    # What an MO SMS costs its sender once the package's SMS are used up (docs/account.md
+    # "Мой МТС": the charge joins the spending-control ledger).
+    mo_price: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +251,7 @@ class _Section:
 
 
 _DIGITS = re.compile(r"^\d{1,4}$")
+MAX_MO_PRICE = 10_000  # roubles an MO SMS may cost (sms.mo_price)
 _LANGUAGES = ("ru", "en")
 
 
@@ -383,7 +387,20 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
     if len(sender) > 11:
         # An alphanumeric originator is at most 11 characters (TS 23.040 §9.1.2.5).
         raise ConfigError("sms.sender_id", "an alphanumeric sender id is at most 11 characters")
-    sms = SmsConfig(sender_id=sender, validity=sm.duration("validity", 86400.0))
+    mo_price = sm.get("mo_price", 2.0)
+    if (
+        isinstance(mo_price, bool)
+        or not isinstance(mo_price, int | float)
+        or not 0 <= mo_price <= MAX_MO_PRICE
+    ):
+        raise ConfigError(
+            "sms.mo_price", f"expected roubles 0-{MAX_MO_PRICE}, got {brief(mo_price)}"
+        )
+    sms = SmsConfig(
+        sender_id=sender,
+        validity=sm.duration("validity", 86400.0),
+        mo_price=round(float(mo_price), 2),
+    )
     sm.done()
 
     lk = root.section("links")

@@ -375,3 +375,36 @@ def bonus_json(store: Store, catalogue: Catalogue, msisdn: str) -> dict[str, Any
             for e in store.bonus_exchanges(msisdn)
         ],
     }
+
+
+# -- simulated usage: MO SMS -------------------------------------------------------------------
+
+
+def charge_mo_sms(store: Store, sender: str, recipient: str, price: float, now: float) -> str:
+    """What an MO SMS costs its sender, a subscriber: one of the package's SMS while there
+    are any, else `price` roubles from the balance, entered in the ledger as an `sms` charge.
+
+    Returns "package", "charged" or "free" (not a subscriber, or a price of 0). Joins the
+    caller's transaction (the SMS centre's, which stores the SMS).
+    """
+    with store.transaction() as db:
+        sub = store.subscriber(sender)
+        if sub is None:
+            return "free"
+        if sub.package_sms > 0:
+            store.forget(sender)
+            db.execute(
+                "UPDATE subscribers SET package_sms = package_sms - 1 "
+                "WHERE msisdn = ? AND package_sms > 0",
+                (sender,),
+            )
+            return "package"
+        if price <= 0:
+            return "free"
+        store.forget(sender)
+        db.execute(
+            "UPDATE subscribers SET balance = ROUND(balance - ?, 2) WHERE msisdn = ?",
+            (price, sender),
+        )
+        store.add_charge(sender, now, "sms", price, f"SMS {recipient}")
+        return "charged"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ussd import log
+from ussd import log, selfcare
 from ussd.bus import Bus
 from ussd.clock import Clock
 from ussd.config import SmsConfig
@@ -54,15 +54,21 @@ class SmsCentre:
         """Persist an SMS without telling anyone: for a caller that writes more in the same
         `store.transaction()` (a delivery receipt); it calls announce() after the commit."""
         now = self.clock.now()
-        return self.store.add_sms(
-            to,
-            sender or self.config.sender_id,
-            text,
-            now,
-            now + self.config.validity,
-            kind=kind,
-            sender_is_alpha=sender_is_alpha if sender is not None else True,
-        )
+        with self.store.transaction():
+            sms = self.store.add_sms(
+                to,
+                sender or self.config.sender_id,
+                text,
+                now,
+                now + self.config.validity,
+                kind=kind,
+                sender_is_alpha=sender_is_alpha if sender is not None else True,
+            )
+            if kind == "mo" and sender is not None:
+                # The sender pays as it sends: from the package, else sms.mo_price into the
+                # spending-control ledger (docs/account.md "Мой МТС"), in the same transaction.
+                selfcare.charge_mo_sms(self.store, sender, to, self.config.mo_price, now)
+        return sms
 
     def announce(self, sms: Sms) -> None:
         """Tell the transports about an SMS queue() persisted (it goes out from here)."""

@@ -244,3 +244,33 @@ def test_refusals_change_nothing(store: Store) -> None:
         selfcare.exchange(store, catalogue, RU, "nope", 0.0)
     assert caught.value.code == "unknown_gift"
     assert store.subscriber(RU).bonus_points == 300  # type: ignore[union-attr]
+
+
+# -- simulated usage: MO SMS ---------------------------------------------------------------------
+
+
+def test_mo_sms_uses_the_package_then_the_balance(store: Store) -> None:
+    store.update_subscriber(RU, package_sms=1)
+    assert selfcare.charge_mo_sms(store, RU, "79161112233", 2.0, 50.0) == "package"
+    assert store.subscriber(RU).package_sms == 0  # type: ignore[union-attr]
+    assert store.charges(RU, 0, 100) == []
+    assert selfcare.charge_mo_sms(store, RU, "79161112233", 2.0, 60.0) == "charged"
+    sub = store.subscriber(RU)
+    assert sub is not None and sub.balance == 248.0 and sub.package_sms == 0
+    (charge,) = store.charges(RU, 0, 100)
+    assert (charge.at, charge.category, charge.amount) == (60.0, "sms", 2.0)
+    assert charge.description == "SMS 79161112233"
+    assert selfcare.charge_mo_sms(store, RU, "79161112233", 0.0, 70.0) == "free"
+    assert selfcare.charge_mo_sms(store, "79160000009", RU, 2.0, 70.0) == "free"
+    assert store.subscriber("79160000009") is None and len(store.charges(RU, 0, 100)) == 1
+
+
+@pytest.mark.parametrize("price", [-1, "2", True, 10_001, float("nan")])
+def test_bad_mo_price(price: object) -> None:
+    with pytest.raises(ConfigError, match=r"sms\.mo_price"):
+        make_config(sms={"mo_price": price})
+
+
+def test_mo_price_in_config() -> None:
+    assert make_config().sms.mo_price == 2.0
+    assert make_config(sms={"mo_price": 0}).sms.mo_price == 0.0

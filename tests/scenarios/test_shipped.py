@@ -24,10 +24,10 @@ FLOWS = {
     "menu.yaml": 3,
     "codes.yaml": 3,
     "mo_sms.yaml": 2,
-    "ss.yaml": 3,
     "bonus.yaml": 2,
     "instalments.yaml": 2,
-    "spending.yaml": 1,
+    "spending.yaml": 2,
+    "ss.yaml": 3,
 }
 
 
