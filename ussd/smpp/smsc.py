@@ -239,8 +239,9 @@ class Smsc:
         return bool(self._actions) or (self._work and not self.stopping)
 
     def get_timer(self) -> float | None:
-        """When handle_timer() has work: -inf for "next loop iteration", a retry, or None."""
-        if self._work and not self.stopping:
+        """When handle_timer() has work: -inf for "next loop iteration" (work to do or actions
+        to pull), a retry, or None."""
+        if (self._work or self._actions) and not self.stopping:
             return float("-inf")
         return None if self.stopping else self._retry_next
 
