@@ -41,6 +41,7 @@ from ussd.smpp.pcap import (
     TcpFlow,
     checksum,
     record,
+    redact,
 )
 from ussd.smpp.pdu import (
     BindTransceiver,
@@ -228,6 +229,59 @@ def test_framer_any_split_gives_the_same_pdus(sizes: list[int], data: st.DataObj
 def test_framer_starts_from_pending_input() -> None:
     framer = PduFramer(pending=ENQUIRE_LINK[:10])
     assert framer.feed(ENQUIRE_LINK[10:]) == [ENQUIRE_LINK]
+
+
+# -- passwords starred out ------------------------------------------------------------------
+
+
+def submit(text: str, coding: int | None = None, source: str = ALICE, **kw: Any) -> bytes:
+    data, dc = encode_text(text, coding)
+    return encode_pdu(
+        SubmitSm(
+            sequence_number=3,
+            service_type="USSD",
+            source_addr=source,
+            destination_addr="111",
+            data_coding=dc,
+            short_message=data,
+            **kw,
+        )
+    )
+
+
+def prompting(msisdn: str) -> bool:
+    return msisdn == ALICE
+
+
+BIND = encode_pdu(BindTransceiver(sequence_number=1, system_id="harness", password="secret"))
+STARRED_BIND = encode_pdu(
+    BindTransceiver(sequence_number=1, system_id="harness", password="******")
+)
+
+
+@pytest.mark.parametrize(
+    ("pdu", "expected"),
+    [
+        (BIND, STARRED_BIND),
+        (BIND[:22], BIND[:16] + b"*" * 6),  # cut inside system_id: the whole body
+        (BIND[:26], BIND[:24] + b"**"),  # cut inside the password
+        (ENQUIRE_LINK, ENQUIRE_LINK),
+        (submit("secret12"), submit("********")),
+        (submit("пароль1"), submit("*******", 0x08)),  # UCS2: '*' is 00 2A
+        (submit("secret12", source=BOB), submit("secret12", source=BOB)),  # no prompt shown
+        (
+            submit("", tlvs=((0x0424, b"secret12"),)),  # text in a TLV instead
+            submit("", tlvs=((0x0424, b"********"),)),
+        ),
+        (submit("secret12")[:30], submit("secret12")[:30]),  # malformed: refused unseen
+    ],
+)
+def test_redact(pdu: bytes, expected: bytes) -> None:
+    assert redact(pdu, prompting) == expected
+
+
+def test_redact_without_a_prompt_source_keeps_submits() -> None:
+    assert redact(submit("secret12")) == submit("secret12")
 
 
 # -- hypothesis: TCP numbers stay consistent ------------------------------------------------
@@ -687,3 +741,29 @@ async def test_admin_api_switches_a_bind_capture(capturing: tuple[SmppServer, Pa
     finally:
         await http.stop()
         client.disconnect()
+
+
+async def test_replies_to_password_prompts_are_starred(capturing: tuple[SmppServer, Path]) -> None:
+    server, tmp = capturing
+    client = await TracingEsme.connect(server.address)  # type: ignore[attr-defined]
+    bind = BindTransceiver(system_id="harness", password="secret")
+    assert (await client.request(bind)).command_status == 0
+    (listed,) = server.bind_list()
+    server.start_capture(listed["id"], "password")
+    # *111*17# asks for a new password (docs/services.md): the reply is a password.
+    await client.ussd("*111*17#", UssdServiceOp.PSSR_INDICATION, ItsSessionInfo(5, 0))
+    await client.deliver_sm()
+    assert server.gateway.engine.dialog(ALICE).secret
+    await client.ussd("k9secret", UssdServiceOp.USSR_CONFIRM, ItsSessionInfo(5, 2))
+    await client.deliver_sm()
+    client.disconnect()
+    await client.closed()
+    await server.stop()
+    for name in ("smpp.pcap", "binds/password.pcap"):
+        data = (tmp / name).read_bytes()
+        submits = [p for p in check_tcp(data) if p[4:8] == b"\0\0\0\x04"]
+        assert b"*111*17#" in submits[0]  # the dial is not a reply to a prompt
+        assert b"k9secret" not in data and b"********" in submits[1]
+    # The bind's password is starred too (SMPP 3.4 §4.1.1).
+    whole = (tmp / "smpp.pcap").read_bytes()
+    assert b"harness\0******\0" in whole and b"secret\0" not in whole

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from ussd import log
 from ussd.config import ConfigError
-from ussd.smpp.pcap import HEADER, PcapWriter
+from ussd.smpp.pcap import HEADER, PcapWriter, Secret
 
 __all__ = ["CHUNK", "CaptureError", "CaptureFile", "Captures"]
 
@@ -49,10 +49,12 @@ class CaptureError(Exception):
 class CaptureFile:
     """One pcap file and its writer: buffered, rotated past `max_bytes`."""
 
-    def __init__(self, path: Path, max_bytes: int, *, exclusive: bool = False) -> None:
+    def __init__(
+        self, path: Path, max_bytes: int, *, exclusive: bool = False, secret: Secret | None = None
+    ) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        self.writer = PcapWriter()
+        self.writer = PcapWriter(secret=secret)
         self.written = 0  # octets in the current file
         self.total = 0  # octets over every file
         self.rotations = 0
@@ -136,12 +138,13 @@ class Captures:
         path: str | None,
         directory: str,
         max_bytes: int,
-        max_pdu_size: int = 64 * 1024,
+        *,
+        secret: Secret | None = None,
     ) -> None:
         self.path = path
+        self.secret = secret  # replies to password prompts are starred (ussd/smpp/pcap.py)
         self.directory = Path(directory)
         self.max_bytes = max_bytes
-        self.max_pdu_size = max_pdu_size
         self._all: CaptureFile | None = None  # smpp.capture
         self._per_bind: dict[int, CaptureFile] = {}
         self._endpoints: dict[int, _Endpoints] = {}
@@ -156,7 +159,7 @@ class Captures:
             path = Path(self.path)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._all = CaptureFile(path, self.max_bytes)
+                self._all = CaptureFile(path, self.max_bytes, secret=self.secret)
             except OSError as exc:
                 raise ConfigError("smpp.capture", f"cannot write {path}: {exc.strerror}") from None
             self._update()
@@ -231,7 +234,9 @@ class Captures:
             name += ".pcap"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            capture = CaptureFile(self.directory / name, self.max_bytes, exclusive=True)
+            capture = CaptureFile(
+                self.directory / name, self.max_bytes, exclusive=True, secret=self.secret
+            )
         except FileExistsError:
             raise CaptureError(
                 "file_exists", f"{name} already exists in smpp.capture_dir"

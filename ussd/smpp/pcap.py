@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "TcpFlow",
     "checksum",
     "record",
+    "redact",
 ]
 
 # pcap-savefile(5): magic, version 2.4, thiszone 0, sigfigs 0, snaplen, LINKTYPE_ETHERNET (1).
@@ -58,6 +60,12 @@ _ETHERTYPE_IPV4, _ETHERTYPE_IPV6 = 0x0800, 0x86DD
 _TCP_PROTO = 6
 _MOD32 = 1 << 32
 _MIN_PDU = 16  # the SMPP 3.4 §3.2 header
+_BINDS = frozenset((0x00000001, 0x00000002, 0x00000009))  # bind_receiver/transmitter/transceiver
+_SUBMIT_SM = 0x00000004
+_MESSAGE_PAYLOAD = 0x0424  # SMPP 3.4 §5.3.2.32
+_UCS2 = 0x08
+
+Secret = Callable[[str], bool]  # source_addr -> its dialog shows a password prompt
 
 
 def checksum(data: bytes) -> int:
@@ -98,6 +106,60 @@ class _End:
     seq: int  # the next sequence number this end sends
     unacked: int = 0  # its bytes the other end has not acknowledged yet
     ip_id: int = 0
+
+
+def redact(pdu: bytes, secret: Secret | None = None) -> bytes:
+    """`pdu` with its passwords starred out, at the same length (framing and decoding hold).
+
+    A bind's `password` (SMPP 3.4 §4.1.1), and the text of a `submit_sm` whose `source_addr`
+    has a dialog showing a password prompt (`secret`, docs/operations.md).
+    """
+    if len(pdu) < _MIN_PDU:
+        return pdu
+    command_id = int.from_bytes(pdu[4:8], "big")
+    if command_id in _BINDS:
+        end = pdu.find(b"\0", _MIN_PDU)  # system_id
+        if end < 0:
+            return pdu[:_MIN_PDU] + b"*" * (len(pdu) - _MIN_PDU)
+        stop = pdu.find(b"\0", end + 1)
+        stop = len(pdu) if stop < 0 else stop
+        return pdu[: end + 1] + b"*" * (stop - end - 1) + pdu[stop:]
+    if command_id == _SUBMIT_SM and secret is not None:
+        return _redact_submit(pdu, secret)
+    return pdu
+
+
+def _redact_submit(pdu: bytes, secret: Secret) -> bytes:
+    # SMPP 3.4 §4.4.1: the mandatory fields up to short_message.
+    try:
+        pos = pdu.index(b"\0", _MIN_PDU) + 1 + 2  # service_type, source_addr_ton/npi
+        end = pdu.index(b"\0", pos)
+        if not secret(pdu[pos:end].decode("latin-1")):
+            return pdu
+        pos = pdu.index(b"\0", end + 1 + 2) + 1 + 3  # destination_addr; esm_class .. priority
+        pos = pdu.index(b"\0", pos) + 1  # schedule_delivery_time
+        pos = pdu.index(b"\0", pos) + 1  # validity_period
+        data_coding = pdu[pos + 2]  # after registered_delivery, replace_if_present_flag
+        length = pdu[pos + 4]  # after sm_default_msg_id
+    except (ValueError, IndexError):
+        return pdu  # malformed: refused before any dialog sees it
+    star = b"\0*" if data_coding == _UCS2 else b"*"
+    out = bytearray(pdu)
+
+    def mask(start: int, stop: int) -> None:
+        stop = min(stop, len(out))
+        if stop > start:
+            out[start:stop] = (star * (stop - start))[: stop - start]
+
+    pos += 5
+    mask(pos, pos + length)
+    pos += length
+    while pos + 4 <= len(out):  # the text may come as message_payload instead
+        tag, size = struct.unpack_from("!HH", out, pos)
+        if tag == _MESSAGE_PAYLOAD:
+            mask(pos + 4, pos + 4 + size)
+        pos += 4 + size
+    return bytes(out)
 
 
 class TcpFlow:
@@ -271,8 +333,9 @@ class _Connection:
 class PcapWriter:
     """The records of one pcap file over any number of connections, keyed by the caller."""
 
-    def __init__(self, max_pdu_size: int = 64 * 1024) -> None:
+    def __init__(self, max_pdu_size: int = 64 * 1024, secret: Secret | None = None) -> None:
         self.max_pdu_size = max_pdu_size
+        self.secret = secret  # starred replies to password prompts (see redact())
         self._connections: dict[int, _Connection] = {}
         self._out = bytearray(HEADER)
         self.pdus = 0  # PDUs written, both directions
@@ -302,11 +365,11 @@ class PcapWriter:
         self._out += flow.handshake(now)
 
     def received(self, key: int, data: bytes, now: float) -> None:
-        """Bytes from the peer: one segment per whole PDU."""
+        """Bytes from the peer: one segment per whole PDU, its passwords starred out."""
         conn = self._connections.get(key)
         if conn is not None:
             for pdu in conn.incoming.feed(data):
-                self._out += conn.flow.segment(True, pdu, now)
+                self._out += conn.flow.segment(True, redact(pdu, self.secret), now)
                 self.pdus += 1
 
     def sent(self, key: int, data: bytes, now: float) -> None:
@@ -323,7 +386,7 @@ class PcapWriter:
         if conn is None:
             return
         flow = conn.flow
-        self._out += flow.segment(True, conn.incoming.rest(), now)
+        self._out += flow.segment(True, redact(conn.incoming.rest(), self.secret), now)
         self._out += flow.segment(False, conn.outgoing.rest(), now)
         self._out += flow.close(now, by_client)
 
