@@ -767,3 +767,32 @@ async def test_replies_to_password_prompts_are_starred(capturing: tuple[SmppServ
     # The bind's password is starred too (SMPP 3.4 §4.1.1).
     whole = (tmp / "smpp.pcap").read_bytes()
     assert b"harness\0******\0" in whole and b"secret\0" not in whole
+
+
+async def test_ipv6_bind_is_captured_as_ipv6(capturing: tuple[SmppServer, Path]) -> None:
+    tshark_path()
+    server, tmp = capturing
+    await server.stop()  # listen on ::1 instead (the same capture file, opened again)
+    try:
+        host, port = await server.start("::1", 0)
+    except OSError as exc:  # pragma: no cover - a host without IPv6 loopback
+        pytest.skip(f"no IPv6 loopback: {exc}")
+    client = await TracingEsme.connect((host, port))
+    assert (
+        await client.request(BindTransceiver(system_id="harness", password="secret"))
+    ).command_status == 0
+    await client.request(EnquireLink())
+    await client.request(Unbind())
+    await client.closed()
+    await server.stop()
+    fields = ["-T", "fields", "-eipv6.src", "-eipv6.dst", "-etcp.dstport", "-esmpp.command_id"]
+    rows = tshark(tmp / "smpp.pcap", port, "-Y", "smpp", *fields)
+    commands = [int(r[3], 0) for r in rows]
+    assert commands == [1 << 31 | c if i % 2 else c for i, c in enumerate([9, 9, 0x15, 0x15, 6, 6])]
+    assert {(r[0], r[1]) for r in rows} == {("::1", "::1")}
+    assert (
+        tshark(
+            tmp / "smpp.pcap", port, "-Y", "tcp.analysis.flags || _ws.expert.severity >= warning"
+        )
+        == []
+    )
