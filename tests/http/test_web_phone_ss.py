@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import TIMEOUT_MS
+from tests.browser import OUTPUT, TIMEOUT_MS
 from tests.http.conftest import RU
 from ussd.http import HttpServer
 from ussd.runtime import Gateway
@@ -56,3 +56,5 @@ async def test_the_network_line_follows_ss_requests(page: Any, started: Gateway)
 
     await page.get_by_test_id("lang-en").click()
     await line.filter(has_text="Network: CF 21→+79160000000 · barring password blocked").wait_for()
+    OUTPUT.mkdir(exist_ok=True)
+    await page.screenshot(path=str(OUTPUT / "web-phone-ss.png"), full_page=True)
