@@ -7,7 +7,7 @@ retries, receipts). This file only
 
 * feeds bytes with `now` and drains `next_event()`, handing each event to the core it is for;
 * applies the SMSC's actions (`send_response`, `send_request` with a context);
-* transmits: ONE `transport.write(conn.data_to_send())` per bind per batch (`_transmit`);
+* transmits: ONE `transport.write(conn.data_to_send())` per bind per batch (`_flush`);
 * re-arms ONE timer per bind from `conn.get_timer()` and one for the SMSC from
   `smsc.get_timer()` (`_arm`), in the same place.
 
@@ -229,9 +229,7 @@ class SmppServer:
         self.smsc = Smsc(gateway.engine, gateway.sms, self.config, now=self.clock.now())
         # PDU captures (smpp.capture, per bind from the admin API): ussd/smpp/capture.py.
         cfg = self.config
-        self.captures = Captures(
-            cfg.capture, cfg.capture_dir, cfg.capture_max_bytes, secret=self._password_prompt
-        )
+        self.captures = Captures(cfg.capture, cfg.capture_dir, cfg.capture_max_bytes)
         self._listener: Listener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: dict[int, _Bind] = {}
@@ -375,14 +373,6 @@ class SmppServer:
     def capture_info(self, bind_id: int) -> dict[str, Any] | None:
         """The running capture of one connection, or None."""
         return self.captures.bind_info(bind_id)
-
-    def _password_prompt(self, source_addr: str) -> bool:
-        """Whether source_addr's dialog shows a password prompt: captures star its reply."""
-        try:
-            dialog = self.engine.dialog(self.engine.normalise(source_addr))
-        except ValueError:  # not a number: no dialog (InvalidMsisdn is a ValueError)
-            return False
-        return dialog is not None and dialog.secret
 
     # -- connections --------------------------------------------------------------------------
 
@@ -570,14 +560,7 @@ class SmppServer:
         smsc = self.smsc
         smsc.engine_event(event)
         if smsc.pending:  # most events (screens shown, one-shot dialogs ended) make no work
-            self._arm_smsc_soon()
-
-    def _arm_smsc_soon(self) -> None:
-        if self._smsc_timer_at != float("-inf") and self._loop is not None and not self._stopping:
-            if self._smsc_timer is not None:
-                self._smsc_timer.cancel()
-            self._smsc_timer_at = float("-inf")
-            self._smsc_timer = self._loop.call_soon(self._fire_smsc)  # type: ignore[assignment]
+            self._arm_smsc()
 
     def _respond(self, bind: _Bind, pdu: Pdu) -> None:
         bind.conn.send_response(pdu)
