@@ -27,6 +27,7 @@ TOKEN = "change-me"  # the shipped admin token (loopback only, SPEC §10)
 # Shipped scenarios that cannot run over HTTP alone, and why (docs/scenarios.md).
 HTTP_CANNOT = {
     "MO SMS with a delivery receipt": "receipts travel over SMPP only",
+    "MO SMS are charged once the package is used up": "only a submit_sm is an MO SMS",
 }
 
 SHIPPED_SCENARIOS = [
