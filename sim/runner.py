@@ -275,7 +275,7 @@ async def run_step(target: Target, step: sc.Step) -> None:
         elif isinstance(a, sc.AppLink):
             result = await target.app_link(a.account, a.number, a.password)
         elif isinstance(a, sc.SmsPassword):
-            result = await target.sms_password(a.msisdn)
+            result = await target.sms_password(a.msisdn, a.captcha)
         elif isinstance(a, sc.MoSms):
             result = await target.mo_sms(a.sender, a.to, a.text, a.receipt)
         else:

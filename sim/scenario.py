@@ -237,6 +237,8 @@ class SmsPassword:
 
     kind: ClassVar[str] = "sms_password"
     msisdn: str
+    # Set: through the website, answering a fresh captcha with this (docs/account.md "Website").
+    captcha: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -788,8 +790,9 @@ class _StepBuilder:
 
     def _sms_password(self, value: object, who: str) -> Action:
         a = _Args("sms_password", value)
-        a.known("msisdn")
-        return SmsPassword(self.number(a.data.get("msisdn", who), "sms_password: msisdn"))
+        a.known("msisdn", "captcha")
+        number = self.number(a.data.get("msisdn", who), "sms_password: msisdn")
+        return SmsPassword(number, a.str_("captcha", required=False))
 
     def _mo_sms(self, value: object, who: str) -> Action:
         a = _Args("mo_sms", value)

@@ -119,7 +119,7 @@ class Target(Protocol):
 
     async def app_link(self, account: str, number: str, password: str) -> Result: ...
 
-    async def sms_password(self, msisdn: str) -> Result: ...
+    async def sms_password(self, msisdn: str, captcha: str | None = None) -> Result: ...
 
     async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result: ...
 
@@ -261,8 +261,13 @@ class InProcessTarget:
     async def app_link(self, account: str, number: str, password: str) -> Result:
         return self._account_call(lambda a: a.app_link(account, number, password))
 
-    async def sms_password(self, msisdn: str) -> Result:
-        return self._account_call(lambda a: a.send_sms_password(msisdn))
+    async def sms_password(self, msisdn: str, captcha: str | None = None) -> Result:
+        if captcha is None:
+            return self._account_call(lambda a: a.send_sms_password(msisdn))
+        # The website's flow: a fresh captcha, answered with `captcha`.
+        return self._account_call(
+            lambda a: a.site_sms_password(msisdn, a.issue_captcha().id, captcha)
+        )
 
     async def account(self, msisdn: str) -> Result:
         return self._account_call(lambda a: a.account_view(msisdn))
@@ -446,8 +451,15 @@ class HttpTarget:
         body = {"msisdn": number, "password": password}
         return await self._as(account, "POST", "/api/v1/account/numbers", body)
 
-    async def sms_password(self, msisdn: str) -> Result:
-        return await self._call("POST", "/api/v1/auth/sms-password", {"msisdn": msisdn})
+    async def sms_password(self, msisdn: str, captcha: str | None = None) -> Result:
+        if captcha is None:
+            return await self._call("POST", "/api/v1/auth/sms-password", {"msisdn": msisdn})
+        # The website's flow (docs/account.md "Website"): a fresh captcha, answered.
+        issued = await self._call("POST", "/api/v1/lk/captcha", {})
+        if not issued.ok:
+            return issued
+        body = {"msisdn": msisdn, "captcha_id": issued.data.get("captcha_id"), "captcha": captcha}
+        return await self._call("POST", "/api/v1/lk/sms-password", body)
 
     async def account(self, msisdn: str) -> Result:
         return await self._as(msisdn, "GET", "/api/v1/account")
@@ -618,7 +630,7 @@ class SmppTarget:
     async def app_link(self, account: str, number: str, password: str) -> Result:
         return self._unsupported("app_link")
 
-    async def sms_password(self, msisdn: str) -> Result:
+    async def sms_password(self, msisdn: str, captcha: str | None = None) -> Result:
         return self._unsupported("sms_password")
 
     async def account(self, msisdn: str) -> Result:
@@ -900,8 +912,8 @@ class CombinedTarget:
     async def app_link(self, account: str, number: str, password: str) -> Result:
         return await self.http.app_link(account, number, password)
 
-    async def sms_password(self, msisdn: str) -> Result:
-        return await self.http.sms_password(msisdn)
+    async def sms_password(self, msisdn: str, captcha: str | None = None) -> Result:
+        return await self.http.sms_password(msisdn, captcha)
 
     async def account(self, msisdn: str) -> Result:
         return await self.http.account(msisdn)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ussd import log, selfcare, subscribers
+from ussd.captcha import CaptchaError, Captchas, Challenge
 from ussd.clock import Clock
 from ussd.config import Config
 from ussd.menus import Texts
@@ -220,6 +221,8 @@ class Accounts:
         self.wake: Callable[[], None] = lambda: None
         # Lockout state of numbers that are no subscriber: memory only, LRU-bounded.
         self._strangers: OrderedDict[str, AuthState] = OrderedDict()
+        # The website's captchas (memory only, LRU-bounded; docs/account.md "Website").
+        self.captchas = Captchas(config.website.captcha, config.website.captcha_ttl)
 
     # -- numbers and subscribers ------------------------------------------------------------
 
@@ -491,10 +494,37 @@ class Accounts:
                 "SET last_sms_password_at = excluded.last_sms_password_at",
                 (number, now),
             )
-            self.store.set_password_hash(number, encoded, now)
+            self.store.set_password_hash(number, encoded, now, generated=True)
             # The SMS is the one place the generated password goes; the SMS centre logs only ids.
             self.sms.send(number, self._text("sms_password", number, password=password))
         _log.info("sms_password_sent", msisdn=number)
+
+    def site_sms_password_flow(self, msisdn: str, captcha_id: object, answer: object) -> Flow[None]:
+        """The website's "get a password by SMS": a solved captcha first (docs/account.md).
+
+        The number is checked before the captcha is spent; the captcha is spent before the
+        rate limit is asked, so every try at the limit costs a new captcha.
+        """
+        number = self.normalise(msisdn)
+        try:
+            self.captchas.check(captcha_id, answer, self.clock.now())
+        except CaptchaError as exc:
+            raise Invalid(exc.message, code=exc.code) from None
+        yield from self.send_sms_password_flow(number)
+
+    def issue_captcha(self) -> Challenge:
+        """A new website captcha; Conflict `captcha_off` when `website.captcha` is off."""
+        if not self.captchas.required:
+            raise Conflict("captchas are switched off (website.captcha)", code="captcha_off")
+        return self.captchas.issue(self.clock.now())
+
+    def site_sms_password(self, msisdn: str, captcha_id: object, answer: object) -> None:
+        """site_sms_password_flow() driven here (the scenario runner's in-process target)."""
+        drive(self.site_sms_password_flow(msisdn, captcha_id, answer))
+
+    def password_generated(self, msisdn: str) -> bool:
+        """Whether the current password was generated and sent by SMS, not chosen."""
+        return self.store.password_generated(self.normalise(msisdn))
 
     def change_password(self, msisdn: str, current: str, new: str) -> None:
         """Replace the password: `current` must verify, `new` is 4–10 Latin letters/digits."""
@@ -551,6 +581,29 @@ class Accounts:
                         "this identity is bound to another account", code="identity_taken"
                     )
         _log.info("social_bound", msisdn=number, provider=provider)
+
+    def social_bindings(self, msisdn: str) -> list[dict[str, Any]]:
+        """The account's social identities, oldest first (the website's settings)."""
+        rows = self.store.db.execute(
+            "SELECT provider, external_id, created FROM social_identities WHERE msisdn = ? "
+            "ORDER BY created, provider, external_id",
+            (self.normalise(msisdn),),
+        ).fetchall()
+        return [{"provider": p, "external_id": e, "created": iso(c)} for p, e, c in rows]
+
+    def social_unbind(self, msisdn: str, provider: str, external_id: str) -> None:
+        """Remove a binding of this account; NotFound when it is not bound here."""
+        number = self.normalise(msisdn)
+        pair = self._identity(provider, external_id)
+        with self.store.transaction() as db:
+            cur = db.execute(
+                "DELETE FROM social_identities WHERE provider = ? AND external_id = ? "
+                "AND msisdn = ?",
+                (*pair, number),
+            )
+        if cur.rowcount == 0:
+            raise NotFound("this identity is not bound to the account", code="not_bound")
+        _log.info("social_unbound", msisdn=number, provider=provider)
 
     def social_login(self, provider: str, external_id: str) -> str:
         """Sign in with a bound (provider, external id) pair; Unauthorized when unbound."""

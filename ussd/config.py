@@ -128,6 +128,15 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebsiteConfig:
+    """The personal-account website (docs/account.md "Website")."""
+
+    captcha: str = "on"  # on | off | test (every answer is ussd.captcha.TEST_ANSWER)
+    captcha_ttl: float = 300.0
+    provider_password: str = "social"  # any login at a simulated social provider
+
+
+@dataclass(frozen=True, slots=True)
 class SmppAccount:
     system_id: str
     password: str
@@ -173,6 +182,7 @@ class Config:
     sms: SmsConfig = SmsConfig()
     links: LinksConfig = LinksConfig()
     auth: AuthConfig = AuthConfig()
+    website: WebsiteConfig = WebsiteConfig()
     smpp: SmppConfig = SmppConfig()
     http: HttpConfig = HttpConfig()
     source: str = "<defaults>"
@@ -416,6 +426,19 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
     )
     au.done()
 
+    ws = root.section("website")
+    captcha_mode = ws.get("captcha", "on")
+    if isinstance(captcha_mode, bool):  # YAML 1.1 reads a bare on/off as a boolean
+        captcha_mode = "on" if captcha_mode else "off"
+    if captcha_mode not in ("on", "off", "test"):
+        raise ConfigError("website.captcha", f"expected on, off or test, got {brief(captcha_mode)}")
+    website = WebsiteConfig(
+        captcha=captcha_mode,
+        captcha_ttl=ws.duration("captcha_ttl", 300.0, maximum=86400.0),
+        provider_password=ws.str_("provider_password", "social", max_length=64),
+    )
+    ws.done()
+
     sp = root.section("smpp")
     accounts_raw = sp.get("accounts", []) or []
     if not isinstance(accounts_raw, list):
@@ -496,6 +519,7 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         sms=sms,
         links=links,
         auth=auth,
+        website=website,
         smpp=smpp,
         http=http,
         source=source,

@@ -219,6 +219,14 @@ MIGRATIONS: list[str] = [
         updated               REAL NOT NULL
     );
     """,
+    # 10: whether a number's current password was generated and sent by SMS: the website
+    # recommends replacing it until the subscriber sets one of their own (docs/account.md).
+    """
+    CREATE TABLE generated_passwords (
+        msisdn TEXT PRIMARY KEY,
+        set_at REAL NOT NULL
+    );
+    """,
 ]
 
 # Seconds during which a cached subscriber is trusted without asking SQLite whether another
@@ -697,7 +705,9 @@ class Store:
                 )
         return self.subscriber(msisdn)
 
-    def set_password_hash(self, msisdn: str, password_hash: str, now: float) -> None:
+    def set_password_hash(
+        self, msisdn: str, password_hash: str, now: float, *, generated: bool = False
+    ) -> None:
         """Store a new password hash and revoke every bearer token of the number (SPEC §7).
 
         A changed password is how a subscriber shuts out whoever learnt the old one, so the
@@ -710,6 +720,19 @@ class Store:
                 (password_hash, now, msisdn),
             )
             db.execute("DELETE FROM auth_tokens WHERE msisdn = ?", (msisdn,))
+            # Any password but an SMS-generated one is the subscriber's own (migration 10).
+            db.execute("DELETE FROM generated_passwords WHERE msisdn = ?", (msisdn,))
+            if generated:
+                db.execute(
+                    "INSERT INTO generated_passwords (msisdn, set_at) VALUES (?, ?)", (msisdn, now)
+                )
+
+    def password_generated(self, msisdn: str) -> bool:
+        """Whether the number's current password was generated and sent by SMS (migration 10)."""
+        row = self.db.execute(
+            "SELECT 1 FROM generated_passwords WHERE msisdn = ?", (msisdn,)
+        ).fetchone()
+        return row is not None
 
     def set_number_management(self, msisdn: str, enabled: bool) -> bool:
         """Turn the service on or off; True when the state changed."""

@@ -19,6 +19,7 @@ FLOWS = {
     "office_link.yaml": 2,
     "app_link.yaml": 2,
     "sms_password.yaml": 1,
+    "lk_sms_password.yaml": 2,
     "lockout.yaml": 1,
     "timeouts.yaml": 3,
     "menu.yaml": 3,

@@ -61,6 +61,7 @@ async def test_shipped_scenarios_over_http(
     # The live gateway's timers are its own: give it the scenario's (SPEC §8 overrides).
     gw.engine._reply_timeout = scenario.config.ussd.reply_timeout
     gw.engine._dialog_timeout = scenario.config.ussd.dialog_timeout
+    gw.accounts.captchas.mode = scenario.config.website.captcha  # docs/account.md "Website"
     target = HttpTarget(url, TOKEN, scenario.config.ussd.reply_timeout)
     result = await runner.run_async(scenario, target)
     if name in HTTP_CANNOT:
@@ -148,6 +149,7 @@ async def test_shipped_scenarios_over_smpp_and_http(
     (scenario,) = [s for s in sc.load(SHIPPED / file, base) if s.name == name]
     gw.engine._reply_timeout = scenario.config.ussd.reply_timeout
     gw.engine._dialog_timeout = scenario.config.ussd.dialog_timeout
+    gw.accounts.captchas.mode = scenario.config.website.captcha  # docs/account.md "Website"
     target = make_target((smpp_url, http_url), TOKEN, scenario.config.ussd.reply_timeout)
     result = await runner.run_async(scenario, target)
     # SMPP carries no page numbers: scenarios that check them report it plainly.

@@ -22,6 +22,7 @@ from ussd.http.errors import (
     error_middleware,
     json_response,
 )
+from ussd.http.lk import setup_lk_routes
 from ussd.http.network import routes as network_routes
 from ussd.http.phones import GATEWAY, HUB, Hub
 from ussd.http.phones import routes as phone_routes
@@ -118,6 +119,7 @@ def make_app(gateway: Gateway, smpp: SmppBinds | None = None) -> web.Application
     app.router.add_routes(network_routes)  # the phone's SS state (docs/network.md)
     recording.setup(app)  # POST/DELETE .../record: a session as a scenario file (SPEC §8)
     setup_account_routes(app, gateway)  # self-care (SPEC §6, §7)
+    setup_lk_routes(app, gateway)  # the personal-account website at /lk (docs/account.md)
     setup_admin_routes(app, gateway, smpp)  # the admin API, behind its token (SPEC §6)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
