@@ -10,6 +10,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from tests.accounts.conftest import (
@@ -573,3 +575,47 @@ async def test_unbind_errors(gateway: Gateway, http: aiohttp.ClientSession) -> N
     status, err, _ = await call(http, "DELETE", "/api/v1/lk/social/vk/ann", token=token)
     assert_error(status, err, 404, "not_bound")
     assert gateway.accounts.social_bindings(EN) != []
+
+
+# -- invariants and bounds of the captcha and provider stores ---------------------------------
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=8))
+@settings(max_examples=30, deadline=None)
+def test_any_digits_render_to_a_valid_png(text: str) -> None:
+    assert png_size(captcha_mod.render(text)) == (captcha_mod.WIDTH, captcha_mod.HEIGHT)
+
+
+@given(st.text(max_size=20))
+@settings(max_examples=200, deadline=None)
+def test_only_the_right_answer_passes(answer: str) -> None:
+    c = Captchas("test", ttl=60)
+    challenge = c.issue(0)
+    if answer.strip() == TEST_ANSWER:
+        c.check(challenge.id, answer, 1)
+    else:
+        with pytest.raises(CaptchaError):
+            c.check(challenge.id, answer, 1)
+    assert len(c) == 0  # spent either way
+
+
+def test_provider_stores_are_bounded_and_expire() -> None:
+    from ussd.social import Identity, SocialError, SocialSim
+
+    sim = SocialSim("pw", ttl=10, cap=5)
+    sessions = [sim.sign_in("vk", f"user{i}", "pw", 0) for i in range(50)]
+    assert len(sim.sessions) == 5
+    with pytest.raises(SocialError) as dropped:
+        sim.consent("vk", sessions[0], 1)  # pushed out by newer ones
+    assert dropped.value.code == "provider_session_expired"
+    code = sim.consent("vk", sessions[-1], 1)
+    with pytest.raises(SocialError) as late:
+        sim.exchange("vk", code, 11)  # a code lives `ttl`
+    assert late.value.code == "invalid_code"
+    ticket = sim.ticket(Identity("vk", "ann"), 0)
+    assert sim.ticket_identity(ticket, 9) == Identity("vk", "ann")
+    with pytest.raises(SocialError):
+        sim.ticket_identity(ticket, 10)
+    for i in range(20):
+        sim.ticket(Identity("vk", f"u{i}"), 0)
+    assert len(sim.tickets) == 5
