@@ -254,3 +254,26 @@ async def test_office_link_counts_down_on_the_gateway_clock(
         await page.click(f"#lk-numbers [data-number='{OTHER}'] button")
         await page.wait_for_selector(f"#lk-notice >> text=Номер +{OTHER} удалён.")
         assert gateway.store.link(OTHER) is None
+
+
+async def test_consent_denied_and_foreign_returns(gateway: Gateway, open_page: Any) -> None:
+    page = await open_page()
+    # A return the tab did not start (no stored state) is ignored: no code is traded.
+    traded: list[str] = []
+    page.on("request", lambda r: traded.append(r.url) if "/social/login" in r.url else None)
+    await open_page("/lk?provider=vk&code=stolen&state=forged")
+    assert traded == [] and page.url.endswith("/lk")
+    # Denied at the provider: back on the site with a notice, nothing bound.
+    await page.click("#lk-lang")  # switch to English
+    await to_mobile_login(page)
+    assert await page.inner_text("#lk-login-submit") == "Sign in"
+    await page.click("#lk-social-google")
+    await page.wait_for_selector("#pv-form")
+    await page.fill("#pv-login", "ann")
+    await page.fill("#pv-password", "social")
+    await page.click("#pv-submit")
+    await page.click("#pv-deny")
+    await page.wait_for_url(re.compile(r"/lk$"))
+    await page.wait_for_selector("#lk-error")
+    assert await page.inner_text("#lk-error") == "Sign-in with Google was cancelled."
+    assert traded == []
