@@ -88,7 +88,7 @@ async def test_paging_and_end_key(page: Any, started: Gateway) -> None:
     phone = page.get_by_test_id("phone").first
     await phone.get_by_test_id("number-select").select_option(RU)
     await page.wait_for_selector(f'[data-testid=phone][data-msisdn="{RU}"][data-online=true]')
-    await phone.click()
+    await phone.get_by_test_id("screen").click()  # the display: a click on a key would type
     await page.keyboard.type("*111##")
     await page.keyboard.press("Backspace")  # typing mistakes are fixed as on a handset
     await page.keyboard.press("Enter")
@@ -122,7 +122,7 @@ async def test_english_switch(page: Any) -> None:
 
 async def test_local_code_and_call_errors(page: Any) -> None:
     phone = page.get_by_test_id("phone").first
-    await phone.click()
+    await phone.get_by_test_id("screen").click()  # the display: a click on a key would type
     await page.keyboard.type("*#06#")
     await page.keyboard.press("Enter")
     await phone.get_by_test_id("screen-text").filter(has_text="IMEI").wait_for()
@@ -157,7 +157,7 @@ async def _set_password_on(page: Any, phone: Any, msisdn: str, password: str) ->
     """`*111*17#` on this (English) phone, typed as a user would (SPEC §3)."""
     await phone.get_by_test_id("number-select").select_option(msisdn)
     await page.wait_for_selector(f'[data-testid=phone][data-msisdn="{msisdn}"][data-online=true]')
-    await phone.click()
+    await phone.get_by_test_id("screen").click()  # the display: a click on a key would type
     screen = phone.get_by_test_id("screen-text")
     await page.keyboard.type("*111*17#")
     await page.keyboard.press("Enter")
