@@ -277,3 +277,24 @@ async def test_consent_denied_and_foreign_returns(gateway: Gateway, open_page: A
     await page.wait_for_selector("#lk-error")
     assert await page.inner_text("#lk-error") == "Sign-in with Google was cancelled."
     assert traded == []
+
+
+async def test_binding_an_identity_of_another_account_is_refused(
+    gateway: Gateway, open_page: Any
+) -> None:
+    set_password(gateway, RU, "secret12")
+    gateway.accounts.social_bind(EN, "vk", "ann")
+    page = await open_page()
+    await to_mobile_login(page)
+    await sign_in(page, RU, "secret12")
+    await page.click("#lk-bind-vk")
+    await provider_flow(page, "vk", "ann")
+    await page.wait_for_selector("#lk-error")
+    assert await page.inner_text("#lk-error") == "Этот аккаунт привязан к другому номеру."
+    assert await page.inner_text("#lk-me") == "+" + RU
+    # The token the code brought for the other account was given back at once.
+    tokens = gateway.store.db.execute(
+        "SELECT COUNT(*) FROM auth_tokens WHERE msisdn = ?", (EN,)
+    ).fetchone()[0]
+    assert tokens == 0
+    assert gateway.accounts.social_bindings(RU) == []

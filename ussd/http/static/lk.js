@@ -629,7 +629,10 @@
     }
     if (res.data.bound) {
       if (ui.token && bindHere && res.data.msisdn !== ui.msisdn) {
+        // Bound to another account: this tab stays signed in as it was; the other token goes.
+        await Lk.api("POST", "/api/v1/auth/logout", undefined, res.data.token);
         say(null, t("err_identity_taken"));
+        ui.view = "account";
         return;
       }
       setSession(res.data.token, res.data.msisdn);
