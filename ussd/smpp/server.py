@@ -229,7 +229,9 @@ class SmppServer:
         self.smsc = Smsc(gateway.engine, gateway.sms, self.config, now=self.clock.now())
         # PDU captures (smpp.capture, per bind from the admin API): ussd/smpp/capture.py.
         cfg = self.config
-        self.captures = Captures(cfg.capture, cfg.capture_dir, cfg.capture_max_bytes)
+        self.captures = Captures(
+            cfg.capture, cfg.capture_dir, cfg.capture_max_bytes, secret=self._password_prompt
+        )
         self._listener: Listener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: dict[int, _Bind] = {}
@@ -373,6 +375,14 @@ class SmppServer:
     def capture_info(self, bind_id: int) -> dict[str, Any] | None:
         """The running capture of one connection, or None."""
         return self.captures.bind_info(bind_id)
+
+    def _password_prompt(self, source_addr: str) -> bool:
+        """Whether source_addr's dialog shows a password prompt: captures star its reply."""
+        try:
+            dialog = self.engine.dialog(self.engine.normalise(source_addr))
+        except ValueError:  # not a number: no dialog (InvalidMsisdn is a ValueError)
+            return False
+        return dialog is not None and dialog.secret
 
     # -- connections --------------------------------------------------------------------------
 
