@@ -253,6 +253,26 @@ def test_transports_use_only_the_gateways_public_api() -> None:
     assert [hit for path in files for hit in _reach_ins(path)] == []
 
 
+# The SMPP transport reaches the SMS centre's records through SmsCentre's public methods
+# (receipts, held concatenated parts, its transaction), never through any object's store.
+NO_STORE_AT_ALL = ("ussd.smpp",)
+
+
+def _store_reads(path: Path, root: Path = ROOT) -> list[str]:
+    """Every `<anything>.store` attribute read in a module."""
+    return sorted(
+        f"{path.relative_to(root)}:{node.lineno} .store"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr == "store"
+    )
+
+
+def test_the_smpp_transport_never_touches_a_store() -> None:
+    files = [p for name, p in modules(ROOT).items() if _within(name, NO_STORE_AT_ALL)]
+    assert files, "no SMPP modules found: the check would pass vacuously"
+    assert [hit for path in files for hit in _store_reads(path)] == []
+
+
 # -- the checks can fail ------------------------------------------------------------------------
 
 
@@ -295,3 +315,13 @@ def test_reach_in_finder(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert _reach_ins(path, tmp_path) == ["t.py:1 gateway.store", "t.py:2 gateway.texts"]
+
+
+def test_store_read_finder(tmp_path: Path) -> None:
+    path = tmp_path / "t.py"
+    path.write_text(
+        "x = sms.store\ny = self.sms.store.receipts_of(1)\nok = self.sms.receipts_of(1)\n"
+        "store = 1\n",
+        encoding="utf-8",
+    )
+    assert _store_reads(path, tmp_path) == ["t.py:1 .store", "t.py:2 .store"]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from ussd import log, selfcare
 from ussd.bus import Bus
 from ussd.clock import Clock
 from ussd.config import SmsConfig
 from ussd.events import Sms, SmsQueued, SmsState, SmsStateChanged
-from ussd.store import Store
+from ussd.store import HeldPart, Receipt, ReceiptState, Store
 
 _log = log.get("sms")
 
@@ -105,6 +106,68 @@ class SmsCentre:
             _log.info("sms_delivered", msisdn=sms.recipient, sms_id=sms.id)
             self.bus.emit(SmsStateChanged(sms.recipient, sms))
         return delivered
+
+    # -- MO SMS: receipts and concatenated parts (SMPP 3.4 §5.2.17, TS 23.040 §9.2.3.24.1) --
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One commit for an MO SMS, the receipts it owes and the parts it completes: nothing
+        acknowledged to the sender is lost (docs/smpp.md). Nested calls join the outer one."""
+        with self.store.transaction():
+            yield
+
+    def owe_receipt(
+        self, sms: Sms, system_id: str, message_id: str, sender: str, registered_delivery: int
+    ) -> int:
+        """Record a receipt owed to system_id for `sms`; call inside transaction()."""
+        return self.store.add_receipt(sms, system_id, message_id, sender, registered_delivery)
+
+    def hold_part(
+        self,
+        sender: str,
+        recipient: str,
+        reference: int,
+        total: int,
+        seq: int,
+        text: str,
+        *,
+        system_id: str,
+        registered_delivery: int,
+    ) -> tuple[str, list[HeldPart] | None]:
+        """Keep one part of a concatenated MO SMS until its set completes or its validity ends.
+
+        Returns (its message_id, every part in order once the set is complete); the complete
+        set is removed, so call inside the transaction() that queues the reassembled SMS.
+        """
+        now = self.clock.now()
+        return self.store.hold_part(
+            sender,
+            recipient,
+            reference,
+            total,
+            seq,
+            text,
+            system_id=system_id,
+            registered_delivery=registered_delivery,
+            now=now,
+            expires=now + self.config.validity,
+        )
+
+    def receipts_of(self, sms_id: int) -> list[Receipt]:
+        """Every receipt owed for an SMS, in the order its submissions were acknowledged."""
+        return self.store.receipts_of(sms_id)
+
+    def due_receipts(self, system_id: str) -> list[Receipt]:
+        """Receipts owed to system_id whose SMS was delivered or expired, oldest first."""
+        return self.store.due_receipts(system_id)
+
+    def close_receipt(self, receipt_id: int, state: ReceiptState) -> bool:
+        """Close a due receipt (sent, skipped, refused); False when it was not due."""
+        return self.store.set_receipt_state(receipt_id, state)
+
+    def receipt_refused(self, receipt_id: int) -> int:
+        """One more refusal of a receipt by its ESME; the count so far."""
+        return self.store.count_receipt_refusal(receipt_id)
 
     def next_deadline(self) -> float | None:
         """When the next queued SMS (or incomplete concatenated set) runs out of validity."""

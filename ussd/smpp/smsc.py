@@ -189,7 +189,6 @@ class Smsc:
     ) -> None:
         self.engine = engine
         self.sms = sms
-        self.store = sms.store
         self.config = config
         self._actions: list[Action_] = []
         self._binds: dict[BindKey, _Bind] = {}
@@ -817,10 +816,10 @@ class Smsc:
             recipient = self.engine.normalise(destination)
         except InvalidMsisdn:
             return MoSms(CommandStatus.ESME_RINVDSTADR)
-        store = self.store
+        centre = self.sms
         sms: Sms | None = None
         try:
-            with store.transaction():
+            with centre.transaction():
                 if concat is None or concat.total == 1:
                     if not sms_fits(text):
                         raise SmsTooLong(text)
@@ -829,12 +828,11 @@ class Smsc:
                     )
                     message_id = str(sms.id)
                     if receipt_requested(registered_delivery):
-                        store.add_receipt(sms, system_id, message_id, sender, registered_delivery)
+                        centre.owe_receipt(sms, system_id, message_id, sender, registered_delivery)
                 else:
                     # TS 23.040 §9.2.3.24.1: parts of one set share originator, recipient,
                     # reference and count; it becomes ONE SMS when the last part arrives.
-                    now = self.sms.clock.now()
-                    message_id, parts = store.hold_part(
+                    message_id, parts = centre.hold_part(
                         sender,
                         recipient,
                         concat.reference,
@@ -843,8 +841,6 @@ class Smsc:
                         text,
                         system_id=system_id,
                         registered_delivery=registered_delivery,
-                        now=now,
-                        expires=now + self.sms.config.validity,
                     )
                     if parts is not None:
                         whole = "".join(p.text for p in parts)
@@ -858,7 +854,7 @@ class Smsc:
                         # all reporting the fate of the reassembled SMS.
                         for part in parts:
                             if receipt_requested(part.registered_delivery):
-                                store.add_receipt(
+                                centre.owe_receipt(
                                     sms,
                                     part.system_id,
                                     part.message_id,
@@ -893,10 +889,10 @@ class Smsc:
         here; settle each returned one with receipt_settled().
         """
         out: list[tuple[Receipt, DeliverSm]] = []
-        for receipt in self.store.due_receipts(system_id):
+        for receipt in self.sms.due_receipts(system_id):
             delivered = receipt.final_state is SmsState.DELIVERED
             if not receipt_wanted(receipt.registered_delivery, delivered):
-                self.store.set_receipt_state(receipt.id, ReceiptState.SKIPPED)
+                self.sms.close_receipt(receipt.id, ReceiptState.SKIPPED)
                 continue
             out.append((receipt, _receipt_pdu(receipt)))
         return out
@@ -904,10 +900,10 @@ class Smsc:
     def receipt_settled(self, receipt_id: int, ok: bool) -> bool:
         """The receipt was acknowledged (ok) or refused; True when it is closed for good."""
         if ok:
-            self.store.set_receipt_state(receipt_id, ReceiptState.SENT)
+            self.sms.close_receipt(receipt_id, ReceiptState.SENT)
             return True
-        if self.store.count_receipt_refusal(receipt_id) >= RECEIPT_ATTEMPTS:
-            self.store.set_receipt_state(receipt_id, ReceiptState.REFUSED)
+        if self.sms.receipt_refused(receipt_id) >= RECEIPT_ATTEMPTS:
+            self.sms.close_receipt(receipt_id, ReceiptState.REFUSED)
             return True
         return False
 
@@ -915,7 +911,7 @@ class Smsc:
         if sms.kind != "mo" or sms.state is SmsState.QUEUED:
             return
         # The store marked its receipts due in the same transaction as the state change.
-        for receipt in self.store.receipts_of(sms.id):
+        for receipt in self.sms.receipts_of(sms.id):
             if receipt.state is ReceiptState.DUE:
                 self._receipt_systems.add(receipt.system_id)
 
