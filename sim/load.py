@@ -33,9 +33,8 @@ import sys
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, Protocol, TextIO
 from urllib.parse import unquote, urlsplit
 
 from sim.esme import BindRefused, Esme, connect
@@ -76,6 +75,40 @@ PROGRESS_INTERVAL = 0.25  # seconds between progress lines (at most 4 a second)
 TICK = 0.05  # timeout checks and end-of-run checks
 BIND_WAIT = 5.0  # seconds to connect and bind one transceiver
 BACKLOG_LIMIT = 1_000_000  # open model: arrivals waiting for a free MSISDN before drops
+
+
+class LoadClock(Protocol):
+    """Where a run reads the time and waits: its schedule, latencies, timeouts and length.
+
+    A parameter of run_load() so a test can run the same schedule on a faster clock.
+    """
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class RealTime:
+    """The monotonic high-resolution clock a measurement wants (a run lasts seconds)."""
+
+    def now(self) -> float:
+        return time.perf_counter()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+async def _wait(clock: LoadClock, event: asyncio.Event, seconds: float) -> None:
+    """event.wait() for at most `seconds` of the clock's time."""
+    if event.is_set():
+        return
+    waiter = asyncio.ensure_future(event.wait())
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        timer.cancel()
 
 
 class LoadError(Exception):
@@ -577,12 +610,11 @@ class _Bind(Esme):
 class _Runner:
     """Schedules journeys over the binds, times the steps, counts errors."""
 
-    def __init__(
-        self, options: LoadOptions, progress: TextIO | None, clock: Callable[[], float]
-    ) -> None:
+    def __init__(self, options: LoadOptions, progress: TextIO | None, clock: LoadClock) -> None:
         self.options = options
         self.progress = progress
-        self.now = clock
+        self.clock = clock
+        self.now = clock.now
         self.journey = options.journey
         self.n_steps = len(options.journey)
         self.mode = options.mode
@@ -780,7 +812,7 @@ class _Runner:
             due = start + i * interval
             if due >= end:
                 break
-            await asyncio.sleep(max(0.0, due - loop_now()))
+            await self.clock.sleep(max(0.0, due - loop_now()))
 
     async def closed_model(self, end: float) -> None:
         assert self.options.concurrency is not None
@@ -789,8 +821,7 @@ class _Runner:
             if not self.start_journey(now):
                 break
         self.flush()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.all_lost.wait(), max(0.0, end - self.now()))
+        await _wait(self.clock, self.all_lost, max(0.0, end - self.now()))
 
 
 async def _connect(runner: _Runner, index: int) -> _Bind:
@@ -823,9 +854,15 @@ async def _unbind(bind: _Bind) -> None:
     await bind.unbind(1.0)
 
 
-async def run_load(options: LoadOptions, progress: TextIO | None = None) -> Report:
-    """One bounded run: connect and bind, warm up, measure, drain, unbind; the report."""
-    clock = time.perf_counter
+async def run_load(
+    options: LoadOptions, progress: TextIO | None = None, *, clock: LoadClock | None = None
+) -> Report:
+    """One bounded run: connect and bind, warm up, measure, drain, unbind; the report.
+
+    `clock` (default RealTime()) paces the schedule and times the steps; connecting and
+    binding stay on the event loop's own time (BIND_WAIT).
+    """
+    clock = clock if clock is not None else RealTime()
     runner = _Runner(options, progress, clock)
     report = Report(
         target=str(options.target),
@@ -850,7 +887,7 @@ async def run_load(options: LoadOptions, progress: TextIO | None = None) -> Repo
         raise
     runner.binds = binds
     runner.live = list(binds)
-    started = clock()
+    started = clock.now()
     runner.measure_from = started + options.warmup
     runner.measure_to = runner.measure_from + options.duration
     ticker = asyncio.create_task(_tick(runner, started))
@@ -866,8 +903,7 @@ async def run_load(options: LoadOptions, progress: TextIO | None = None) -> Repo
             runner.idle.clear()
             # A journey that started in the window runs to its end: its steps all count.
             drain = options.timeout * len(options.journey) + TICK * 4
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(runner.idle.wait(), drain)
+            await _wait(clock, runner.idle, drain)
         runner.expire(math.inf)  # whatever is still waiting is past its deadline
     finally:
         runner.stopping = True
@@ -878,7 +914,7 @@ async def run_load(options: LoadOptions, progress: TextIO | None = None) -> Repo
             progress.write("\n")
             progress.flush()
         await asyncio.gather(*(_unbind(b) for b in binds))
-    report.elapsed = clock() - started
+    report.elapsed = clock.now() - started
     report.steps = runner.steps
     report.journeys = runner.journeys
     report.offered = runner.offered
@@ -904,7 +940,7 @@ async def _tick(runner: _Runner, started: float) -> None:
     last_steps = 0
     last_at = started
     while True:
-        await asyncio.sleep(TICK)
+        await runner.clock.sleep(TICK)
         now = runner.now()
         runner.expire(now)
         if out is None or now - last_print < PROGRESS_INTERVAL:

@@ -20,6 +20,7 @@ from bench.peer import bare_smsc, null_smsc
 from sim import load
 from sim.scenario import load as load_scenarios
 from tests.conftest import make_config
+from tests.helpers import ScaledClock
 from tests.smpp.helpers import FakeSmsc
 from ussd import cli
 from ussd.clock import SimulatedClock
@@ -134,9 +135,12 @@ async def test_balance_closed_model_counts_every_step(gateway_port: int, tmp_pat
 
 async def test_menu_open_model_counts_match_the_schedule(gateway_port: int, tmp_path: Path) -> None:
     # 50 steps/s of a 3-step journey for 1.5 s: arrivals at 0, 60, …, 1440 ms: 25 journeys.
+    # The clock runs 10 times faster than real time: the same schedule in 0.15 s.
     report = await load.run_load(
-        options(gateway_port, journey(tmp_path, MENU), rate=50.0, duration=1.5)
+        options(gateway_port, journey(tmp_path, MENU), rate=50.0, duration=1.5),
+        clock=ScaledClock(10.0),
     )
+    assert report.elapsed >= 1.5  # the run's length is read from the injected clock
     assert report.errors == {}
     assert report.journeys == 25
     assert report.offered == 75
@@ -523,10 +527,13 @@ async def test_open_model_offers_every_slot_even_when_the_loop_wakes_late() -> N
     """A generator that wakes after the end still sends what was due before it (no slots
     silently dropped: the open model's offered load is the schedule's)."""
     ticks = iter([0.0])
+
+    class Late(load.RealTime):
+        def now(self) -> float:
+            return next(ticks, 5.0)  # first 0.0, then far past the 1 s window
+
     runner = load._Runner(
-        options(2775, load.submit_journey("submit"), mode="submit", rate=10.0),
-        None,
-        lambda: next(ticks, 5.0),  # first 0.0, then far past the 1 s window
+        options(2775, load.submit_journey("submit"), mode="submit", rate=10.0), None, Late()
     )
     started: list[float] = []
 

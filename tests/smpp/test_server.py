@@ -658,20 +658,31 @@ async def test_mo_sms_bad_destination(server: SmppServer) -> None:
 
 
 async def test_stop_unbinds_and_keeps_unacknowledged_sms(gateway: Gateway) -> None:
-    srv = SmppServer(gateway)
+    # No grace at all: the silent bind is cut off at once instead of after the 2 s default.
+    srv = SmppServer(gateway, stop_grace=0.0)
     srv.address = await srv.start("127.0.0.1", 0)  # type: ignore[attr-defined]
     polite = await bound(srv, auto_ack=False)
     silent = await bound(srv, BindTransmitter, auto_ack=False)
     gateway.sms.send(ALICE, "never acknowledged")
     await polite.deliver_sm()
-    polite.auto_ack = True  # answers the unbind
     await srv.stop()
-    assert any(isinstance(p, Unbind) for p in polite.seen)
-    assert any(isinstance(p, Unbind) for p in silent.seen)
     await polite.closed()
     await silent.closed()
+    assert any(isinstance(p, Unbind) for p in polite.seen)
+    assert any(isinstance(p, Unbind) for p in silent.seen)
     assert srv.binds == 0
     assert gateway.sms.inbox(ALICE)[-1].state is SmsState.QUEUED
+
+
+async def test_stop_returns_when_every_bind_answered_the_unbind(gateway: Gateway) -> None:
+    # An hour of grace: stop() may only be quick because it waits on the unbind_resp itself.
+    srv = SmppServer(gateway, stop_grace=3600.0)
+    srv.address = await srv.start("127.0.0.1", 0)  # type: ignore[attr-defined]
+    polite = await bound(srv)
+    await asyncio.wait_for(srv.stop(), TIMEOUT)
+    await polite.closed()
+    assert any(isinstance(p, Unbind) for p in polite.seen)
+    assert srv.binds == 0
 
 
 async def test_metrics_count_pdus_and_binds(server: SmppServer, gateway: Gateway) -> None:

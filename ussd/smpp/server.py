@@ -213,8 +213,17 @@ class _Bind(asyncio.Protocol):
 class SmppServer:
     """SMPP 3.4 server for test harnesses, on one Gateway's engine and SMS centre."""
 
-    def __init__(self, gateway: Any, *, transport_clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        gateway: Any,
+        *,
+        transport_clock: Clock | None = None,
+        stop_grace: float = STOP_GRACE,
+    ) -> None:
         self.gateway = gateway
+        # How long stop() waits for unbind_resp (capped by smpp.response_timeout); a parameter
+        # so a test of a silent peer need not sit through it.
+        self.stop_grace = stop_grace
         self.engine = gateway.engine
         # Keep-alives, response timeouts and retries are about real sockets: they run on real
         # time even when the gateway's business clock is simulated (a 2-day advance must not
@@ -323,7 +332,7 @@ class SmppServer:
                 bind.transport.close()
         self._flush()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(STOP_GRACE, self.config.response_timeout)
+        deadline = loop.time() + min(self.stop_grace, self.config.response_timeout)
         while self._connections and loop.time() < deadline:
             waiter = loop.create_future()
             self._stop_waiter = waiter
