@@ -140,7 +140,8 @@ async def test_menu_open_model_counts_match_the_schedule(gateway_port: int, tmp_
         options(gateway_port, journey(tmp_path, MENU), rate=50.0, duration=1.5),
         clock=ScaledClock(10.0),
     )
-    assert report.elapsed >= 1.5  # the run's length is read from the injected clock
+    # The run's length is read from the injected clock (real time would say about 0.15 s).
+    assert report.elapsed > 1.0
     assert report.errors == {}
     assert report.journeys == 25
     assert report.offered == 75

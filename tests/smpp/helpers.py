@@ -5,6 +5,10 @@ PDU in arrival order and a queue of the server's requests, answered at once unle
 is off. Requests its bind state forbids (a second bind, a submit before bind, an unknown
 command) go out unchecked, so tests can break the rules on purpose.
 
+The rest serves the tests of our own server: the accounts and config they run with, the
+`bound()` client, `start_server()`, and `Waiter` for engine events (tests/smpp/conftest.py
+makes the `server` and `waiter` fixtures of them).
+
 `FakeSmsc` is `SmppConnection(role="server")` on a real socket, nothing else: it binds anyone,
 and answers each submit_sm with a submit_sm_resp and an end screen (ussd_service_op 17) only
 while `answering` is set, so a test can make it withhold responses.
@@ -13,9 +17,14 @@ while `answering` is set, so a test can make it withhold responses.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from sim.esme import Esme, connect
+from tests.conftest import make_config
+from ussd.config import Config
+from ussd.events import Event, SmsState, SmsStateChanged
+from ussd.runtime import Gateway
 from ussd.smpp.connection import (
     NEED_DATA,
     ConnectionClosed,
@@ -33,12 +42,30 @@ from ussd.smpp.pdu import (
     Pdu,
     SubmitSm,
     Unbind,
+    decode_text,
     encode_text,
     response_to,
     ussd_tlvs,
 )
+from ussd.smpp.server import SmppServer
 
 TIMEOUT = 5.0
+ALICE = "79161234567"  # seeded, Russian
+BOB = "79161112233"  # seeded, English
+KATE = "79260000001"  # covered by the "ranges" account (sms_ranges 7926)
+
+ACCOUNTS = [
+    {"system_id": "harness", "password": "secret", "role": "harness"},
+    {"system_id": "ranges", "password": "pw", "role": "harness", "sms_ranges": ["7926"]},
+]
+
+
+def server_config(**smpp: Any) -> Config:
+    return make_config(smpp={"accounts": ACCOUNTS, **smpp})
+
+
+def text_of(pdu: DeliverSm) -> str:
+    return decode_text(pdu.short_message, pdu.data_coding)
 
 
 class RecordingEsme(Esme):
@@ -199,3 +226,63 @@ class FakeSmsc:
             while self.submits < n:
                 self.submitted.clear()
                 await self.submitted.wait()
+
+
+# -- our server under test ----------------------------------------------------------------------
+
+
+async def start_server(gateway: Gateway, **kwargs: Any) -> SmppServer:
+    """A started SmppServer with `.address`; the caller stops it.
+
+    The simulated clock drives the transport timers too, so tests advance them by hand; stop()
+    does not wait for peers that never answer the unbind (the stop tests set their own grace).
+    """
+    kwargs.setdefault("transport_clock", gateway.clock)
+    kwargs.setdefault("stop_grace", 0.0)
+    srv = SmppServer(gateway, **kwargs)
+    srv.address = await srv.start("127.0.0.1", 0)  # type: ignore[attr-defined]
+    return srv
+
+
+async def bound(
+    server: SmppServer,
+    cls: type[BindRequest] = BindTransceiver,
+    auto_ack: bool = True,
+    **kw: Any,
+) -> RecordingEsme:
+    client = await RecordingEsme.connect(server.address)  # type: ignore[attr-defined]
+    client.auto_ack = auto_ack
+    resp = await client.bind(cls, **kw)
+    assert resp.command_status == 0
+    return client
+
+
+async def no_request(client: RecordingEsme) -> bool:
+    """True when the server has nothing more for this client (after a round trip)."""
+    await client.request(EnquireLink())
+    return client.requests.empty()
+
+
+class Waiter:
+    """Futures on engine events: wait for the first event matching a predicate."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.waiting: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
+        gateway.engine.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        for pred, future in list(self.waiting):
+            if not future.done() and pred(event):
+                future.set_result(event)
+                self.waiting.remove((pred, future))
+
+    def expect(self, pred: Callable[[Event], bool]) -> asyncio.Future[Event]:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((pred, future))
+        return future
+
+
+def delivered(sms_id: int) -> Callable[[Event], bool]:
+    return lambda e: (
+        isinstance(e, SmsStateChanged) and e.sms.id == sms_id and e.sms.state is SmsState.DELIVERED
+    )

@@ -3,7 +3,6 @@ with parts kept in SQLite until their set is complete."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.smpp.test_receipts import KATE, start
-from tests.smpp.test_server import ALICE, Esme, _no_request, bound, server_config, text_of
+from tests.smpp.helpers import (
+    ALICE,
+    KATE,
+    bound,
+    no_request,
+    server_config,
+    start_server,
+    text_of,
+)
+from tests.smpp.helpers import RecordingEsme as Esme
 from ussd.clock import SimulatedClock
 from ussd.config import Config
 from ussd.runtime import Gateway
@@ -114,13 +121,6 @@ def test_udh_concat_round_trip(bits: int) -> None:
 @pytest.fixture
 def config() -> Config:
     return server_config()
-
-
-@pytest.fixture
-async def server(gateway: Gateway) -> AsyncIterator[SmppServer]:
-    srv = await start(gateway)
-    yield srv
-    await srv.stop()
 
 
 def parts_of(text: str) -> tuple[int, list[bytes]]:
@@ -258,7 +258,7 @@ async def test_restart_between_parts_with_receipt(tmp_path: Path, clock: Simulat
     config = server_config()
     coding, parts = parts_of(UCS2_TEXT)
     first = Gateway.create(config, clock=clock, database=database)
-    srv = await start(first)
+    srv = await start_server(first)
     tx = await bound(srv, BindTransmitter)
     r1 = await submit_part(tx, parts[0], coding, 77, 3, 1)
     r2 = await submit_part(tx, parts[1], coding, 77, 3, 2, registered_delivery=1)
@@ -266,7 +266,7 @@ async def test_restart_between_parts_with_receipt(tmp_path: Path, clock: Simulat
     await first.stop()
 
     again = Gateway.create(config, clock=clock, database=database)
-    srv = await start(again)
+    srv = await start_server(again)
     try:
         assert again.store.held_parts() == 2
         tx = await bound(srv, BindTransmitter)
@@ -286,7 +286,7 @@ async def test_restart_between_parts_with_receipt(tmp_path: Path, clock: Simulat
             assert receipt.message_state == MessageState.DELIVERED
             assert text_of(receipt).startswith(f"id:{resp.message_id} ")
             assert text_of(receipt).endswith("text:" + receipt_excerpt(UCS2_TEXT))
-        assert await _no_request(harness)
+        assert await no_request(harness)
     finally:
         await srv.stop()
         await again.stop()

@@ -7,14 +7,15 @@ the interleaving is observed (how many deliver_sm had gone out when a dial was s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import ussd.smpp.smsc as smsc_mod
 import ussd.store as store_mod
-from tests.smpp.test_server import ALICE, Esme, bound, server_config, text_of
+from tests.smpp.helpers import ALICE, bound, server_config, text_of
+from tests.smpp.helpers import RecordingEsme as Esme
 from ussd.clock import SimulatedClock
 from ussd.config import Config
 from ussd.runtime import Gateway
@@ -27,14 +28,6 @@ TIMEOUT = 30.0
 @pytest.fixture
 def config() -> Config:
     return server_config(window=10)
-
-
-@pytest.fixture
-async def server(gateway: Gateway) -> AsyncIterator[SmppServer]:
-    srv = SmppServer(gateway, transport_clock=gateway.clock)
-    srv.address = await srv.start("127.0.0.1", 0)  # type: ignore[attr-defined]
-    yield srv
-    await srv.stop()
 
 
 def queue(gateway: Gateway, n: int, prefix: str = "7916") -> None:

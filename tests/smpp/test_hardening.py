@@ -9,15 +9,15 @@ whole is refused, never cut short.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.smpp.helpers import ALICE, KATE, bound, server_config, text_of
+from tests.smpp.helpers import RecordingEsme as Esme
 from tests.smpp.test_concat import UDHI, submit_part
-from tests.smpp.test_server import ALICE, Esme, bound, server_config, text_of
 from ussd.clock import SimulatedClock
 from ussd.config import Config
 from ussd.runtime import Gateway
@@ -35,20 +35,11 @@ from ussd.smpp.server import SmppServer
 from ussd.smpp.ussd import receipt_excerpt, screen_source, sms_fits, split_text
 
 S = CommandStatus
-KATE = "79260000001"  # covered by the "ranges" account (sms_ranges 7926)
 
 
 @pytest.fixture
 def config() -> Config:
     return server_config()
-
-
-@pytest.fixture
-async def server(gateway: Gateway) -> AsyncIterator[SmppServer]:
-    srv = SmppServer(gateway, transport_clock=gateway.clock)
-    srv.address = await srv.start("127.0.0.1", 0)  # type: ignore[attr-defined]
-    yield srv
-    await srv.stop()
 
 
 async def responses_to(client: Esme, resp: Any) -> list[SubmitSmResp]:

@@ -4,23 +4,24 @@ a gateway restart; a receipt is settled only by a deliver_sm_resp OK."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.smpp.test_server import (
+from tests.smpp.helpers import (
     ALICE,
+    KATE,
     TIMEOUT,
-    Esme,
     Waiter,
-    _no_request,
     bound,
     delivered,
+    no_request,
     server_config,
+    start_server,
     text_of,
 )
+from tests.smpp.helpers import RecordingEsme as Esme
 from ussd.clock import SimulatedClock
 from ussd.config import Config
 from ussd.events import SmsState
@@ -31,30 +32,11 @@ from ussd.smpp.server import RECEIPT_ATTEMPTS, SmppServer
 from ussd.store import ReceiptState
 
 S = CommandStatus
-KATE = "79260000001"  # covered by the "ranges" account (sms_ranges 7926)
 
 
 @pytest.fixture
 def config() -> Config:
     return server_config()
-
-
-async def start(gateway: Gateway) -> SmppServer:
-    srv = SmppServer(gateway, transport_clock=gateway.clock)
-    srv.address = await srv.start("127.0.0.1", 0)  # type: ignore[attr-defined]
-    return srv
-
-
-@pytest.fixture
-async def server(gateway: Gateway) -> AsyncIterator[SmppServer]:
-    srv = await start(gateway)
-    yield srv
-    await srv.stop()
-
-
-@pytest.fixture
-def waiter(gateway: Gateway) -> Waiter:
-    return Waiter(gateway)
 
 
 async def submit_mo(client: Esme, to: str, text: str, registered_delivery: int = 1) -> str:
@@ -104,7 +86,7 @@ async def test_receipt_survives_restart(tmp_path: Path, clock: SimulatedClock) -
     database = str(tmp_path / "ussd.sqlite")
     config = server_config()
     first = Gateway.create(config, clock=clock, database=database)
-    srv = await start(first)
+    srv = await start_server(first)
     tx = await bound(srv, BindTransmitter)
     message_id = await submit_mo(tx, KATE, "Hello Kate, see you")
     await srv.stop()  # before anyone could deliver it
@@ -112,7 +94,7 @@ async def test_receipt_survives_restart(tmp_path: Path, clock: SimulatedClock) -
 
     again = Gateway.create(config, clock=clock, database=database)
     waiter = Waiter(again)
-    srv = await start(again)
+    srv = await start_server(again)
     try:
         done = waiter.expect(delivered(int(message_id)))
         kate = await bound(srv, BindReceiver, system_id="ranges", password="pw")
@@ -123,12 +105,12 @@ async def test_receipt_survives_restart(tmp_path: Path, clock: SimulatedClock) -
         receipt = await harness.deliver_sm()
         assert_receipt(receipt, message_id, MessageState.DELIVERED, KATE)
         assert "stat:DELIVRD" in text_of(receipt)
-        assert await _no_request(harness)  # exactly once
+        assert await no_request(harness)  # exactly once
         stored = again.store.receipt(int(message_id))
         assert stored is not None and stored.state is ReceiptState.SENT
         # A later bind of the same system gets nothing more.
         later = await bound(srv, BindTransceiver)
-        assert await _no_request(later)
+        assert await no_request(later)
     finally:
         await srv.stop()
         await again.stop()
@@ -143,13 +125,13 @@ async def test_due_receipt_waits_for_its_system_to_bind(
     kate = await bound(server, BindReceiver, system_id="ranges", password="pw")
     await kate.deliver_sm()
     await asyncio.wait_for(done, TIMEOUT)
-    assert await _no_request(tx)
+    assert await no_request(tx)
     receipt = gateway.store.receipt(int(message_id))
     assert receipt is not None and receipt.state is ReceiptState.DUE
-    assert await _no_request(kate)  # receipts go to their own system only
+    assert await no_request(kate)  # receipts go to their own system only
     rx = await bound(server, BindReceiver)
     assert_receipt(await rx.deliver_sm(), message_id, MessageState.DELIVERED, KATE)
-    assert await _no_request(rx)
+    assert await no_request(rx)
 
 
 async def test_unacknowledged_receipt_is_sent_again(
@@ -161,9 +143,9 @@ async def test_unacknowledged_receipt_is_sent_again(
     client.ack(mo)
     first = await client.deliver_sm()
     assert_receipt(first, message_id, MessageState.DELIVERED, KATE)
-    assert await _no_request(client)  # one copy at a time,
+    assert await no_request(client)  # one copy at a time,
     other = await bound(server, BindReceiver)  # even when another bind of the system comes
-    assert await _no_request(other)
+    assert await no_request(other)
     clock.advance(gateway.config.smpp.response_timeout)
     second = await client.deliver_sm()
     assert second.short_message == first.short_message
@@ -171,7 +153,7 @@ async def test_unacknowledged_receipt_is_sent_again(
     receipt = gateway.store.receipt(int(message_id))
     assert receipt is not None and receipt.state is ReceiptState.DUE
     client.ack(second)
-    assert await _no_request(client)
+    assert await no_request(client)
     receipt = gateway.store.receipt(int(message_id))
     assert receipt is not None and receipt.state is ReceiptState.SENT
     client.auto_ack = True  # answers the unbind at teardown
@@ -199,11 +181,11 @@ async def test_refused_receipt_retried_later_then_given_up(
         receipt = await client.deliver_sm()
         assert receipt.esm_class == EsmClass.DELIVERY_RECEIPT
         client.ack(receipt, S.ESME_RX_T_APPN)
-        assert await _no_request(client)  # not resent in a tight loop
+        assert await no_request(client)  # not resent in a tight loop
         stored = gateway.store.receipt(int(message_id))
         assert stored is not None and stored.attempts == attempt
         clock.advance(gateway.config.smpp.response_timeout)
-    assert await _no_request(client)
+    assert await no_request(client)
     stored = gateway.store.receipt(int(message_id))
     assert stored is not None and stored.state is ReceiptState.REFUSED
     client.auto_ack = True
@@ -215,7 +197,7 @@ async def test_failure_only_receipt_skipped_on_delivery(
     client = await bound(server)
     message_id = await submit_mo(client, KATE, "no news is good news", registered_delivery=2)
     await client.deliver_sm()
-    assert await _no_request(client)  # the round trip also lets the server read the ack
+    assert await no_request(client)  # the round trip also lets the server read the ack
     assert gateway.sms.inbox(KATE)[-1].state is SmsState.DELIVERED
     stored = gateway.store.receipt(int(message_id))
     assert stored is not None and stored.state is ReceiptState.SKIPPED

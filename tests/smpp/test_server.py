@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.conftest import make_config
+from tests.smpp.helpers import (
+    ACCOUNTS,
+    ALICE,
+    BOB,
+    TIMEOUT,
+    Waiter,
+    bound,
+    delivered,
+    no_request,
+    server_config,
+    text_of,
+)
 from tests.smpp.helpers import RecordingEsme as Esme
 from ussd.clock import SimulatedClock
 from ussd.config import Config
-from ussd.events import DialogEnded, Event, Outcome, SmsState, SmsStateChanged
+from ussd.events import DialogEnded, Outcome, SmsState
 from ussd.runtime import Gateway
 from ussd.smpp.constants import (
     CommandId,
@@ -45,25 +56,9 @@ from ussd.smpp.server import SmppServer
 from ussd.smpp.ussd import receipt_text, split_text
 
 S = CommandStatus
-ALICE = "79161234567"  # seeded, Russian
-BOB = "79161112233"  # seeded, English
-TIMEOUT = 5.0
-
-ACCOUNTS = [
-    {"system_id": "harness", "password": "secret", "role": "harness"},
-    {"system_id": "ranges", "password": "pw", "role": "harness", "sms_ranges": ["7926"]},
-]
 
 
-def server_config(**smpp: Any) -> Config:
-    return make_config(smpp={"accounts": ACCOUNTS, **smpp})
-
-
-def text_of(pdu: DeliverSm) -> str:
-    return decode_text(pdu.short_message, pdu.data_coding)
-
-
-# -- fixtures ---------------------------------------------------------------------------------
+# -- fixtures (server and waiter: tests/smpp/conftest.py) ---------------------------------
 
 
 @pytest.fixture
@@ -72,59 +67,10 @@ def config() -> Config:
 
 
 @pytest.fixture
-async def server(gateway: Gateway) -> AsyncIterator[SmppServer]:
-    # The simulated clock drives the transport timers too, so tests advance them by hand.
-    srv = SmppServer(gateway, transport_clock=gateway.clock)
-    srv.address = await srv.start("127.0.0.1", 0)  # type: ignore[attr-defined]
-    yield srv
-    await srv.stop()
-
-
-@pytest.fixture
 async def esme(server: SmppServer) -> AsyncIterator[Esme]:
     client = await Esme.connect(server.address)  # type: ignore[attr-defined]
     yield client
     client.disconnect()
-
-
-async def bound(
-    server: SmppServer, cls: type[Pdu] = BindTransceiver, auto_ack: bool = True, **kw: Any
-) -> Esme:
-    client = await Esme.connect(server.address)  # type: ignore[attr-defined]
-    client.auto_ack = auto_ack
-    resp = await client.bind(cls, **kw)
-    assert resp.command_status == 0
-    return client
-
-
-class Waiter:
-    """Futures on engine events: wait for the first event matching a predicate."""
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.waiting: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
-        gateway.engine.subscribe(self._on_event)
-
-    def _on_event(self, event: Event) -> None:
-        for pred, future in list(self.waiting):
-            if not future.done() and pred(event):
-                future.set_result(event)
-                self.waiting.remove((pred, future))
-
-    def expect(self, pred: Callable[[Event], bool]) -> asyncio.Future[Event]:
-        future = asyncio.get_running_loop().create_future()
-        self.waiting.append((pred, future))
-        return future
-
-
-@pytest.fixture
-def waiter(gateway: Gateway) -> Waiter:
-    return Waiter(gateway)
-
-
-def delivered(sms_id: int) -> Callable[[Event], bool]:
-    return lambda e: (
-        isinstance(e, SmsStateChanged) and e.sms.id == sms_id and e.sms.state is SmsState.DELIVERED
-    )
 
 
 # -- binds ------------------------------------------------------------------------------------
@@ -512,19 +458,13 @@ async def test_queued_sms_delivered_on_later_bind(
 ) -> None:
     sms = gateway.sms.send(ALICE, "Your balance is low")
     tx = await bound(server, BindTransmitter)  # a transmitter receives nothing
-    assert await _no_request(tx)
+    assert await no_request(tx)
     done = waiter.expect(delivered(sms.id))
     rx = await bound(server, BindReceiver)
     pdu = await rx.deliver_sm()
     assert text_of(pdu) == "Your balance is low"
     assert (pdu.esm_class, pdu.data_coding, pdu.dest_addr_ton) == (0, 0, Ton.INTERNATIONAL)
     await asyncio.wait_for(done, TIMEOUT)
-
-
-async def _no_request(client: Esme) -> bool:
-    """True when the server has nothing more for this client (after a round trip)."""
-    await client.request(EnquireLink())
-    return client.requests.empty()
 
 
 async def test_concatenated_ucs2_store_and_forward(
@@ -544,7 +484,7 @@ async def test_concatenated_ucs2_store_and_forward(
     # Two of three parts acknowledged, then the bind drops: the SMS stays queued.
     first.ack(parts[0])
     first.ack(parts[1])
-    await _no_request(first)
+    await no_request(first)
     await first.close()
     done = waiter.expect(delivered(sms.id))
     again = await bound(server, BindReceiver)
@@ -558,7 +498,7 @@ async def test_sms_expires_when_nobody_binds(server: SmppServer, gateway: Gatewa
     gateway.advance(gateway.config.sms.validity + 1)
     assert gateway.sms.inbox(ALICE)[-1].state is SmsState.EXPIRED
     rx = await bound(server, BindReceiver)
-    assert await _no_request(rx)
+    assert await no_request(rx)
     assert sms.id not in server.smsc._in_flight
 
 
@@ -583,7 +523,7 @@ async def test_refused_sms_is_kept_and_retried_later(
     rx = await bound(server, BindReceiver, auto_ack=False)
     sms = gateway.sms.send(ALICE, "refuse me once")
     rx.ack(await rx.deliver_sm(), S.ESME_RX_T_APPN)
-    assert await _no_request(rx)  # not resent in a tight loop
+    assert await no_request(rx)  # not resent in a tight loop
     assert gateway.sms.inbox(ALICE)[-1].state is SmsState.QUEUED
     done = waiter.expect(delivered(sms.id))
     clock.advance(gateway.config.smpp.response_timeout)
@@ -596,7 +536,7 @@ async def test_sms_ranges_route_to_covering_bind(server: SmppServer, gateway: Ga
     wide = await bound(server, BindReceiver)
     gateway.sms.send(ALICE, "for 7916")
     assert (await wide.deliver_sm()).destination_addr == ALICE
-    assert await _no_request(narrow)
+    assert await no_request(narrow)
     for i in range(4):
         gateway.sms.send(f"7926000000{i}", f"n{i}")
     got = await asyncio.gather(
@@ -741,7 +681,7 @@ async def test_business_clock_jump_leaves_binds_alone(gateway: Gateway, waiter: 
         assert text_of(pdu) == "after two days"
         await asyncio.wait_for(done, TIMEOUT)
         gateway.advance(2 * 86400)
-        assert await _no_request(rx)  # no enquire_link, no second copy
+        assert await no_request(rx)  # no enquire_link, no second copy
         assert srv.binds == 1
     finally:
         await srv.stop()
