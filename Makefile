@@ -1,4 +1,4 @@
-# Two commands on a fresh machine (SPEC §1): `make run` and `make test`.
+# Two commands on a fresh machine (README.md): `make run` and `make test`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -19,7 +19,7 @@ run: $(STAMP)
 	@mkdir -p var
 	$(BIN)/ussd-sim serve --config $(CONFIG)
 
-# Debian's Chromium for the browser tests (SPEC §1): installed when missing and
+# Debian's Chromium for the browser tests (README.md): installed when missing and
 # possible; the browser tests fail (never skip) under CI=true when it is absent.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -51,7 +51,7 @@ pytest: $(STAMP) browser tools
 
 test: lint typecheck pytest
 
-# SPEC §11 figures in one table (docs/performance.md). The SMPP peer is a bare SMSC on npm
+# docs/performance.md figures in one table (docs/performance.md). The SMPP peer is a bare SMSC on npm
 # `smpp`; without node/npm the table says so and the rest still runs.
 peer:
 	@if command -v npm >/dev/null 2>&1; then \

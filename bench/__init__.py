@@ -1,1 +1,1 @@
-"""Benchmarks for SPEC §11: each module prints figures and asserts nothing."""
+"""Benchmarks for docs/performance.md: each module prints figures and asserts nothing."""

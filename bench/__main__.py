@@ -1,12 +1,12 @@
-"""`make bench`: every SPEC §11 figure in one table, each bench in its own subprocess.
+"""`make bench`: every figure of docs/performance.md in one table, each bench in its own subprocess.
 
 Run: .venv/bin/python -m bench [--json OUT.json] [--only NAME,...]   (asserts nothing)
 
 Each bench runs in a fresh interpreter (`python -m bench --part NAME`, `python -m bench.load
 PART`) so one bench's heap, caches and threads cannot disturb the next; the parent only
-collects their JSON and prints the table: the figure, the machine's core count, the SPEC §11
-target and whether it was met. Targets are stated for a 2-core machine with the load generator
-on the same machine.
+collects their JSON and prints the table: the figure, the machine's core count, the target
+of docs/performance.md and whether it was met. Targets are stated for a 2-core machine with
+the load generator on the same machine.
 """
 
 from __future__ import annotations
@@ -314,7 +314,7 @@ def format_table(rows: list[Row], header: str) -> str:
         )
         for r in rows
     ]
-    titles = ("figure", "measured", "target (SPEC §11, 2 cores)", "result", "notes")
+    titles = ("figure", "measured", "target (2 cores)", "result", "notes")
     widths = [max(len(t), *(len(c[i]) for c in cells)) for i, t in enumerate(titles[:4])]
     lines = [header]
     line = "  ".join(t.ljust(widths[i]) for i, t in enumerate(titles[:4])) + "  " + titles[4]

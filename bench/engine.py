@@ -1,4 +1,4 @@
-"""In-process dialog steps per second and memory with 100,000 open dialogs (SPEC §11).
+"""In-process dialog steps per second and memory with 100,000 open dialogs (docs/performance.md).
 
 Run: .venv/bin/python -m bench.engine   (prints figures; asserts nothing)
 """

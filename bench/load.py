@@ -1,4 +1,4 @@
-"""SMPP benches driven by `sim.load` (SPEC §11): the gateway as a `ussd-sim serve` subprocess.
+"""SMPP benches driven by `sim.load`: the gateway as a `ussd-sim serve` subprocess.
 
 Run one part: .venv/bin/python -m bench.load PART   (prints one JSON object; asserts nothing)
 

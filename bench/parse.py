@@ -1,4 +1,4 @@
-"""Dial-string parsing rate (SPEC §11: ≥ 25,000 distinct and ≥ 1,000,000 repeated strings/s).
+"""Dial-string parsing rate.
 
 Run: .venv/bin/python -m bench.parse   (prints figures; asserts nothing)
 """

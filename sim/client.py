@@ -1,4 +1,4 @@
-"""A small client for the phones API of a running gateway (SPEC §6, docs/phones.md)."""
+"""A small client for the phones API of a running gateway (docs/phones.md)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ class PhonesClient:
 
     @staticmethod
     async def _json(url: str, response: aiohttp.ClientResponse) -> Any:
-        """The JSON answer, or ApiError with the SPEC §6 error body's code and message."""
+        """The JSON answer, or ApiError with the docs/phones.md error body's code and message."""
         try:
             data = await response.json(content_type=None)
         except ValueError as exc:
@@ -131,7 +131,7 @@ class PhonesClient:
         return result
 
     async def start_recording(self, msisdn: str, name: str | None = None) -> dict[str, Any]:
-        """Have the gateway record this number's session (SPEC §8); joins a running one."""
+        """Have the gateway record this number's session; joins a running one."""
         body = {"name": name} if name else {}
         result: dict[str, Any] = await self._call("POST", self._phone(msisdn, "record"), body)
         return result

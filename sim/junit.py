@@ -1,4 +1,4 @@
-"""JUnit XML for CI (SPEC §8): testsuites / testsuite per file / testcase per scenario.
+"""JUnit XML for CI (docs/scenarios.md): testsuites / testsuite per file / testcase per scenario.
 
 The de-facto schema CI servers read (Jenkins, GitLab, GitHub annotations): `testcase` has
 `name`, `classname` (here the file's stem) and `time`; a failed one holds a `failure` with a

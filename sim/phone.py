@@ -1,4 +1,4 @@
-"""The terminal phone (SPEC §0 testers, §9 `ussd-sim phone MSISDN`): a REPL handset.
+"""The terminal phone (`ussd-sim phone MSISDN`, docs/phones.md): a REPL handset.
 
 Type a code to dial it; while a dialog is open, what you type is the reply. Screens, dialog
 ends and SMS arrive over the gateway's WebSocket and are printed above the prompt as they come.
@@ -83,7 +83,7 @@ def _write(path: Path, text: str) -> None:
 
 class CodesOnlyHistory(History):
     """History that keeps codes and commands but never replies: a reply may be a password
-    (SPEC §3 `*111*17#`), and the history file outlives the session."""
+    (docs/services.md `*111*17#`), and the history file outlives the session."""
 
     def __init__(self, inner: History) -> None:
         super().__init__()
@@ -116,7 +116,7 @@ class TerminalPhone:
     ) -> None:
         self.client = client
         self.msisdn = msisdn
-        self.record = record  # where to save the session as a scenario file (SPEC §8)
+        self.record = record  # where to save the session as a scenario file (docs/scenarios.md)
         self.session: str | None = None  # the open dialog, if any
         self.secret = False  # the screen on show asks for a password: the reply is masked
         self.live = False  # the event socket is up: screens are printed from it

@@ -1,4 +1,4 @@
-"""The scenario runner (SPEC §8): each scenario in a fresh world, steps checked as they run.
+"""The scenario runner: each scenario in a fresh world, steps checked as they run.
 
 A failing step stops its scenario and reports file, scenario, step number, the step as written,
 and expected against actual, one row per field. Scenarios are independent, so `-j N` runs them
@@ -260,7 +260,7 @@ async def run_step(target: Target, step: sc.Step) -> None:
         problems = check_result(result, None)
         if result.ok:
             want = expect or sc.Expect()
-            # The step's point: the dialog ended, and because of the timeout (SPEC §4).
+            # The step's point: the dialog ended, and because of the timeout (docs/design.md).
             full = sc.Expect(
                 end=True if want.end is None else want.end,
                 timeout=True if want.timeout is None else want.timeout,

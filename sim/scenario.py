@@ -1,4 +1,4 @@
-"""Scenario files (SPEC §8): the one loader, ussd.yamlload into frozen dataclasses.
+"""Scenario files (docs/scenarios.md): the one loader, ussd.yamlload into frozen dataclasses.
 
 A file holds one scenario (a mapping) or a list of them. Everything that can be checked without
 running is checked here: unknown keys, bad matchers, bad durations, steps that cannot happen
@@ -57,7 +57,7 @@ _FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}
 
 @dataclass(frozen=True, slots=True)
 class Matcher:
-    """A plain substring, or `/regex/flags` with flags among i, m, s (SPEC §8)."""
+    """A plain substring, or `/regex/flags` with flags among i, m, s (docs/scenarios.md)."""
 
     source: str
     pattern: re.Pattern[str] | None = None
@@ -101,7 +101,7 @@ def _quote(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LinkedExpect:
-    """One number expected among an account's linked numbers (SPEC §7)."""
+    """One number expected among an account's linked numbers (docs/account.md)."""
 
     msisdn: str
     state: str | None = None  # pending | active; None: either
@@ -189,7 +189,7 @@ class SmsCheck:
 
 @dataclass(frozen=True, slots=True)
 class Login:
-    """Personal-account login with number + password (SPEC §7)."""
+    """Personal-account login with number + password (docs/account.md)."""
 
     kind: ClassVar[str] = "login"
     msisdn: str
@@ -214,7 +214,7 @@ class WaitTimeout:
 
 @dataclass(frozen=True, slots=True)
 class OfficeLink:
-    """An operator links `number` to `account` (SPEC §7 office flow)."""
+    """An operator links `number` to `account` (docs/account.md office flow)."""
 
     kind: ClassVar[str] = "office_link"
     account: str
@@ -223,7 +223,7 @@ class OfficeLink:
 
 @dataclass(frozen=True, slots=True)
 class AppLink:
-    """The account holder adds `number` with its password (SPEC §7 app flow)."""
+    """The account holder adds `number` with its password (docs/account.md app flow)."""
 
     kind: ClassVar[str] = "app_link"
     account: str
@@ -233,7 +233,7 @@ class AppLink:
 
 @dataclass(frozen=True, slots=True)
 class SmsPassword:
-    """Get a password by SMS (SPEC §7, rate-limited)."""
+    """Get a password by SMS (docs/account.md, rate-limited)."""
 
     kind: ClassVar[str] = "sms_password"
     msisdn: str
@@ -243,7 +243,7 @@ class SmsPassword:
 
 @dataclass(frozen=True, slots=True)
 class MoSms:
-    """A subscriber sends an SMS to another (SPEC §5 MO SMS), optionally with a receipt."""
+    """A subscriber sends an SMS to another (docs/smpp.md MO SMS), optionally with a receipt."""
 
     kind: ClassVar[str] = "mo_sms"
     sender: str
@@ -360,7 +360,7 @@ def world_config(
 ) -> Config:
     """Base config + the scenario's `config` overrides + its subscribers as the seed.
 
-    In-memory store and simulated clock (SPEC §8): a 2-day wait takes no time.
+    In-memory store and simulated clock (docs/scenarios.md): a 2-day wait takes no time.
     """
     data: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for key, value in overrides.items():

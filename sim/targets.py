@@ -1,8 +1,8 @@
-"""How scenario steps reach a world (SPEC §8): in-process, or a running gateway over HTTP/SMPP.
+"""How scenario steps reach a world: in-process, or a running gateway over HTTP/SMPP.
 
 Every target answers every step with a `Result`: an HTTP-like status and error code, plus the
 screen for dial/reply and the data for account reads. Error codes are the phones and self-care
-API's (SPEC §6: `no_dialog`, `not_ussd`, `bad_credentials`, `locked`, ...) whatever the
+API's (docs/phones.md: `no_dialog`, `not_ussd`, `bad_credentials`, `locked`, ...) whatever the
 transport, so one scenario file runs against every target.
 """
 
@@ -130,7 +130,7 @@ class Target(Protocol):
 
 
 class InProcessTarget:
-    """A fresh world per scenario: in-memory store, simulated clock (SPEC §8)."""
+    """A fresh world per scenario: in-memory store, simulated clock (docs/scenarios.md)."""
 
     name = "in-process"
 
@@ -283,7 +283,7 @@ class InProcessTarget:
         return Result(data={"message_id": result.message_id})
 
 
-# -- a running gateway over HTTP (SPEC §6) ----------------------------------------------------
+# -- a running gateway over HTTP ----------------------------------------------------
 
 
 class HttpTarget:
@@ -364,7 +364,7 @@ class HttpTarget:
 
     async def dial(self, msisdn: str, text: str) -> Result:
         if msisdn not in self._sockets:
-            # The timeout screen only reaches a handset over its events socket (SPEC §6).
+            # The timeout screen only reaches a handset over its events socket (docs/phones.md).
             self._sockets[msisdn] = await _Events.open(
                 self.session, self.url + self._phone(msisdn, "events")
             )
@@ -414,7 +414,7 @@ class HttpTarget:
     async def _token(self, msisdn: str) -> str | Result:
         token = self._tokens.get(msisdn)
         if token is None:
-            # SPEC §7: on the simulated network the app logs in without a password.
+            # docs/account.md: on the simulated network the app logs in without a password.
             result = await self._call("POST", "/api/v1/auth/network", {"msisdn": msisdn})
             if not result.ok:
                 return result
@@ -466,7 +466,7 @@ class HttpTarget:
 
     async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
         # Over HTTP the nearest thing is an admin-injected SMS with the sender's number; no
-        # receipt travels back (that is an SMPP feature, SPEC §5).
+        # receipt travels back (that is an SMPP feature, docs/smpp.md).
         if receipt:
             return refused(501, "needs_smpp", "delivery receipts need --target smpp://...")
         return await self._admin("POST", "/api/v1/sms", {"to": to, "text": text, "sender": sender})
@@ -522,7 +522,7 @@ class _Events:
             await self.task
 
 
-# -- a running gateway over SMPP (SPEC §5) ------------------------------------------------------
+# -- a running gateway over SMPP ------------------------------------------------------
 
 
 class SmppTarget:
@@ -706,7 +706,7 @@ class _SmppClient(Esme):
                 return
             body = user_data.payload
             if user_data.concat is not None:
-                # SPEC §5: long SMS come concatenated (TS 23.040 §9.2.3.24.1).
+                # docs/smpp.md: long SMS come concatenated (TS 23.040 §9.2.3.24.1).
                 joined = self._join(msisdn, user_data.concat, body)
                 if joined is None:
                     return
@@ -782,7 +782,7 @@ class _SmppClient(Esme):
         return dialog.next_info(end)
 
     async def ussd(self, msisdn: str, text: str, *, start: bool) -> Result:
-        """submit_sm with ussd_service_op 1 (start) or 18 (reply), then the screen (SPEC §5)."""
+        """submit_sm with ussd_service_op 1 (start) or 18 (reply), then the screen."""
         op = UssdServiceOp.PSSR_INDICATION if start else UssdServiceOp.USSR_CONFIRM
         data, coding = encode_text(text)
         mark = self.mark(msisdn)
@@ -804,7 +804,7 @@ class _SmppClient(Esme):
         if status == CommandStatus.ESME_RINVOPTPARVAL:
             return refused(409, "no_dialog", f"no open dialog on {msisdn}")
         if start and status == CommandStatus.ESME_RINVDSTADR:
-            # The server's answer to a call or handset-local code (SPEC §3, ussd/smpp/server.py).
+            # The server's answer to a call or handset-local code.
             return refused(400, "not_ussd", f"{text!r} is not a USSD request")
         if start and status == CommandStatus.ESME_RINVSRCADR:
             return refused(404, "unknown_msisdn", f"no subscriber {msisdn}")
@@ -815,7 +815,7 @@ class _SmppClient(Esme):
         return await self.screen(msisdn, mark)
 
     async def release(self, msisdn: str) -> Result:
-        """ussd_service_op 0x81 with the its_session_info end bit (SPEC §5 release)."""
+        """ussd_service_op 0x81 with the its_session_info end bit (docs/smpp.md release)."""
         resp = await self.request(
             SubmitSm(
                 service_type="USSD",
@@ -835,7 +835,7 @@ class _SmppClient(Esme):
         return Result(data={"released": status == CommandStatus.ESME_ROK})
 
     async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
-        """submit_sm without ussd_service_op; registered_delivery asks for a receipt (SPEC §5)."""
+        """submit_sm without ussd_service_op; registered_delivery asks for a receipt."""
         data, coding = encode_text(text)
         resp = await self.request(
             SubmitSm(

@@ -1,4 +1,4 @@
-"""The personal account (SPEC §7): login, SMS passwords, tokens, linking numbers, social sign-in.
+"""The personal account: login, SMS passwords, tokens, linking numbers, social sign-in.
 
 Sans-IO: no asyncio and no wall clock. Time is read from the injected clock; every rule's state
 (wrong-password counts, locks, SMS-password rate limit, tokens, links) lives in SQLite, so a
@@ -30,7 +30,7 @@ from ussd.store import Link, Store, Subscriber
 
 _log = log.get("accounts")
 
-PASSWORD_RE = re.compile(r"[A-Za-z0-9]{4,10}")  # SPEC §3 / §7: 4–10 Latin letters and digits
+PASSWORD_RE = re.compile(r"[A-Za-z0-9]{4,10}")  # docs/services.md: 4–10 Latin letters, digits
 SMS_PASSWORD_LENGTH = 8
 UNKNOWN_AUTH_CAP = 10_000  # numbers that are no subscriber whose wrong passwords are counted
 # Generated passwords are read off a handset screen and retyped: no look-alikes (0/O/o/D/Q,
@@ -42,7 +42,7 @@ _SMS_PASSWORD_ALPHABET = "".join(
 _PROVIDER_RE = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 MAX_EXTERNAL_ID = 128
 
-# SMS texts of the personal account (SPEC §7) live in menus/texts.yaml under `account:`;
+# SMS texts of the personal account (docs/account.md) live in menus/texts.yaml under `account:`;
 # {password} appears only in the SMS-password text: the SMS is the one place it may go.
 SMS_TEXT_KEYS = (
     "account.sms_password",
@@ -113,7 +113,7 @@ class Conflict(AccountError):
 
 
 class Locked(AccountError):
-    """Too many wrong passwords: locked for `retry_after` more seconds (423, SPEC §7)."""
+    """Too many wrong passwords: locked for `retry_after` more seconds (423, docs/account.md)."""
 
     status = 423
     code = "locked"
@@ -197,7 +197,7 @@ def subscriber_fields_flow(data: Mapping[str, Any]) -> Flow[dict[str, Any]]:
 
 
 class Accounts:
-    """Personal-account rules of SPEC §7 over the store; every method is one short transaction."""
+    """The rules of docs/account.md over the store; every method is one short transaction."""
 
     def __init__(
         self,
@@ -217,7 +217,7 @@ class Accounts:
         self.texts = texts if texts is not None else Texts.load()
         self.texts.require(SMS_TEXT_KEYS)  # a texts file without them fails at start
         # Called after a pending link is created, so a sleeping timer task re-reads deadlines
-        # (the gateway sets it to Gateway.wake; SPEC §4: only the runtime waits).
+        # (the gateway sets it to Gateway.wake; docs/design.md: only the runtime waits).
         self.wake: Callable[[], None] = lambda: None
         # Lockout state of numbers that are no subscriber: memory only, LRU-bounded.
         self._strangers: OrderedDict[str, AuthState] = OrderedDict()
@@ -239,7 +239,7 @@ class Accounts:
     def subscriber(self, msisdn: str) -> Subscriber:
         """The subscriber, provisioned on first contact when `subscribers.auto_provision` is on.
 
-        Same rule as Engine.subscriber (SPEC §10); NotFound otherwise.
+        Same rule as Engine.subscriber (docs/config.md); NotFound otherwise.
         """
         sub = self.store.subscriber(msisdn)
         if sub is not None:
@@ -254,7 +254,7 @@ class Accounts:
         language = sub.language if sub is not None else self.config.operator.language
         return self.texts.get(f"account.{key}", language, **fields)
 
-    # -- subscribers for the admin API and CLI (SPEC §6) ----------------------------------
+    # -- subscribers for the admin API and CLI (docs/phones.md) ----------------------------------
 
     def create_subscriber(self, msisdn: str, fields: Mapping[str, Any]) -> Subscriber:
         """A new subscriber with validated fields; Conflict when the number exists."""
@@ -312,7 +312,7 @@ class Accounts:
             raise NotFound(f"unknown subscriber {number}", code="unknown_msisdn")
         return sub
 
-    # -- lockout state (SPEC §7: 5 wrong passwords → 15 minutes) ------------------------------
+    # -- lockout state ------------------------------
 
     def auth_state(self, msisdn: str) -> AuthState:
         """The lockout / rate-limit state of a number (persisted for subscribers)."""
@@ -392,14 +392,14 @@ class Accounts:
             )
 
     def _check_password(self, msisdn: str, password: object) -> Flow[None]:
-        """Lock check, constant-time hash check, failure counting (SPEC §7)."""
+        """Lock check, constant-time hash check, failure counting (docs/account.md)."""
         yield Settle(msisdn)  # a password confirmed on `*111*17#` a moment ago is the one
         self._check_lock(msisdn, self.clock.now())
         sub = self.store.subscriber(msisdn)
         encoded = sub.password_hash if sub else None
         text = password if isinstance(password, str) else ""
         if not text.isascii():
-            # Valid passwords are ASCII (SPEC §3); this also keeps JSON's lone surrogates
+            # Valid passwords are ASCII (docs/services.md); this also keeps JSON's lone surrogates
             # ("\ud800") away from str.encode. The scrypt below still runs, on a dummy.
             text = "\x00"
         # Verify spends a full scrypt even when there is no hash (no timing oracle).
@@ -450,7 +450,7 @@ class Accounts:
     # -- login ------------------------------------------------------------------------------
 
     def login(self, msisdn: str, password: str) -> str:
-        """Number + password → token (SPEC §7); BadCredentials, Locked."""
+        """Number + password → token (docs/account.md); BadCredentials, Locked."""
         return drive(self.login_flow(msisdn, password))
 
     def login_flow(self, msisdn: str, password: str) -> Flow[str]:
@@ -460,13 +460,13 @@ class Accounts:
         return self._issue(number, "password")
 
     def login_network(self, msisdn: str) -> str:
-        """The simulated mobile network vouches for the number: no password (SPEC §7 app)."""
+        """The simulated mobile network vouches for the number: no password."""
         number = self.normalise(msisdn)
         self.subscriber(number)
         return self._issue(number, "network")
 
     def send_sms_password(self, msisdn: str) -> None:
-        """Set a random 8-character password and send it by SMS; one per interval (SPEC §7)."""
+        """Set a random 8-character password and send it by SMS; one per interval."""
         drive(self.send_sms_password_flow(msisdn))
 
     def _sms_password_due(self, number: str, now: float) -> None:
@@ -544,7 +544,8 @@ class Accounts:
             self.sms.send(number, self._text("password_changed", number))
         _log.info("password_changed", msisdn=number)
 
-    # -- social sign-in (simulated, SPEC §7) ------------------------------------------------
+    # -- social sign-in (simulated, docs/account.md)
+    # ------------------------------------------------
 
     def _identity(self, provider: str, external_id: str) -> tuple[str, str]:
         if not isinstance(provider, str) or not _PROVIDER_RE.fullmatch(provider):
@@ -615,7 +616,7 @@ class Accounts:
             raise Unauthorized("no account is bound to this identity", code="unknown_identity")
         return self._issue(str(row[0]), "social")
 
-    # -- linking numbers (SPEC §7) -----------------------------------------------------------
+    # -- linking numbers -----------------------------------------------------------
 
     def _pair(self, account: str, number: str) -> tuple[str, str]:
         a, b = self.normalise(account), self.normalise(number)
@@ -627,7 +628,7 @@ class Accounts:
         """Conflict when `account` is itself linked to `number` (pending or active).
 
         A in B's account and B in A's would make each the holder of the other: neither
-        account page could say whose number is whose (SPEC §7: one holder per number).
+        account page could say whose number is whose (docs/account.md: one holder per number).
         """
         own = self.store.link(account)
         if own is not None and own.account == number:
@@ -650,7 +651,7 @@ class Accounts:
         a, b = self._pair(account, number)
         self.subscriber(a)
         self.subscriber(b)
-        # SPEC §7: a wrong password here counts towards B's lockout.
+        # docs/account.md: a wrong password here counts towards B's lockout.
         yield from self._check_password(b, password)
         now = self.clock.now()
         with self.store.transaction() as db:
@@ -670,7 +671,7 @@ class Accounts:
         now = self.clock.now()
         active_at = now + self.config.links.office_delay
         # One transaction: `*111*828*2#` on B cannot slip between the check and the insert and
-        # leave a pending link on a number whose management is off (SPEC §3, §7).
+        # leave a pending link on a number whose management is off.
         with self.store.transaction():
             self.subscriber(a)
             if not self.subscriber(b).number_management:
@@ -691,7 +692,7 @@ class Accounts:
     def notify_linked(self, account: str, number: str) -> None:
         """The activation SMS to both numbers (joins the caller's transaction)."""
         self.sms.send(account, self._text("linked_account", account, number=number))
-        # The number's owner sees the account masked, as `*111*828#` shows it (SPEC §3).
+        # The number's owner sees the account masked, as `*111*828#` shows it (docs/services.md).
         self.sms.send(number, self._text("linked_number", number, account=mask(account)))
 
     def unlink(self, account: str, number: str) -> None:
@@ -704,7 +705,7 @@ class Accounts:
     # -- the account page -------------------------------------------------------------------
 
     def account_view(self, msisdn: str) -> dict[str, Any]:
-        """Balance, package remains and linked numbers (state, activation time) (SPEC §7)."""
+        """Balance, package remains and linked numbers (state, activation time)."""
         number = self.normalise(msisdn)
         sub = self.subscriber(number)
         now = self.clock.now()
@@ -744,7 +745,7 @@ class Accounts:
     def subject(self, me: str, number: str | None) -> str:
         """The number a request is about: the signed-in one, or one actively linked to it.
 
-        Tapping a linked number in the app switches to it (SPEC §7: the holder sees and
+        Tapping a linked number in the app switches to it (docs/account.md: the holder sees and
         manages the numbers of the account); a pending link gives nothing yet.
         """
         if number is None or number == "":
@@ -769,7 +770,7 @@ class Accounts:
 
     def set_password_network_flow(self, msisdn: str, password: str) -> Flow[str]:
         """ "Не помню пароль" in the app: the network vouches for the number, so a new
-        password is set without the old one, and a token is issued (SPEC §7 app).
+        password is set without the old one, and a token is issued (docs/account.md app).
 
         Clears the number's lockout: whoever holds the SIM is its owner on this network.
         """

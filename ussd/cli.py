@@ -1,4 +1,4 @@
-"""The `ussd-sim` command line (SPEC §9). Subcommands live in ussd/commands/, one module each."""
+"""The `ussd-sim` command line (README.md). Subcommands live in ussd/commands/, one module each."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ussd.config import ConfigError
 
 EXIT_CONFIG = 2
 # Taken before the subcommands (aiohttp, the SMPP stack …) are imported, so `serve` can report
-# start-to-ready honestly (SPEC §11).
+# start-to-ready honestly (docs/performance.md).
 STARTED = time.perf_counter()
 
 

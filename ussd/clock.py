@@ -1,4 +1,4 @@
-"""Time as an object (SPEC §4): the only place in ussd/ that reads the wall clock."""
+"""Time as an object (docs/design.md): the only place in ussd/ that reads the wall clock."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configuration: one loader for config.yaml into frozen dataclasses (SPEC §10)."""
+"""Configuration: one loader for config.yaml into frozen dataclasses (docs/config.md)."""
 
 from __future__ import annotations
 
@@ -504,7 +504,7 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
     )
     hp.done()
     if not is_loopback(http.listen[0]) and http.admin_token == DEFAULT_ADMIN_TOKEN:
-        # SPEC §10: never expose the admin API beyond loopback with the shipped token.
+        # docs/config.md: never expose the admin API beyond loopback with the shipped token.
         raise ConfigError(
             "http.admin_token",
             "the shipped default token is refused when http.listen is not a loopback address",

@@ -1,4 +1,4 @@
-"""Dial strings typed on a handset, parsed into DialString (SPEC §2, TS 22.030 §6.5, TS 22.090).
+"""Dial strings typed on a handset, parsed into DialString.
 
 `grammar/mmi.lark` decides the shape of a string (procedure prefix, service code, supplementary
 information fields, the closing '#', a trailing dialling number); this module decides what the
@@ -184,14 +184,15 @@ _NONE4: Final = (None, None, None, None)
 def _classify(
     prefix: str | None, first: str, sis: list[str], number: str | None, column: int, more: bool
 ) -> _Fields:
-    """What a grammatical shape means (SPEC §2); both parse paths end here.
+    """What a grammatical shape means (docs/grammar.md); both parse paths end here.
 
     `prefix` is the procedure characters or None, `first` the first field ("" when empty),
     `sis` the further '*'-separated fields, `number` a dialling number after the closing '#'
     (at 1-based `column`), `more` true when the string goes on after that '#' and ends in '#'.
     """
     if more:
-        # SPEC §2: a string ending in '#' that goes on past its first closing '#' is one USSD
+        # docs/grammar.md: a string ending in '#' that goes on past its first closing '#' is one
+        # USSD
         # string ("*400#1234567890123456#"); only its service code is named.
         return _ussd(first, None)
     if number is not None:
@@ -202,7 +203,8 @@ def _classify(
             first in SS_CODES or first in LOCAL_CODES or (first == "06" and prefix == "*#")
         ):
             raise _Semantic(NOT_CLIR, column)
-        # SPEC §2: "*123#345" is an error, while "*400#1234567890123456#" (ends in '#') is USSD.
+        # docs/grammar.md: "*123#345" is an error, while "*400#1234567890123456#" (ends in '#') is
+        # USSD.
         raise _Semantic(USSD_THEN_NUMBER, column)
     if prefix is None or len(sis) > 4 or _SC.fullmatch(first) is None:
         # Not an MMI procedure (TS 22.030 §6.5.2: a prefix, an SC of 2-3 digits, at most four
@@ -274,7 +276,7 @@ def _tail(prefix: str | None, first: str, sis: list[str], tail: Token | bool | N
 
 
 # The common shapes, recognised by one regular expression before the LALR parser runs (a
-# cheap pre-check, SPEC §11: 25,000 distinct strings/s). It accepts a subset of what
+# cheap pre-check, docs/performance.md: 25,000 distinct strings/s). It accepts a subset of what
 # grammar/mmi.lark accepts and splits it the same way: the prefix is committed like the
 # lexer's longest match (atomic group), fields are FIELD characters, the tail is absent or a
 # DIALLING string (keypad characters to the end, ending in a digit). Everything else, errors
@@ -368,12 +370,12 @@ def _parse_text(text: str, fast: bool = True) -> DialString | tuple[str, int]:
     return DialString(*fields, text)
 
 
-# Results and errors are immutable, so both are cached (SPEC §11: 1,000,000 repeated/s).
+# Results and errors are immutable, so both are cached (docs/performance.md: 1,000,000 repeated/s).
 _parse_cached = lru_cache(maxsize=CACHE_SIZE)(_parse_text)
 
 
 def parse(text: str) -> DialString:
-    """Parse what a user typed on the handset; raises DialStringError (SPEC §2)."""
+    """Parse what a user typed on the handset; raises DialStringError (docs/grammar.md)."""
     result = _parse_cached(text)
     if isinstance(result, tuple):
         # A fresh exception each time: a cached one would carry an old traceback.

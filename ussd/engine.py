@@ -31,7 +31,7 @@ from ussd.services.base import Await, Context, Continue, End, Handoff, Resumable
 from ussd.sms import SmsCentre
 from ussd.store import Store, Subscriber
 
-NEXT_PAGE = "98"  # SPEC §3 navigation
+NEXT_PAGE = "98"  # docs/services.md navigation
 PREVIOUS_PAGE = "0"
 MAX_HANDOFFS = 8
 
@@ -56,7 +56,7 @@ class EngineError(Exception):
 
 
 class NotUssd(EngineError):
-    """A call or a handset-local code: it never reaches the network (SPEC §3)."""
+    """A call or a handset-local code: it never reaches the network (docs/services.md)."""
 
     def __init__(self, kind: str, dial: DialString) -> None:
         super().__init__(f"not a USSD request: this is a {kind} string")
@@ -78,7 +78,7 @@ class DialogBusy(EngineError):
 
 @dataclass(slots=True)
 class Dialog:
-    """An open dialog: plain data only, so another session store can hold it (SPEC §4)."""
+    """An open dialog: plain data only, so another session store can hold it (docs/design.md)."""
 
     session: str
     msisdn: str
@@ -501,7 +501,7 @@ class Engine:
         if isinstance(step, Continue):
             if dialog.screen:
                 dialog.left_on[dialog.screen] = dialog.page
-            if back:  # SPEC §3: `0` goes back to where the user was, on the page they left
+            if back:  # docs/services.md: `0` goes back to where the user was, on the page they left
                 page = dialog.left_on.get(step.screen, 1)
             dialog.screen = step.screen
             dialog.values = dict(step.values)

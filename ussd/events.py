@@ -1,4 +1,4 @@
-"""What the engine tells transports (SPEC §4, §6): screens, dialog ends, SMS. Plain frozen data."""
+"""What the engine tells transports: screens, dialog ends, SMS. Plain frozen data."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class Outcome(StrEnum):
 
 
 class SmsState(StrEnum):
-    """Life of a network SMS in the SMS centre (SPEC §5 reply path)."""
+    """Life of a network SMS in the SMS centre (docs/smpp.md reply path)."""
 
     QUEUED = "queued"
     DELIVERED = "delivered"
@@ -31,18 +31,18 @@ class SmsState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Screen:
-    """One USSD screen as the user sees it (SPEC §6 wire shape plus the service code)."""
+    """One USSD screen as the user sees it (docs/phones.md wire shape plus the service code)."""
 
     session: str
     text: str
     end: bool
     page: int = 1
     pages: int = 1
-    service_code: str = ""  # the dialled code, e.g. "111" (SMPP source_addr, SPEC §5)
+    service_code: str = ""  # the dialled code, e.g. "111" (SMPP source_addr, docs/smpp.md)
     secret: bool = False  # the screen asks for a password: handsets mask it, recordings omit it
 
     def to_json(self) -> dict[str, Any]:
-        """The SPEC §6 JSON shape: session, text, end, page, pages (and `secret` when set)."""
+        """The phones API JSON shape: session, text, end, page, pages (and `secret` when set)."""
         data: dict[str, Any] = {
             "session": self.session,
             "text": self.text,

@@ -1,4 +1,4 @@
-"""Office links coming into force (SPEC §7): the activation SMS to both numbers, exactly once.
+"""Office links coming into force: the activation SMS to both numbers, exactly once.
 
 A `Scheduled` for the gateway's timer task (ussd/runtime.py): `next_deadline()` is the earliest
 un-notified link, so the task sleeps until then instead of polling. Whether a link's SMS went out
@@ -42,7 +42,7 @@ class LinkScheduler:
         return [Link(*r) for r in rows]
 
     def tick(self) -> None:
-        """Notify every link that has become active (SPEC §7: both numbers get an SMS then)."""
+        """Notify every link that has become active."""
         now = self.clock.now()
         for link in self.due(now):
             with self.store.transaction() as db:

@@ -1,4 +1,4 @@
-"""structlog, configured once at start (SPEC §10): console for people, JSON for machines."""
+"""structlog, configured once at start (docs/config.md): console for people, JSON for machines."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import structlog
 # `configure()`, such as the one every in-process `ussd-sim` command run makes.
 CACHE_LOGGERS = True
 
-# Keys whose values never reach a log line (SPEC §3, §10: passwords and password replies).
+# Keys whose values never reach a log line.
 SECRET_KEYS = frozenset({"password", "new_password", "reply", "text_secret", "token", "secret"})
 
 

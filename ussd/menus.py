@@ -1,4 +1,4 @@
-"""Loader for menus/*.yaml and menus/texts.yaml (SPEC §3); errors name the file and key."""
+"""Loader for menus/*.yaml and menus/texts.yaml (docs/services.md); errors name the file and key."""
 
 from __future__ import annotations
 
@@ -206,7 +206,7 @@ def _screen(sid: str, raw: object, file: str) -> MenuScreen:
         if not isinstance(raw_options, list) or not raw_options:
             raise MenuError(file, f"{sid}.options", "expected a non-empty list")
         if len(raw_options) > 97:
-            # 98 is "next page", 0/00 are back/home (SPEC §3 navigation).
+            # 98 is "next page", 0/00 are back/home (docs/services.md navigation).
             raise MenuError(file, f"{sid}.options", "at most 97 options")
         for i, option in enumerate(raw_options):
             path = f"{sid}.options[{i}]"
@@ -330,7 +330,7 @@ class MenuBook:
                         )
 
     def check_services(self, known: Iterable[str]) -> None:
-        """Every action names a service that exists (checked at start, SPEC §3)."""
+        """Every action names a service that exists (checked at start, docs/services.md)."""
         names = set(known)
         for screen in self.screens.values():
             if screen.service is not None and screen.service not in names:

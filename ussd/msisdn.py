@@ -1,4 +1,4 @@
-"""Subscriber numbers: `+7…`, `8…` and `7…` are one number (SPEC §3 store, §5 source_addr)."""
+"""Subscriber numbers: `+7…`, `8…` and `7…` are one number."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Password hashing off the event loop (SPEC §4: nothing slow on the loop; docs/design.md).
+"""Password hashing off the event loop (docs/design.md: nothing slow on the loop; docs/design.md).
 
 scrypt costs about 40 ms of CPU per call. On the event loop, forty clients trying passwords
 for unknown numbers stall every SMPP and HTTP dialog behind them. So the account rules

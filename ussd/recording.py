@@ -1,4 +1,4 @@
-"""Turn a live session into a scenario file that replays green (SPEC §8).
+"""Turn a live session into a scenario file that replays green (docs/scenarios.md).
 
 It lives in the product because the phones API records (`POST .../record`,
 ussd/http/recording.py); `sim.recorder` re-exports it for in-process scripts.
@@ -36,7 +36,7 @@ from ussd.ss import mask_passwords
 if TYPE_CHECKING:
     from ussd.runtime import Gateway
 
-# The subscriber fields a scenario can seed (the `subscribers.seed` keys of SPEC §10).
+# The subscriber fields a scenario can seed (the `subscribers.seed` keys of docs/config.md).
 SEED_KEYS = (
     "msisdn",
     "language",
@@ -53,7 +53,7 @@ SEED_KEYS = (
 def exact(text: str) -> str:
     """A text matcher for exactly this text: plain when that is unambiguous, else a regex."""
     if text.startswith("/") and "/" in text[1:]:
-        # Plain text of this shape would read as /regex/flags (SPEC §8 matchers).
+        # Plain text of this shape would read as /regex/flags (docs/scenarios.md matchers).
         return "/^" + re.escape(text) + "$/"
     return text
 
@@ -83,7 +83,7 @@ def _is_secret(screen: object) -> bool:
 
 
 def is_paging(text: str, page: int | None, pages: int | None) -> bool:
-    """True when `text` turns a page of the screen rather than answering it (SPEC §3)."""
+    """True when `text` turns a page of the screen rather than answering it (docs/services.md)."""
     page, pages = page or 1, pages or 1
     return (text == "98" and page < pages) or (text == "0" and page > 1)
 
@@ -176,7 +176,7 @@ class Recorder:
     def dial(self, msisdn: str, text: str, screen: object) -> None:
         """A dial and the first screen (a handset-local answer is not recorded)."""
         if isinstance(screen, Mapping) and screen.get("local"):
-            return  # SPEC §2: handset-local codes never reach the network
+            return  # docs/grammar.md: handset-local codes never reach the network
         # A barring password typed in an SS string (*33*PIN#) becomes a variable like a reply
         # to a password prompt (docs/network.md).
         self._screen_step(msisdn, {"dial": mask_passwords(text, self._placeholder)}, screen)
@@ -226,7 +226,7 @@ class Recorder:
         self._add(self._who(msisdn, {"release": True}))
 
     def timeout(self, msisdn: str, screen: object = None) -> None:
-        """The dialog ended on its reply timeout (SPEC §4)."""
+        """The dialog ended on its reply timeout (docs/design.md)."""
         step: dict[str, Any] = {"wait_timeout": True}
         if screen is not None:
             text = _screen_fields(screen)[0]
@@ -321,7 +321,7 @@ class Recorder:
 
     def dumps(self) -> str:
         """The scenario file's text."""
-        header = "# Recorded by ussd-sim (SPEC §8); edit freely, then `ussd-sim run` it.\n"
+        header = "# Recorded by ussd-sim; edit freely, then `ussd-sim run` it.\n"
         if self._secrets:
             names = ", ".join(ENV_PREFIX + n.upper() for n in self._secrets.values())
             header += f"# Passwords typed are not kept: set {names} to run it.\n"

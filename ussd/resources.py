@@ -1,4 +1,4 @@
-"""Where shipped data files live: the source tree, or package data inside a wheel (SPEC §1)."""
+"""Where shipped data files live: the source tree, or package data inside a wheel (README.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Dial-string patterns → services (SPEC §3): the most specific pattern wins, whatever the order."""
+"""Dial-string patterns → services: the most specific pattern wins, whatever the order."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ class Router:
         self._check_overlaps()
 
     def _check_overlaps(self) -> None:
-        # SPEC §3: overlapping or unreachable patterns are reported at load. Two placeholder
+        # docs/services.md: overlapping or unreachable patterns are reported at load. Two
+        # placeholder
         # patterns with the same literal parts can never be told apart: the second is dead.
         seen: dict[tuple[str, str], Route] = {}
         for route in self._wild:
@@ -131,7 +132,7 @@ def _compile(pattern: str, service: str, key: str) -> Route:
     except DialStringError as exc:
         raise ConfigError(key, f"not a dial string: {exc}") from exc
     if dial.kind != "ussd":
-        # SS, handset-local codes and calls never reach the router (SPEC §3): unreachable.
+        # SS, handset-local codes and calls never reach the router (docs/services.md): unreachable.
         raise ConfigError(key, f"unreachable: this is a {dial.kind} string, not USSD")
     return Route(
         pattern=pattern,

@@ -1,4 +1,4 @@
-"""The gateway's world and its one timer task (SPEC §4): the only place that waits on time."""
+"""The gateway's world and its one timer task: the only place that waits on time."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class Gateway:
         self.bus = bus
         self.menus = menus
         self.texts = texts
-        # The personal account and its link activations (SPEC §7). Built here rather than in
+        # The personal account and its link activations (docs/account.md). Built here rather than in
         # create() so that a Gateway assembled by hand is wired the same way.
         self.accounts = Accounts(store, clock, sms, config, texts)
         self.accounts.wake = self.wake  # a new pending link re-arms the timer task

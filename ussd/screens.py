@@ -1,4 +1,4 @@
-"""USSD screen sizing and pagination (SPEC §4): pure functions, no session state.
+"""USSD screen sizing and pagination (docs/design.md): pure functions, no session state.
 
 A screen is one USSD-String. Its size limit depends on the alphabet the whole screen needs:
 GSM 7-bit when every character is in the default alphabet (extension characters cost two
@@ -7,8 +7,8 @@ septets), UCS-2 otherwise. Pages are sized one by one, so a page of Latin text c
 
 Navigation line: every page but the last ends with ``"98. " + more_label`` on its own line
 (e.g. ``"98. Далее"``), the same ``N. label`` shape as menu options and footers such as
-``"0. Назад"``, so a handset user reads it as one more option to pick (SPEC §3: ``98`` is next
-page). Word boundaries are runs of ASCII whitespace; a no-break space (U+00A0) keeps its
+``"0. Назад"``, so a handset user reads it as one more option to pick (``98`` is next page,
+docs/services.md). Word boundaries are runs of ASCII whitespace; a no-break space (U+00A0) keeps its
 meaning and never splits a page. A `more_label` or footer that leaves no room for text on a
 page is a configuration error and raises ValueError rather than dropping text.
 
@@ -30,13 +30,13 @@ GSM7_LIMIT = 182
 # TS 23.038 §6.2.3: UCS-2 takes two octets per character, so 160 octets hold 80 characters.
 UCS2_LIMIT = 80
 
-# SPEC §3: "98" shows the next page.
+# docs/services.md: "98" shows the next page.
 NAV_KEY = "98"
 
 # Word separators: ASCII whitespace only, so U+00A0 and friends stay inside their words.
 _WORD_RE = re.compile(r"([ \t\n\r\f\v]*)([^ \t\n\r\f\v]+)")
 
-# The key that starts an option or navigation line: "1.", "0", "00", "98." (SPEC §3).
+# The key that starts an option or navigation line: "1.", "0", "00", "98." (docs/services.md).
 _KEY_RE = re.compile(r"[0-9]{1,3}\.?")
 
 # A token is (separator before it, text, is_block). Blocks (menu header and options) are
@@ -63,7 +63,7 @@ def limit_for(text: str) -> int:
 
 
 def fits(text: str) -> bool:
-    """True when `text` fits one USSD screen (SPEC §4)."""
+    """True when `text` fits one USSD screen (docs/design.md)."""
     # Every character costs at least one septet or UTF-16 unit, so longer strings never fit;
     # this keeps the check cheap on long texts being paginated.
     if len(text) > GSM7_LIMIT:
@@ -114,7 +114,7 @@ def _option_lines(tokens: list[_Token]) -> list[_Token]:
     """Each line of a message that reads as an option (``0 Назад 00 Главное``) as one block."""
     # A service's own navigation line inside a message (menu.py appends "0 Назад 00 Главное
     # меню" to message screens) must not be cut between pages: half of "0 Назад" on one page
-    # and the rest on the next reads as a broken key (SPEC §3 navigation).
+    # and the rest on the next reads as a broken key (docs/services.md navigation).
     out: list[_Token] = []
     i = 0
     while i < len(tokens):

@@ -1,4 +1,4 @@
-"""SQLite store (SPEC §3, §4): subscribers, SMS inboxes, number links. WAL, versioned schema."""
+"""SQLite store: subscribers, SMS inboxes, number links. WAL, versioned schema."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ussd.events import Sms, SmsState
 # Each entry moves the schema one version up; PRAGMA user_version records where a file is.
 # Never edit a released entry: add a new one (later issues add tables this way).
 MIGRATIONS: list[str] = [
-    # 1: subscribers, SMS inboxes, number links (SPEC §3, §5, §7)
+    # 1: subscribers, SMS inboxes, number links (docs/services.md, docs/smpp.md, docs/account.md)
     """
     CREATE TABLE subscribers (
         msisdn            TEXT PRIMARY KEY,
@@ -52,7 +52,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX sms_by_state ON sms (state, recipient);
     CREATE INDEX sms_by_recipient ON sms (recipient, id);
     CREATE TABLE links (
-        number    TEXT PRIMARY KEY,  -- a number is linked to at most one account (SPEC §7)
+        number    TEXT PRIMARY KEY,  -- a number is linked to at most one account (docs/account.md)
         account   TEXT NOT NULL,
         flow      TEXT NOT NULL,     -- app | office
         created   REAL NOT NULL,
@@ -61,7 +61,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX links_by_account ON links (account);
     CREATE INDEX links_by_active_at ON links (active_at);
     """,
-    # 2: personal account (SPEC §7): lockout and SMS-password state, hashed tokens, social
+    # 2: personal account (docs/account.md): lockout and SMS-password state, hashed tokens, social
     # identities, and when a link's activation SMS went out (ussd/accounts.py, ussd/links.py)
     """
     CREATE TABLE auth_state (
@@ -241,7 +241,7 @@ SCRYPT_P = 1
 
 
 def hash_password(password: str) -> str:
-    """A salted scrypt hash as `scrypt$N$r$p$salt$hash` (SPEC §3: never the password itself)."""
+    """A salted scrypt hash as `scrypt$N$r$p$salt$hash`."""
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(
         password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
@@ -250,7 +250,7 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password: str, encoded: str | None) -> bool:
-    """Constant-time check of `password` against a hash made by hash_password (SPEC §7)."""
+    """Constant-time check of `password` against a hash made by hash_password (docs/account.md)."""
     if not encoded:
         # Spend the same work as a real check, so timing does not tell "no password set".
         hashlib.scrypt(b"x", salt=b"0" * 16, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
@@ -373,7 +373,7 @@ class HeldPart:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """Number `number` linked to account `account` (SPEC §7)."""
+    """Number `number` linked to account `account` (docs/account.md)."""
 
     number: str
     account: str
@@ -500,7 +500,7 @@ class StoreError(Exception):
 
 
 class Store:
-    """All persistent state; every change runs in one transaction (SPEC §4 store)."""
+    """All persistent state; every change runs in one transaction (docs/design.md store)."""
 
     def __init__(self, database: str) -> None:
         self.database = database
@@ -708,7 +708,7 @@ class Store:
     def set_password_hash(
         self, msisdn: str, password_hash: str, now: float, *, generated: bool = False
     ) -> None:
-        """Store a new password hash and revoke every bearer token of the number (SPEC §7).
+        """Store a new password hash and revoke every bearer token of the number (docs/account.md).
 
         A changed password is how a subscriber shuts out whoever learnt the old one, so the
         tokens issued under it go in the same transaction, whichever way it was changed.
@@ -745,7 +745,7 @@ class Store:
             )
             return cur.rowcount > 0
 
-    # -- links (SPEC §7) --------------------------------------------------------------------
+    # -- links --------------------------------------------------------------------
 
     def link(self, number: str) -> Link | None:
         row = self.db.execute(
@@ -800,7 +800,7 @@ class Store:
         kind: str = "network",
         sender_is_alpha: bool = True,
     ) -> Sms:
-        """Persist a queued SMS; it is committed before this returns (SPEC §3 SMS centre)."""
+        """Persist a queued SMS; it is committed before this returns."""
         with self.transaction() as db:
             cur = db.execute(
                 f"INSERT INTO sms ({_SMS_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",

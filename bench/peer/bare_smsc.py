@@ -3,7 +3,7 @@
 The sans-IO core the gateway runs on (ussd/smpp/connection.py, pdu.py) under the same kind of
 asyncio Protocol as ussd/smpp/server.py, without the engine, store or SMS centre: binds are
 accepted, submit_sm gets a submit_sm_resp with a message_id, enquire_link and unbind are
-answered. Set beside the peer it compares SMPP layer with SMPP layer (SPEC §11); the gateway
+answered. Set beside the peer it compares SMPP layer with SMPP layer; the gateway
 rows add what ussd-sim does per submit_sm on top.
 
 Run: python -m bench.peer.bare_smsc [--port 0]   (prints `listening HOST:PORT`)

@@ -1,4 +1,4 @@
-"""A trivial SMSC to measure the load generator's own ceiling (SPEC §11).
+"""A trivial SMSC to measure the load generator's own ceiling (docs/performance.md).
 
 Binds are accepted whatever the credentials; every submit_sm is answered at once with a
 submit_sm_resp, and a USSD one (ussd_service_op 1 or 18, SMPP 3.4 §5.3.2.44) also gets a canned

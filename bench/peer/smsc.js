@@ -1,4 +1,4 @@
-// A bare SMSC on another SMPP implementation (npm `smpp`), the peer of SPEC §11's
+// A bare SMSC on another SMPP implementation (npm `smpp`), the peer of docs/performance.md's
 // "SMPP layer >= 0.8 x a bare peer SMPP server on submit_sm throughput".
 // Accepts every bind, answers submit_sm with submit_sm_resp and a message_id, answers
 // enquire_link and unbind. Nothing else: no storage, no routing, no deliver_sm.

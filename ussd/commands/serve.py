@@ -1,4 +1,4 @@
-"""`ussd-sim serve`: the gateway in one asyncio process: SMPP, HTTP and timers (SPEC §1, §9)."""
+"""`ussd-sim serve`: the gateway in one asyncio process: SMPP, HTTP and timers (README.md)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
     if args.clock:
         config = replace(config, clock_mode=args.clock)
     if not is_loopback(config.http.listen[0]) and config.http.admin_token == DEFAULT_ADMIN_TOKEN:
-        # SPEC §10: the shipped admin token never leaves loopback.
+        # docs/config.md: the shipped admin token never leaves loopback.
         raise ConfigError(
             "http.admin_token",
             "the shipped default token is refused when http.listen is not a loopback address",

@@ -1,7 +1,7 @@
-"""The admin API (SPEC §6): subscribers, the simulated clock, office links, sessions, SMS.
+"""The admin API (docs/phones.md): subscribers, the simulated clock, office links, sessions, SMS.
 
 Every route needs `Authorization: Bearer <http.admin_token>`, compared in constant time
-(SPEC §10). Decisions the spec leaves open (docs/account.md repeats them):
+(docs/config.md). Decisions the spec leaves open (docs/account.md repeats them):
 - Advancing a real clock is 409 `real_clock`: the request is well formed, the gateway's state
   (its clock mode) forbids it.
 - `POST /api/v1/sms` follows `subscribers.auto_provision` for the recipient, like a dial does.
@@ -161,7 +161,7 @@ class AdminApi:
         return json_response(clock_json(self.gateway))
 
     async def office_link(self, request: web.Request) -> web.Response:
-        """`POST /api/v1/office/links {"account","number"}` → 201 pending link (SPEC §7)."""
+        """`POST /api/v1/office/links {"account","number"}` → 201 pending link (docs/account.md)."""
         data = await json_body(request)
         account = text_field(data, "account", max_length=32)
         number = text_field(data, "number", max_length=32)
@@ -237,7 +237,7 @@ def _capture_errors() -> Iterator[None]:
 def setup_admin_routes(
     app: web.Application, gateway: Gateway, smpp: SmppBinds | None = None
 ) -> None:
-    """Add the admin routes of SPEC §6 to `app`, all behind the admin token."""
+    """Add the admin routes of docs/phones.md to `app`, all behind the admin token."""
     api = AdminApi(gateway, smpp)
     add = app.router.add_route
     add("GET", "/api/v1/subscribers", api.guard(api.list_subscribers))

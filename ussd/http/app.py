@@ -1,4 +1,4 @@
-"""The aiohttp application: web phone, phones API, health and metrics (SPEC §6)."""
+"""The aiohttp application: web phone, phones API, health and metrics (docs/phones.md)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ STATIC_TYPES = {
     "index.html": "text/html",
     "phone.css": "text/css",
     "phone.js": "text/javascript",
-    "account.css": "text/css",  # the "My account" app (SPEC §7), opened from each phone
+    "account.css": "text/css",  # the "My account" app (docs/account.md), opened from each phone
     "account.js": "text/javascript",
 }
 
@@ -50,7 +50,7 @@ def _static(name: str) -> bytes:
 
 
 async def index(request: web.Request) -> web.Response:
-    """The web phone (SPEC §6 `GET /`)."""
+    """The web phone (docs/phones.md `GET /`)."""
     return web.Response(body=_static("index.html"), content_type="text/html", charset="utf-8")
 
 
@@ -74,7 +74,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format (SPEC §6 `GET /metrics`)."""
+    """Prometheus text format (docs/phones.md `GET /metrics`)."""
     m = request.app[GATEWAY].metrics
     m.websockets.set(request.app[HUB].count() if HUB in request.app else 0)
     return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE})
@@ -117,10 +117,10 @@ def make_app(gateway: Gateway, smpp: SmppBinds | None = None) -> web.Application
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(phone_routes)
     app.router.add_routes(network_routes)  # the phone's SS state (docs/network.md)
-    recording.setup(app)  # POST/DELETE .../record: a session as a scenario file (SPEC §8)
-    setup_account_routes(app, gateway)  # self-care (SPEC §6, §7)
+    recording.setup(app)  # POST/DELETE .../record: a session as a scenario file (docs/scenarios.md)
+    setup_account_routes(app, gateway)  # self-care (docs/phones.md, docs/account.md)
     setup_lk_routes(app, gateway)  # the personal-account website at /lk (docs/account.md)
-    setup_admin_routes(app, gateway, smpp)  # the admin API, behind its token (SPEC §6)
+    setup_admin_routes(app, gateway, smpp)  # the admin API, behind its token (docs/phones.md)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)

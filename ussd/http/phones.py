@@ -1,4 +1,4 @@
-"""Simulated handsets over HTTP (SPEC §6): dial, reply, release, inbox and a live event socket.
+"""Simulated handsets over HTTP: dial, reply, release, inbox and a live event socket.
 
 Decisions the spec leaves open (docs/phones.md repeats them):
 - A reply with no open dialog is 409 `no_dialog`: the phone exists, its state forbids the
@@ -6,8 +6,8 @@ Decisions the spec leaves open (docs/phones.md repeats them):
   is off; with it on, every valid number is provisioned on first contact).
 - Release with no open dialog is not an error: `{"released": false}` (idempotent).
 - The events socket only watches. A client that disconnects leaves the dialog open, as a
-  handset whose display app crashed would; it ends by release or by the timers of SPEC §4.
-- Handset-local codes (IMEI, SIM PIN/PUK; SPEC §2) never reach the network and are answered
+  handset whose display app crashed would; it ends by release or by the timers of docs/design.md.
+- Handset-local codes (IMEI, SIM PIN/PUK; docs/grammar.md) never reach the network and are answered
   here with `"local": true`; calls are refused with 400 `not_ussd`.
 """
 
@@ -92,7 +92,7 @@ class Subscription:
 
 
 class Hub:
-    """Fans engine events out to the sockets watching each MSISDN (SPEC §6 `.../events`)."""
+    """Fans engine events out to the sockets watching each MSISDN (docs/phones.md `.../events`)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -189,7 +189,7 @@ def imei(msisdn: str) -> str:
 
 
 def local_answer(ds: dialstring.DialString, msisdn: str, language: str) -> str:
-    """What the handset itself shows for a handset-local code (SPEC §2; TS 22.030 §6.6)."""
+    """What the handset itself shows for a handset-local code (docs/grammar.md; TS 22.030 §6.6)."""
     texts = _LOCAL_TEXTS.get(language, _LOCAL_TEXTS["en"])
     if ds.service_code == "06":
         return f"IMEI\n{imei(msisdn)}"

@@ -1,4 +1,4 @@
-"""The built-in services (SPEC §3), by the names `ussd.routes` uses."""
+"""The built-in services (docs/services.md), by the names `ussd.routes` uses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""balance — `*100#` (SPEC §3)."""
+"""balance — `*100#` (docs/services.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What a service is (SPEC §3, §4): plain steps in, plain steps out; no transport in sight."""
+"""What a service is: plain steps in, plain steps out; no transport in sight."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ class Context:
 
 
 class Service(Protocol):
-    """A dialog program. State between steps is the plain `values` mapping (SPEC §4)."""
+    """A dialog program. State between steps is the plain `values` mapping (docs/design.md)."""
 
     @property
     def name(self) -> str: ...

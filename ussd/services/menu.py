@@ -1,4 +1,4 @@
-"""menu:NAME — YAML menus from menus/*.yaml (SPEC §3): menu, input, message, end, action."""
+"""menu:NAME — YAML menus from menus/*.yaml: menu, input, message, end, action."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class MenuService:
         home = str(values.get("home", screen))
         fields = dict(values.get("fields", {}))
         text = text.strip()
-        # SPEC §3 navigation: 0 back, 00 home (98, next page, is handled by the engine).
+        # docs/services.md navigation: 0 back, 00 home (98, next page, is handled by the engine).
         if text == HOME:
             return self._show(ctx, home, [], home, fields)
         if text == BACK and stack:

@@ -1,4 +1,4 @@
-"""numbers.enable / disable / status — `*111*828*1#`, `*111*828*2#`, `*111*828#` (SPEC §3, §7)."""
+"""numbers.enable / disable / status — `*111*828*1#`, `*111*828*2#`, `*111*828#`."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class NumbersEnable(_Final):
 
 
 class NumbersDisable(_Final):
-    """Turn number management off; office links (and pending ones) go with it (SPEC §7)."""
+    """Turn number management off; office links (and pending ones) go with it (docs/account.md)."""
 
     name = "numbers.disable"
     texts_used = ("numbers.disabled", "numbers.already_disabled", "numbers.sms_disabled")

@@ -1,4 +1,4 @@
-"""password.set — `*111*17#`: the personal-account password (SPEC §3, §7)."""
+"""password.set — `*111*17#`: the personal-account password (docs/services.md, docs/account.md)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class PasswordSet:
             if problem is not None:
                 return self._retry(ctx, failures, problem)
             # Only a keyed digest of the candidate is kept between the two steps, so dialog
-            # state (plain data, possibly stored elsewhere) never holds a password (SPEC §3).
+            # state (plain data, possibly stored elsewhere) never holds a password.
             return Continue(
                 "confirm",
                 ctx.t("password.prompt_confirm"),

@@ -1,4 +1,4 @@
-"""services.menu — turn the subscriber's optional services on and off (SPEC §3 main menu)."""
+"""services.menu — turn the subscriber's optional services on and off."""
 
 from __future__ import annotations
 

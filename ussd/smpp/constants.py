@@ -115,7 +115,7 @@ class CommandStatus(IntEnum):
     ESME_RINVPARLEN = 0x000000C2
     ESME_RMISSINGOPTPARAM = 0x000000C3
     ESME_RINVOPTPARAMVAL = 0x000000C4
-    # The short spelling used by SPEC §5 and by several SMSC vendors; same value.
+    # The short spelling used by docs/smpp.md and by several SMSC vendors; same value.
     ESME_RINVOPTPARVAL = 0x000000C4
     ESME_RDELIVERYFAILURE = 0x000000FE
     ESME_RUNKNOWNERR = 0x000000FF
@@ -157,7 +157,7 @@ class UssdServiceOp(IntEnum):
     USSR_CONFIRM = 18
     USSN_CONFIRM = 19
     # SMPP 3.4 §5.3.2.44 reserves 32-255 for vendor-specific operations; 0x81 is the
-    # "release/abort" operation common USSD gateways use, and SPEC §5 accepts it as a release.
+    # "release/abort" operation common USSD gateways use, and docs/smpp.md accepts it as a release.
     RELEASE = 0x81
 
 
@@ -187,7 +187,7 @@ class DataCoding(IntEnum):
     USSD_UCS2 = 0x48
 
 
-# SPEC §5: the data_coding values accepted from a harness.
+# docs/smpp.md: the data_coding values accepted from a harness.
 ACCEPTED_DATA_CODINGS: frozenset[int] = frozenset(
     {
         DataCoding.SMSC_DEFAULT,

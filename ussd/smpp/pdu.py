@@ -7,7 +7,7 @@ its_session_info fall in that bucket, so op 0 decodes as '', any octet >= 0x80 r
 data_coding 0x0F (the usual USSD DCS) raises too. Importing it also loads its asyncio client
 (~150 ms). So this module owns the wire format: TLVs stay (tag, bytes) pairs with typed
 accessors, integers stay ints (a peer may send any byte), and text decoding is a separate step
-the caller takes once it knows which data_coding it accepts (SPEC §5).
+the caller takes once it knows which data_coding it accepts (docs/smpp.md).
 
 Decoding never raises anything but DecodeError, whatever the bytes; encoding raises EncodeError
 for values that cannot go on the wire.
@@ -312,7 +312,7 @@ class BindResponse(Pdu, _TlvAccess):
 
     def _body(self) -> bytes:
         # SMPP 3.4 §4.1.2 says the body "is not returned" on error; we send it anyway because
-        # aiosmpplib 0.7 (an interop peer, SPEC §5) fails to parse a bodiless bind_resp, and
+        # aiosmpplib 0.7 (an interop peer, docs/smpp.md) fails to parse a bodiless bind_resp, and
         # every parser we know accepts the body. Decoding accepts both forms.
         return _c_enc(self.system_id, 16, "system_id") + _tlvs_enc(self.tlvs)
 
@@ -889,7 +889,7 @@ def _gsm7_decode(data: bytes) -> str:
 def decode_text(data: bytes, data_coding: int) -> str:
     """short_message/message_payload bytes -> text; TextCodingError when refused or invalid.
 
-    Accepted (SPEC §5): 0x00 and 0x0F GSM 7-bit unpacked (one septet per octet), 0x01 IA5,
+    Accepted (docs/smpp.md): 0x00 and 0x0F GSM 7-bit unpacked (one septet per octet), 0x01 IA5,
     0x03 Latin-1, 0x08 and 0x48 UCS-2 big-endian (UTF-16 surrogate pairs allowed).
     """
     if data_coding in _GSM_CODINGS:

@@ -52,7 +52,7 @@ _MAX_PARTS = 255  # the UDH counts parts in one octet
 
 
 class Action(Enum):
-    """What a USSD submit_sm asks the engine for (SPEC §5)."""
+    """What a USSD submit_sm asks the engine for (docs/smpp.md)."""
 
     DIAL = "dial"  # ussd_service_op 1 (PSSR indication) or 0 (PSSD indication, phase 1)
     REPLY = "reply"  # 18 (USSR confirm)
@@ -84,7 +84,7 @@ def classify(pdu: ShortMessagePdu) -> UssdRequest | None:
     """The USSD request in a submit_sm, or None when it has no ussd_service_op (an MO SMS).
 
     One pass over the TLVs (first occurrence wins, as the typed accessors do). The end bit of
-    its_session_info releases the dialog (SPEC §5) on any operation but a PSSR/PSSD
+    its_session_info releases the dialog (docs/smpp.md) on any operation but a PSSR/PSSD
     indication, where it is ignored: an opening request cannot also be the last PDU.
     """
     op: int | None = None
@@ -172,7 +172,7 @@ def screen_pdu(
     user_message_reference: int | None,
     fallback_source: str = "",
 ) -> DeliverSm:
-    """A USSD screen as deliver_sm (SPEC §5): op 2 (USSR request) or 17 (PSSR response).
+    """A USSD screen as deliver_sm (docs/smpp.md): op 2 (USSR request) or 17 (PSSR response).
 
     Always encodable: the source is screen_source(), and text over 254 octets (a long UCS-2
     screen) goes in message_payload (SMPP 3.4 §5.3.2.32) with an empty short_message.

@@ -1,4 +1,4 @@
-// "Мой МТС" app (SPEC §7, docs/account.md): balance, package remains, services on/off,
+// "Мой МТС" app (docs/account.md): balance, package remains, services on/off,
 // payments (newest first), linked numbers (tap the number at the top to switch, "+" to add),
 // spending control by period and category, instalments (pay the next one), "МТС Бонус"
 // (exchange points for gifts), and "Не помню пароль" on the simulated mobile network.
@@ -382,7 +382,7 @@
       return this.signInAs(form.elements.msisdn.value.trim(), password);
     }
 
-    // password null: the simulated mobile network vouches for the number (SPEC §7).
+    // password null: the simulated mobile network vouches for the number (docs/account.md).
     signInAs(number, password) {
       return this.run(async () => {
         const result = password === null

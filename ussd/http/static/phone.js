@@ -1,9 +1,9 @@
-// The web phone (SPEC §6 GET /): handsets side by side, each a client of the phones API
+// The web phone (docs/phones.md GET /): handsets side by side, each a client of the phones API
 // (docs/phones.md) with a WebSocket for screens, dialog ends and SMS. No build step.
 "use strict";
 
 (() => {
-  // -- texts: every UI string lives here (Russian by default, SPEC §0) -------------------
+  // -- texts: every UI string lives here (Russian by default, README.md) -------------------
   const I18N = {
     ru: {
       title: "Симулятор USSD",
@@ -265,7 +265,7 @@
 
   // -- one handset --------------------------------------------------------------------------
   // state: idle (typing a code) → waiting (request out) → dialog (a prompt waits for a
-  // reply, SPEC §4 "continue") or ended (a final screen, a local answer or an error).
+  // reply, docs/design.md "continue") or ended (a final screen, a local answer or an error).
   class Phone {
     constructor(msisdn) {
       const fragment = document.getElementById("phone-template").content.cloneNode(true);
@@ -282,8 +282,8 @@
       this.online = false;
       this.retry = 0;
       this.disposed = false;
-      this.app = null; // the "My account" app, while it is open (SPEC §7)
-      this.recording = false; // the gateway records this number's session (SPEC §8)
+      this.app = null; // the "My account" app, while it is open (docs/account.md)
+      this.recording = false; // the gateway records this number's session (docs/scenarios.md)
       this.full = false; // the last key or paste did not fit the screen limit
       this.numberError = null; // {key, vars} of the add-number form's error
       this.bind();
@@ -335,7 +335,7 @@
 
     // -- the "My account" app: over the display, for this phone's number ------------------
     // On the simulated mobile network the network vouches for the number, so the app signs
-    // in without a password (SPEC §7); signing out offers number + password instead.
+    // in without a password (docs/account.md); signing out offers number + password instead.
     openApp() {
       if (this.app || !this.msisdn || !window.UssdAccountApp) return;
       const screen = this.q("app-screen");
