@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import resource
 import struct
 import sys
@@ -18,10 +17,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from tests.conftest import make_config
+from tests.smpp.helpers import ACCOUNTS, server_config
+from tests.smpp.helpers import RecordingEsme as Esme
 from ussd import metrics
 from ussd.clock import Clock, SimulatedClock
-from ussd.config import Config
 from ussd.runtime import Gateway
 from ussd.smpp import server as server_mod
 from ussd.smpp.constants import CommandStatus
@@ -34,7 +33,6 @@ from ussd.smpp.pdu import (
     SubmitSm,
     Unbind,
     UnbindResp,
-    decode_pdu,
     encode_pdu,
 )
 from ussd.smpp.server import SmppServer
@@ -43,71 +41,24 @@ S = CommandStatus
 ROOT = Path(__file__).resolve().parents[2]
 REAL = object()  # transport clock: real time (the server's default under a simulated gateway)
 TIMEOUT = 5.0
-ACCOUNTS = [{"system_id": "harness", "password": "secret", "role": "harness"}]
 
 
-def server_config(**smpp: Any) -> Config:
-    return make_config(smpp={"accounts": ACCOUNTS, **smpp})
+class NackCounter(Esme):
+    """The shared test client, also counting the generic_nacks that answer raw frames it
+    wrote past its state machine (they answer no request of its own, so they are "ignored")."""
 
+    def __init__(self, expected: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.expected = expected
+        self.nacks: list[Pdu] = []
+        self.all_nacked = asyncio.Event()
 
-class Esme:
-    """A raw ESME on asyncio streams: these tests send what no well-behaved client would
-    (unknown command_ids, half a PDU), so bytes go out as they are; answers are matched by
-    sequence_number, the server's requests land in `requests` (answered OK if auto_ack)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.auto_ack = True
-        self.requests: asyncio.Queue[Pdu] = asyncio.Queue()
-        self.pending: dict[int, asyncio.Future[Pdu]] = {}
-        self.seq = 0
-        self.eof = asyncio.get_running_loop().create_future()
-        self.task = asyncio.create_task(self._read())
-
-    @classmethod
-    async def connect(cls, address: tuple[str, int]) -> Esme:
-        return cls(*await asyncio.open_connection(*address))
-
-    async def _read(self) -> None:
-        try:
-            while True:
-                head = await self.reader.readexactly(4)
-                (length,) = struct.unpack("!I", head)
-                pdu = decode_pdu(head + await self.reader.readexactly(length - 4))
-                if pdu.is_response:
-                    future = self.pending.pop(pdu.sequence_number, None)
-                    if future is not None and not future.done():
-                        future.set_result(pdu)
-                    continue
-                if self.auto_ack and isinstance(pdu, EnquireLink):
-                    self.write(encode_pdu(EnquireLinkResp(sequence_number=pdu.sequence_number)))
-                self.requests.put_nowait(pdu)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            if not self.eof.done():
-                self.eof.set_result(None)
-
-    def write(self, data: bytes) -> None:
-        self.writer.write(data)
-
-    async def request(self, pdu: Pdu) -> Pdu:
-        self.seq += 1
-        future = self.pending[self.seq] = asyncio.get_running_loop().create_future()
-        self.write(encode_pdu(dataclasses.replace(pdu, sequence_number=self.seq)))
-        return await asyncio.wait_for(future, TIMEOUT)
-
-    async def next_request(self) -> Pdu:
-        return await asyncio.wait_for(self.requests.get(), TIMEOUT)
-
-    async def closed(self) -> None:
-        await asyncio.wait_for(asyncio.shield(self.eof), TIMEOUT)
-
-    async def close(self) -> None:
-        self.writer.close()
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+    def pdu_ignored(self, event: Any) -> None:
+        super().pdu_ignored(event)
+        if isinstance(event.pdu, GenericNack):
+            self.nacks.append(event.pdu)
+            if len(self.nacks) >= self.expected:
+                self.all_nacked.set()
 
 
 @contextlib.asynccontextmanager
@@ -153,20 +104,15 @@ def smpp_series(gateway: Gateway) -> list[str]:
 async def test_unknown_command_ids_do_not_grow_metrics() -> None:
     names_before = len(server_mod._COMMAND_NAMES)
     async with serving() as (srv, gateway, address):
-        client = await Esme.connect(address)
         n = 5000
-        loop = asyncio.get_running_loop()
-        answers = []
-        frames = []
-        for i in range(n):
-            seq = i + 1
-            answers.append(client.pending.setdefault(seq, loop.create_future()))
-            frames.append(struct.pack("!IIII", 16, 0x0001_0000 + i, 0, seq))
+        client = await NackCounter.connect(address, expected=n)
+        assert isinstance(client, NackCounter)
+        frames = [struct.pack("!IIII", 16, 0x0001_0000 + i, 0, i + 1) for i in range(n)]
         client.write(b"".join(frames))  # from an unbound client, as an attacker would
-        responses = await asyncio.wait_for(asyncio.gather(*answers), TIMEOUT * 4)
+        await asyncio.wait_for(client.all_nacked.wait(), TIMEOUT * 4)
         # Each still gets its generic_nack (SMPP 3.4 §5.1.3: ESME_RINVCMDID).
-        assert all(isinstance(r, GenericNack) for r in responses)
-        assert {r.command_status for r in responses} == {S.ESME_RINVCMDID}
+        assert sorted(r.sequence_number for r in client.nacks) == list(range(1, n + 1))
+        assert {r.command_status for r in client.nacks} == {S.ESME_RINVCMDID}
         assert srv.metrics.pdus == Counter(
             {("in", "unknown", "ESME_ROK"): n, ("out", "generic_nack", "ESME_RINVCMDID"): n}
         )
