@@ -1,4 +1,4 @@
-"""Load generator over SMPP (SPEC §9 `ussd-sim load`, §11 performance figures).
+"""Load generator over SMPP (README.md `ussd-sim load`, §11 performance figures).
 
 Drives a gateway (or any SMSC) through K transceiver binds with a scenario file's dial / reply /
 release steps as the journey, over M distinct MSISDNs, in one of two models:
@@ -120,7 +120,7 @@ class LoadError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class SmppAddress:
-    """`smpp://system_id:password@host:port` (SPEC §8 `--target`)."""
+    """`smpp://system_id:password@host:port` (docs/scenarios.md `--target`)."""
 
     host: str
     port: int
@@ -159,7 +159,7 @@ class JourneyStep:
 
 
 def journey_from_scenario(scenario: Scenario) -> tuple[JourneyStep, ...]:
-    """The dial/reply/release steps of a scenario (SPEC §8); other steps are not load."""
+    """The dial/reply/release steps of a scenario (docs/scenarios.md); other steps are not load."""
     steps: list[JourneyStep] = []
     replies = 0
     for step in scenario.steps:
@@ -219,7 +219,7 @@ class LoadOptions:
         if self.concurrency is not None and self.concurrency > self.subscribers:
             raise ValueError(
                 f"concurrency {self.concurrency} needs at least as many subscribers"
-                f" (got {self.subscribers}): one dialog per MSISDN (SPEC §4)"
+                f" (got {self.subscribers}): one dialog per MSISDN (docs/design.md)"
             )
         if self.duration <= 0 or self.warmup < 0 or self.timeout <= 0:
             raise ValueError("duration and timeout must be > 0, warmup >= 0")
@@ -381,7 +381,7 @@ class Report:
 
 
 class _Sub:
-    """One MSISDN, and the journey it is on (at most one at a time: SPEC §4)."""
+    """One MSISDN, and the journey it is on (at most one at a time: docs/design.md)."""
 
     __slots__ = (
         "bind",
@@ -964,5 +964,5 @@ def run(options: LoadOptions, progress: TextIO | None = None) -> Report:
 
 
 def progress_stream(force: bool) -> TextIO | None:
-    """stderr when it is a terminal or `--progress` asks for it (SPEC §9)."""
+    """stderr when it is a terminal or `--progress` asks for it (README.md)."""
     return sys.stderr if force or sys.stderr.isatty() else None

@@ -1,4 +1,4 @@
-"""Headless Debian Chromium for the browser tests (SPEC §1: never silently skipped under CI)."""
+"""Headless Debian Chromium for the browser tests (README.md: never silently skipped under CI)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`ussd-sim dial` (SPEC §9): a dialog in-process against the configured store."""
+"""`ussd-sim dial` (README.md): a dialog in-process against the configured store."""
 
 from __future__ import annotations
 

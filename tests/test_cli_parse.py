@@ -1,4 +1,4 @@
-"""`ussd-sim parse` (SPEC §2, §9): readable lines, --json, batch mode on stdin, exit codes."""
+"""`ussd-sim parse`: readable lines, --json, batch mode on stdin, exit codes."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def test_help_mentions_batch_mode(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_real_process_batch_json(tmp_path: Path) -> None:
-    # One process, many lines: what a harness does (SPEC §2, no per-line start-up cost).
+    # One process, many lines: what a harness does (docs/grammar.md, no per-line start-up cost).
     lines = ["*111*17#", "*123#345", "*31#+79161234567", "*111*828*1#"] * 50
     proc = subprocess.run(
         [sys.executable, "-m", "ussd.cli", "parse", "--json"],

@@ -1,4 +1,4 @@
-"""ussd.config (SPEC §10): the shipped file loads; every bad value names its key."""
+"""ussd.config (docs/config.md): the shipped file loads; every bad value names its key."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ BAD: list[tuple[str, Any, str | None]] = [
     (f"{S0}.payments[1].date", None, None),
     ("sms.sender_id", "X" * 12, None),  # TS 23.040 §9.1.2.5: at most 11
     ("auth.max_failures", 0, None),
-    ("http.listen", "0.0.0.0:8080", "http.admin_token"),  # SPEC §10: the shipped token
+    ("http.listen", "0.0.0.0:8080", "http.admin_token"),  # docs/config.md: the shipped token
     # upper bounds (docs/config.md, "Limits")
     ("links.office_delay", 1e308, None),
     ("links.office_delay", "2950000d", None),

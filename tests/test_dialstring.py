@@ -1,4 +1,4 @@
-"""ussd.dialstring: SPEC §2 and TS 22.030 §6.5 / TS 22.090 examples, errors and invariants."""
+"""ussd.dialstring: docs/grammar.md and TS 22.030 §6.5 / 22.090 examples, errors, invariants."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def call(number: str, clir: str | None = None) -> dict[str, Any]:
 
 
 CASES: list[tuple[str, dict[str, Any]]] = [
-    # The operator's self-care codes (SPEC §0, §3).
+    # The operator's self-care codes (README.md, docs/services.md).
     ("*111*17#", ussd("111", "17")),
     ("*111*828*1#", ussd("111", "828", "1")),
     ("*111*828*2#", ussd("111", "828", "2")),
@@ -58,7 +58,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("*100#", ussd("100")),
     ("*111#", ussd("111")),
     ("*102#", ussd("102")),
-    # SPEC §2: anything else ending in '#' is USSD.
+    # docs/grammar.md: anything else ending in '#' is USSD.
     ("*#100#", ussd("100")),
     ("#646#", ussd("646")),
     ("*1234#", ussd("1234")),
@@ -79,7 +79,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("abc#", ussd()),
     ("*abc*5#", ussd()),
     ("+7916#", ussd()),
-    # Present-but-empty fields are "", absent ones None (SPEC §2).
+    # Present-but-empty fields are "", absent ones None (docs/grammar.md).
     ("*111**5#", ussd("111", "", "5")),
     ("*111*#", ussd("111", "")),
     ("*111*1*2*3*4#", ussd("111", "1", "2", "3", "4")),

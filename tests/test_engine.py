@@ -1,4 +1,4 @@
-"""The session engine (SPEC §4): timers on the simulated clock, replacement, paging, restarts."""
+"""The session engine: timers on the simulated clock, replacement, paging, restarts."""
 
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def test_events_in_order(gateway: Gateway, events: list[Event]) -> None:
     assert kinds == [DialogStarted, ScreenShown, DialogEnded]
 
 
-# -- pagination (SPEC §4) ---------------------------------------------------------------------
+# -- pagination ---------------------------------------------------------------------
 
 
 def test_main_menu_paginates_in_russian(gateway: Gateway) -> None:

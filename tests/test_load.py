@@ -1,7 +1,7 @@
-"""`ussd-sim load` (SPEC §9, §11): counts, errors by kind, JSON, the null SMSC, CLI errors.
+"""`ussd-sim load`: counts, errors by kind, JSON, the null SMSC, CLI errors.
 
 Runs are short (1–1.5 s) against an in-process gateway and its SMPP server on 127.0.0.1:0;
-no test asserts a rate or a latency (SPEC §11: figures come from `make bench`).
+no test asserts a rate or a latency (docs/performance.md: figures come from `make bench`).
 """
 
 from __future__ import annotations
@@ -166,7 +166,8 @@ async def test_failed_expectation_is_an_unexpected_screen(
 
 
 async def test_error_status_is_counted_by_name(gateway_port: int, tmp_path: Path) -> None:
-    # SPEC §3: a handset-local code never reaches the network; the server refuses the submit.
+    # docs/services.md: a handset-local code never reaches the network; the server refuses the
+    # submit.
     report = await load.run_load(options(gateway_port, journey(tmp_path, LOCAL), concurrency=2))
     assert report.steps == 0
     assert set(report.errors) == {"status:ESME_RINVDSTADR"}

@@ -1,4 +1,4 @@
-"""`*111#` as a handset user walks it (SPEC §3): back to the page left, payments newest first,
+"""`*111#` as a handset user walks it: back to the page left, payments newest first,
 secret inputs."""
 
 from __future__ import annotations

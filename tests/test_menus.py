@@ -1,4 +1,4 @@
-"""Menu and text files (SPEC §3): broken references fail at load, naming file and key path."""
+"""Menu and text files: broken references fail at load, naming file and key path."""
 
 from __future__ import annotations
 

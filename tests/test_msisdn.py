@@ -1,4 +1,4 @@
-"""MSISDN normalisation and masking (SPEC §3 store, §5 source_addr): one table per rule."""
+"""MSISDN normalisation and masking (docs/services.md store, §5 source_addr): one table per rule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routing (SPEC §3): the most specific pattern wins whatever the order; bad patterns at load."""
+"""Routing: the most specific pattern wins whatever the order; bad patterns at load."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The gateway's timer task (SPEC §4): it wakes at the next deadline or when the clock jumps."""
+"""The gateway's timer task: it wakes at the next deadline or when the clock jumps."""
 
 from __future__ import annotations
 

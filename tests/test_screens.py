@@ -1,4 +1,4 @@
-"""Screen sizing and pagination (SPEC §4)."""
+"""Screen sizing and pagination (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`ussd-sim serve` as a real process (SPEC §1, §9, §10): ready banner, traffic, clean stop."""
+"""`ussd-sim serve` as a real process: ready banner, traffic, clean stop."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ async def test_serve_keeps_state_across_restarts(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--http-listen", "0.0.0.0:0"], "http.admin_token"),  # SPEC §10
+        (["--http-listen", "0.0.0.0:0"], "http.admin_token"),  # docs/config.md
         (["--smpp-listen", "nowhere"], "--smpp-listen"),
     ],
 )

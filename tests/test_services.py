@@ -1,4 +1,4 @@
-"""Every service path of SPEC §3, each wrong input, driven through the engine's public API."""
+"""Every service path of docs/services.md, each wrong input, through the engine's public API."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The grammar ships inside the wheel (SPEC §1): build it, install it apart, parse from there."""
+"""The grammar ships inside the wheel (README.md): build it, install it apart, parse from there."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SMS centre core (SPEC §3, §5): persist first, tell second, deliver from the inbox."""
+"""The SMS centre core: persist first, tell second, deliver from the inbox."""
 
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ class SmsCentre:
         return min(deadlines) if deadlines else None
 
     def tick(self) -> None:
-        """Expire SMS whose validity has passed (SPEC §5: store-and-forward until validity)."""
+        """Expire SMS whose validity has passed (docs/smpp.md: store-and-forward until validity)."""
         now = self.clock.now()
         for sms in self.store.expire_sms(now):
             _log.info("sms_expired", msisdn=sms.recipient, sms_id=sms.id)

@@ -25,7 +25,7 @@ DAY = 86400.0
 
 
 def set_password(gateway: Gateway, msisdn: str, password: str) -> None:
-    """Set a password the way a subscriber does: the `*111*17#` dialog (SPEC §3)."""
+    """Set a password the way a subscriber does: the `*111*17#` dialog (docs/services.md)."""
     engine = gateway.engine
     assert not engine.dial(msisdn, "*111*17#").end
     assert not engine.reply(msisdn, password).end
@@ -34,7 +34,7 @@ def set_password(gateway: Gateway, msisdn: str, password: str) -> None:
 
 
 def enable_management(gateway: Gateway, msisdn: str) -> None:
-    """`*111*828*1#` on msisdn (SPEC §3)."""
+    """`*111*828*1#` on msisdn (docs/services.md)."""
     gateway.engine.dial(msisdn, "*111*828*1#")
     assert gateway.store.subscriber(msisdn).number_management  # type: ignore[union-attr]
 

@@ -1,4 +1,4 @@
-"""The "My account" widget in a real headless Chromium (SPEC §7): sign in on the simulated
+"""The "My account" widget in a real headless Chromium (docs/account.md): sign in on the simulated
 network or with a password, see balance and linked numbers, add a number.
 
 The widget is served by a test-only page that mounts it; the gateway app is the real one.

@@ -1,4 +1,4 @@
-"""The personal-account core (SPEC §7) on the simulated clock: login, lockout, tokens, SMS
+"""The personal-account core (docs/account.md) on the simulated clock: login, lockout, tokens, SMS
 passwords, password change, linking, social sign-in, and what survives a restart."""
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def test_five_wrong_passwords_lock_for_fifteen_minutes(
     for _ in range(4):
         with pytest.raises(BadCredentials):
             accounts.login(RU, "wrong")
-    with pytest.raises(Locked) as info:  # the fifth wrong password locks (SPEC §7)
+    with pytest.raises(Locked) as info:  # the fifth wrong password locks (docs/account.md)
         accounts.login(RU, "wrong")
     assert info.value.retry_after == 15 * MINUTE
     clock.advance(14 * MINUTE + 59)
@@ -489,7 +489,7 @@ def test_unlink(gateway: Gateway, accounts: Accounts) -> None:
         accounts.unlink(RU, EN)
 
 
-# -- social sign-in (SPEC §7) -------------------------------------------------------------------
+# -- social sign-in -------------------------------------------------------------------
 
 
 def test_social_bind_and_login(accounts: Accounts) -> None:

@@ -1,4 +1,4 @@
-"""The admin API over real HTTP (SPEC §6): token, subscribers, clock, office links, sessions,
+"""The admin API over real HTTP (docs/phones.md): token, subscribers, clock, office links, sessions,
 SMS injection, and the one-account-per-number rule under concurrent requests."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`ussd-sim office link`, `clock`, `subscribers` (SPEC §9): in-process and against a running
+"""`ussd-sim office link`, `clock`, `subscribers` (README.md): in-process and against a running
 gateway's admin API over a real socket."""
 
 from __future__ import annotations

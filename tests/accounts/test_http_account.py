@@ -1,4 +1,4 @@
-"""Self-care over real HTTP on 127.0.0.1 (SPEC §6, §7): every route and every error status."""
+"""Self-care over real HTTP on 127.0.0.1: every route and every error status."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Office links over time (SPEC §7): the 2-day delay on the gateway clock, the activation SMS to
+"""Office links over time: the 2-day delay on the gateway clock, the activation SMS to
 both numbers exactly once, cancellation by `*111*828*2#`, and restarts."""
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def test_disable_cancels_a_pending_office_link(gateway: Gateway) -> None:
     enable_management(gateway, EN)
     gateway.accounts.office_link(RU, EN)
     gateway.advance(DAY)
-    gateway.engine.dial(EN, "*111*828*2#")  # SPEC §3: disabling cancels pending links
+    gateway.engine.dial(EN, "*111*828*2#")  # docs/services.md: disabling cancels pending links
     assert gateway.store.link(EN) is None
     assert gateway.accounts.account_view(RU)["numbers"] == []
     assert gateway.links.next_deadline() is None

@@ -1,4 +1,4 @@
-"""`ussd-sim dial --url`: the same dialog against a running gateway (SPEC §9)."""
+"""`ussd-sim dial --url`: the same dialog against a running gateway (README.md)."""
 
 from __future__ import annotations
 

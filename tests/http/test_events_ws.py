@@ -1,4 +1,4 @@
-"""The `.../events` WebSocket on a real socket (SPEC §6): pushes, disconnects, slow consumers."""
+"""The `.../events` WebSocket on a real socket: pushes, disconnects, slow consumers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""docs/openapi.yaml describes exactly the routes the app serves (SPEC §6), both ways."""
+"""docs/openapi.yaml describes exactly the routes the app serves (docs/phones.md), both ways."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import yaml
 from ussd.http import make_app
 from ussd.runtime import Gateway
 
-SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
 def _documented() -> set[tuple[str, str]]:
-    doc = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    doc = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
     return {
         (method.upper(), path)
         for path, item in doc["paths"].items()
@@ -46,7 +46,7 @@ def test_every_documented_route_is_served(gateway: Gateway) -> None:
 
 
 def test_operations_are_complete() -> None:
-    doc: dict[str, Any] = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    doc: dict[str, Any] = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
     ids = []
     for path, item in doc["paths"].items():
         params = {p["name"] for p in item.get("parameters", []) if "name" in p}

@@ -1,4 +1,4 @@
-"""The phones API on a real socket (SPEC §6): dialogs, local codes and every kind of bad request."""
+"""The phones API on a real socket: dialogs, local codes and every kind of bad request."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ async def test_password_dialog_end_to_end(http: Client) -> None:
     assert status == 200
     assert [s["recipient"] for s in inbox["sms"]] == [RU]
     assert "парол" in inbox["sms"][0]["text"].lower()
-    assert "secret12" not in inbox["sms"][0]["text"]  # SPEC §3: never the password
+    assert "secret12" not in inbox["sms"][0]["text"]  # docs/services.md: never the password
 
 
 @pytest.mark.parametrize("spelling", ["89161234567", "+79161234567", "+7%20916%20123-45-67"])
@@ -101,7 +101,7 @@ async def test_pin_codes_are_answered_by_the_handset(
     status, body = await http.dial(RU, text)
     assert status == 200 and body["local"] is True
     assert expected in body["text"]
-    assert seen == []  # never reached the network (SPEC §2)
+    assert seen == []  # never reached the network (docs/grammar.md)
 
 
 async def test_pin_answer_in_english(http: Client) -> None:

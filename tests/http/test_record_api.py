@@ -1,4 +1,4 @@
-"""`POST/DELETE /api/v1/phones/{msisdn}/record` (SPEC §8 recording over the phones API)."""
+"""`POST/DELETE /api/v1/phones/{msisdn}/record`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The web phone in a real headless Chromium (SPEC §1: never silently skipped under CI=true):
-USSD on the keypad, several phones, the "My account" app (SPEC §7) and recording (SPEC §8)."""
+"""The web phone in a real headless Chromium (README.md: never silently skipped under CI=true):
+USSD on the keypad, several phones, the "My account" app and recording."""
 
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ async def test_phones_side_by_side_and_new_number(page: Any, started: Gateway) -
 
 
 async def _set_password_on(page: Any, phone: Any, msisdn: str, password: str) -> None:
-    """`*111*17#` on this (English) phone, typed as a user would (SPEC §3)."""
+    """`*111*17#` on this (English) phone, typed as a user would (docs/services.md)."""
     await phone.get_by_test_id("number-select").select_option(msisdn)
     await page.wait_for_selector(f'[data-testid=phone][data-msisdn="{msisdn}"][data-online=true]')
     await phone.get_by_test_id("screen").click()  # the display: a click on a key would type
@@ -198,7 +198,7 @@ async def test_my_account_app_on_two_phones(page: Any, started: Gateway) -> None
     assert "42.00" in await added.inner_text()
     link = started.store.link(EN)
     assert link is not None and link.account == RU and link.flow == "app"
-    # Both handsets get their SMS live, each in its own inbox (SPEC §7 app flow).
+    # Both handsets get their SMS live, each in its own inbox (docs/account.md app flow).
     await a.get_by_test_id("sms").filter(has_text="привязан к вашему").wait_for()
     await b.get_by_test_id("sms").filter(has_text="linked to the personal account").wait_for()
 

@@ -1,4 +1,4 @@
-"""JUnit XML (SPEC §8): checked against tests/scenarios/junit.xsd.
+"""JUnit XML (docs/scenarios.md): checked against tests/scenarios/junit.xsd.
 
 The XSD validates every file (xmlschema); the counts that must add up are checked below too.
 """

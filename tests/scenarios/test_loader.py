@@ -1,4 +1,4 @@
-"""The scenario loader (SPEC §8): a table of bad files → exact messages (file, scenario, step)."""
+"""The scenario loader: a table of bad files → exact messages (file, scenario, step)."""
 
 from __future__ import annotations
 
@@ -263,7 +263,7 @@ def test_config_overrides_and_as(base: dict[str, Any]) -> None:
     (s,) = sc.loads(textwrap.dedent(text), "t.yaml", base)
     assert s.config.ussd.reply_timeout == 5
     assert s.config.ussd.dialog_timeout == 180  # the rest of the section is the base's
-    assert s.steps[0].msisdn == "79161112233"  # normalised (SPEC §5 trunk prefix 8)
+    assert s.steps[0].msisdn == "79161112233"  # normalised (docs/smpp.md trunk prefix 8)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Recording (SPEC §8): a live in-process session becomes a scenario file that replays green."""
+"""Recording: a live in-process session becomes a scenario file that replays green."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The runner (SPEC §8): results, failure reports with expected vs actual, exit codes, -j."""
+"""The runner: results, failure reports with expected vs actual, exit codes, -j."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The shipped scenarios (SPEC §8: one for every flow of §3 and §7) all pass in-process."""
+"""The shipped scenarios all pass in-process."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scenarios against a running gateway (SPEC §8 --target): real sockets on 127.0.0.1:0.
+"""Scenarios against a running gateway (docs/scenarios.md --target): real sockets on 127.0.0.1:0.
 
 HTTP runs against the in-process aiohttp app; SMPP against `ussd.smpp.server.SmppServer`
 (skipped, with that reason, only in a tree where that module is missing).
@@ -22,7 +22,7 @@ from tests.scenarios.conftest import SHIPPED
 from ussd.clock import SimulatedClock
 from ussd.runtime import Gateway
 
-TOKEN = "change-me"  # the shipped admin token (loopback only, SPEC §10)
+TOKEN = "change-me"  # the shipped admin token (loopback only, docs/config.md)
 
 # Shipped scenarios that cannot run over HTTP alone, and why (docs/scenarios.md).
 HTTP_CANNOT = {
@@ -58,7 +58,7 @@ async def test_shipped_scenarios_over_http(
 ) -> None:
     gw, url = world
     (scenario,) = [s for s in sc.load(SHIPPED / file, base) if s.name == name]
-    # The live gateway's timers are its own: give it the scenario's (SPEC §8 overrides).
+    # The live gateway's timers are its own: give it the scenario's (docs/scenarios.md overrides).
     gw.engine._reply_timeout = scenario.config.ussd.reply_timeout
     gw.engine._dialog_timeout = scenario.config.ussd.dialog_timeout
     gw.accounts.captchas.mode = scenario.config.website.captcha  # docs/account.md "Website"

@@ -1,4 +1,4 @@
-"""Store-and-forward drain (SPEC §5): linear in the queue, interleaved with other traffic.
+"""Store-and-forward drain (docs/smpp.md): linear in the queue, interleaved with other traffic.
 
 Nothing here is timed: the work is counted (SMS rows the server decodes from the store) and
 the interleaving is observed (how many deliver_sm had gone out when a dial was served).

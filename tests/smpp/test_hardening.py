@@ -1,4 +1,4 @@
-"""SMPP edge cases found by attacking the server over real sockets (SPEC §5).
+"""SMPP edge cases found by attacking the server over real sockets (docs/smpp.md).
 
 Every request gets exactly one response, and an accepted USSD request a screen; receipts are
 plain GSM/ASCII text whatever the SMS was; every part that asked for a receipt gets its own;

@@ -1,4 +1,4 @@
-"""Delivery receipts are kept in SQLite (SPEC §5): acknowledged means never lost, even across
+"""Delivery receipts are kept in SQLite (docs/smpp.md): acknowledged means never lost, even across
 a gateway restart; a receipt is settled only by a deliver_sm_resp OK."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The asyncio SMPP server over real sockets (SPEC §5), driven by a raw ESME on our codec."""
+"""The asyncio SMPP server over real sockets (docs/smpp.md), driven by a raw ESME on our codec."""
 
 from __future__ import annotations
 
@@ -221,7 +221,7 @@ async def test_password_dialog_end_to_end(server: SmppServer, gateway: Gateway) 
     assert resp.command_status == S.ESME_ROK
     assert resp.message_id  # type: ignore[attr-defined]
     screen = await client.deliver_sm()
-    # submit_sm_resp first, then the screen (SPEC §5).
+    # submit_sm_resp first, then the screen (docs/smpp.md).
     assert client.seen.index(resp) < client.seen.index(screen)
     assert screen.service_type == "USSD"
     assert (screen.source_addr, screen.destination_addr) == ("111", ALICE)
@@ -668,7 +668,8 @@ def test_receipt_text_layout() -> None:
 
 async def test_business_clock_jump_leaves_binds_alone(gateway: Gateway, waiter: Waiter) -> None:
     # Default transport clock: real time, even though the gateway's clock is simulated. A
-    # 2-day advance (an office link, SPEC §7) must neither probe nor drop a live bind, and an
+    # 2-day advance (an office link, docs/account.md) must neither probe nor drop a live bind, and
+    # an
     # SMS sent during it is delivered exactly once.
     srv = SmppServer(gateway)
     srv.address = await srv.start("127.0.0.1", 0)  # type: ignore[attr-defined]

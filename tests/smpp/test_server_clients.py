@@ -1,4 +1,4 @@
-"""Independent ESMEs against the server (SPEC §5): aiosmpplib's ESME and python-smpplib."""
+"""Independent ESMEs against the server (docs/smpp.md): aiosmpplib's ESME and python-smpplib."""
 
 from __future__ import annotations
 
