@@ -277,6 +277,19 @@ def build_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
                 at_least(ratio, 0.8),
             )
         )
+    # The gateway against its own SMPP layer alone, same run: what the engine and the store
+    # cost per submit_sm, independent of how fast this machine or the peer is today.
+    for name, label, target in (("submit_ussd", "USSD *100#", 0.5), ("submit", "MO SMS", 0.25)):
+        ratio = _ratio(_steps(peer.get(f"ussd_sim_{name}")), layer)
+        rows.append(
+            Row(
+                f"ratio gateway / own layer, {label}",
+                ratio,
+                "×",
+                f"≥ {target}",
+                at_least(ratio, target),
+            )
+        )
     drain = results.get("drain", {})
     v = drain.get("sms_per_second")
     rows.append(
