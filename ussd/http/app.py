@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -17,10 +16,11 @@ from ussd.http.admin import SmppBinds, setup_admin_routes
 from ussd.http.errors import (
     MAX_BODY,
     REQUEST_TIMEOUT,
-    ApiError,
     Handler,
     error_middleware,
     json_response,
+    static_bytes,
+    static_file,
 )
 from ussd.http.lk import setup_lk_routes
 from ussd.http.network import routes as network_routes
@@ -45,27 +45,14 @@ STATIC_TYPES = {
 }
 
 
-def _static(name: str) -> bytes:
-    return resources.files("ussd.http").joinpath("static", name).read_bytes()
-
-
 async def index(request: web.Request) -> web.Response:
     """The web phone (docs/phones.md `GET /`)."""
-    return web.Response(body=_static("index.html"), content_type="text/html", charset="utf-8")
+    return web.Response(body=static_bytes("index.html"), content_type="text/html", charset="utf-8")
 
 
 async def static(request: web.Request) -> web.Response:
     """The web phone's stylesheets and scripts (and the "My account" app's)."""
-    name = request.match_info["name"]
-    content_type = STATIC_TYPES.get(name)
-    if content_type is None:
-        raise ApiError(404, "not_found", f"no static file {name!r}")
-    return web.Response(
-        body=_static(name),
-        content_type=content_type,
-        charset="utf-8",
-        headers={"Cache-Control": "no-cache"},
-    )
+    return static_file(request.match_info["name"], STATIC_TYPES)
 
 
 async def healthz(request: web.Request) -> web.Response:

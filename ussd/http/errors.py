@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from importlib import resources
 from typing import Any, NoReturn
 
 from aiohttp import web
@@ -18,6 +19,25 @@ def json_response(data: Any, *, status: int = 200, **kwargs: Any) -> web.Respons
     """A JSON response with text left readable (Cyrillic as UTF-8, not \\u escapes)."""
     return web.json_response(
         data, status=status, dumps=lambda obj: json.dumps(obj, ensure_ascii=False), **kwargs
+    )
+
+
+def static_bytes(name: str) -> bytes:
+    """The bytes of a file shipped in ussd/http/static/ (also inside a wheel)."""
+    return resources.files("ussd.http").joinpath("static", name).read_bytes()
+
+
+def static_file(name: str, types: Mapping[str, str]) -> web.Response:
+    """A file of ussd/http/static/ named in `types` (a fixed list, so no path from a URL ever
+    reaches the filesystem), or a 404 ApiError."""
+    content_type = types.get(name)
+    if content_type is None:
+        raise ApiError(404, "not_found", f"no static file {name!r}")
+    return web.Response(
+        body=static_bytes(name),
+        content_type=content_type,
+        charset="utf-8",
+        headers={"Cache-Control": "no-cache"},
     )
 
 

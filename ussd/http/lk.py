@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import functools
 import math
-from importlib import resources as importlib_resources
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -25,7 +24,14 @@ from aiohttp import web
 from ussd import resources, yamlload
 from ussd.accounts import AccountError, Unauthorized
 from ussd.http.account import MAX_PASSWORD, Handler, account_errors, bearer
-from ussd.http.errors import ApiError, json_body, json_response, text_field
+from ussd.http.errors import (
+    ApiError,
+    json_body,
+    json_response,
+    static_bytes,
+    static_file,
+    text_field,
+)
 from ussd.menus import LANGUAGES
 from ussd.social import PROVIDERS, SocialError, SocialSim
 
@@ -77,10 +83,6 @@ def load_texts() -> dict[str, dict[str, str]]:
     return out
 
 
-def _asset(name: str) -> bytes:
-    return importlib_resources.files("ussd.http").joinpath("static", name).read_bytes()
-
-
 def social_errors(handler: Handler) -> Handler:
     """Turn a SocialError escaping `handler` into its JSON error (and AccountErrors too)."""
 
@@ -120,21 +122,12 @@ class LkSite:
 
     def _html(self, name: str) -> web.Response:
         return web.Response(
-            body=_asset(name), content_type="text/html", charset="utf-8", headers=PAGE_HEADERS
+            body=static_bytes(name), content_type="text/html", charset="utf-8", headers=PAGE_HEADERS
         )
 
     async def asset(self, request: web.Request) -> web.Response:
         """`GET /lk/{name}`: the site's stylesheet and scripts (a fixed list)."""
-        name = request.match_info["name"]
-        content_type = ASSETS.get(name)
-        if content_type is None:
-            raise ApiError(404, "not_found", f"no file {name!r}")
-        return web.Response(
-            body=_asset(name),
-            content_type=content_type,
-            charset="utf-8",
-            headers={"Cache-Control": "no-cache"},
-        )
+        return static_file(request.match_info["name"], ASSETS)
 
     # -- site settings, captcha, SMS password -----------------------------------------------
 
