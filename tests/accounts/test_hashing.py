@@ -15,11 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.accounts.conftest import RU, call
+from tests.accounts.conftest import RU, call, serving
 from ussd import accounts as accounts_mod
 from ussd import store as store_mod
 from ussd.accounts import BadCredentials, Locked
-from ussd.http import start_http
 from ussd.runtime import Gateway
 
 STRANGERS = [f"7900000{i:04d}" for i in range(40)]  # no subscribers (auto_provision is off)
@@ -81,14 +80,8 @@ def hash_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
 @pytest.fixture
 async def http(gateway: Gateway) -> AsyncIterator[aiohttp.ClientSession]:
     gateway.hash_off_loop()  # as `ussd-sim serve` does
-    await gateway.start()
-    srv = await start_http(gateway, "127.0.0.1", 0)
-    try:
-        async with aiohttp.ClientSession(base_url=srv.url) as session:
-            yield session
-    finally:
-        await srv.stop()
-        await gateway.stop()
+    async with serving(gateway) as session:
+        yield session
 
 
 async def test_logins_hash_off_the_loop_with_bounded_concurrency(
