@@ -4,7 +4,6 @@ USSD on the keypad, several phones, the "My account" app and recording."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,33 +12,12 @@ import pytest
 from sim import runner
 from sim import scenario as sc
 from sim.targets import InProcessTarget
-from tests.browser import OUTPUT, TIMEOUT_MS
+from tests.browser import OUTPUT
 from tests.http.conftest import EN, RU, eventually
 from ussd.events import Screen, ScreenShown
-from ussd.http import HttpServer
 from ussd.runtime import Gateway
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def page(browser: Any, server: HttpServer) -> AsyncIterator[Any]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # Only the gateway may be asked for anything: no CDN, fonts or trackers.
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(request.url))
-    await page.goto(server.url + "/")
-    await page.wait_for_selector("body[data-ready=true]")
-    yield page
-    await context.close()
-    assert not errors, f"JavaScript errors: {errors}"
-    local = (server.url, server.url.replace("http://", "ws://", 1))
-    foreign = [u for u in requested if not u.startswith(local)]
-    assert not foreign, f"requests outside the gateway: {foreign}"
 
 
 async def _press(phone: Any, keys: str) -> None:

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.browser import OUTPUT, TIMEOUT_MS
+from tests.browser import OUTPUT
 from tests.http.conftest import RU
-from ussd.http import HttpServer
 from ussd.runtime import Gateway
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def page(browser: Any, server: HttpServer) -> AsyncIterator[Any]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await page.goto(server.url + "/")
-    await page.wait_for_selector("body[data-ready=true]")
-    yield page
-    await context.close()
-    assert not errors, f"JavaScript errors: {errors}"
 
 
 async def test_the_network_line_follows_ss_requests(page: Any, started: Gateway) -> None:
