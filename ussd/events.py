@@ -19,6 +19,9 @@ class Outcome(StrEnum):
     SHUTDOWN = "shutdown"  # the gateway stopped
     APP_TIMEOUT = "app_timeout"  # an outside application did not answer in time
     APP_ERROR = "app_error"  # an outside application's answer was unusable, or none could be asked
+    APP_RELEASE = "app_release"  # an outside application ended the dialog (END, Release, op 17)
+    APP_UNAVAILABLE = "app_unavailable"  # the route's application is not bound or not reachable
+    NETWORK_FAULT = "network_fault"  # an injected network fault ended it (docs/network.md)
 
 
 class SmsState(StrEnum):
