@@ -1,0 +1,1 @@
+"""External USSD applications over HTTP (docs/apps.md)."""
