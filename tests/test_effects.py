@@ -87,9 +87,9 @@ ROUTES = {
 }
 
 
-def lookup_gateway(clock: SimulatedClock | None = None) -> tuple[Gateway, Lookup]:
+def lookup_gateway(clock: SimulatedClock | None = None, **sections: Any) -> tuple[Gateway, Lookup]:
     service = Lookup()
-    config = make_config(ussd={"routes": ROUTES, "reply_timeout": "30s"})
+    config = make_config(ussd={"routes": ROUTES, "reply_timeout": "30s"}, **sections)
     gw = Gateway.create(
         config,
         clock=clock or SimulatedClock(),
@@ -599,5 +599,92 @@ async def test_http_dial_waits_for_the_performer() -> None:
             status, screen = await post("reply", "thanks")
             assert (status, screen["text"], screen["end"]) == (200, "bye thanks", True)
     finally:
+        await server.stop()
+        await gw.stop()
+
+
+# -- over SMPP: the harness path waits too ---------------------------------------------------
+
+
+async def smpp_world(clock: SimulatedClock) -> tuple[Gateway, Lookup, Any, Any]:
+    from tests.smpp.helpers import ACCOUNTS, bound, start_server
+
+    gw, service = lookup_gateway(clock, smpp={"accounts": ACCOUNTS})
+    await gw.start()
+    server = await start_server(gw, transport_clock=RealClock())
+    return gw, service, server, await bound(server)
+
+
+async def test_smpp_dial_is_accepted_at_once_and_the_screen_follows_the_answer() -> None:
+    from tests.smpp.helpers import no_request, text_of
+    from ussd.smpp.constants import CommandStatus, UssdServiceOp
+
+    gw, _, server, harness = await smpp_world(SimulatedClock())
+    gate = Gate()
+    gw.register(KIND, gate)
+    try:
+        resp = await harness.submit(RU, "*555#")
+        # The submit is acknowledged while the app is asked; no screen yet.
+        assert resp.command_status == 0 and resp.message_id
+        await asyncio.wait_for(gate.called.wait(), 5)
+        assert await no_request(harness)
+        # A reply before the screen it answers is refused; the dialog goes on.
+        busy = await harness.submit(RU, "1", op=UssdServiceOp.USSR_CONFIRM)
+        assert busy.command_status == CommandStatus.ESME_RMSGQFUL
+        gate.release.set()
+        screen = await harness.deliver_sm()
+        assert text_of(screen) == "From app #1"
+        assert screen.ussd_service_op == UssdServiceOp.USSR_REQUEST
+        assert gate.asked[0].session == resp.message_id
+        ok = await harness.submit(RU, "thanks", op=UssdServiceOp.USSR_CONFIRM)
+        assert ok.command_status == 0
+        last = await harness.deliver_sm()
+        assert (text_of(last), last.ussd_service_op) == ("bye thanks", UssdServiceOp.PSSR_RESPONSE)
+    finally:
+        await harness.close()
+        await server.stop()
+        await gw.stop()
+
+
+async def test_smpp_app_timeout_ends_the_dialog_with_the_error_screen() -> None:
+    from tests.smpp.helpers import text_of
+    from ussd.smpp.constants import UssdServiceOp
+
+    clock = SimulatedClock()
+    gw, service, server, harness = await smpp_world(clock)
+    gate = Gate()
+    gw.register(KIND, gate)
+    try:
+        assert (await harness.submit(RU, "*555#")).command_status == 0
+        await asyncio.wait_for(gate.called.wait(), 5)
+        clock.advance(10)  # past the effect's deadline: the timer task expires it
+        screen = await harness.deliver_sm()
+        assert (text_of(screen), screen.ussd_service_op) == (ERROR_RU, UssdServiceOp.PSSR_RESPONSE)
+        await asyncio.wait_for(gate.cancelled.wait(), 5)
+        [failure] = service.results
+        assert isinstance(failure, Failure) and failure.cause is Outcome.APP_TIMEOUT
+    finally:
+        await harness.close()
+        await server.stop()
+        await gw.stop()
+
+
+async def test_smpp_release_while_waiting_cancels_the_performer() -> None:
+    from tests.smpp.helpers import no_request
+    from ussd.smpp.constants import UssdServiceOp
+
+    gw, _, server, harness = await smpp_world(SimulatedClock())
+    gate = Gate()
+    gw.register(KIND, gate)
+    try:
+        assert (await harness.submit(RU, "*555#")).command_status == 0
+        await asyncio.wait_for(gate.called.wait(), 5)
+        released = await harness.submit(RU, "", op=UssdServiceOp.RELEASE)
+        assert released.command_status == 0
+        await asyncio.wait_for(gate.cancelled.wait(), 5)
+        assert gw.engine.dialog(RU) is None
+        assert await no_request(harness)  # the harness released it: no end screen to send
+    finally:
+        await harness.close()
         await server.stop()
         await gw.stop()

@@ -95,13 +95,13 @@ async def test_a_dial_is_served_while_a_large_drain_is_in_progress(
     try:
         queue(gateway, n)
         sent_at_dial: list[int] = []
-        dial = gateway.engine.dial
+        dial = gateway.engine.handle_dial
 
         def counting_dial(msisdn: str, text: str) -> Any:
             sent_at_dial.append(srv.metrics.pdus[("out", "deliver_sm", "ESME_ROK")])
             return dial(msisdn, text)
 
-        monkeypatch.setattr(gateway.engine, "dial", counting_dial)
+        monkeypatch.setattr(gateway.engine, "handle_dial", counting_dial)
         # The prober's account covers none of the queued numbers: only its screens reach it.
         prober = await bound(srv, system_id="ranges", password="pw")
         drainer = await bound(srv)

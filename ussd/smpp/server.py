@@ -93,6 +93,10 @@ _STATUS_NAMES: dict[int, str] = {int(s): status_name(s) for s in CommandStatus}
 _COMMAND_NAMES[_UNKNOWN] = _STATUS_NAMES[_UNKNOWN] = "unknown"
 
 
+def _nothing() -> None:
+    """perform() of a gateway that performs no effects (a test's stand-in)."""
+
+
 def _cname(command_id: int) -> str:
     name = _COMMAND_NAMES.get(command_id)
     return command_name(command_id) if name is None else name
@@ -236,6 +240,7 @@ class SmppServer:
         self.accounts: dict[str, SmppAccount] = {a.system_id: a for a in self.config.accounts}
         self.metrics = _Metrics(getattr(gateway, "metrics", None))
         self.smsc = Smsc(gateway.engine, gateway.sms, self.config, now=self.clock.now())
+        self._perform: Callable[[], None] = getattr(gateway, "perform", _nothing)
         # PDU captures (smpp.capture, per bind from the admin API): ussd/smpp/capture.py.
         cfg = self.config
         self.captures = Captures(
@@ -636,6 +641,9 @@ class SmppServer:
     def _on_submit_sm(self, bind: _Bind, pdu: SubmitSm) -> None:
         self.metrics.pdu("in", CommandId.SUBMIT_SM, 0)
         self.smsc.submit_sm(bind.key, pdu)
+        # A step may wait for an outside answer (an app over HTTP or an app bind): the
+        # gateway starts performing it; its screen comes back later as an engine event.
+        self._perform()
 
     def _on_response(self, bind: _Bind, event: ResponseReceived) -> None:
         response = event.response

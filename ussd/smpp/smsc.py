@@ -34,8 +34,18 @@ from typing import Protocol
 from ussd import log
 from ussd.config import SmppAccount, SmppConfig
 from ussd.dialstring import DialStringError
-from ussd.engine import Engine, NoDialog, NotUssd, UnknownSubscriber
-from ussd.events import DialogEnded, Event, Screen, Sms, SmsQueued, SmsState, SmsStateChanged
+from ussd.effects import Effect
+from ussd.engine import DialogBusy, Engine, NoDialog, NotUssd, UnknownSubscriber
+from ussd.events import (
+    DialogEnded,
+    Event,
+    Screen,
+    ScreenShown,
+    Sms,
+    SmsQueued,
+    SmsState,
+    SmsStateChanged,
+)
 from ussd.msisdn import InvalidMsisdn
 from ussd.smpp.concat import Concat, UdhError, UserData, split_user_data
 from ussd.smpp.constants import CommandId, CommandStatus, MessageState, status_name
@@ -194,6 +204,9 @@ class Smsc:
         self._binds: dict[BindKey, _Bind] = {}
         self._bound: list[_Bind] = []
         self._dialogs: dict[str, HarnessDialog] = {}
+        # Harness dialogs by session whose next screen waits for an outside answer (an app's
+        # over HTTP or an app bind): the engine shows it later, as a ScreenShown event.
+        self._awaiting: dict[str, HarnessDialog] = {}
         self._calling: tuple[str, BindKey] | None = None
         self._answered: SubmitSm | None = None
         self._ussd_prefix = "u" + os.urandom(3).hex()  # see _ussd_message_id
@@ -382,7 +395,10 @@ class Smsc:
 
     def engine_event(self, event: Event) -> None:
         """An engine event (synchronous; the engine is never called from here)."""
-        if isinstance(event, DialogEnded):
+        if isinstance(event, ScreenShown):
+            if self._awaiting:
+                self._screen_shown(event)
+        elif isinstance(event, DialogEnded):
             self._dialog_ended(event)
         elif isinstance(event, SmsQueued | SmsStateChanged):
             self._sms_events.append(event)
@@ -494,7 +510,7 @@ class Smsc:
     ) -> None:
         self._calling = (msisdn, bind.key)
         try:
-            screen = self.engine.dial(msisdn, text)
+            shown = self.engine.handle_dial(msisdn, text)
         except DialStringError:
             # Not a dial string at all: a network answers the handset with an end screen, so
             # the submit is accepted and the dialog ends at once with "unknown request".
@@ -502,7 +518,7 @@ class Smsc:
             if error is None:
                 self._submit_resp(bind, pdu, CommandStatus.ESME_RINVSRCADR)
                 return
-            screen = error
+            shown = error
         except NotUssd as exc:
             # A call or a handset-local code never reaches the USSD network (TS 22.030 §6.5).
             self._submit_resp(bind, pdu, CommandStatus.ESME_RINVDSTADR)
@@ -521,12 +537,17 @@ class Smsc:
         )
         dialog = HarnessDialog(
             msisdn,
-            screen.session,
+            shown.session,
             bind.key,
             session_number,
             user_message_reference=request.user_message_reference,
         )
         dialog.service_addr = pdu.destination_addr
+        if isinstance(shown, Effect):
+            self._await(dialog)
+            self._submit_resp(bind, pdu, _OK, shown.session)
+            return
+        screen = shown
         if screen.end:
             self._dialogs.pop(msisdn, None)
         else:
@@ -547,10 +568,16 @@ class Smsc:
     ) -> None:
         self._calling = (msisdn, bind.key)
         try:
-            screen = self.engine.reply(msisdn, text)
+            shown = self.engine.handle_reply(msisdn, text)
         except NoDialog:
             self._submit_resp(bind, pdu, CommandStatus.ESME_RINVOPTPARVAL)
             _log.info("smpp_no_dialog", system_id=bind.account.system_id, msisdn=msisdn)
+            return
+        except DialogBusy:
+            # A reply before the screen it answers: the dialog still waits for its app's
+            # answer to the previous input. Refused, and the dialog goes on (docs/smpp.md).
+            self._submit_resp(bind, pdu, CommandStatus.ESME_RMSGQFUL)
+            _log.info("smpp_dialog_busy", system_id=bind.account.system_id, msisdn=msisdn)
             return
         except UnknownSubscriber:
             self._submit_resp(bind, pdu, CommandStatus.ESME_RINVSRCADR)
@@ -558,11 +585,11 @@ class Smsc:
         finally:
             self._calling = None
         dialog = self._dialogs.get(msisdn)
-        if dialog is None or dialog.session != screen.session or dialog.bind not in self._binds:
+        if dialog is None or dialog.session != shown.session or dialog.bind not in self._binds:
             # Opened elsewhere (web handset) or on a bind since gone: this bind takes it over.
             dialog = HarnessDialog(
                 msisdn,
-                screen.session,
+                shown.session,
                 bind.key,
                 request.session.session_number if request.session else bind.session_number(),
                 pdus=0,
@@ -570,6 +597,11 @@ class Smsc:
             )
             self._dialogs[msisdn] = dialog
         dialog.harness_pdu(request)
+        if isinstance(shown, Effect):
+            self._await(dialog)
+            self._submit_resp(bind, pdu, _OK, self._ussd_message_id(shown.session))
+            return
+        screen = shown
         if screen.end:
             del self._dialogs[msisdn]
         self._submit_resp(bind, pdu, _OK, self._ussd_message_id(screen.session))
@@ -643,7 +675,23 @@ class Smsc:
             finally:
                 self._calling = None
 
+    def _await(self, dialog: HarnessDialog) -> None:
+        """The dialog's next screen comes from an effect: submit_sm_resp now, the screen later."""
+        self._dialogs[dialog.msisdn] = dialog
+        self._awaiting[dialog.session] = dialog
+
+    def _screen_shown(self, event: ScreenShown) -> None:
+        screen = event.screen
+        dialog = self._awaiting.pop(screen.session, None)
+        if dialog is None or self._dialogs.get(dialog.msisdn) is not dialog:
+            return  # not waited for here, or since taken over by another bind
+        if screen.end:
+            del self._dialogs[dialog.msisdn]
+        self._send_screen(dialog, screen.text, screen.end, screen.service_code)
+
     def _dialog_ended(self, event: DialogEnded) -> None:
+        if self._awaiting:
+            self._awaiting.pop(event.session, None)
         dialog = self._dialogs.get(event.msisdn)
         if dialog is None or dialog.session != event.session:
             return
