@@ -5,14 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config.yaml
 
-.PHONY: run test lint typecheck pytest bench peer browser tools clean
+.PHONY: run test lint typecheck pytest bench peer browser tools services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,cluster]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -39,6 +39,17 @@ tools:
 	      || echo "warning: could not install tshark"; \
 	  else echo "warning: tshark missing and cannot be installed here"; fi; }
 
+# Debian's redis-server and PostgreSQL for the cluster tests (docs/cluster.md), the same way:
+# installed when missing and possible; the suite starts its own servers on free loopback ports
+# and the tests that need them fail (never skip) under CI=true when they are absent.
+services:
+	@{ command -v redis-server >/dev/null 2>&1 && \
+	   { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null) \
+	      || echo "warning: could not install redis-server and postgresql"; \
+	  else echo "warning: redis-server or postgresql missing and cannot be installed here"; fi; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -46,7 +57,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) browser tools
+pytest: $(STAMP) browser tools services
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest

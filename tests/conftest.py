@@ -18,8 +18,9 @@ from ussd.runtime import Gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# The `browser` fixture (headless Debian Chromium) for every browser test.
-pytest_plugins = ["tests.browser"]
+# The `browser` fixture (headless Debian Chromium) for every browser test; real redis-server
+# and PostgreSQL for the cluster tests (tests/services.py).
+pytest_plugins = ["tests.browser", "tests.services"]
 
 # capture_logs() must see every logger, also after a test ran `ussd-sim` in-process.
 log_mod.CACHE_LOGGERS = False
