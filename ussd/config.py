@@ -134,6 +134,9 @@ class WebsiteConfig:
     captcha: str = "on"  # on | off | test (every answer is ussd.captcha.TEST_ANSWER)
     captcha_ttl: float = 300.0
     provider_password: str = "social"  # any login at a simulated social provider
+    # Per client address, a minute (0: no limit); more get 429 (docs/account.md "Website").
+    captchas_per_minute: int = 30
+    provider_logins_per_minute: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,6 +439,8 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         captcha=captcha_mode,
         captcha_ttl=ws.duration("captcha_ttl", 300.0, maximum=86400.0),
         provider_password=ws.str_("provider_password", "social", max_length=64),
+        captchas_per_minute=ws.int_("captchas_per_minute", 30, maximum=100_000),
+        provider_logins_per_minute=ws.int_("provider_logins_per_minute", 10, maximum=100_000),
     )
     ws.done()
 

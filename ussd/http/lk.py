@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ussd import resources, yamlload
-from ussd.accounts import AccountError, Unauthorized
+from ussd.accounts import AccountError, RateLimited, Unauthorized
 from ussd.http.account import MAX_PASSWORD, Handler, account_errors, bearer
 from ussd.http.errors import (
     ApiError,
@@ -33,6 +33,7 @@ from ussd.http.errors import (
     text_field,
 )
 from ussd.menus import LANGUAGES
+from ussd.ratelimit import ClientLimit
 from ussd.social import PROVIDERS, SocialError, SocialSim
 
 if TYPE_CHECKING:
@@ -103,10 +104,23 @@ class LkSite:
         self.gateway = gateway
         self.accounts = gateway.accounts
         self.texts = load_texts()
-        self.social = SocialSim(gateway.config.website.provider_password)
+        website = gateway.config.website
+        self.social = SocialSim(website.provider_password)
+        # Per client address (docs/account.md "Website"): drawing captchas and trying provider
+        # passwords in a loop is refused with 429 before it costs work.
+        self.captcha_limit = ClientLimit(website.captchas_per_minute)
+        self.provider_limit = ClientLimit(website.provider_logins_per_minute)
 
     def _now(self) -> float:
         return self.gateway.clock.now()
+
+    def _limit(self, limit: ClientLimit, request: web.Request, what: str) -> None:
+        """RateLimited (429, Retry-After) when this client asked for `what` too often."""
+        wait = limit.take(request.remote or "", self._now())
+        if wait > 0:
+            raise RateLimited(
+                f"too many {what} from this address; try again in {math.ceil(wait)} s", wait
+            )
 
     # -- pages -------------------------------------------------------------------------------
 
@@ -145,7 +159,8 @@ class LkSite:
         )
 
     async def captcha(self, request: web.Request) -> web.Response:
-        """`POST /api/v1/lk/captcha` → 201 a PNG captcha as a data: URL (409 when off)."""
+        """`POST /api/v1/lk/captcha` → 201 a PNG captcha as a data: URL (409 off, 429)."""
+        self._limit(self.captcha_limit, request, "captchas")
         now = self._now()
         challenge = self.accounts.issue_captcha()
         image = "data:image/png;base64," + base64.b64encode(challenge.png).decode()
@@ -198,7 +213,8 @@ class LkSite:
     # -- the simulated providers ------------------------------------------------------------
 
     async def provider_login(self, request: web.Request) -> web.Response:
-        """`POST /api/v1/lk/providers/{provider}/login {"login","password"}` → session (401)."""
+        """`POST /api/v1/lk/providers/{provider}/login {"login","password"}` → session (401/429)."""
+        self._limit(self.provider_limit, request, "provider sign-ins")
         data = await json_body(request)
         login = text_field(data, "login", max_length=64)
         password = text_field(data, "password", max_length=MAX_PASSWORD)
