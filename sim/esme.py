@@ -52,6 +52,7 @@ from ussd.smpp.pdu import (
     Unbind,
     encode_pdu,
     response_to,
+    with_sequence,
 )
 
 __all__ = ["BindRefused", "Esme", "QueueFull", "RequestTimeout", "connect"]
@@ -122,7 +123,7 @@ class Esme(asyncio.Protocol):
             raise LocalProtocolError(f"connection closed: {self.ended}")
         if unchecked:
             if pdu.sequence_number == 0:
-                pdu = _with_seq(pdu, self.conn.allocate_sequence())
+                pdu = with_sequence(pdu, self.conn.allocate_sequence())
             self._unchecked[pdu.sequence_number] = (pdu, context)
             self._push(encode_pdu(pdu))
             return
@@ -174,7 +175,7 @@ class Esme(asyncio.Protocol):
         """
         future: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
         if unchecked and pdu.sequence_number == 0:
-            pdu = _with_seq(pdu, self.conn.allocate_sequence())
+            pdu = with_sequence(pdu, self.conn.allocate_sequence())
         self.send_request(pdu, future, unchecked=unchecked)
         if wait is None and not unchecked:
             return await future  # the connection's own deadline ends it
@@ -371,12 +372,6 @@ class Esme(asyncio.Protocol):
         self.closed_with(reason)
         if not self.done.done():
             self.done.set_result(reason)
-
-
-def _with_seq(pdu: Pdu, seq: int) -> Pdu:
-    from dataclasses import replace
-
-    return replace(pdu, sequence_number=seq)
 
 
 E = TypeVar("E", bound=Esme)

@@ -814,3 +814,22 @@ def test_aiosmpplib_decodes_our_screens(op: int, text: str) -> None:
     values = {p.tag: p.value for p in msg.optional_params}
     assert values[Tag.USSD_SERVICE_OP] == chr(op)
     assert values[Tag.ITS_SESSION_INFO] == ItsSessionInfo(5, 1, op == 17).to_bytes().decode()
+
+
+@given(st.integers(min_value=1, max_value=0x7FFFFFFF))
+def test_with_sequence_is_replace(seq: int) -> None:
+    from dataclasses import replace
+
+    from ussd.smpp.pdu import with_sequence
+
+    before = [
+        SubmitSm(source_addr="79161234567", short_message=b"x", tlvs=((0x0501, b"\x01"),)),
+        DeliverSm(destination_addr="1", sequence_number=9),
+        EnquireLink(),
+    ]
+    for pdu, sequence in zip(before, (0, 9, 0), strict=True):
+        copy = with_sequence(pdu, seq)
+        assert copy == replace(pdu, sequence_number=seq)
+        assert encode_pdu(copy) == encode_pdu(replace(pdu, sequence_number=seq))
+        assert type(copy) is type(pdu)
+        assert pdu.sequence_number == sequence  # the original is untouched

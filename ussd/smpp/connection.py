@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
@@ -59,6 +59,7 @@ from ussd.smpp.pdu import (
     decode_pdu,
     encode_pdu,
     make_response,
+    with_sequence,
 )
 
 __all__ = [
@@ -355,6 +356,9 @@ class SmppConnection:
         self._started = now  # when the clock first became known (bind_timeout)
         self._last_rx = now  # last time the peer sent anything (idle probing)
         self._partial_since: float | None = None  # a PDU begun, not complete (pdu_timeout)
+        # PDUs framed from the peer and PDUs we encoded (the console's per-bind rates).
+        self.pdus_received = 0
+        self.pdus_sent = 0
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -466,6 +470,7 @@ class SmppConnection:
             pos = 0
         self._pos = pos
         self._partial_since = None
+        self.pdus_received += 1
         return self._on_pdu(data)
 
     def _on_pdu(self, data: bytes) -> Event:
@@ -550,6 +555,7 @@ class SmppConnection:
         if cid & 0x80000000:
             data = encode_pdu(pdu)
             self._transition(cid, pdu.command_status)
+            self.pdus_sent += 1
             return data
         if cid not in self._we_may_send[self._state]:
             raise LocalProtocolError(
@@ -567,7 +573,7 @@ class SmppConnection:
         """Encode a request the state and window allow and start its response deadline."""
         cid = pdu.command_id
         if pdu.sequence_number == 0:
-            pdu = replace(pdu, sequence_number=self.allocate_sequence())
+            pdu = with_sequence(pdu, self.allocate_sequence())
         elif pdu.sequence_number in self._outstanding:
             raise LocalProtocolError(f"sequence_number {pdu.sequence_number} is outstanding")
         data = encode_pdu(pdu)
@@ -578,6 +584,7 @@ class SmppConnection:
             tracked,
         )
         self._windowed += cid not in _WINDOW_EXEMPT
+        self.pdus_sent += 1
         if cid == CommandId.ENQUIRE_LINK:
             self._probe_seq = pdu.sequence_number
         self._transition(cid, 0)
