@@ -20,6 +20,11 @@ class MenuService:
 
     def __init__(self, book: MenuBook) -> None:
         self.book = book
+        # Per screen: does any of its texts take {fields}? Per (screen, language): the option
+        # lines of a screen that takes none. Menus are read-only once loaded, and *111# shows
+        # the same lines on every dial; rendering them was a fifth of a menu step.
+        self._templated: dict[str, bool] = {}
+        self._lines: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def start(self, ctx: Context, args: Mapping[str, str]) -> Step:
         home = args["screen"]
@@ -66,7 +71,10 @@ class MenuService:
             return Handoff(screen.service, dict(screen.args or {}))
         assert screen.text is not None
         # Subscriber fields are built only for screens that show them (the hot path of *111#).
-        templated = screen.text.templated or any(o.text.templated for o in screen.options)
+        templated = self._templated.get(sid)
+        if templated is None:
+            templated = screen.text.templated or any(o.text.templated for o in screen.options)
+            self._templated[sid] = templated
         data = {**subscriber_fields(ctx.subscriber, ctx.texts), **fields} if templated else fields
         body = screen.text.render(ctx.language, data)
         if notice:
@@ -76,10 +84,14 @@ class MenuService:
         values = {"stack": stack, "home": home, "fields": fields}
         footer = f"{BACK} {ctx.t('common.back')} {HOME} {ctx.t('common.home')}" if stack else None
         if screen.type == "menu":
-            options = [
-                f"{i}. {option.text.render(ctx.language, data)}"
-                for i, option in enumerate(screen.options, start=1)
-            ]
+            options = None if templated else self._lines.get((sid, ctx.language))
+            if options is None:
+                options = tuple(
+                    f"{i}. {option.text.render(ctx.language, data)}"
+                    for i, option in enumerate(screen.options, start=1)
+                )
+                if not templated:
+                    self._lines[sid, ctx.language] = options
             return Continue(sid, menu=(body, options, footer), values=values)
         if screen.type == "message" and footer:
             body = f"{body}\n{footer}"
