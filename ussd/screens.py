@@ -57,20 +57,25 @@ def screen_length(text: str) -> int:
     return gsm7_length(text) if is_gsm7(text) else _utf16_length(text)
 
 
-def limit_for(text: str) -> int:
-    """The screen limit for `text`: 182 septets if all of it is GSM 7-bit, else 80 UCS-2."""
-    return GSM7_LIMIT if is_gsm7(text) else UCS2_LIMIT
+def limit_for(text: str, limit: int = GSM7_LIMIT) -> int:
+    """The screen limit for `text`: 182 septets if all of it is GSM 7-bit, else 80 UCS-2.
+
+    `limit` is a shorter screen (an operator profile's `ussd.screen_length`): it caps the
+    GSM 7-bit size, and the UCS-2 one too when it is below 80.
+    """
+    return limit if is_gsm7(text) else min(UCS2_LIMIT, limit)
 
 
-def fits(text: str) -> bool:
-    """True when `text` fits one USSD screen (docs/design.md)."""
+def fits(text: str, limit: int = GSM7_LIMIT) -> bool:
+    """True when `text` fits one USSD screen of `limit` septets (docs/design.md)."""
     # Every character costs at least one septet or UTF-16 unit, so longer strings never fit;
     # this keeps the check cheap on long texts being paginated.
-    if len(text) > GSM7_LIMIT:
+    if len(text) > limit:
         return False
     if is_gsm7(text):
-        return gsm7_length(text) <= GSM7_LIMIT
-    return len(text) <= UCS2_LIMIT and _utf16_length(text) <= UCS2_LIMIT
+        return gsm7_length(text) <= limit
+    ucs2 = min(UCS2_LIMIT, limit)
+    return len(text) <= ucs2 and _utf16_length(text) <= ucs2
 
 
 def nav_line(more_label: str) -> str:
@@ -78,11 +83,20 @@ def nav_line(more_label: str) -> str:
     return f"{NAV_KEY}. {more_label}"
 
 
-def paginate_text(text: str, more_label: str) -> list[str]:
+def paginate_text(text: str, more_label: str, limit: int = GSM7_LIMIT) -> list[str]:
     """Split a message into screens at word boundaries, each but the last ending in a nav line."""
-    if fits(text):
+    if fits(text, limit):
         return [text]
-    return _paginate(_words(text), "\n" + nav_line(more_label), "")
+    return _paginate(_words(text), "\n" + nav_line(more_label), "", limit)
+
+
+def truncate(text: str, limit: int = GSM7_LIMIT) -> str:
+    """The part of `text` that fits one screen: what a truncating network shows (the rest is
+    never seen; ussd/profiles.py). Cut where the screen ends, as those networks do, not at a
+    word."""
+    if fits(text, limit):
+        return text
+    return text[: _longest_fitting_prefix("", text, "", limit)].rstrip()
 
 
 def paginate_menu(
@@ -90,13 +104,14 @@ def paginate_menu(
     options: Sequence[str],
     more_label: str,
     footer: str | None = None,
+    limit: int = GSM7_LIMIT,
 ) -> list[str]:
     """Split a menu into screens without splitting an option; footer on every screen."""
     # The header is shown once, on the first page: repeating it would cost a large share of
     # an 80-character UCS-2 screen on every page, and the user has already read it.
     tokens: list[_Token] = [("\n", line, True) for line in (header, *options) if line]
     foot = "\n" + footer if footer else ""
-    return _paginate(tokens, "\n" + nav_line(more_label) + foot, foot)
+    return _paginate(tokens, "\n" + nav_line(more_label) + foot, foot, limit)
 
 
 def _words(text: str, keep_options: bool = True) -> list[_Token]:
@@ -130,7 +145,7 @@ def _option_lines(tokens: list[_Token]) -> list[_Token]:
     return out
 
 
-def _join_short(stack: list[_Token]) -> str | None:
+def _join_short(stack: list[_Token], limit: int = GSM7_LIMIT) -> str | None:
     """The text left on `stack` (next token last), or None when it is too long for any page."""
     # Stopping early keeps paging linear in the text length: no page holds more characters
     # than GSM7_LIMIT, whatever the alphabet.
@@ -142,7 +157,7 @@ def _join_short(stack: list[_Token]) -> str | None:
             size += len(sep)
         parts.append(unit)
         size += len(unit)
-        if size > GSM7_LIMIT:
+        if size > limit:
             return None
     return "".join(parts)
 
@@ -152,14 +167,16 @@ def _compose(content: str, tail: str) -> str:
     return content + tail if content else tail[1:]
 
 
-def _paginate(tokens: list[_Token], more_tail: str, last_tail: str) -> list[str]:
+def _paginate(
+    tokens: list[_Token], more_tail: str, last_tail: str, limit: int = GSM7_LIMIT
+) -> list[str]:
     """Fill pages greedily; `more_tail` ends every page but the last, `last_tail` the last."""
     pending = tokens[::-1]  # a stack: the next token is at the end
     pages: list[str] = []
     while True:
-        rest = _join_short(pending)
+        rest = _join_short(pending, limit)
         last = None if rest is None else _compose(rest, last_tail)
-        if last is not None and fits(last):
+        if last is not None and fits(last, limit):
             pages.append(last)
             return pages
         if not pending:
@@ -168,11 +185,11 @@ def _paginate(tokens: list[_Token], more_tail: str, last_tail: str) -> list[str]
         while pending:
             sep, unit, is_block = pending[-1]
             candidate = page + sep + unit if page else unit
-            if fits(candidate + more_tail):
+            if fits(candidate + more_tail, limit):
                 page = candidate
                 pending.pop()
                 continue
-            if fits(unit + more_tail):
+            if fits(unit + more_tail, limit):
                 break  # it fits a page of its own: start the next one with it
             pending.pop()
             if is_block:
@@ -185,7 +202,7 @@ def _paginate(tokens: list[_Token], more_tail: str, last_tail: str) -> list[str]
                 continue
             # A word longer than a page is cut anyway, so it may as well fill this one.
             start = page + sep if page else ""
-            cut = _longest_fitting_prefix(start, unit, more_tail)
+            cut = _longest_fitting_prefix(start, unit, more_tail, limit)
             if cut == 0:
                 if not page:
                     raise ValueError(f"navigation and footer leave no room: {more_tail[1:]!r}")
@@ -198,14 +215,14 @@ def _paginate(tokens: list[_Token], more_tail: str, last_tail: str) -> list[str]
             pages.append(page + more_tail)
 
 
-def _longest_fitting_prefix(start: str, word: str, tail: str) -> int:
+def _longest_fitting_prefix(start: str, word: str, tail: str, limit: int = GSM7_LIMIT) -> int:
     """How many leading characters of `word` fit on a page holding `start` and `tail`."""
     # fits() is monotone in the prefix length (more characters never lower the size, and can
     # only switch GSM 7-bit to the smaller UCS-2 limit), so a binary search is exact.
     lo, hi = 0, len(word) - 1  # the whole word is known not to fit
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if fits(start + word[:mid] + tail):
+        if fits(start + word[:mid] + tail, limit):
             lo = mid
         else:
             hi = mid - 1
