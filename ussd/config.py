@@ -175,6 +175,31 @@ class HttpConfig:
     keepalive_timeout: float = 75.0
 
 
+# The aggregator dialects an app may speak (docs/apps.md "Dialects").
+APP_DIALECTS = ("africastalking", "hubtel", "hubtel-ps", "arkesel", "nalo", "truroute", "json")
+APP_LONG_ANSWERS = ("paginate", "truncate")
+MAX_APPS = 100
+MAX_APP_HEADERS = 50
+_APP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")  # an RFC 9110 token
+_NETWORK_CODE = re.compile(r"[0-9]{5,6}")  # MCC + MNC (ITU-T E.212)
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    """One external USSD application over HTTP (docs/apps.md)."""
+
+    name: str
+    url: str
+    dialect: str = "africastalking"
+    timeout: float = 15.0  # the app's answer (Africa's Talking waits 15 s)
+    connect_timeout: float = 10.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+    end_url: str | None = None  # Africa's Talking end-of-session notification
+    network_code: str = "25001"  # MCC+MNC sent to the app (MTS Russia)
+    long_answers: str = "paginate"  # paginate | truncate an answer longer than a screen
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     operator: OperatorConfig = OperatorConfig()
@@ -188,6 +213,7 @@ class Config:
     website: WebsiteConfig = WebsiteConfig()
     smpp: SmppConfig = SmppConfig()
     http: HttpConfig = HttpConfig()
+    apps: Mapping[str, AppConfig] = field(default_factory=dict)
     source: str = "<defaults>"
 
 
@@ -342,6 +368,89 @@ def _routes(raw: object, path: str) -> dict[str, str]:
     return routes
 
 
+def _url(section: _Section, name: str, default: str | None) -> str:
+    """An http(s) URL with a host: where an app is asked, or told a dialog ended."""
+    from urllib.parse import urlsplit
+
+    value = section.get(name, default)
+    key = section.key(name)
+    if not isinstance(value, str) or len(value) > 2048:
+        raise ConfigError(key, f"expected an http:// or https:// URL, got {brief(value)}")
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ConfigError(key, f"expected an http:// or https:// URL, got {brief(value)}")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ConfigError(key, "a URL holds no whitespace or control characters")
+    return value
+
+
+def _app_headers(section: _Section) -> dict[str, str]:
+    raw = section.get("headers", {}) or {}
+    key = section.key("headers")
+    if not isinstance(raw, dict) or len(raw) > MAX_APP_HEADERS:
+        raise ConfigError(key, f"expected a mapping of at most {MAX_APP_HEADERS} headers")
+    headers: dict[str, str] = {}
+    for name, value in raw.items():
+        item = f"{key}.{brief_text(str(name))}"
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ConfigError(item, "not a header name")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        # CR or LF would let a header value start a header of its own (RFC 9110 §5.5).
+        if not isinstance(value, str) or len(value) > 4096 or any(c in value for c in "\r\n\0"):
+            raise ConfigError(item, "expected a one-line text of at most 4096 characters")
+        headers[name] = value
+    return headers
+
+
+def _apps(section: _Section) -> dict[str, AppConfig]:
+    """The `apps:` section: external USSD applications by name (docs/apps.md)."""
+    if len(section.data) > MAX_APPS:
+        raise ConfigError(section.path, f"at most {MAX_APPS} apps")
+    apps: dict[str, AppConfig] = {}
+    for name in list(section.data):
+        if not isinstance(name, str) or not _APP_NAME.fullmatch(name):
+            raise ConfigError(
+                section.key(str(name)), "an app name is letters, digits, '_', '.' or '-'"
+            )
+        a = section.section(name)
+        end_url = a.get("end_url")
+        apps[name] = AppConfig(
+            name=name,
+            url=_url(a, "url", None),
+            dialect=a.str_("dialect", "africastalking", APP_DIALECTS),
+            timeout=a.duration("timeout", 15.0, maximum=300.0),
+            connect_timeout=a.duration("connect_timeout", 10.0, maximum=300.0),
+            headers=_app_headers(a),
+            end_url=None if end_url is None else _url(a, "end_url", None),
+            network_code=a.str_("network_code", "25001"),
+            long_answers=a.str_("long_answers", "paginate", APP_LONG_ANSWERS),
+        )
+        if not _NETWORK_CODE.fullmatch(apps[name].network_code):
+            raise ConfigError(a.key("network_code"), "expected MCC+MNC: 5 or 6 digits")
+        a.done()
+    return apps
+
+
+def _check_app_routes(routes: Mapping[str, str], apps: Mapping[str, AppConfig]) -> None:
+    """Every `app:NAME` route names an app of `apps:`; an app route is a plain code."""
+    for pattern, service in routes.items():
+        if not service.startswith("app:"):
+            continue
+        key = f'ussd.routes."{brief_text(pattern)}"'
+        name = service.removeprefix("app:")
+        if name not in apps:
+            known = ", ".join(sorted(apps)) or "none configured"
+            raise ConfigError(key, f"unknown app {brief(name)} (apps: {known})")
+        if "{" in pattern:
+            # The route already covers every direct-dial string under the code (docs/apps.md).
+            raise ConfigError(key, "an app route is a code such as *384#, without a {placeholder}")
+
+
 def from_mapping(data: object, source: str = "<mapping>") -> Config:
     """Validate a parsed YAML document into a Config; raises ConfigError naming the key."""
     root = _Section(data, "")
@@ -394,6 +503,8 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         dialog_timeout=us.duration("dialog_timeout", 180.0),
     )
     us.done()
+    apps = _apps(root.section("apps"))
+    _check_app_routes(ussd.routes, apps)
 
     sm = root.section("sms")
     sender = sm.str_("sender_id", "MTS")
@@ -527,6 +638,7 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         website=website,
         smpp=smpp,
         http=http,
+        apps=apps,
         source=source,
     )
 

@@ -123,4 +123,25 @@ class SmsStateChanged:
     sms: Sms
 
 
-Event = DialogStarted | ScreenShown | DialogEnded | SmsQueued | SmsStateChanged
+@dataclass(frozen=True, slots=True)
+class AppExchange:
+    """One request to an external USSD application and what came of it (docs/apps.md).
+
+    `request` and `answer` are the wire text, shortened; headers are left out (they carry API
+    keys). `status` is None when no HTTP answer came. `outcome` is one of
+    ussd.apps.client.EXCHANGE_OUTCOMES.
+    """
+
+    msisdn: str
+    session: str
+    app: str
+    dialect: str
+    url: str
+    request: str
+    status: int | None
+    answer: str
+    latency_ms: float
+    outcome: str
+
+
+Event = DialogStarted | ScreenShown | DialogEnded | SmsQueued | SmsStateChanged | AppExchange

@@ -11,12 +11,14 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ussd.events import (
+    AppExchange,
     DialogEnded,
     DialogStarted,
     Event,
@@ -85,6 +87,21 @@ class Metrics:
             "HTTP connections answered 503 and closed, over http.max_connections",
             registry=r,
         )
+        # External applications (docs/apps.md): label values are configured app names and
+        # ussd.apps.client.EXCHANGE_OUTCOMES, both fixed sets.
+        self.app_requests = Counter(
+            "ussd_app_requests",
+            "Requests to external USSD applications, by app and outcome",
+            ["app", "outcome"],
+            registry=r,
+        )
+        self.app_latency = Histogram(
+            "ussd_app_latency_seconds",
+            "How long external USSD applications took to answer, by app",
+            ["app"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0),
+            registry=r,
+        )
         # Sessions started and not yet ended (one-shot dialogs pass through in one call).
         self._open: set[str] = set()
         # Every label value exists from the start, so rate() sees the first increment. The
@@ -109,6 +126,10 @@ class Metrics:
             self._open.discard(event.session)
             self.dialogs_open.set(len(self._open))
             self._ended[event.outcome].inc()
+        elif isinstance(event, AppExchange):
+            self.app_requests.labels(app=event.app, outcome=event.outcome).inc()
+            if event.status is not None:  # an answer came: its latency is the app's
+                self.app_latency.labels(app=event.app).observe(event.latency_ms / 1000.0)
         elif isinstance(event, SmsQueued):
             self._sms["queued"].inc()
         elif isinstance(event, SmsStateChanged):

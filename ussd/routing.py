@@ -14,6 +14,11 @@ from ussd.dialstring import DialString, DialStringError, parse
 # (ussd/services/supplementary.py), whatever `ussd.routes` says: routes are for USSD only.
 SS_SERVICE = "ss"
 
+# Route targets that are outside applications (docs/apps.md): a route to one covers its code
+# and every direct-dial string under it, as aggregators do (`*384*1*2#` starts the dialog with
+# the inputs `1`, `2` already given). The match hands the whole dial string on as `dial`.
+CODE_ROUTE_PREFIXES = ("app:", "smpp:")
+
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _log = log.get("routing")
 
@@ -50,6 +55,7 @@ class Router:
         self.routes: list[Route] = []
         self._exact: dict[str, Route] = {}
         self._wild: list[Route] = []
+        self._codes: list[tuple[str, Route]] = []  # (`*384*`, route): direct-dial strings
         for pattern, service in routes.items():
             key = f'ussd.routes."{pattern}"'
             if services is not None and service not in services:
@@ -58,9 +64,13 @@ class Router:
             self.routes.append(route)
             if route.placeholder is None:
                 self._exact[pattern] = route
+                if service.startswith(CODE_ROUTE_PREFIXES):
+                    self._codes.append((pattern[:-1] + "*", route))
             else:
                 self._wild.append(route)
         self._wild.sort(key=lambda r: -r.specificity)
+        # The longest code first: `*384*5#` to one app beats `*384#` to another for `*384*5*1#`.
+        self._codes.sort(key=lambda item: -len(item[0]))
         self._check_overlaps()
 
     def _check_overlaps(self) -> None:
@@ -93,13 +103,23 @@ class Router:
             return Match(_SS_ROUTE, {"text": text})
         route = self._exact.get(text)
         if route is not None:
-            return Match(route, {})
+            return Match(route, _code_args(route, text))
         for route in self._wild:
             value = _wild_matches(route, text)
             if value is not None:
                 assert route.placeholder is not None
                 return Match(route, {route.placeholder: value})
+        for prefix, route in self._codes:
+            if text.startswith(prefix) and text.endswith("#"):
+                return Match(route, _code_args(route, text))
         return None
+
+
+def _code_args(route: Route, text: str) -> Mapping[str, str]:
+    # An outside application is told the code and the whole string the user dialled.
+    if route.service.startswith(CODE_ROUTE_PREFIXES):
+        return {"code": route.pattern, "dial": text}
+    return {}
 
 
 _SS_ROUTE = Route(pattern="", service=SS_SERVICE, placeholder=None, prefix="", suffix="")

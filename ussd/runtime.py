@@ -11,6 +11,9 @@ from typing import Protocol
 
 from ussd import log, selfcare
 from ussd.accounts import Accounts
+from ussd.apps.client import AppClient
+from ussd.apps.service import KIND as APP_EFFECTS
+from ussd.apps.service import AppService
 from ussd.bus import Bus
 from ussd.clock import Clock, RealClock, SimulatedClock, make
 from ussd.config import Config, ConfigError
@@ -82,6 +85,7 @@ class Gateway:
         # One outstanding effect per dialog: session -> (effect id, the task performing it).
         self._effect_tasks: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._waiters: dict[str, asyncio.Future[Screen]] = {}  # session -> its next screen
+        self._apps: AppClient | None = None  # the `http` performer, from start() to stop()
         bus.subscribe(self._settled)
 
     @classmethod
@@ -103,6 +107,8 @@ class Gateway:
         except MenuError as exc:
             raise ConfigError("menus", str(exc)) from exc
         services = {**builtin(book, catalogue), **(services or {})}  # extra ones: by name
+        for app in config.apps.values():  # `app:NAME` routes (docs/apps.md)
+            services.setdefault(f"app:{app.name}", AppService(app))
         names = set(services) | {f"menu:{sid}" for sid in book.screens}
         try:
             book.check_services(services)
@@ -336,6 +342,11 @@ class Gateway:
         # Any event may have armed a new deadline: re-read them after it.
         self._unsubscribe_bus = self.bus.subscribe(lambda _event: self.wake())
         self._task = asyncio.create_task(self._timers(), name="ussd-timers")
+        if self.config.apps and APP_EFFECTS not in self.performers:
+            # External applications over HTTP (docs/apps.md): one client for this gateway.
+            self._apps = AppClient(self.config, self.bus, self.clock)
+            self._apps.open()
+            self.register(APP_EFFECTS, self._apps.perform)
 
     async def _timers(self) -> None:
         assert self._wake is not None
@@ -376,6 +387,10 @@ class Gateway:
             if self._unsubscribe_clock:
                 self._unsubscribe_clock()
             self._unsubscribe_bus()
+        if self._apps is not None:
+            self.performers.pop(APP_EFFECTS, None)
+            await self._apps.close()
+            self._apps = None
         self.close()
 
     @property

@@ -24,7 +24,15 @@ from aiohttp import WSCloseCode, web
 
 from ussd import dialstring, log
 from ussd.engine import DialogBusy, NoDialog, NotUssd, UnknownSubscriber
-from ussd.events import DialogEnded, DialogStarted, Event, ScreenShown, SmsState
+from ussd.events import (
+    DialogEnded,
+    DialogStarted,
+    Event,
+    ScreenShown,
+    SmsQueued,
+    SmsState,
+    SmsStateChanged,
+)
 from ussd.http.errors import ApiError, json_body, json_response, text_field
 from ussd.msisdn import InvalidMsisdn
 
@@ -55,8 +63,10 @@ def event_message(event: Event) -> dict[str, Any] | None:
             "outcome": event.outcome.value,
             "screen": event.screen.to_json() if event.screen is not None else None,
         }
-    # SmsQueued and SmsStateChanged both carry the SMS; clients key their inbox on `id`.
-    return {"type": "sms", **event.sms.to_json()}
+    if isinstance(event, SmsQueued | SmsStateChanged):
+        # Both carry the SMS; clients key their inbox on `id`.
+        return {"type": "sms", **event.sms.to_json()}
+    return None
 
 
 @dataclass(eq=False, slots=True)
