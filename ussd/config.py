@@ -175,6 +175,17 @@ class HttpConfig:
     keepalive_timeout: float = 75.0
 
 
+MAX_RECORDS = 10_000_000  # records.max: about 1.5 GB of SQLite at most
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsConfig:
+    """Dialog records (docs/operations.md "Dialog records"): how many, and how old, are kept."""
+
+    max: int = 100_000  # 0: keep none
+    retention: float = 7 * 86400.0
+
+
 # The aggregator dialects an app may speak (docs/apps.md "Dialects").
 APP_DIALECTS = ("africastalking", "hubtel", "hubtel-ps", "arkesel", "nalo", "truroute", "json")
 APP_LONG_ANSWERS = ("paginate", "truncate")
@@ -213,6 +224,7 @@ class Config:
     website: WebsiteConfig = WebsiteConfig()
     smpp: SmppConfig = SmppConfig()
     http: HttpConfig = HttpConfig()
+    records: RecordsConfig = RecordsConfig()
     apps: Mapping[str, AppConfig] = field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -625,6 +637,12 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
             "http.admin_token",
             "the shipped default token is refused when http.listen is not a loopback address",
         )
+    rc = root.section("records")
+    records = RecordsConfig(
+        max=rc.int_("max", 100_000, maximum=MAX_RECORDS),
+        retention=rc.duration("retention", 7 * 86400.0),
+    )
+    rc.done()
     root.done()
     return Config(
         operator=operator,
@@ -638,6 +656,7 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         website=website,
         smpp=smpp,
         http=http,
+        records=records,
         apps=apps,
         source=source,
     )

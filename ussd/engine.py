@@ -23,9 +23,18 @@ from ussd.clock import Clock
 from ussd.config import Config
 from ussd.dialstring import DialString, parse
 from ussd.effects import Cancel, Effect, Failure, Notice, Result, no_performer
-from ussd.events import DialogEnded, DialogStarted, Event, Outcome, Screen, ScreenShown
+from ussd.events import (
+    DialogEnded,
+    DialogRecord,
+    DialogStarted,
+    Event,
+    Outcome,
+    Screen,
+    ScreenShown,
+)
 from ussd.menus import Texts
 from ussd.msisdn import normalise
+from ussd.records import VIAS, Cause, cause_of
 from ussd.routing import SS_SERVICE, Router
 from ussd.services.base import Await, Context, Continue, End, Handoff, Resumable, Service, Step
 from ussd.sms import SmsCentre
@@ -99,6 +108,13 @@ class Dialog:
     waiting: str = ""  # the id of the Effect the dialog waits for, if any
     waiting_since: float = 0.0  # when it started waiting
     waiting_deadline: float = 0.0  # when it stops waiting (Await.timeout)
+    # For the dialog's record (ussd/records.py): what it was routed to, how it came, how many
+    # requests the subscriber's side made, and the cause when the outcome does not say it.
+    route: str = ""
+    via: str = "api"
+    steps: int = 1
+    cause: str = ""
+    detail: str = ""  # e.g. the fault rule that ended it (the record's detail)
 
     def to_state(self) -> dict[str, Any]:
         """Serialisable state (JSON-safe)."""
@@ -194,28 +210,33 @@ class Engine:
         _log.info("subscriber_provisioned", msisdn=msisdn)
         return self.store.create_subscriber(msisdn, self.config.operator.language, self.clock.now())
 
-    def dial(self, msisdn: str, text: str) -> Screen:
+    def dial(self, msisdn: str, text: str, *, via: str = "api") -> Screen:
         """Start a dialog from a dial string; a dialog already open on msisdn is released first.
 
         Nothing performs effects here: a step that waits for an outside answer gets the
         no-performer failure at once (Gateway.dial performs them).
         """
         with self.bus.hold():
-            return self._inline(self.handle_dial(msisdn, text))
+            return self._inline(self.handle_dial(msisdn, text, via=via))
 
     def reply(self, msisdn: str, text: str) -> Screen:
         """The user's answer to the current screen (never logged: it may be a password)."""
         with self.bus.hold():
             return self._inline(self.handle_reply(msisdn, text))
 
-    def handle_dial(self, msisdn: str, text: str) -> Screen | Effect:
-        """dial(), or the Effect the first step waits for (also queued for next_effect())."""
+    def handle_dial(self, msisdn: str, text: str, *, via: str = "api") -> Screen | Effect:
+        """dial(), or the Effect the first step waits for (also queued for next_effect()).
+
+        `via` says how the dialog reached the gateway, for its record: one of records.VIAS.
+        """
+        if via not in VIAS:
+            raise ValueError(f"via must be one of {', '.join(VIAS)}, not {via[:20]!r}")
         msisdn = self.normalise(msisdn)
         dial = parse(text)  # DialStringError propagates: the handset shows "invalid MMI"
         if dial.kind in ("call", "local"):
             raise NotUssd(dial.kind, dial)
         with self.bus.hold():
-            return self._dial(msisdn, dial)
+            return self._dial(msisdn, dial, via)
 
     def handle_reply(self, msisdn: str, text: str) -> Screen | Effect:
         """reply(), or the Effect the step waits for (also queued for next_effect())."""
@@ -239,7 +260,7 @@ class Engine:
         """The next effect to perform or cancel (aioquic's next_event() for effects)."""
         return self._outbox.popleft() if self._outbox else None
 
-    def _dial(self, msisdn: str, dial: DialString) -> Screen | Effect:
+    def _dial(self, msisdn: str, dial: DialString, via: str = "api") -> Screen | Effect:
         self._tick()
         old = self.dialogs.get(msisdn)
         if old is not None:
@@ -252,10 +273,10 @@ class Engine:
         _log.info("dialog_dial", msisdn=msisdn, session=session, kind=dial.kind)
         if dial.kind == "ss" and SS_SERVICE not in self.services:
             # A gateway built without the SS handler (ussd/services/supplementary.py).
-            return self._one_shot(msisdn, session, code, sub, "common.not_supported")
+            return self._one_shot(msisdn, session, code, sub, "common.not_supported", via)
         match = self.router.match(dial)
         if match is None:
-            return self._one_shot(msisdn, session, code, sub, "common.unknown_request")
+            return self._one_shot(msisdn, session, code, sub, "common.unknown_request", via)
         name, args = match.route.service, dict(match.args)
         if name.startswith("menu:"):
             name, args = "menu", {"screen": name.removeprefix("menu:"), **args}
@@ -269,6 +290,8 @@ class Engine:
             started=now,
             reply_deadline=now + self._reply_timeout,
             max_deadline=now + self._dialog_timeout,
+            route=match.route.service,
+            via=via,
         )
         self.bus.emit(DialogStarted(msisdn, session, name, code))
         # A step boundary: the old dialog's end and this start reach listeners before the
@@ -286,6 +309,7 @@ class Engine:
             raise DialogBusy(f"the dialog on {msisdn} waits for an outside answer")
         now = self.clock.now()
         dialog.reply_deadline = now + self._reply_timeout
+        dialog.steps += 1
         if text == NEXT_PAGE and dialog.page < len(dialog.pages):
             dialog.page += 1
             return self._show(dialog)
@@ -465,11 +489,16 @@ class Engine:
     def _send_sms(self, to: str, text: str) -> object:
         return self.sms.send(to, text)
 
-    def _one_shot(self, msisdn: str, session: str, code: str, sub: Subscriber, key: str) -> Screen:
+    def _one_shot(
+        self, msisdn: str, session: str, code: str, sub: Subscriber, key: str, via: str
+    ) -> Screen:
         screen = Screen(session, self.texts.get(key, sub.language), True, service_code=code)
+        now = self.clock.now()
+        cause = Cause.NOT_SUPPORTED if key == "common.not_supported" else Cause.UNKNOWN_CODE
+        record = DialogRecord(session, msisdn, code, "", via, now, now, 1, cause.value)
         self.bus.emit(DialogStarted(msisdn, session, "", code))
         self.bus.emit(ScreenShown(msisdn, screen))
-        self.bus.emit(DialogEnded(msisdn, session, Outcome.COMPLETED, screen))
+        self.bus.emit(DialogEnded(msisdn, session, Outcome.COMPLETED, screen, record))
         return screen
 
     def _run(
@@ -517,6 +546,7 @@ class Engine:
             dialog.final = True
             dialog.secret = False
             dialog.outcome = step.outcome
+            dialog.cause = step.cause
             dialog.pages = _text_pages(step.text, more)
         dialog.page = min(page, len(dialog.pages))
         if dialog.final and len(dialog.pages) == 1:
@@ -525,7 +555,10 @@ class Engine:
                 self._end(dialog, dialog.outcome, screen, emit_screen=True)
             else:
                 self.bus.emit(ScreenShown(dialog.msisdn, screen))
-                self.bus.emit(DialogEnded(dialog.msisdn, dialog.session, dialog.outcome, screen))
+                record = self._record(dialog, dialog.outcome)
+                self.bus.emit(
+                    DialogEnded(dialog.msisdn, dialog.session, dialog.outcome, screen, record)
+                )
             return screen
         if self.dialogs.get(dialog.msisdn) is not dialog:
             self._open(dialog)
@@ -560,4 +593,21 @@ class Engine:
         _log.info(
             "dialog_ended", msisdn=dialog.msisdn, session=dialog.session, outcome=outcome.value
         )
-        self.bus.emit(DialogEnded(dialog.msisdn, dialog.session, outcome, screen))
+        record = self._record(dialog, outcome)
+        self.bus.emit(DialogEnded(dialog.msisdn, dialog.session, outcome, screen, record))
+
+    def _record(self, dialog: Dialog, outcome: Outcome) -> DialogRecord:
+        # A service's own cause (End.cause: not_supported) only qualifies a normal end.
+        cause = cause_of(outcome, dialog.cause if outcome is Outcome.COMPLETED else "")
+        return DialogRecord(
+            session=dialog.session,
+            msisdn=dialog.msisdn,
+            code=dialog.service_code,
+            route=dialog.route,
+            via=dialog.via,
+            started=dialog.started,
+            ended=self.clock.now(),
+            steps=dialog.steps,
+            cause=cause.value,
+            detail=dialog.detail,
+        )

@@ -98,6 +98,22 @@ class ScreenShown:
 
 
 @dataclass(frozen=True, slots=True)
+class DialogRecord:
+    """What is kept of an ended dialog (docs/operations.md "Dialog records"), like a CDR."""
+
+    session: str
+    msisdn: str
+    code: str  # the dialled service code, e.g. "111"
+    route: str  # the route's target ("balance", "menu:main", "app:shop"); "" when none matched
+    via: str  # how the dialog reached the gateway: web, terminal, smpp, scenario, load, api, push
+    started: float  # clock time (epoch seconds)
+    ended: float
+    steps: int  # requests from the subscriber's side: the dial and every reply
+    cause: str  # one of ussd.records.Cause
+    detail: str = ""  # what else explains the end (a fault rule, an application's error)
+
+
+@dataclass(frozen=True, slots=True)
 class DialogEnded:
     """A dialog ended; `screen` is the last thing the user was told, if anything."""
 
@@ -105,6 +121,7 @@ class DialogEnded:
     session: str
     outcome: Outcome
     screen: Screen | None = None
+    record: DialogRecord | None = None  # set by the engine for every dialog it ends
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from ussd.events import (
     SmsState,
     SmsStateChanged,
 )
+from ussd.records import Cause
 from ussd.smpp.constants import CommandId, CommandStatus
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -55,6 +56,14 @@ class Metrics:
             "ussd_dialogs_ended", "USSD dialogs ended, by outcome", ["outcome"], registry=r
         )
         self.dialogs_open = Gauge("ussd_dialogs_open", "USSD dialogs open now", registry=r)
+        # The dialog records' end causes (docs/operations.md "Dialog records"): finer than the
+        # outcome (unknown_code and not_supported are completed outcomes, for instance).
+        self.dialog_causes = Counter(
+            "ussd_dialog_records",
+            "USSD dialogs ended, by the end cause of their record",
+            ["cause"],
+            registry=r,
+        )
         self.screens = Counter("ussd_screens", "USSD screens shown, by kind", ["kind"], registry=r)
         self.sms = Counter(
             "ussd_sms", "Network SMS by event: queued, delivered, expired", ["event"], registry=r
@@ -107,6 +116,7 @@ class Metrics:
         # Every label value exists from the start, so rate() sees the first increment. The
         # children are resolved once: labels() per event was ~6% of an SMPP step's time.
         self._ended = {o: self.dialogs_ended.labels(outcome=o.value) for o in Outcome}
+        self._causes = {c.value: self.dialog_causes.labels(cause=c.value) for c in Cause}
         self._sms = {e: self.sms.labels(event=e) for e in ("queued", "delivered", "expired")}
         self._screen_end = self.screens.labels(kind="end")
         self._screen_continue = self.screens.labels(kind="continue")
@@ -126,6 +136,10 @@ class Metrics:
             self._open.discard(event.session)
             self.dialogs_open.set(len(self._open))
             self._ended[event.outcome].inc()
+            if event.record is not None:
+                child = self._causes.get(event.record.cause)
+                if child is not None:
+                    child.inc()
         elif isinstance(event, AppExchange):
             self.app_requests.labels(app=event.app, outcome=event.outcome).inc()
             if event.status is not None:  # an answer came: its latency is the app's

@@ -24,6 +24,7 @@ from ussd.links import LinkScheduler
 from ussd.menus import MenuBook, MenuError, Texts
 from ussd.metrics import Metrics
 from ussd.passwords import HashPool
+from ussd.records import Records
 from ussd.routing import Router
 from ussd.services import builtin
 from ussd.services.base import Context, Service
@@ -74,6 +75,9 @@ class Gateway:
         # The gateway's counters; transports add what only they see (docs/design.md).
         self.metrics = Metrics()
         engine.subscribe(self.metrics.on_event)
+        # A record of every ended dialog, written in batches (ussd/records.py).
+        self.records = Records(store, clock, config.records.max, config.records.retention)
+        engine.subscribe(self.records.on_event)
         # scrypt runs here, on a few threads, when the gateway serves (ussd/passwords.py).
         self.passwords = HashPool()
         self._wake: asyncio.Event | None = None
@@ -208,13 +212,14 @@ class Gateway:
         """End open dialogs and close the store: the end of an in-process command's world."""
         self.engine.shutdown()
         self.passwords.close()
+        self.records.close()  # the shutdown records too
         self.store.close()
 
     # -- dialogs for transports on the loop: effects performed -------------------------------
 
-    async def dial(self, msisdn: str, text: str) -> Screen:
+    async def dial(self, msisdn: str, text: str, *, via: str = "api") -> Screen:
         """engine.dial(), with the outside answers its steps wait for performed first."""
-        return await self._screen(self.engine.handle_dial(msisdn, text))
+        return await self._screen(self.engine.handle_dial(msisdn, text, via=via))
 
     async def reply(self, msisdn: str, text: str) -> Screen:
         """engine.reply(), with the outside answers its steps wait for performed first."""

@@ -227,6 +227,26 @@ MIGRATIONS: list[str] = [
         set_at REAL NOT NULL
     );
     """,
+    # 11: a record of every ended dialog (ussd/records.py, docs/operations.md "Dialog records").
+    # Plain INTEGER PRIMARY KEY: ids grow by one and only the oldest rows are pruned, so the
+    # newest N are `id > MAX(id) - N`.
+    """
+    CREATE TABLE dialog_records (
+        id      INTEGER PRIMARY KEY,
+        session TEXT NOT NULL,
+        msisdn  TEXT NOT NULL,
+        code    TEXT NOT NULL,     -- the dialled service code
+        route   TEXT NOT NULL,     -- the route's target, '' when none matched
+        via     TEXT NOT NULL,     -- web | terminal | smpp | scenario | load | api | push
+        started REAL NOT NULL,
+        ended   REAL NOT NULL,
+        steps   INTEGER NOT NULL,  -- the dial and every reply
+        cause   TEXT NOT NULL,     -- ussd.records.Cause
+        detail  TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX dialog_records_by_msisdn ON dialog_records (msisdn, id);
+    CREATE INDEX dialog_records_by_ended ON dialog_records (ended);
+    """,
 ]
 
 # Seconds during which a cached subscriber is trusted without asking SQLite whether another

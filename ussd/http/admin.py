@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from ussd import durations
+from ussd import durations, records
 from ussd.accounts import Invalid, NotFound, Unauthorized, iso, link_json
 from ussd.clock import SimulatedClock
 from ussd.config import ConfigError, parse_duration
@@ -172,6 +172,35 @@ class AdminApi:
         """`GET /api/v1/sessions`: open dialogs (no collected values)."""
         return json_response({"sessions": self.gateway.engine.sessions()})
 
+    async def dialogs(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/dialogs?msisdn&code&cause&via&since&until&after&before&limit[&format]`:
+        dialog records, newest first, as JSON or CSV (docs/operations.md "Dialog records")."""
+        params: dict[str, str] = {}
+        for name in request.query:
+            values = request.query.getall(name)
+            if len(values) > 1:
+                raise ApiError(400, "bad_parameter", f"{name[:40]!r} given more than once")
+            params[name] = values[0]
+        fmt = params.pop("format", None)
+        if fmt not in (None, "json", "csv"):
+            raise ApiError(400, "bad_parameter", f"format: json or csv, not {fmt[:20]!r}")
+        if fmt is None:
+            fmt = "csv" if "text/csv" in request.headers.get("Accept", "") else "json"
+        try:
+            query = records.parse_query(params, self.gateway.clock.now(), self._normalise)
+        except records.BadQuery as exc:
+            raise ApiError(400, "bad_parameter", str(exc)) from None
+        rows = self.gateway.records.query(query)
+        if fmt == "csv":
+            return web.Response(text=records.to_csv(rows), content_type="text/csv", charset="utf-8")
+        return json_response({"dialogs": [row.to_json() for row in rows]})
+
+    def _normalise(self, msisdn: str) -> str:
+        try:
+            return self.accounts.normalise(msisdn)
+        except Invalid as exc:
+            raise ValueError(exc.message) from None
+
     async def send_sms(self, request: web.Request) -> web.Response:
         """`POST /api/v1/sms {"to","text"[,"sender"]}`: inject a network SMS → 201."""
         data = await json_body(request)
@@ -250,6 +279,7 @@ def setup_admin_routes(
     add("POST", "/api/v1/clock/advance", api.guard(api.advance))
     add("POST", "/api/v1/office/links", api.guard(api.office_link))
     add("GET", "/api/v1/sessions", api.guard(api.sessions))
+    add("GET", "/api/v1/dialogs", api.guard(api.dialogs))
     add("POST", "/api/v1/sms", api.guard(api.send_sms))
     add("GET", "/api/v1/binds", api.guard(api.binds))
     add("GET", "/api/v1/binds/{id}/capture", api.guard(api.get_capture))

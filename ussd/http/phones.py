@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
 _log = log.get("http.phones")
 
+# What a phones API client may say it is in a dial's `via` (the dialog record's transport);
+# smpp and push are the gateway's own.
+HTTP_VIAS = ("web", "terminal", "scenario", "load", "api")
+
 QUEUE_SIZE = 256
 """Events a socket may fall behind by before it is dropped (close 1013, try again later)."""
 
@@ -283,11 +287,15 @@ async def add_phone(request: web.Request) -> web.Response:
 async def dial(request: web.Request) -> web.Response:
     """Dial a code; returns the first screen, or the handset's own answer for local codes."""
     gw = _gateway(request)
-    text = text_field(await json_body(request), "text", max_length=182)
+    data = await json_body(request)
+    text = text_field(data, "text", max_length=182)
+    via = data.get("via", "api")  # who dials, for the dialog's record (docs/operations.md)
+    if via not in HTTP_VIAS:
+        raise ApiError(400, "bad_field", f"via: one of {', '.join(HTTP_VIAS)}")
     msisdn = _phone(request)
     try:
         # The gateway performs what the dialog waits for (an app's answer) before answering.
-        screen = await gw.dial(msisdn, text)
+        screen = await gw.dial(msisdn, text, via=via)
     except NoDialog as exc:  # released or replaced while it waited for that answer
         raise ApiError(409, "no_dialog", str(exc)) from exc
     except NotUssd as exc:

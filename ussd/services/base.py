@@ -33,6 +33,9 @@ class End:
     text: str
     # Why it ends: completed, or app_timeout / app_error when an outside answer failed.
     outcome: Outcome = Outcome.COMPLETED
+    # The record's cause when a completed end is one of its kind (ussd.records.Cause, e.g.
+    # "not_supported" for a code the network does not support).
+    cause: str = ""
 
 
 @dataclass(frozen=True, slots=True)

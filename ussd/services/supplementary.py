@@ -69,12 +69,13 @@ class Supplementary:
         except DialStringError:
             dial = None
         if dial is None or dial.kind != "ss":
-            return End(ctx.t("common.not_supported"))
+            return End(ctx.t("common.not_supported"), cause="not_supported")
         before = ss.load_state(ctx.store, ctx.msisdn)
         answer, after = ss.apply(before, dial)
         if after != before:
             ss.save_state(ctx.store, ctx.msisdn, after, ctx.now)
-        return End(render(ctx, answer))
+        cause = "not_supported" if answer is ss.NOT_SUPPORTED else ""
+        return End(render(ctx, answer), cause=cause)
 
     def reply(self, ctx: Context, screen: str, values: Mapping[str, Any], text: str) -> Step:
         # Never reached: start() always ends. A reply that still comes gets the same answer.
