@@ -143,8 +143,10 @@ class WebsiteConfig:
 class SmppAccount:
     system_id: str
     password: str
-    role: str = "harness"
+    role: str = "harness"  # harness (plays subscribers) | app (an application, docs/smpp.md)
     sms_ranges: tuple[str, ...] = ()
+    # An app's vendor conventions (docs/smpp.md "SMPP applications"): standard | 6d | mica.
+    ussd_profile: str = "standard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,7 @@ class SmppConfig:
     max_connections: int = 500
     bind_timeout: float = 30.0
     pdu_timeout: float = 10.0
+    app_timeout: float = 15.0  # an app bind's answer to a deliver_sm of a dialog (docs/smpp.md)
     # PDU captures (docs/operations.md): every connection to one file; per-bind files from
     # the admin API only inside capture_dir; each file rotates past capture_max_bytes.
     capture: str | None = None
@@ -596,8 +599,9 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
             SmppAccount(
                 system_id=system_id,
                 password=password,
-                role=a.str_("role", "harness", ("harness",)),
+                role=a.str_("role", "harness", ("harness", "app")),
                 sms_ranges=tuple(str(r).lstrip("+") for r in ranges_raw),
+                ussd_profile=a.str_("ussd_profile", "standard", ("standard", "6d", "mica")),
             )
         )
         a.done()
@@ -610,6 +614,7 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         max_connections=sp.int_("max_connections", 500, minimum=1, maximum=100_000),
         bind_timeout=sp.duration("bind_timeout", 30.0, maximum=3600.0),
         pdu_timeout=sp.duration("pdu_timeout", 10.0, maximum=3600.0),
+        app_timeout=sp.duration("app_timeout", 15.0, maximum=3600.0),
         capture=None if sp.get("capture") is None else sp.str_("capture", ""),
         capture_dir=sp.str_("capture_dir", "var/captures"),
         # At least a file header and a full-size PDU; at most 16 GiB a file, two files kept.

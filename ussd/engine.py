@@ -85,6 +85,10 @@ class DialogBusy(EngineError):
     """A reply while the dialog waits for an outside answer: the user was not asked yet."""
 
 
+class SubscriberBusy(EngineError):
+    """A push to an MSISDN that is in a dialog: the network does not interrupt it (TS 24.090)."""
+
+
 @dataclass(slots=True)
 class Dialog:
     """An open dialog: plain data only, so another session store can hold it (docs/design.md)."""
@@ -102,6 +106,7 @@ class Dialog:
     page: int = 1
     final: bool = False  # the pages are an end screen paged over several continues
     secret: bool = False  # the screen asks for a password (Continue.secret)
+    notice: bool = False  # the screen is a USSN notice (Continue.notice)
     # The page each screen was left on: `0` (back) returns to it, not to its first page.
     left_on: dict[str, int] = field(default_factory=dict)
     outcome: Outcome = Outcome.COMPLETED  # why a final screen ends the dialog (End.outcome)
@@ -139,6 +144,7 @@ class Dialog:
             pages=len(self.pages),
             service_code=self.service_code,
             secret=self.secret,
+            notice=self.notice,
         )
 
 
@@ -328,6 +334,48 @@ class Engine:
         screen_id, values = dialog.screen, dialog.values
         back = text == PREVIOUS_PAGE
         return self._run(dialog, ctx, lambda: service.reply(ctx, screen_id, values, text), back)
+
+    def push(self, msisdn: str, text: str, reply: bool, origin: str, code: str = "") -> Screen:
+        """Network-initiated USSD: show text on an idle handset (docs/smpp.md "Pushes").
+
+        `reply` True is a USSR request (the handset waits for an answer), False a USSN notice
+        (it waits for the acknowledgement). `origin` says who pushed: `smpp:SYSTEM_ID` sends the
+        answer back to that application (the `push` service); `code` is the screen's sender.
+        Raises SubscriberBusy when a dialog is open on msisdn: unlike a dial, a push never
+        replaces one. The subscriber's answer goes on with engine.reply as for any screen.
+        """
+        if not text:
+            raise ValueError("a push needs a text to show")
+        msisdn = self.normalise(msisdn)
+        with self.bus.hold():
+            self._tick()
+            if msisdn in self.dialogs:
+                raise SubscriberBusy(f"{msisdn} is in a USSD dialog")
+            service = self.services.get("push")
+            if service is None:
+                raise EngineError("this gateway has no push service")
+            sub = self.subscriber(msisdn)
+            now = self.clock.now()
+            session = f"{self._prefix}{next(self._counter):x}"
+            _log.info("dialog_push", msisdn=msisdn, session=session, reply=reply)
+            dialog = Dialog(
+                session=session,
+                msisdn=msisdn,
+                service="push",
+                service_code=code,
+                screen="",
+                values={},
+                started=now,
+                reply_deadline=now + self._reply_timeout,
+                max_deadline=now + self._dialog_timeout,
+            )
+            self.bus.emit(DialogStarted(msisdn, session, "push", code))
+            self.bus.drain()
+            ctx = self._context(sub, now)
+            args = {"text": text, "reply": "1" if reply else "", "origin": origin}
+            out = self._run(dialog, ctx, lambda: service.start(ctx, args))
+            assert isinstance(out, Screen)  # a push's first step shows its text
+            return out
 
     def release(self, msisdn: str) -> bool:
         """The user ends the dialog; True when one was open."""
@@ -536,6 +584,7 @@ class Engine:
             dialog.values = dict(step.values)
             dialog.final = False
             dialog.secret = step.secret
+            dialog.notice = step.notice
             if step.menu is not None:
                 header, options, footer = step.menu
                 dialog.pages = _menu_pages(header, tuple(options), more, footer)
@@ -545,6 +594,7 @@ class Engine:
             assert isinstance(step, End)
             dialog.final = True
             dialog.secret = False
+            dialog.notice = False
             dialog.outcome = step.outcome
             dialog.cause = step.cause
             dialog.pages = _text_pages(step.text, more)

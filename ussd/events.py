@@ -43,6 +43,8 @@ class Screen:
     pages: int = 1
     service_code: str = ""  # the dialled code, e.g. "111" (SMPP source_addr, docs/smpp.md)
     secret: bool = False  # the screen asks for a password: handsets mask it, recordings omit it
+    # A USSN notice (network-initiated, docs/smpp.md): the handset only acknowledges it.
+    notice: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The phones API JSON shape: session, text, end, page, pages (and `secret` when set)."""
@@ -55,6 +57,8 @@ class Screen:
         }
         if self.secret:
             data["secret"] = True
+        if self.notice:
+            data["notice"] = True
         return data
 
 

@@ -29,6 +29,7 @@ from ussd.routing import Router
 from ussd.services import builtin
 from ussd.services.base import Context, Service
 from ussd.services.password import PasswordSet, store_now
+from ussd.services.smppapp import Push, SmppApp
 from ussd.sms import SmsCentre
 from ussd.ss import administer, load_state, save_state
 from ussd.store import Store, StoreError, Subscriber, hash_password
@@ -111,6 +112,14 @@ class Gateway:
         except MenuError as exc:
             raise ConfigError("menus", str(exc)) from exc
         services = {**builtin(book, catalogue), **(services or {})}  # extra ones: by name
+        # `smpp:SYSTEM_ID` routes and network-initiated USSD (docs/smpp.md): the SMPP server
+        # performs their effects with its application binds.
+        app_timeout = config.smpp.app_timeout
+        for account in config.smpp.accounts:
+            if account.role == "app":
+                smpp_app = SmppApp(account.system_id, app_timeout)
+                services.setdefault(smpp_app.name, smpp_app)
+        services.setdefault("push", Push(app_timeout))
         for app in config.apps.values():  # `app:NAME` routes (docs/apps.md)
             services.setdefault(f"app:{app.name}", AppService(app))
         names = set(services) | {f"menu:{sid}" for sid in book.screens}

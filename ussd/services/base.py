@@ -24,6 +24,8 @@ class Continue:
     values: Mapping[str, Any] = field(default_factory=dict)
     # The reply is a secret (a password): it is masked on handsets and never recorded.
     secret: bool = False
+    # A USSN notice (SMPP 3.4 §5.3.2.44 op 3): the reply only acknowledges it.
+    notice: bool = False
 
 
 @dataclass(frozen=True, slots=True)

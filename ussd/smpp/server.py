@@ -32,9 +32,11 @@ from typing import Any
 from ussd import log
 from ussd.clock import Clock, RealClock
 from ussd.config import SmppAccount
+from ussd.effects import Effect, Result
 from ussd.events import Event
 from ussd.listener import Listener
 from ussd.metrics import Metrics
+from ussd.smpp.apps import AppPart, Apps
 from ussd.smpp.capture import CaptureError, Captures
 from ussd.smpp.connection import (
     NEED_DATA,
@@ -240,6 +242,11 @@ class SmppServer:
         self.accounts: dict[str, SmppAccount] = {a.system_id: a for a in self.config.accounts}
         self.metrics = _Metrics(getattr(gateway, "metrics", None))
         self.smsc = Smsc(gateway.engine, gateway.sms, self.config, now=self.clock.now())
+        # Application binds (role: app, docs/smpp.md "SMPP applications") and the effects of
+        # kind `smpp` waiting for their answers: effect id -> the performer's future.
+        self.apps = Apps(gateway.engine, self.config)
+        self._app_waiters: dict[str, asyncio.Future[Result]] = {}
+        self._apps_flush: asyncio.Handle | None = None
         self._perform: Callable[[], None] = getattr(gateway, "perform", _nothing)
         # PDU captures (smpp.capture, per bind from the admin API): ussd/smpp/capture.py.
         cfg = self.config
@@ -297,6 +304,9 @@ class SmppServer:
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         self._unsubscribe.append(self.engine.subscribe(self._on_engine_event))
+        register = getattr(self.gateway, "register", None)
+        if register is not None:  # `smpp:` routes are performed by this server's app binds
+            self._unsubscribe.append(register("smpp", self._perform_app))
         self._unsubscribe.append(self.clock.on_change(self._on_clock_change))
         listener = Listener(self._new_bind, component="smpp")
         try:
@@ -457,10 +467,15 @@ class SmppServer:
 
     def _flush(self) -> None:
         """Apply the SMSC's actions, then transmit and re-arm every bind touched."""
-        actions = self.smsc.actions()
+        actions = self.smsc.actions() + self.apps.actions()
         while actions:
             self._apply(actions)
-            actions = self.smsc.actions()  # what a failed request made room for elsewhere
+            # What a failed request made room for elsewhere, or failed in turn.
+            actions = self.smsc.actions() + self.apps.actions()
+        for effect_id, result in self.apps.results():
+            waiter = self._app_waiters.pop(effect_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(result)
         dirty, self._dirty = self._dirty, set()
         for bind in dirty:
             transport = bind.transport
@@ -479,7 +494,6 @@ class SmppServer:
 
     def _apply(self, actions: list[Respond | Send]) -> None:
         now = self.clock.now()
-        smsc = self.smsc
         metrics = self.metrics
         for action in actions:
             bind = self._connections.get(action.bind)
@@ -492,12 +506,12 @@ class SmppServer:
                 continue
             if bind is None or not bind.conn.may_send(pdu.command_id):
                 # Gone, or unbinding (SMPP 3.4 §2.3): it waits for another bind.
-                smsc.failed(action.context, now=now)
+                self._request_failed(action.context, now)
                 continue
             try:
                 bind.conn.send_request(pdu, action.context, now=now, urgent=action.urgent)
             except LocalProtocolError:
-                smsc.failed(action.context, now=now)  # the queue is full: offered again later
+                self._request_failed(action.context, now)  # queue full: offered again later
                 continue
             metrics.pdu("out", pdu.command_id, 0)
             self._dirty.add(bind)
@@ -554,7 +568,7 @@ class SmppServer:
                     system_id=bind.system_id,
                     command=_cname(event.request.command_id),
                 )
-                self.smsc.failed(event.context, now=now)
+                self._request_failed(event.context, now)
             elif isinstance(event, EnquireLinkDue):
                 self.metrics.pdu("out", CommandId.ENQUIRE_LINK, 0)
             elif isinstance(event, PeerTimedOut):
@@ -585,6 +599,10 @@ class SmppServer:
         smsc.engine_event(event)
         if smsc.pending:  # most events (screens shown, one-shot dialogs ended) make no work
             self._arm_smsc()
+        self.apps.engine_event(event)
+        if self.apps.pending and self._apps_flush is None and self._loop is not None:
+            # An app hears that its dialog ended: with the next flush, or this one.
+            self._apps_flush = self._loop.call_soon(self._flush_apps)
 
     def _respond(self, bind: _Bind, pdu: Pdu) -> None:
         bind.conn.send_response(pdu)
@@ -634,13 +652,19 @@ class SmppServer:
         bind_type = _BIND_TYPES[bind.conn.bound_as]
         bind.system_id = account.system_id
         receives = bind.conn.bound_as is not State.BOUND_TX
-        self.smsc.bind_opened(bind.key, account, bind.conn, receives)
+        if account.role == "app":  # an application: no SMS, no harness dialogs
+            self.apps.bind_opened(bind.key, account, bind.conn, receives)
+        else:
+            self.smsc.bind_opened(bind.key, account, bind.conn, receives)
         self.metrics.bind_opened(bind_type)
         _log.info("smpp_bound", peer=bind.peer, system_id=bind.system_id, bind_type=bind_type)
 
     def _on_submit_sm(self, bind: _Bind, pdu: SubmitSm) -> None:
         self.metrics.pdu("in", CommandId.SUBMIT_SM, 0)
-        self.smsc.submit_sm(bind.key, pdu)
+        if self.apps.is_app(bind.key):
+            self.apps.submit_sm(bind.key, pdu)
+        else:
+            self.smsc.submit_sm(bind.key, pdu)
         # A step may wait for an outside answer (an app over HTTP or an app bind): the
         # gateway starts performing it; its screen comes back later as an engine event.
         self._perform()
@@ -648,11 +672,40 @@ class SmppServer:
     def _on_response(self, bind: _Bind, event: ResponseReceived) -> None:
         response = event.response
         self.metrics.pdu("in", response.command_id, response.command_status)
+        if isinstance(event.context, AppPart):
+            self.apps.response(event.context, response.command_status)
+            return
         self.smsc.response(event.context, response.command_status, now=self.clock.now())
         self.smsc.window_changed(bind.key)
 
     def _on_request_failed(self, bind: _Bind, event: RequestFailed) -> None:
-        self.smsc.failed(event.context, now=self.clock.now())
+        self._request_failed(event.context, self.clock.now())
+
+    def _request_failed(self, context: object, now: float) -> None:
+        if isinstance(context, AppPart):
+            self.apps.failed(context)
+        else:
+            self.smsc.failed(context, now=now)
+
+    # -- application binds: the `smpp` effects' performer ------------------------------------
+
+    async def _perform_app(self, effect: Effect) -> Result:
+        """Perform an `smpp` effect: a deliver_sm to the app, its submit_sm is the answer."""
+        assert self._loop is not None
+        waiter: asyncio.Future[Result] = self._loop.create_future()
+        self._app_waiters[effect.id] = waiter
+        try:
+            self.apps.perform(effect)
+            self._flush()
+            return await waiter
+        finally:
+            self._app_waiters.pop(effect.id, None)
+            if not waiter.done():  # cancelled: timed out, or the dialog ended meanwhile
+                self.apps.cancel(effect.id)
+
+    def _flush_apps(self) -> None:
+        self._apps_flush = None
+        self._flush()
 
     def _on_enquire_link(self, bind: _Bind, pdu: EnquireLink) -> None:
         self.metrics.pdu("in", pdu.command_id, 0)
@@ -722,6 +775,7 @@ class SmppServer:
             )
         # Its requests came back as RequestFailed before this; dialogs are released.
         self.smsc.bind_closed(bind.key)
+        self.apps.bind_closed(bind.key)
         waiter = self._stop_waiter
         if waiter is not None and not self._connections and not waiter.done():
             waiter.set_result(None)

@@ -38,6 +38,7 @@ from ussd.effects import Effect
 from ussd.engine import DialogBusy, Engine, NoDialog, NotUssd, UnknownSubscriber
 from ussd.events import (
     DialogEnded,
+    DialogStarted,
     Event,
     Screen,
     ScreenShown,
@@ -124,7 +125,7 @@ class Send:
 
     bind: BindKey
     pdu: Pdu
-    context: Context
+    context: object  # a Context here; ussd/smpp/apps.py's AppPart for an app bind
     urgent: bool = False
 
 
@@ -207,6 +208,7 @@ class Smsc:
         # Harness dialogs by session whose next screen waits for an outside answer (an app's
         # over HTTP or an app bind): the engine shows it later, as a ScreenShown event.
         self._awaiting: dict[str, HarnessDialog] = {}
+        self._pushes: set[str] = set()  # sessions of pushes whose first screen is still to come
         self._calling: tuple[str, BindKey] | None = None
         self._answered: SubmitSm | None = None
         self._ussd_prefix = "u" + os.urandom(3).hex()  # see _ussd_message_id
@@ -396,8 +398,13 @@ class Smsc:
     def engine_event(self, event: Event) -> None:
         """An engine event (synchronous; the engine is never called from here)."""
         if isinstance(event, ScreenShown):
-            if self._awaiting:
+            if self._pushes and event.screen.session in self._pushes:
+                self._push_shown(event)
+            elif self._awaiting:
                 self._screen_shown(event)
+        elif isinstance(event, DialogStarted):
+            if event.service == "push":  # network-initiated: its screen goes to a handset bind
+                self._pushes.add(event.session)
         elif isinstance(event, DialogEnded):
             self._dialog_ended(event)
         elif isinstance(event, SmsQueued | SmsStateChanged):
@@ -470,6 +477,9 @@ class Smsc:
                 self._reply(bind, pdu, request, msisdn, text)
             elif action is Action.RELEASE:
                 self._release(bind, pdu, msisdn)
+            elif action is Action.CONFIRM and msisdn in self._dialogs:
+                # A USSN confirm acknowledges a pushed notice (docs/smpp.md "Pushes").
+                self._reply(bind, pdu, request, msisdn, "")
             elif action is Action.CONFIRM:
                 self._submit_resp(bind, pdu, _OK, self._ussd_message_id(""))
             else:
@@ -553,7 +563,7 @@ class Smsc:
         else:
             self._dialogs[msisdn] = dialog
         self._submit_resp(bind, pdu, _OK, screen.session or self._ussd_message_id(""))
-        self._send_screen(dialog, screen.text, screen.end, screen.service_code)
+        self._send_screen(dialog, screen.text, screen.end, screen.service_code, screen.notice)
 
     def _error_screen(self, msisdn: str, service_code: str) -> Screen | None:
         try:
@@ -605,7 +615,7 @@ class Smsc:
         if screen.end:
             del self._dialogs[msisdn]
         self._submit_resp(bind, pdu, _OK, self._ussd_message_id(screen.session))
-        self._send_screen(dialog, screen.text, screen.end, screen.service_code)
+        self._send_screen(dialog, screen.text, screen.end, screen.service_code, screen.notice)
 
     def _release(self, bind: _Bind, pdu: SubmitSm, msisdn: str) -> None:
         # A release of a dialog that already ended (a timeout crossing it) is not an error.
@@ -633,7 +643,9 @@ class Smsc:
                 return other
         return None
 
-    def _send_screen(self, dialog: HarnessDialog, text: str, end: bool, service_code: str) -> None:
+    def _send_screen(
+        self, dialog: HarnessDialog, text: str, end: bool, service_code: str, notice: bool = False
+    ) -> None:
         owner = self._binds.get(dialog.bind)
         bind = self._screen_bind(owner) if owner is not None else None
         if bind is None:
@@ -653,6 +665,7 @@ class Smsc:
             dialog.next_info(end),
             dialog.user_message_reference,
             dialog.service_addr,
+            notice,
         )
         context = ScreenPart(dialog.msisdn, dialog.session, end)
         self._actions.append(Send(bind.key, pdu, context, urgent=True))
@@ -687,9 +700,31 @@ class Smsc:
             return  # not waited for here, or since taken over by another bind
         if screen.end:
             del self._dialogs[dialog.msisdn]
-        self._send_screen(dialog, screen.text, screen.end, screen.service_code)
+        self._send_screen(dialog, screen.text, screen.end, screen.service_code, screen.notice)
+
+    def _push_shown(self, event: ScreenShown) -> None:
+        """A push's first screen: to a receiving harness bind covering the MSISDN, as SMS go."""
+        screen = event.screen
+        self._pushes.discard(screen.session)
+        msisdn = event.msisdn
+        binds = [b for b in self._receivers() if covered(msisdn, b.account.sms_ranges)]
+        if not binds:
+            return  # no harness plays this handset: a web or terminal phone may show it
+        bind = binds[0]
+        dialog = HarnessDialog(
+            msisdn,
+            screen.session,
+            bind.key,
+            bind.session_number(),
+            pdus=0,
+            service_addr=screen.service_code,
+        )
+        if not screen.end:
+            self._dialogs[msisdn] = dialog
+        self._send_screen(dialog, screen.text, screen.end, screen.service_code, screen.notice)
 
     def _dialog_ended(self, event: DialogEnded) -> None:
+        self._pushes.discard(event.session)
         if self._awaiting:
             self._awaiting.pop(event.session, None)
         dialog = self._dialogs.get(event.msisdn)

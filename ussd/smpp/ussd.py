@@ -171,14 +171,18 @@ def screen_pdu(
     info: ItsSessionInfo,
     user_message_reference: int | None,
     fallback_source: str = "",
+    notice: bool = False,
 ) -> DeliverSm:
-    """A USSD screen as deliver_sm (docs/smpp.md): op 2 (USSR request) or 17 (PSSR response).
+    """A USSD screen as deliver_sm (docs/smpp.md): op 2 (USSR request) or 17 (PSSR response),
+    or 3 (USSN request) for a notice the handset only acknowledges.
 
     Always encodable: the source is screen_source(), and text over 254 octets (a long UCS-2
     screen) goes in message_payload (SMPP 3.4 §5.3.2.32) with an empty short_message.
     """
     data, coding = encode_text(text)
     op = UssdServiceOp.PSSR_RESPONSE if end else UssdServiceOp.USSR_REQUEST
+    if notice and not end:
+        op = UssdServiceOp.USSN_REQUEST
     tlvs: tuple[Tlv, ...]
     if user_message_reference is None:
         tlvs = ((Tag.USSD_SERVICE_OP, bytes((op,))), (Tag.ITS_SESSION_INFO, info.to_bytes()))

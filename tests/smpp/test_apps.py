@@ -1,0 +1,320 @@
+"""Application binds end to end on real sockets (docs/smpp.md "SMPP applications").
+
+A harness bind plays the subscriber and an app bind (`role: app`) the application, both on the
+shared ESME client (tests/smpp/helpers.py), in one gateway: `*555#` routed to `smpp:shop`.
+The independent clients (python-smpplib, aiosmpplib) are in test_apps_clients.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_config
+from tests.smpp.helpers import (
+    ACCOUNTS,
+    ALICE,
+    BOB,
+    RecordingEsme,
+    Waiter,
+    bound,
+    text_of,
+)
+from ussd.config import Config
+from ussd.events import DialogEnded, Outcome
+from ussd.runtime import Gateway
+from ussd.smpp.constants import CommandStatus, Tag, UssdServiceOp
+from ussd.smpp.pdu import (
+    DeliverSm,
+    ItsSessionInfo,
+    SubmitSm,
+    SubmitSmResp,
+    Tlv,
+    encode_text,
+    tlv_u8,
+    ussd_tlvs,
+)
+from ussd.smpp.server import SmppServer
+
+APP_ACCOUNTS = [
+    *ACCOUNTS,
+    {"system_id": "shop", "password": "shoppw", "role": "app"},
+    {"system_id": "sixd", "password": "pw", "role": "app", "ussd_profile": "6d"},
+    {"system_id": "mica", "password": "pw", "role": "app", "ussd_profile": "mica"},
+]
+ROUTES = {"*555#": "smpp:shop", "*556#": "smpp:sixd", "*557#": "smpp:mica"}
+APP_TIMEOUT = 15.0
+
+
+def apps_config(**smpp: Any) -> Config:
+    return make_config(
+        smpp={"accounts": APP_ACCOUNTS, "app_timeout": f"{APP_TIMEOUT:g}s", **smpp},
+        ussd={"routes": {**make_config().ussd.routes, **ROUTES}},
+    )
+
+
+@pytest.fixture
+def config() -> Config:
+    return apps_config()
+
+
+async def app_submit(
+    app: RecordingEsme,
+    msisdn: str,
+    text: str,
+    op: int,
+    session: ItsSessionInfo | None = None,
+    umr: int | None = None,
+    source: str = "555",
+    session_tlv: Tlv | None = None,
+) -> SubmitSmResp:
+    """The application's submit_sm: from its service code to the subscriber.
+
+    session_tlv, when given, names the session instead (a vendor profile's raw TLV).
+    """
+    data, coding = encode_text(text)
+    tlvs = (
+        ussd_tlvs(op, session, umr)
+        if session_tlv is None
+        else (tlv_u8(Tag.USSD_SERVICE_OP, op), session_tlv)
+    )
+    resp = await app.request(
+        SubmitSm(
+            service_type="USSD",
+            source_addr=source,
+            dest_addr_ton=1,
+            dest_addr_npi=1,
+            destination_addr=msisdn,
+            data_coding=coding,
+            short_message=data,
+            tlvs=tlvs,
+        )
+    )
+    assert isinstance(resp, SubmitSmResp)
+    return resp
+
+
+def op_of(pdu: DeliverSm) -> int | None:
+    return pdu.ussd_service_op
+
+
+async def test_harness_to_app_whole_path(server: SmppServer, waiter: Waiter) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    resp = await harness.submit(ALICE, "*555*1#", destination_addr="555")
+    assert resp.command_status == 0
+    begin = await app.deliver_sm()
+    # The whole dial string, from the subscriber (TON 1 NPI 1) to the service code.
+    assert (op_of(begin), text_of(begin)) == (UssdServiceOp.PSSR_INDICATION, "*555*1#")
+    assert (begin.source_addr, begin.source_addr_ton, begin.source_addr_npi) == (ALICE, 1, 1)
+    assert begin.destination_addr == "555" and begin.service_type == "USSD"
+    info = begin.its_session_info
+    assert info is not None and info.sequence_number == 0 and not info.end_of_session
+
+    ok = await app_submit(app, ALICE, "Shop\n1. Tea\n2. Coffee", UssdServiceOp.USSR_REQUEST, info)
+    assert ok.command_status == 0
+    screen = await harness.deliver_sm()
+    assert (op_of(screen), text_of(screen)) == (2, "Shop\n1. Tea\n2. Coffee")
+
+    await harness.submit(ALICE, "2", op=UssdServiceOp.USSR_CONFIRM)
+    answer = await app.deliver_sm()
+    assert (op_of(answer), text_of(answer), answer.source_addr) == (18, "2", ALICE)
+    answer_info = answer.its_session_info
+    assert answer_info is not None
+    # SMPP 3.4 §5.3.2.43: the same session, its sequence counting every PDU of the dialog.
+    assert (answer_info.session_number, answer_info.sequence_number) == (info.session_number, 2)
+
+    ended = waiter.expect(lambda e: isinstance(e, DialogEnded) and e.msisdn == ALICE)
+    await app_submit(app, ALICE, "Coffee is on its way", UssdServiceOp.PSSR_RESPONSE, info)
+    last = await harness.deliver_sm()
+    assert (op_of(last), text_of(last)) == (17, "Coffee is on its way")
+    event = await ended
+    assert isinstance(event, DialogEnded) and event.outcome is Outcome.APP_RELEASE
+    await harness.close()
+    await app.close()
+
+
+async def test_subscriber_release_reaches_the_app_with_the_end_bit(server: SmppServer) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    await harness.submit(ALICE, "*555#")
+    begin = await app.deliver_sm()
+    await app_submit(app, ALICE, "Menu", UssdServiceOp.USSR_REQUEST, begin.its_session_info)
+    await harness.deliver_sm()
+    await harness.submit(ALICE, "", op=UssdServiceOp.RELEASE)
+    release = await app.deliver_sm()
+    info = release.its_session_info
+    assert op_of(release) == UssdServiceOp.RELEASE
+    assert info is not None and info.end_of_session
+    assert begin.its_session_info is not None
+    assert info.session_number == begin.its_session_info.session_number
+    await harness.close()
+    await app.close()
+
+
+async def test_no_app_bound_gives_service_unavailable(server: SmppServer, waiter: Waiter) -> None:
+    harness = await bound(server)
+    ended = waiter.expect(lambda e: isinstance(e, DialogEnded))
+    await harness.submit(BOB, "*555#")
+    screen = await harness.deliver_sm()
+    assert (op_of(screen), text_of(screen)) == (17, "Service unavailable.")
+    event = await ended
+    assert isinstance(event, DialogEnded) and event.outcome is Outcome.APP_UNAVAILABLE
+    await harness.close()
+
+
+async def test_slow_app_times_out_with_an_error_screen_and_an_end_bit(
+    server: SmppServer, gateway: Gateway, waiter: Waiter
+) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    ended = waiter.expect(lambda e: isinstance(e, DialogEnded))
+    await harness.submit(BOB, "*555#")
+    await app.deliver_sm()
+    gateway.advance(APP_TIMEOUT + 1)
+    screen = await harness.deliver_sm()
+    assert op_of(screen) == 17
+    assert text_of(screen) == gateway.texts.get("common.error", "en")
+    event = await ended
+    assert isinstance(event, DialogEnded) and event.outcome is Outcome.APP_TIMEOUT
+    end = await app.deliver_sm()
+    info = end.its_session_info
+    assert op_of(end) == UssdServiceOp.RELEASE and info is not None and info.end_of_session
+    # Its answer now comes too late: refused, and never taken for a push.
+    late = await app_submit(app, BOB, "Menu", UssdServiceOp.USSR_REQUEST, info)
+    assert late.command_status == CommandStatus.ESME_RINVOPTPARVAL
+    assert gateway.engine.dialog(BOB) is None
+    await harness.close()
+    await app.close()
+
+
+async def test_app_bind_lost_mid_dialog(server: SmppServer, waiter: Waiter) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    ended = waiter.expect(lambda e: isinstance(e, DialogEnded))
+    await harness.submit(BOB, "*555#")
+    await app.deliver_sm()
+    await app.close()
+    screen = await harness.deliver_sm()
+    assert (op_of(screen), text_of(screen)) == (17, "Service unavailable.")
+    event = await ended
+    assert isinstance(event, DialogEnded) and event.outcome is Outcome.APP_UNAVAILABLE
+    await harness.close()
+
+
+async def test_app_push_ussr_answer_returns_as_op_18(server: SmppServer, waiter: Waiter) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    sent = ItsSessionInfo(200, 5)
+    resp = await app_submit(app, ALICE, "Low balance. 1. Top up", 2, sent)
+    assert resp.command_status == 0 and resp.message_id
+    shown = await harness.deliver_sm()
+    assert (op_of(shown), text_of(shown)) == (2, "Low balance. 1. Top up")
+    await harness.submit(ALICE, "1", op=UssdServiceOp.USSR_CONFIRM)
+    answer = await app.deliver_sm()
+    info = answer.its_session_info
+    assert (op_of(answer), text_of(answer)) == (UssdServiceOp.USSR_CONFIRM, "1")
+    # The app's session number is echoed; the sequence goes on from the app's PDU.
+    assert info is not None and (info.session_number, info.sequence_number) == (200, 6)
+    ended = waiter.expect(lambda e: isinstance(e, DialogEnded))
+    await app_submit(app, ALICE, "Done", 17, ItsSessionInfo(200, 7, True))
+    assert text_of(await harness.deliver_sm()) == "Done"
+    event = await ended
+    assert isinstance(event, DialogEnded) and event.outcome is Outcome.APP_RELEASE
+    await harness.close()
+    await app.close()
+
+
+async def test_app_push_ussn_confirm_returns_as_op_19(server: SmppServer) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    resp = await app_submit(app, ALICE, "Your bonus: 100 MB", UssdServiceOp.USSN_REQUEST)
+    assert resp.command_status == 0
+    shown = await harness.deliver_sm()
+    assert text_of(shown) == "Your bonus: 100 MB"
+    await harness.submit(ALICE, "", op=UssdServiceOp.USSR_CONFIRM)
+    confirm = await app.deliver_sm()
+    info = confirm.its_session_info
+    assert op_of(confirm) == UssdServiceOp.USSN_CONFIRM
+    assert info is not None and info.end_of_session
+    await harness.close()
+    await app.close()
+
+
+async def test_push_to_a_busy_msisdn_is_refused(server: SmppServer, gateway: Gateway) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    await harness.submit(ALICE, "*111#")
+    await harness.deliver_sm()
+    assert gateway.engine.dialog(ALICE) is not None
+    resp = await app_submit(app, ALICE, "Low balance", UssdServiceOp.USSR_REQUEST)
+    assert resp.command_status == CommandStatus.ESME_RSUBMITFAIL
+    dialog = gateway.engine.dialog(ALICE)
+    assert dialog is not None and dialog.service != "push"  # the open dialog goes on
+    await harness.close()
+    await app.close()
+
+
+async def test_app_bind_takes_no_sms_and_its_junk_is_refused(server: SmppServer) -> None:
+    app = await bound(server, system_id="shop", password="shoppw")
+    # No ussd_service_op: not USSD.
+    resp = await app.request(
+        SubmitSm(source_addr="555", destination_addr=ALICE, short_message=b"hi")
+    )
+    assert resp.command_status == CommandStatus.ESME_RSUBMITFAIL
+    # An unknown operation, a final screen with no dialog, a bad address.
+    assert (await app_submit(app, ALICE, "x", 0x42)).command_status == 0xC4
+    assert (await app_submit(app, ALICE, "x", 17)).command_status == 0xC4
+    bad = await app_submit(app, "not-a-number", "x", 2)
+    assert bad.command_status == CommandStatus.ESME_RINVDSTADR
+    assert (await app_submit(app, ALICE, "", 2)).command_status == CommandStatus.ESME_RINVMSGLEN
+    await app.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "system_id"), [("*556#", "sixd"), ("*557#", "mica")], ids=["6d", "mica"]
+)
+async def test_vendor_profiles_end_to_end(server: SmppServer, code: str, system_id: str) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id=system_id, password="pw")
+    await harness.submit(BOB, code)
+    begin = await app.deliver_sm()
+    assert op_of(begin) == 1 and text_of(begin) == code
+    tag = Tag.ITS_SESSION_INFO if system_id == "sixd" else Tag.USER_MESSAGE_REFERENCE
+    raw = begin.get_tlv(tag)
+    assert raw is not None and len(raw) == 2
+    session = int.from_bytes(raw, "big")
+    source = code.strip("*#")
+    await app_submit(app, BOB, "Pick 1", 2, source=source, session_tlv=(tag, raw))
+    assert text_of(await harness.deliver_sm()) == "Pick 1"
+    await harness.submit(BOB, "1", op=UssdServiceOp.USSR_CONFIRM)
+    answer = await app.deliver_sm()
+    assert op_of(answer) == 0x12 and text_of(answer) == "1"
+    again = answer.get_tlv(tag)
+    assert again is not None and int.from_bytes(again, "big") == session  # constant id
+    # vumi's processors close with ussd_service_op 0x17 (hex text '17').
+    await app_submit(app, BOB, "Bye", 0x17, source=source, session_tlv=(tag, raw))
+    last = await harness.deliver_sm()
+    assert (op_of(last), text_of(last)) == (17, "Bye")
+    await harness.close()
+    await app.close()
+
+
+async def test_its_session_info_octets_0_to_255_are_echoed(server: SmppServer) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    for number in range(256):
+        sequence = number % 128
+        resp = await app_submit(app, ALICE, f"Q{number}", 2, ItsSessionInfo(number, sequence))
+        assert resp.command_status == 0, number
+        assert text_of(await harness.deliver_sm()) == f"Q{number}"
+        await harness.submit(ALICE, "ok", op=UssdServiceOp.USSR_CONFIRM)
+        answer = await app.deliver_sm()
+        info = answer.its_session_info
+        assert info is not None
+        assert (info.session_number, info.sequence_number) == (number, (sequence + 1) % 64)
+        await app_submit(app, ALICE, "bye", 17, ItsSessionInfo(number, (sequence + 2) % 128, True))
+        await harness.deliver_sm()
+    await harness.close()
+    await app.close()
