@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ussd import durations, resources, subscribers, yamlload
+from ussd import durations, faults, profiles, resources, subscribers, yamlload
 from ussd.msisdn import InvalidMsisdn, normalise
 from ussd.yamlload import brief, brief_text
 
@@ -74,6 +74,12 @@ class OperatorConfig:
     country_code: str = "7"
     trunk_prefix: str = "8"
     language: str = "ru"
+    # The operator profile (ussd/profiles.py, docs/network.md) and the figures it sets that are
+    # not the engine's own: applications read these as their defaults (docs/apps.md).
+    profile: str = "mts"
+    network_code: str = "25001"  # MCC+MNC (ITU-T E.212) told to applications
+    app_timeout: float = 10.0  # seconds an application has to answer
+    dialect: str = "africastalking"  # default dialect of HTTP applications
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,9 @@ class UssdConfig:
     routes: Mapping[str, str] = field(default_factory=dict)
     reply_timeout: float = 30.0
     dialog_timeout: float = 180.0
+    # Text longer than a screen: paginate ("98" for more) or truncate (ussd/profiles.py).
+    screen_policy: str = "paginate"
+    screen_length: int = 182  # GSM 7-bit characters a screen holds (UCS-2: at most 80)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +224,14 @@ class AppConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FaultsConfig:
+    """Injected network faults (ussd/faults.py, docs/network.md "Faults")."""
+
+    seed: int = 0
+    rules: tuple[faults.Rule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     operator: OperatorConfig = OperatorConfig()
     storage_database: str = "var/ussd.sqlite3"
@@ -229,6 +246,7 @@ class Config:
     http: HttpConfig = HttpConfig()
     records: RecordsConfig = RecordsConfig()
     apps: Mapping[str, AppConfig] = field(default_factory=dict)
+    faults: FaultsConfig = FaultsConfig()
     source: str = "<defaults>"
 
 
@@ -470,12 +488,20 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
     """Validate a parsed YAML document into a Config; raises ConfigError naming the key."""
     root = _Section(data, "")
     op = root.section("operator")
+    # The profile's figures are defaults: any key written out overrides its own figure.
+    profile = profiles.profile(op.str_("profile", profiles.DEFAULT, tuple(profiles.PROFILES)))
     operator = OperatorConfig(
         name=op.str_("name", "MTS"),
         country_code=op.str_("country_code", "7"),
         trunk_prefix=op.str_("trunk_prefix", "8"),
-        language=op.str_("language", "ru", _LANGUAGES),
+        language=op.str_("language", profile.language, _LANGUAGES),
+        profile=profile.name,
+        network_code=op.str_("network_code", profile.network_code),
+        app_timeout=op.duration("app_timeout", profile.app_timeout, maximum=300.0),
+        dialect=op.str_("dialect", profile.dialect, max_length=40),
     )
+    if not _NETWORK_CODE.fullmatch(operator.network_code):
+        raise ConfigError("operator.network_code", "expected MCC+MNC: 5 or 6 digits")
     if not _DIGITS.match(operator.country_code):
         raise ConfigError("operator.country_code", "expected 1-4 digits")
     if not _DIGITS.match(operator.trunk_prefix):
@@ -514,8 +540,11 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
     us = root.section("ussd")
     ussd = UssdConfig(
         routes=_routes(us.get("routes"), "ussd.routes"),
-        reply_timeout=us.duration("reply_timeout", 30.0),
-        dialog_timeout=us.duration("dialog_timeout", 180.0),
+        reply_timeout=us.duration("reply_timeout", profile.idle_timeout),
+        dialog_timeout=us.duration("dialog_timeout", profile.session_max),
+        screen_policy=us.str_("screen_policy", profile.screen_policy, profiles.SCREEN_POLICIES),
+        # 20 septets leave room for a word and the "98" line; 182 is TS 23.038's most.
+        screen_length=us.int_("screen_length", profile.screen_length, minimum=20, maximum=182),
     )
     us.done()
     apps = _apps(root.section("apps"))
@@ -624,6 +653,15 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
     )
     sp.done()
 
+    fs = root.section("faults")
+    try:
+        fault_rules = faults.parse_rules(fs.get("rules"))
+    except faults.FaultError as exc:
+        key = f"faults.rules{exc.key}" if exc.key else "faults.rules"
+        raise ConfigError(key, exc.message) from None
+    faults_ = FaultsConfig(seed=fs.int_("seed", 0, maximum=2**31 - 1), rules=fault_rules)
+    fs.done()
+
     hp = root.section("http")
     http = HttpConfig(
         listen=parse_listen(hp.get("listen", "127.0.0.1:8080"), "http.listen"),
@@ -663,6 +701,7 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         http=http,
         records=records,
         apps=apps,
+        faults=faults_,
         source=source,
     )
 

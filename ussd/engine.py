@@ -32,8 +32,10 @@ from ussd.events import (
     Screen,
     ScreenShown,
 )
+from ussd.faults import DIALOG_DROPPED, USSD_NETWORK_ERROR, Faults, Injection
 from ussd.menus import Texts
 from ussd.msisdn import normalise
+from ussd.profiles import TRUNCATE
 from ussd.records import VIAS, Cause, cause_of
 from ussd.routing import SS_SERVICE, Router
 from ussd.services.base import Await, Context, Continue, End, Handoff, Resumable, Service, Step
@@ -49,15 +51,32 @@ _log = log.get("engine")
 
 @lru_cache(maxsize=4096)
 def _menu_pages(
-    header: str, options: tuple[str, ...], more: str, footer: str | None
+    header: str,
+    options: tuple[str, ...],
+    more: str,
+    footer: str | None,
+    limit: int = screens.GSM7_LIMIT,
+    truncate: bool = False,
 ) -> tuple[str, ...]:
     # The same menu for the same subscriber data pages the same way: page it once.
-    return tuple(screens.paginate_menu(header, options, more, footer))
+    if truncate:  # a truncating network (ussd/profiles.py) shows the first screen only
+        lines = [line for line in (header, *options, footer) if line]
+        return (screens.truncate("\n".join(lines), limit),)
+    return tuple(screens.paginate_menu(header, options, more, footer, limit))
 
 
 @lru_cache(maxsize=4096)
-def _text_pages(text: str, more: str) -> tuple[str, ...]:
-    return tuple(screens.paginate_text(text, more))
+def _text_pages(
+    text: str, more: str, limit: int = screens.GSM7_LIMIT, truncate: bool = False
+) -> tuple[str, ...]:
+    if truncate:
+        return (screens.truncate(text, limit),)
+    return tuple(screens.paginate_text(text, more, limit))
+
+
+def _detail(fault: Injection) -> str:
+    """What a dialog's record says about the fault that ended it (docs/network.md)."""
+    return f"fault {fault.rule}: {fault.kind} at {fault.at}"
 
 
 class EngineError(Exception):
@@ -120,6 +139,9 @@ class Dialog:
     steps: int = 1
     cause: str = ""
     detail: str = ""  # e.g. the fault rule that ended it (the record's detail)
+    # An injected fault dropped it (ussd/faults.py): answers vanish until the reply timer ends
+    # it with the timeout screen the handset would show.
+    dropped: bool = False
 
     def to_state(self) -> dict[str, Any]:
         """Serialisable state (JSON-safe)."""
@@ -161,6 +183,8 @@ class Engine:
         router: Router,
         services: Mapping[str, Service],
         texts: Texts,
+        *,
+        faults: Faults | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -182,6 +206,10 @@ class Engine:
         self.late_answers = 0  # answers to effects no longer waited for, dropped
         self._reply_timeout = config.ussd.reply_timeout
         self._dialog_timeout = config.ussd.dialog_timeout
+        # The operator profile's screens (ussd/profiles.py): how long, paged or cut.
+        self._screen = (config.ussd.screen_length, config.ussd.screen_policy == TRUNCATE)
+        # Injected network faults (ussd/faults.py): asked at each dial and reply.
+        self.faults = faults if faults is not None else Faults()
         texts.require(
             [
                 "common.unknown_request",
@@ -189,6 +217,7 @@ class Engine:
                 "common.timeout",
                 "common.max_duration",
                 "common.error",
+                "common.network_error",
                 "common.more",
             ]
         )
@@ -277,6 +306,12 @@ class Engine:
         session = f"{self._prefix}{next(self._counter):x}"
         code = dial.service_code or dial.text.strip("*#")
         _log.info("dialog_dial", msisdn=msisdn, session=session, kind=dial.kind)
+        fault = self.faults.ussd("dial", msisdn, code, (USSD_NETWORK_ERROR,))
+        if fault is not None:
+            # The request never reaches a service: the network answers it with an error.
+            failed = Dialog(session, msisdn, "", code, "", {}, now, now, now, via=via)
+            self.bus.emit(DialogStarted(msisdn, session, "", code))
+            return self._network_error(failed, sub, fault)
         if dial.kind == "ss" and SS_SERVICE not in self.services:
             # A gateway built without the SS handler (ussd/services/supplementary.py).
             return self._one_shot(msisdn, session, code, sub, "common.not_supported", via)
@@ -299,6 +334,9 @@ class Engine:
             route=match.route.service,
             via=via,
         )
+        dropped = self.faults.ussd("dial", msisdn, code, (DIALOG_DROPPED,))
+        if dropped is not None:  # the first screen is shown; nothing the user sends arrives
+            dialog.dropped, dialog.detail = True, _detail(dropped)
         self.bus.emit(DialogStarted(msisdn, session, name, code))
         # A step boundary: the old dialog's end and this start reach listeners before the
         # service runs, so they see the subscriber as the user dialled (a recorder's seed).
@@ -316,6 +354,16 @@ class Engine:
         now = self.clock.now()
         dialog.reply_deadline = now + self._reply_timeout
         dialog.steps += 1
+        fault = None if dialog.dropped else self.faults.ussd("reply", msisdn, dialog.service_code)
+        if fault is not None and fault.kind == USSD_NETWORK_ERROR:
+            return self._network_error(dialog, self.subscriber(msisdn), fault)
+        if fault is not None:
+            dialog.dropped, dialog.detail = True, _detail(fault)
+        if dialog.dropped:
+            # The network lost the answer: the service never hears it, the handset keeps its
+            # screen and waits until its timer runs out (tick ends the dialog then).
+            heapq.heappush(self._timers, (dialog.reply_deadline, dialog.session, "reply"))
+            return dialog.current()
         if text == NEXT_PAGE and dialog.page < len(dialog.pages):
             dialog.page += 1
             return self._show(dialog)
@@ -443,6 +491,9 @@ class Engine:
                 self._resume(dialog, Failure(Outcome.APP_TIMEOUT, reason), now)
                 continue
             outcome = Outcome.TIMEOUT if kind == "reply" else Outcome.MAX_DURATION
+            if dialog.dropped:
+                # The user sees the timeout; the record knows the network dropped the dialog.
+                outcome = Outcome.NETWORK_FAULT
             key = "common.timeout" if kind == "reply" else "common.max_duration"
             language = self._language(dialog.msisdn)
             screen = Screen(
@@ -534,6 +585,13 @@ class Engine:
             send_sms=self._send_sms,
         )
 
+    def _network_error(self, dialog: Dialog, sub: Subscriber, fault: Injection) -> Screen | Effect:
+        """An injected network error: one final screen, end cause network_fault."""
+        dialog.detail = _detail(fault)
+        text = self.texts.get("common.network_error", sub.language)
+        ctx = self._context(sub, self.clock.now())
+        return self._run(dialog, ctx, lambda: End(text, outcome=Outcome.NETWORK_FAULT))
+
     def _send_sms(self, to: str, text: str) -> object:
         return self.sms.send(to, text)
 
@@ -587,9 +645,9 @@ class Engine:
             dialog.notice = step.notice
             if step.menu is not None:
                 header, options, footer = step.menu
-                dialog.pages = _menu_pages(header, tuple(options), more, footer)
+                dialog.pages = _menu_pages(header, tuple(options), more, footer, *self._screen)
             else:
-                dialog.pages = _text_pages(step.text, more)
+                dialog.pages = _text_pages(step.text, more, *self._screen)
         else:
             assert isinstance(step, End)
             dialog.final = True
@@ -597,7 +655,7 @@ class Engine:
             dialog.notice = False
             dialog.outcome = step.outcome
             dialog.cause = step.cause
-            dialog.pages = _text_pages(step.text, more)
+            dialog.pages = _text_pages(step.text, more, *self._screen)
         dialog.page = min(page, len(dialog.pages))
         if dialog.final and len(dialog.pages) == 1:
             screen = dialog.current()

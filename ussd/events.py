@@ -165,4 +165,27 @@ class AppExchange:
     outcome: str
 
 
-Event = DialogStarted | ScreenShown | DialogEnded | SmsQueued | SmsStateChanged | AppExchange
+@dataclass(frozen=True, slots=True)
+class FaultInjected:
+    """An injected network fault fired (ussd/faults.py, docs/network.md "Faults").
+
+    `msisdn` is the subscriber it hit ("" for an SMPP fault with no number); `at` is where:
+    dial, reply, sms, app or submit_sm.
+    """
+
+    msisdn: str
+    kind: str
+    rule: str
+    at: str
+    session: str = ""
+
+
+Event = (
+    DialogStarted
+    | ScreenShown
+    | DialogEnded
+    | SmsQueued
+    | SmsStateChanged
+    | AppExchange
+    | FaultInjected
+)

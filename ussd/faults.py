@@ -365,11 +365,14 @@ class Faults:
         self._states.clear()
         return count
 
-    def reseed(self, seed: int) -> None:
-        """Start every rule's draws and counts again from `seed`."""
+    def reset(self, rules: Iterable[Rule], seed: int) -> None:
+        """Put exactly `rules` in force, drawing from `seed` with every count at zero."""
+        rules = tuple(rules)
+        if len(rules) > MAX_RULES:
+            raise FaultError("rules", f"at most {MAX_RULES} rules")
         self.seed = seed
-        rules = [s.rule for s in self._states.values()]
         self._states.clear()
+        self._next_id = 1
         for rule in rules:
             self.add(rule)
 

@@ -26,12 +26,14 @@ from ussd.events import (
     DialogEnded,
     DialogStarted,
     Event,
+    FaultInjected,
     Outcome,
     ScreenShown,
     SmsQueued,
     SmsState,
     SmsStateChanged,
 )
+from ussd.faults import KINDS as FAULT_KINDS
 from ussd.records import Cause
 from ussd.smpp.constants import CommandId, CommandStatus
 
@@ -106,6 +108,11 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0),
             registry=r,
         )
+        # Injected network faults by kind (docs/network.md "Faults"): a fixed set of labels.
+        self.faults = Counter(
+            "ussd_faults_injected", "Injected network faults, by kind", ["kind"], registry=r
+        )
+        self._faults = {k: self.faults.labels(kind=k) for k in FAULT_KINDS}
         # Sessions started and not yet ended (one-shot dialogs pass through in one call).
         self._open: set[str] = set()
         # Every label value exists from the start, so rate() sees the first increment. The
@@ -142,6 +149,8 @@ class Metrics:
             self.app_requests.labels(app=event.app, outcome=event.outcome).inc()
             if event.status is not None:  # an answer came: its latency is the app's
                 self.app_latency.labels(app=event.app).observe(event.latency_ms / 1000.0)
+        elif isinstance(event, FaultInjected):
+            self._faults[event.kind].inc()
         elif isinstance(event, SmsQueued):
             self._sms["queued"] += 1
         elif isinstance(event, SmsStateChanged):

@@ -19,7 +19,8 @@ from ussd.clock import Clock, RealClock, SimulatedClock, make
 from ussd.config import Config, ConfigError
 from ussd.effects import Cancel, Effect, Failure, Performer, Result, no_performer
 from ussd.engine import Engine, NoDialog
-from ussd.events import DialogEnded, Event, Outcome, Screen, ScreenShown
+from ussd.events import DialogEnded, Event, FaultInjected, Outcome, Screen, ScreenShown
+from ussd.faults import Faults, Injection
 from ussd.links import LinkScheduler
 from ussd.menus import MenuBook, MenuError, Texts
 from ussd.metrics import Metrics
@@ -76,6 +77,11 @@ class Gateway:
         # The gateway's counters; transports add what only they see (docs/design.md).
         self.metrics = Metrics()
         engine.subscribe(self.metrics.on_event)
+        # Every injected fault is logged and told as an event: /metrics counts it, the web
+        # phone shows it (docs/network.md "Faults"). The transports ask `faults` too (SMPP).
+        self.faults = engine.faults
+        sms.faults = self.faults  # one set, also in a gateway assembled by hand
+        self.faults.listen(self._fault_injected)
         # A record of every ended dialog, written in batches (ussd/records.py).
         self.records = Records(store, clock, config.records.max, config.records.retention)
         engine.subscribe(self.records.on_event)
@@ -139,12 +145,28 @@ class Gateway:
             # in the store were written against that time.
             clock.advance(saved - clock.now())
         bus = Bus()
-        sms = SmsCentre(store, clock, config.sms, bus)
-        engine = Engine(config, store, clock, bus, sms, router, services, texts)
+        # Injected network faults (docs/network.md "Faults"): one seeded set for SMS and USSD.
+        faults = Faults(config.faults.rules, seed=config.faults.seed)
+        sms = SmsCentre(store, clock, config.sms, bus, faults)
+        engine = Engine(config, store, clock, bus, sms, router, services, texts, faults=faults)
         gateway = cls(config, clock, store, engine, sms, bus, book, texts)
         gateway.accounts.catalogue = catalogue
         gateway.seed()
         return gateway
+
+    def _fault_injected(self, injection: Injection) -> None:
+        _log.info(
+            "fault_injected",
+            kind=injection.kind,
+            rule=injection.rule,
+            at=injection.at,
+            msisdn=injection.msisdn,
+            code=injection.code,
+            system_id=injection.system_id,
+        )
+        self.bus.emit(
+            FaultInjected(injection.msisdn or "", injection.kind, injection.rule, injection.at)
+        )
 
     def seed(self) -> None:
         """Create the `subscribers.seed` numbers that are not in the store yet."""
@@ -296,8 +318,6 @@ class Gateway:
 
     def _settled(self, event: Event) -> None:
         # The session's next screen, or its end, is what a waiting dial() or reply() returns.
-        if not self._waiters and not self._effect_tasks:
-            return  # nobody waits (every SMPP step, most HTTP ones): the common case, first
         if isinstance(event, ScreenShown):
             waiter = self._waiters.pop(event.screen.session, None)
             if waiter is not None and not waiter.done():

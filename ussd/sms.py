@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 from ussd import log, selfcare
 from ussd.bus import Bus
 from ussd.clock import Clock
 from ussd.config import SmsConfig
 from ussd.events import Sms, SmsQueued, SmsState, SmsStateChanged
+from ussd.faults import SMS_LOST, Faults
 from ussd.store import HeldPart, Receipt, ReceiptState, Store
 
 _log = log.get("sms")
+
+# SMS held back by an sms_delayed fault at most (docs/network.md "Faults"); past it one goes
+# at once, so a runaway rule cannot grow memory.
+MAX_DELAYED = 10_000
 
 
 def covered(msisdn: str, prefixes: Sequence[str]) -> bool:
@@ -23,11 +31,18 @@ def covered(msisdn: str, prefixes: Sequence[str]) -> bool:
 class SmsCentre:
     """Network SMS: queued → delivered | expired, every state change committed first."""
 
-    def __init__(self, store: Store, clock: Clock, config: SmsConfig, bus: Bus) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, config: SmsConfig, bus: Bus, faults: Faults | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
         self.config = config
         self.bus = bus
+        self.faults = faults if faults is not None else Faults()
+        # SMS an sms_delayed fault holds back: (due, order, to, text, sender, kind, alpha). In
+        # memory only: a restart loses them, as a network losing its queue would.
+        self._delayed: list[tuple[float, int, str, str, str | None, str, bool]] = []
+        self._order = itertools.count()
 
     def send(
         self,
@@ -38,7 +53,23 @@ class SmsCentre:
         kind: str = "network",
         sender_is_alpha: bool = True,
     ) -> Sms:
-        """Queue an SMS for `to`; it is on disk before anyone hears of it."""
+        """Queue an SMS for `to`; it is on disk before anyone hears of it.
+
+        An injected fault (ussd/faults.py) may lose it — nothing is stored, and the SMS comes
+        back with id 0 and state expired — or hold it back for the rule's delay (id 0, queued).
+        """
+        fault = self.faults.sms(to) if self.faults else None
+        if fault is not None:
+            now = self.clock.now()
+            phantom = Sms(0, to, sender or self.config.sender_id, text, SmsState.QUEUED, now, now)
+            if fault.kind == SMS_LOST:
+                _log.info("sms_lost", msisdn=to, rule=fault.rule)
+                return replace(phantom, state=SmsState.EXPIRED)
+            if len(self._delayed) < MAX_DELAYED:
+                entry = (now + fault.delay, next(self._order), to, text, sender, kind)
+                heapq.heappush(self._delayed, (*entry, sender_is_alpha))
+                _log.info("sms_delayed", msisdn=to, rule=fault.rule, delay=fault.delay)
+                return replace(phantom, expires=now + fault.delay)
         sms = self.queue(to, text, sender=sender, kind=kind, sender_is_alpha=sender_is_alpha)
         self.announce(sms)
         return sms
@@ -175,11 +206,18 @@ class SmsCentre:
         deadlines = [
             d for d in (store.next_sms_expiry(), store.next_part_expiry()) if d is not None
         ]
+        if self._delayed:
+            deadlines.append(self._delayed[0][0])
         return min(deadlines) if deadlines else None
 
     def tick(self) -> None:
         """Expire SMS whose validity has passed (docs/smpp.md: store-and-forward until validity)."""
         now = self.clock.now()
+        while self._delayed and self._delayed[0][0] <= now:
+            # A delayed SMS reaches the SMS centre now; its validity runs from here.
+            _, _, to, text, sender, kind, alpha = heapq.heappop(self._delayed)
+            sms = self.queue(to, text, sender=sender, kind=kind, sender_is_alpha=alpha)
+            self.announce(sms)
         for sms in self.store.expire_sms(now):
             _log.info("sms_expired", msisdn=sms.recipient, sms_id=sms.id)
             self.bus.emit(SmsStateChanged(sms.recipient, sms))

@@ -25,9 +25,11 @@ from aiohttp import WSCloseCode, web
 from ussd import dialstring, log
 from ussd.engine import DialogBusy, NoDialog, NotUssd, UnknownSubscriber
 from ussd.events import (
+    AppExchange,
     DialogEnded,
     DialogStarted,
     Event,
+    FaultInjected,
     ScreenShown,
     SmsQueued,
     SmsState,
@@ -67,6 +69,23 @@ def event_message(event: Event) -> dict[str, Any] | None:
             "outcome": event.outcome.value,
             "screen": event.screen.to_json() if event.screen is not None else None,
         }
+    if isinstance(event, AppExchange):
+        # The web phone's app console (docs/apps.md): what went to the app and what came back.
+        return {
+            "type": "app",
+            "session": event.session,
+            "app": event.app,
+            "dialect": event.dialect,
+            "url": event.url,
+            "request": event.request,
+            "status": event.status,
+            "answer": event.answer,
+            "latency_ms": round(event.latency_ms, 1),
+            "outcome": event.outcome,
+        }
+    if isinstance(event, FaultInjected):
+        # The web phone shows it (docs/network.md "Faults"): a lost SMS leaves no other trace.
+        return {"type": "fault", "kind": event.kind, "rule": event.rule, "at": event.at}
     if isinstance(event, SmsQueued | SmsStateChanged):
         # Both carry the SMS; clients key their inbox on `id`.
         return {"type": "sms", **event.sms.to_json()}

@@ -1,0 +1,104 @@
+"""Injected faults over real SMPP binds (docs/network.md "Faults"): throttling, withheld
+responses, SMS lost before a harness receiver and USSD network errors on the harness path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from tests.smpp.helpers import ALICE, BOB, TIMEOUT, bound, no_request, text_of
+from tests.smpp.helpers import server_config as make_server_config
+from ussd.config import Config
+from ussd.runtime import Gateway
+from ussd.smpp.constants import CommandStatus, UssdServiceOp
+from ussd.smpp.pdu import EnquireLink, SubmitSm, encode_text, ussd_tlvs
+from ussd.smpp.server import SmppServer
+
+
+@pytest.fixture
+def config() -> Config:
+    return make_server_config()
+
+
+def _submit(msisdn: str, text: str) -> SubmitSm:
+    data, coding = encode_text(text)
+    return SubmitSm(
+        service_type="USSD",
+        source_addr_ton=1,
+        source_addr_npi=1,
+        source_addr=msisdn,
+        destination_addr="111",
+        short_message=data,
+        data_coding=coding,
+        tlvs=ussd_tlvs(UssdServiceOp.PSSR_INDICATION, None, None),
+    )
+
+
+async def test_throttled_above_the_rate_per_bind(gateway: Gateway, server: SmppServer) -> None:
+    gateway.faults.add_raw({"kind": "smpp_throttle", "rate": 2, "match": {"system_id": "harness"}})
+    one = await bound(server)
+    other = await bound(server)
+    statuses = [(await one.submit(ALICE, "*100#")).command_status for _ in range(4)]
+    throttled = CommandStatus.ESME_RTHROTTLED
+    assert statuses == [0, 0, throttled, throttled]
+    # Another bind has a budget of its own; the next second gives this one its budget back.
+    assert (await other.submit(BOB, "*100#")).command_status == 0
+    gateway.advance(1.0)
+    assert (await one.submit(ALICE, "*100#")).command_status == 0
+    assert gateway.faults.counts["smpp_throttle"] == 2
+    metrics = gateway.metrics.render().decode()
+    assert 'ussd_faults_injected_total{kind="smpp_throttle"} 2.0' in metrics
+    assert 'status="ESME_RTHROTTLED"' in metrics
+    await one.close()
+    await other.close()
+
+
+async def test_a_withheld_response_never_comes(gateway: Gateway, server: SmppServer) -> None:
+    gateway.faults.add_raw({"kind": "smpp_withhold_response", "times": 1})
+    client = await bound(server)
+    pending = asyncio.ensure_future(client.call(_submit(ALICE, "*100#")))
+    # The server handles a bind's PDUs in order: once the enquire_link is answered, the
+    # submit_sm before it has been handled too, and its response was never sent.
+    assert (await client.request(EnquireLink())).command_status == 0
+    assert not pending.done()
+    assert gateway.faults.counts["smpp_withhold_response"] == 1
+    assert (await client.submit(ALICE, "*100#")).command_status == 0  # times: 1
+    await client.close()
+    with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+        await asyncio.wait_for(pending, TIMEOUT)
+
+
+async def test_a_lost_sms_never_reaches_the_receiver(gateway: Gateway, server: SmppServer) -> None:
+    gateway.faults.add_raw({"kind": "sms_lost", "times": 1, "match": {"msisdn": ALICE}})
+    receiver = await bound(server)
+    gateway.sms.send(ALICE, "your password: lost")
+    gateway.sms.send(ALICE, "your password: second")
+    pdu = await receiver.deliver_sm()
+    assert text_of(pdu) == "your password: second"
+    assert await no_request(receiver)
+    await receiver.close()
+
+
+async def test_a_delayed_sms_reaches_the_receiver_after_its_delay(
+    gateway: Gateway, server: SmppServer
+) -> None:
+    gateway.faults.add_raw({"kind": "sms_delayed", "delay": "30s"})
+    receiver = await bound(server)
+    gateway.sms.send(BOB, "late")
+    assert await no_request(receiver)
+    gateway.advance(30)
+    assert text_of(await receiver.deliver_sm()) == "late"
+    await receiver.close()
+
+
+async def test_a_network_error_on_the_harness_path(gateway: Gateway, server: SmppServer) -> None:
+    gateway.faults.add_raw({"kind": "ussd_network_error", "match": {"msisdn": BOB}})
+    client = await bound(server)
+    response = await client.submit(BOB, "*100#")
+    assert response.command_status == 0
+    screen = await client.deliver_sm()
+    assert text_of(screen).startswith("Network error.")
+    assert screen.ussd_service_op == UssdServiceOp.PSSR_RESPONSE  # a final screen
+    await client.close()
