@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 from sim import junit as junit_mod
 from sim import scenario as sc
+from sim import web
+from sim.browser import Browser
 from sim.targets import Result, ScreenView, SmsView, Target, make_target
 
 EXIT_OK = 0
@@ -233,11 +235,24 @@ def _describe_sms(check: sc.SmsCheck) -> str:
 # -- running one scenario -----------------------------------------------------------------------
 
 
-async def run_step(target: Target, step: sc.Step) -> None:
+async def run_step(target: Target, step: sc.Step, browser: Browser | None = None) -> None:
     """Perform one step; StepFailed when its result is not what the step expects."""
     a, who, expect = step.action, step.msisdn, step.expect
     problems: list[Mismatch] = []
-    if isinstance(a, sc.Dial | sc.Reply):
+    if isinstance(a, web.WebAction):
+        # The website's and the app's steps, the pages' own requests (sim/browser.py).
+        page = browser or Browser(target)
+        try:
+            result = await page.perform(a, who)
+        finally:
+            if browser is None:
+                await page.close()
+        problems = check_result(result, expect)
+        if result.ok and expect is not None:
+            problems += check_account(result.data, expect)
+            found = web.check_json(result.data, expect.json or ())
+            problems += [Mismatch(*triple) for triple in found]
+    elif isinstance(a, sc.Dial | sc.Reply):
         call = target.dial if isinstance(a, sc.Dial) else target.reply
         result = await call(who, a.text)
         problems = check_result(result, expect)
@@ -295,6 +310,7 @@ async def run_async(
     started = time.perf_counter()
     ran = 0
     failure: StepFailure | None = None
+    browser = Browser(target)
     try:
         await target.setup(scenario)
         for step in scenario.steps:
@@ -302,7 +318,7 @@ async def run_async(
             if on_step is not None:
                 on_step(step)
             try:
-                await run_step(target, step)
+                await run_step(target, step, browser)
             except StepFailed as exc:
                 failure = StepFailure(step.number, step.source, exc.mismatches, exc.message)
                 break
@@ -310,6 +326,7 @@ async def run_async(
         failure = StepFailure(ran, _source(scenario, ran), message=f"{type(exc).__name__}: {exc}")
     finally:
         try:
+            await browser.close()
             await target.close()
         except Exception as exc:
             if failure is None:

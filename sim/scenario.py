@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from sim import variables
+from sim import variables, web
 from ussd import config as config_mod
 from ussd import durations, yamlload
 from ussd.config import Config, ConfigError
@@ -124,6 +124,7 @@ class Expect:
     linked: tuple[LinkedExpect, ...] | None = None
     number_management: bool | None = None
     has_password: bool | None = None
+    json: tuple[tuple[str, Any], ...] | None = None  # web/app steps: (path, value) pairs
 
     @property
     def about_errors(self) -> bool:
@@ -145,6 +146,7 @@ _EXPECT_KEYS = {
     "linked": "linked",
     "number_management": "number_management",
     "has_password": "has_password",
+    "json": "json",
 }
 _RESULT = ("ok", "status", "error")
 _SCREEN = ("continue", "end", "text", "page", "pages", *_RESULT)
@@ -273,6 +275,7 @@ Action = (
     | SmsPassword
     | MoSms
     | Account
+    | web.WebAction
 )
 
 # Which `expect` keys make sense for which action (None: the step takes no `expect`).
@@ -289,6 +292,9 @@ EXPECT_FOR: dict[str, tuple[str, ...] | None] = {
     "sms_password": _RESULT,
     "mo_sms": _RESULT,
     "account": ("balance", "linked", "number_management", "has_password", *_RESULT),
+    # The website and the "Мой МТС" app (sim/web.py): any field of the answer by `json`.
+    "web": ("balance", "linked", "json", *_RESULT),
+    "app": ("balance", "linked", "json", *_RESULT),
 }
 ACTIONS = tuple(EXPECT_FOR)
 
@@ -694,6 +700,11 @@ class _StepBuilder:
             if not isinstance(value, str) or not value:
                 raise _Problem(f"expect: error: expected an error code, got {brief(value)}")
             return value
+        if key == "json":
+            try:
+                return web.json_expect(value)
+            except web.WebProblem as exc:
+                raise _Problem(str(exc)) from None
         if key == "balance":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise _Problem(f"expect: balance: expected a number, got {brief(value)}")
@@ -806,6 +817,18 @@ class _StepBuilder:
             raise _Problem(f"mo_sms: receipt: expected true or false, got {brief(receipt)}")
         return MoSms(sender, to, text, receipt)
 
+    def _page(self, surface: str, value: object) -> Action:
+        try:
+            return web.parse(surface, value, self.number)
+        except web.WebProblem as exc:
+            raise _Problem(str(exc)) from None
+
+    def _web(self, value: object, who: str) -> Action:
+        return self._page("web", value)
+
+    def _app(self, value: object, who: str) -> Action:
+        return self._page("app", value)
+
     def _account(self, value: object, who: str) -> Action:
         a = _Args("account", value)
         a.known("msisdn")
@@ -825,6 +848,8 @@ _BUILDERS: dict[str, Callable[[_StepBuilder, object, str], Action]] = {
     "sms_password": _StepBuilder._sms_password,
     "mo_sms": _StepBuilder._mo_sms,
     "account": _StepBuilder._account,
+    "web": _StepBuilder._web,
+    "app": _StepBuilder._app,
 }
 
 

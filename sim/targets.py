@@ -24,6 +24,7 @@ from ussd.clock import SimulatedClock
 from ussd.dialstring import DialStringError
 from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
 from ussd.events import DialogEnded, Event, Outcome, SmsState
+from ussd.http import HttpServer, start_http
 from ussd.msisdn import InvalidMsisdn
 from ussd.runtime import Gateway
 from ussd.smpp.concat import Concat, UdhError, split_user_data
@@ -125,6 +126,10 @@ class Target(Protocol):
 
     async def account(self, msisdn: str) -> Result: ...
 
+    async def web_url(self) -> str | Result:
+        """The gateway's HTTP address for `web:`/`app:` steps (sim/browser.py), or a refusal."""
+        ...
+
 
 # -- in-process -------------------------------------------------------------------------------
 
@@ -139,6 +144,7 @@ class InProcessTarget:
         self._smsc: Smsc | None = None
         self._ended: list[DialogEnded] = []
         self._receipts: dict[str, list[SmsView]] = {}  # by the MO SMS's sender
+        self._http: HttpServer | None = None  # started by the first web/app step
 
     @property
     def smsc(self) -> Smsc:
@@ -164,9 +170,18 @@ class InProcessTarget:
             self._ended.append(event)
 
     async def close(self) -> None:
+        if self._http is not None:
+            await self._http.stop()
+            self._http = None
         if self._gateway is not None:
             self._gateway.close()
             self._gateway = None
+
+    async def web_url(self) -> str | Result:
+        """The world's HTTP API on 127.0.0.1 (a free port), served for the pages' steps."""
+        if self._http is None:
+            self._http = await start_http(self.gateway, "127.0.0.1", 0)
+        return self._http.url
 
     def _screen(self, call: Callable[[], Any]) -> Result:
         try:
@@ -464,6 +479,9 @@ class HttpTarget:
     async def account(self, msisdn: str) -> Result:
         return await self._as(msisdn, "GET", "/api/v1/account")
 
+    async def web_url(self) -> str | Result:
+        return self.url
+
     async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
         # Over HTTP the nearest thing is an admin-injected SMS with the sender's number; no
         # receipt travels back (that is an SMPP feature, docs/smpp.md).
@@ -635,6 +653,9 @@ class SmppTarget:
 
     async def account(self, msisdn: str) -> Result:
         return self._unsupported("account")
+
+    async def web_url(self) -> str | Result:
+        return self._unsupported("web and app steps")
 
     async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
         return await self.client.mo_sms(sender, to, text, receipt)
@@ -917,6 +938,9 @@ class CombinedTarget:
 
     async def account(self, msisdn: str) -> Result:
         return await self.http.account(msisdn)
+
+    async def web_url(self) -> str | Result:
+        return await self.http.web_url()
 
     async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
         return await self.smpp.mo_sms(sender, to, text, receipt)

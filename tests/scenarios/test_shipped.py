@@ -29,6 +29,8 @@ FLOWS = {
     "instalments.yaml": 2,
     "spending.yaml": 2,
     "ss.yaml": 3,
+    "lk_website.yaml": 3,
+    "my_mts_app.yaml": 5,
 }
 
 

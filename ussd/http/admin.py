@@ -20,6 +20,7 @@ from ussd import durations, records
 from ussd.accounts import Invalid, NotFound, Unauthorized, iso, link_json
 from ussd.clock import SimulatedClock
 from ussd.config import ConfigError, parse_duration
+from ussd.engine import SubscriberBusy
 from ussd.http.account import Handler, account_errors, token_matches
 from ussd.http.errors import ApiError, json_body, json_response, text_field
 from ussd.smpp.capture import CaptureError
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ussd.runtime import Gateway
 
 MAX_SMS_TEXT = 1600  # ten concatenated GSM 7-bit parts (TS 23.040 §9.2.3.24.1) and then some
+MAX_PUSH_TEXT = 800  # a pushed text is paged like any screen; a few screens at most
 
 
 def clock_json(gateway: Gateway) -> dict[str, Any]:
@@ -220,6 +222,31 @@ class AdminApi:
         )
         return json_response(sms.to_json(), status=201)
 
+    async def push(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/phones/{msisdn}/push {"text","reply"[,"from"]}`: network-initiated
+        USSD (docs/smpp.md "Pushes") → 201 with the screen; 409 `subscriber_busy` in a dialog.
+
+        `reply` true is a USSR request (the handset waits for an answer), false a USSN notice.
+        `from` is who pushes: `smpp:SYSTEM_ID` sends the answer to that application bind,
+        anything else is shown as the sender and the answer ends the dialog.
+        """
+        data = await json_body(request)
+        text = text_field(data, "text", max_length=MAX_PUSH_TEXT)
+        if not text.strip():
+            raise Invalid("text: a push needs some text", code="bad_field")
+        reply = data.get("reply", True)
+        if not isinstance(reply, bool):
+            raise Invalid("reply: true (USSR: waits for an answer) or false", code="bad_field")
+        origin = "" if data.get("from") is None else text_field(data, "from", max_length=21)
+        msisdn = self.accounts.normalise(request.match_info["msisdn"])
+        self.accounts.subscriber(msisdn)  # provisioned on first contact, like a dial
+        code = "" if origin.startswith("smpp:") else origin
+        try:
+            screen = self.gateway.engine.push(msisdn, text, reply, origin, code)
+        except SubscriberBusy as exc:
+            raise ApiError(409, "subscriber_busy", str(exc)) from exc
+        return json_response(screen.to_json(), status=201)
+
     async def binds(self, request: web.Request) -> web.Response:
         """`GET /api/v1/binds`: open SMPP connections with their ids and captures."""
         return json_response({"binds": [] if self.smpp is None else self.smpp.bind_list()})
@@ -281,6 +308,7 @@ def setup_admin_routes(
     add("GET", "/api/v1/sessions", api.guard(api.sessions))
     add("GET", "/api/v1/dialogs", api.guard(api.dialogs))
     add("POST", "/api/v1/sms", api.guard(api.send_sms))
+    add("POST", "/api/v1/phones/{msisdn}/push", api.guard(api.push))
     add("GET", "/api/v1/binds", api.guard(api.binds))
     add("GET", "/api/v1/binds/{id}/capture", api.guard(api.get_capture))
     add("POST", "/api/v1/binds/{id}/capture", api.guard(api.start_capture))

@@ -1,0 +1,131 @@
+"""`ussd-sim run FILE --app URL`: scenarios against an app with no config file (docs/apps.md).
+
+The example apps serve on 127.0.0.1:0 in this process; the runner runs in a thread (its own
+event loop), and with -j in worker processes, all reaching the app over TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from examples import at_app, hubtel_app
+from ussd import cli
+
+SHOP = str(Path(__file__).resolve().parents[2] / "examples" / "shop.yaml")
+
+
+@asynccontextmanager
+async def serving(make_app: Callable[[], web.Application]) -> AsyncIterator[str]:
+    server = TestServer(make_app(), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("/ussd"))
+    finally:
+        await server.close()
+
+
+async def run(*argv: str) -> int:
+    return await asyncio.to_thread(cli.main, ["run", *argv])
+
+
+@pytest.mark.parametrize(
+    ("make_app", "dialect"),
+    [(at_app.make_app, "africastalking"), (hubtel_app.make_app, "hubtel")],
+    ids=["africastalking", "hubtel"],
+)
+async def test_the_shop_scenarios_pass_against_an_example_app(
+    make_app: Callable[[], web.Application],
+    dialect: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no config.yaml here: --app needs none
+    junit = tmp_path / "shop.xml"
+    async with serving(make_app) as url:
+        code = await run(SHOP, "--app", url, "--dialect", dialect, "--junit", str(junit))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "4 scenarios, 4 passed, 0 failed" in out
+    suites = ET.parse(junit).getroot()
+    assert (suites.get("tests"), suites.get("failures")) == ("4", "0")
+
+
+async def test_parallel_runs_reach_the_app_from_every_worker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with serving(at_app.make_app) as url:
+        code = await run(SHOP, "--app", url, "-j", "2")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "4 scenarios, 4 passed, 0 failed" in out
+
+
+async def test_a_failing_step_is_reported_against_the_app(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(
+        "name: Wrong balance\n"
+        "subscribers: [{msisdn: '79161234567'}]\n"
+        "steps:\n"
+        "  - dial: '*384*1#'\n"
+        "    expect: {end: true, text: 'Your balance is 5.00'}\n",
+        encoding="utf-8",
+    )
+    async with serving(at_app.make_app) as url:
+        code = await run(str(wrong), "--app", url)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "Your balance is 100.00" in out  # the app's actual answer, beside the expected one
+
+
+async def test_another_code_routes_to_the_app(capsys: pytest.CaptureFixture[str]) -> None:
+    async with serving(at_app.make_app) as url:
+        code = await run(SHOP, "--app", url, "--code", "*500#")
+    out = capsys.readouterr().out
+    assert code == 1  # the scenarios dial *384#, which now goes nowhere
+    assert "0 passed" in out
+
+
+async def test_a_dead_app_is_one_line_and_nothing_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with serving(at_app.make_app) as url:
+        pass  # closed: nothing listens there any more
+    assert await run(SHOP, "--app", url) == 2
+    assert "cannot reach" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--target", "http://127.0.0.1:1"], "cannot be used with --target"),
+        (["--code", "384"], "expected a service code"),
+        (["--code", "*384*{x}#"], "expected a service code"),
+        (["--dialect", "nope"], "invalid choice"),
+    ],
+)
+def test_bad_app_options_are_usage_errors(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = cli.main(["run", SHOP, "--app", "http://127.0.0.1:1/ussd", *extra])
+    except SystemExit as exc:  # argparse's own refusals
+        code = int(exc.code or 0)
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_bad_app_url_is_a_configuration_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", SHOP, "--app", "ftp://127.0.0.1/ussd"]) == 2
+    assert "configuration error" in capsys.readouterr().err
+
