@@ -318,6 +318,8 @@ class Gateway:
 
     def _settled(self, event: Event) -> None:
         # The session's next screen, or its end, is what a waiting dial() or reply() returns.
+        if not self._waiters and not self._effect_tasks:
+            return  # nobody waits (every SMPP step, most HTTP ones): the common case, first
         if isinstance(event, ScreenShown):
             waiter = self._waiters.pop(event.screen.session, None)
             if waiter is not None and not waiter.done():

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from typing import Any
 
+from ussd import config
 from ussd.commands._common import Subcommands, add_common
+from ussd.config import APP_DIALECTS
+
+APP_NAME = "app"  # the one app of `run --app`: its route is `app:app`
+SERVICE_CODE = re.compile(r"\*[0-9]+(?:\*[0-9]+)*#")  # *384#, *384*1234#
 
 
 def register(sub: Subcommands) -> None:
@@ -34,8 +41,35 @@ def register(sub: Subcommands) -> None:
         metavar="TOKEN",
         help="admin bearer token of the --target gateway (default: http.admin_token of --config)",
     )
+    app = parser.add_argument_group(
+        "an external app (docs/apps.md)",
+        "With --app, no config file is read: each scenario runs in-process against one app "
+        "route, --code to URL, in the app's dialect.",
+    )
+    app.add_argument("--app", metavar="URL", help="the app's URL, e.g. http://127.0.0.1:5000/ussd")
+    app.add_argument(
+        "--dialect",
+        choices=APP_DIALECTS,
+        default="africastalking",
+        help="what the app speaks (default: africastalking)",
+    )
+    app.add_argument(
+        "--code",
+        default="*384#",
+        help="the code routed to the app, and every direct-dial string under it (default: *384#)",
+    )
     add_common(parser)
     parser.set_defaults(handler=run)
+
+
+def app_base(url: str, dialect: str, code: str) -> dict[str, Any]:
+    """The whole configuration of a run against one app: its route and nothing else."""
+    data = {
+        "apps": {APP_NAME: {"url": url, "dialect": dialect}},
+        "ussd": {"routes": {code: f"app:{APP_NAME}"}},
+    }
+    config.from_mapping(data, source="--app")  # a bad URL or code is a usage error, here
+    return data
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +79,21 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print("ussd-sim: -j needs a number ≥ 1", file=sys.stderr)
         return 2
-    base = base_config_data(args.config)  # ConfigError → exit 2 via ussd.cli
+    if args.app is None:
+        base = base_config_data(args.config)  # ConfigError → exit 2 via ussd.cli
+    elif args.target:
+        print("ussd-sim: --app runs in-process; it cannot be used with --target", file=sys.stderr)
+        return 2
+    elif not SERVICE_CODE.fullmatch(args.code):
+        bad = f"--code {args.code!r}: expected a service code such as *384#"
+        print(f"ussd-sim: {bad}", file=sys.stderr)
+        return 2
+    else:
+        base = app_base(args.app, args.dialect, args.code)
+        dead = runner.unreachable([args.app])  # one line, not one failure per scenario
+        if dead is not None:
+            print(f"✗ {dead}; nothing was run", file=sys.stderr)
+            return 2
     options = runner.Options(
         jobs=args.jobs, targets=tuple(args.target), admin_token=args.admin_token, base=base
     )
