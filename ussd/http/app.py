@@ -12,7 +12,8 @@ from aiohttp.typedefs import Middleware
 
 from ussd.http import recording
 from ussd.http.account import setup_account_routes
-from ussd.http.admin import SmppBinds, setup_admin_routes
+from ussd.http.admin import setup_admin_routes
+from ussd.http.console import ConsoleSmpp, setup_console_routes, timing_middleware
 from ussd.http.errors import (
     MAX_BODY,
     REQUEST_TIMEOUT,
@@ -22,7 +23,6 @@ from ussd.http.errors import (
     static_bytes,
     static_file,
 )
-from ussd.http.faults import setup_fault_routes
 from ussd.http.lk import setup_lk_routes
 from ussd.http.network import routes as network_routes
 from ussd.http.phones import GATEWAY, HUB, Hub
@@ -80,7 +80,7 @@ def _count_requests(m: Metrics) -> Middleware:
     return middleware
 
 
-def make_app(gateway: Gateway, smpp: SmppBinds | None = None) -> web.Application:
+def make_app(gateway: Gateway, smpp: ConsoleSmpp | None = None) -> web.Application:
     """The HTTP application for `gateway` (and the SMPP server's binds, for the admin API)."""
     # The counting middleware sits outside the error one, so it sees the final JSON status;
     # the guards and the recorder sit inside it, so refusals are JSON errors too and the
@@ -91,6 +91,7 @@ def make_app(gateway: Gateway, smpp: SmppBinds | None = None) -> web.Application
             error_middleware,
             security_middleware,
             recording.record_middleware,
+            timing_middleware,  # the console's latency chart (docs/operations.md "Console")
         ],
         client_max_size=MAX_BODY,
     )
@@ -109,7 +110,7 @@ def make_app(gateway: Gateway, smpp: SmppBinds | None = None) -> web.Application
     setup_account_routes(app, gateway)  # self-care (docs/phones.md, docs/account.md)
     setup_lk_routes(app, gateway)  # the personal-account website at /lk (docs/account.md)
     setup_admin_routes(app, gateway, smpp)  # the admin API, behind its token (docs/phones.md)
-    setup_fault_routes(app, gateway)  # injected network faults, admin too (docs/network.md)
+    setup_console_routes(app, gateway, smpp)  # /console (docs/operations.md "Console")
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
@@ -152,7 +153,7 @@ class HttpServer:
 
 
 async def start_http(
-    gateway: Gateway, host: str = "127.0.0.1", port: int = 0, *, smpp: SmppBinds | None = None
+    gateway: Gateway, host: str = "127.0.0.1", port: int = 0, *, smpp: ConsoleSmpp | None = None
 ) -> HttpServer:
     """Serve `make_app(gateway, smpp)` on host:port (0 picks a free port; see `.port`)."""
     cfg = gateway.config.http

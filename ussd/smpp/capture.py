@@ -24,6 +24,7 @@ from typing import IO, Any
 from ussd import log
 from ussd.config import ConfigError
 from ussd.smpp.pcap import HEADER, PcapWriter, Secret
+from ussd.smpp.trace import Trace, Traces
 
 __all__ = ["CHUNK", "CaptureError", "CaptureFile", "Captures"]
 
@@ -149,7 +150,9 @@ class Captures:
         self._per_bind: dict[int, CaptureFile] = {}
         self._endpoints: dict[int, _Endpoints] = {}
         self._flush_timer: asyncio.TimerHandle | None = None
-        self.active = False  # any file open: the server's hooks skip the calls otherwise
+        # The console's in-memory PDU traces ride on the same hooks (ussd/smpp/trace.py).
+        self.traces = Traces(secret)
+        self.active = False  # any file or trace open: the server's hooks skip the calls otherwise
 
     # -- the server's hooks ----------------------------------------------------------------
 
@@ -179,16 +182,21 @@ class Captures:
             capture.before_write(now)
             capture.writer.received(key, data, now)
             self._written(capture)
+        if self.traces.live:
+            self.traces.received(key, data, now)
 
     def sent(self, key: int, data: bytes, now: float) -> None:
         for capture in self._files(key):
             capture.before_write(now)
             capture.writer.sent(key, data, now)
             self._written(capture)
+        if self.traces.live:
+            self.traces.sent(key, data, now)
 
     def closed(self, key: int, now: float) -> None:
         """The connection ended: its FINs; a per-bind file ends with it."""
         self._endpoints.pop(key, None)
+        self.traces.closed(key)
         if self._all is not None:
             self._all.writer.close(key, now)
             self._all.flush()
@@ -259,6 +267,12 @@ class Captures:
         self._update()
         return info
 
+    def start_trace(self, key: int, pending: bytes = b"") -> Trace:
+        """Keep connection `key`'s PDUs in memory from now on (the console's trace)."""
+        trace = self.traces.start(key, pending)
+        self._update()
+        return trace
+
     def bind_info(self, key: int) -> dict[str, Any] | None:
         capture = self._per_bind.get(key)
         return None if capture is None else capture.info()
@@ -304,4 +318,4 @@ class Captures:
         return info
 
     def _update(self) -> None:
-        self.active = self._all is not None or bool(self._per_bind)
+        self.active = self._all is not None or bool(self._per_bind) or bool(self.traces.live)

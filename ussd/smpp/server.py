@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import hmac
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -34,9 +35,9 @@ from ussd.clock import Clock, RealClock
 from ussd.config import SmppAccount
 from ussd.effects import Effect, Result
 from ussd.events import Event
-from ussd.faults import SMPP_THROTTLE, Faults
 from ussd.listener import Listener
 from ussd.metrics import Metrics
+from ussd.rolling import BindCounts, Tally
 from ussd.smpp.apps import AppPart, Apps
 from ussd.smpp.capture import CaptureError, Captures
 from ussd.smpp.connection import (
@@ -71,6 +72,7 @@ from ussd.smpp.pdu import (
     tlv_u8,
 )
 from ussd.smpp.smsc import RECEIPT_ATTEMPTS, Respond, Send, Smsc
+from ussd.smpp.trace import Trace
 
 __all__ = ["RECEIPT_ATTEMPTS", "STOP_GRACE", "SYSTEM_ID", "SmppServer"]
 
@@ -198,12 +200,15 @@ class _Bind(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         server = self.server
+        started = time.perf_counter()
         now = server.clock.now()
         if server.captures.active:
             server.captures.received(self.key, data, now)
         self.conn.receive_data(data, now)
         server._drain(self)
         server._flush()
+        # A read's PDUs in to the answers they caused out (the console's latency chart).
+        server.turnaround.add(time.perf_counter() - started)
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost() finishes the session
@@ -232,9 +237,6 @@ class SmppServer:
         # so a test of a silent peer need not sit through it.
         self.stop_grace = stop_grace
         self.engine = gateway.engine
-        # Injected faults that bite here: throttling and withheld responses (ussd/faults.py).
-        faults = getattr(gateway, "faults", None)
-        self.faults: Faults = faults if isinstance(faults, Faults) else Faults()
         # Keep-alives, response timeouts and retries are about real sockets: they run on real
         # time even when the gateway's business clock is simulated (a 2-day advance must not
         # time out a deliver_sm the harness answered a millisecond later). Tests may pass the
@@ -257,6 +259,7 @@ class SmppServer:
         self.captures = Captures(
             cfg.capture, cfg.capture_dir, cfg.capture_max_bytes, secret=self._password_prompt
         )
+        self.turnaround = Tally()  # seconds per read handled, taken by the console's sampler
         self._listener: Listener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: dict[int, _Bind] = {}
@@ -384,9 +387,41 @@ class SmppServer:
                     "system_id": bind.system_id or None,
                     "bind_type": None if bound is None else _BIND_TYPES[bound],
                     "capture": self.captures.bind_info(key),
+                    "window": {
+                        "size": bind.conn.window,
+                        "used": bind.conn.window - bind.conn.window_available,
+                        "queued": bind.conn.queued,
+                    },
+                    "pdus": {"received": bind.conn.pdus_received, "sent": bind.conn.pdus_sent},
                 }
             )
         return out
+
+    def bind_counts(self) -> list[BindCounts]:
+        """Every open connection's cumulative PDU counts (the console's per-bind rates)."""
+        return [
+            BindCounts(key, bind.conn.pdus_received, bind.conn.pdus_sent)
+            for key, bind in self._connections.items()
+        ]
+
+    def trace(self, bind_id: int) -> Trace:
+        """Connection `bind_id`'s PDU trace, started now if it is open and not yet traced;
+        a closed connection's trace while it is kept. CaptureError `unknown_bind` otherwise."""
+        bind = self._connections.get(bind_id)
+        if bind is None:
+            trace = self.captures.traces.get(bind_id)
+            if trace is None:
+                raise CaptureError("unknown_bind", f"no open or traced SMPP connection {bind_id}")
+            return trace
+        trace = self.captures.start_trace(bind_id, bind.conn.pending_input)
+        trace.system_id = bind.system_id or None
+        trace.peer = bind.peer
+        return trace
+
+    def closed_traces(self) -> list[Trace]:
+        """Traces of connections that have closed and are still kept, oldest first."""
+        traces = self.captures.traces
+        return [t for key in traces.closed_keys() if (t := traces.get(key)) is not None]
 
     def start_capture(self, bind_id: int, name: str | None = None) -> dict[str, Any]:
         """Capture one connection into `name` in smpp.capture_dir; CaptureError names why not."""
@@ -665,16 +700,6 @@ class SmppServer:
 
     def _on_submit_sm(self, bind: _Bind, pdu: SubmitSm) -> None:
         self.metrics.pdu("in", CommandId.SUBMIT_SM, 0)
-        if self.faults:
-            now = self.clock.now()
-            fault = self.faults.smpp(bind.system_id, bind.key, now, pdu.source_addr)
-            if fault is not None and fault.kind == SMPP_THROTTLE:
-                # SMPP 3.4 §5.1.3: ESME_RTHROTTLED, the peer exceeded its allowed rate.
-                status = CommandStatus.ESME_RTHROTTLED
-                self._respond(bind, make_response(pdu.command_id, pdu.sequence_number, status))
-                return
-            if fault is not None:  # withheld: the peer's response timer is all it will see
-                return
         if self.apps.is_app(bind.key):
             self.apps.submit_sm(bind.key, pdu)
         else:
@@ -790,7 +815,6 @@ class SmppServer:
         # Its requests came back as RequestFailed before this; dialogs are released.
         self.smsc.bind_closed(bind.key)
         self.apps.bind_closed(bind.key)
-        self.faults.forget_bind(bind.key)
         waiter = self._stop_waiter
         if waiter is not None and not self._connections and not waiter.done():
             waiter.set_result(None)
