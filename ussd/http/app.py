@@ -23,6 +23,7 @@ from ussd.http.errors import (
     static_bytes,
     static_file,
 )
+from ussd.http.faults import setup_fault_routes
 from ussd.http.lk import setup_lk_routes
 from ussd.http.network import routes as network_routes
 from ussd.http.phones import GATEWAY, HUB, Hub
@@ -110,6 +111,7 @@ def make_app(gateway: Gateway, smpp: ConsoleSmpp | None = None) -> web.Applicati
     setup_account_routes(app, gateway)  # self-care (docs/phones.md, docs/account.md)
     setup_lk_routes(app, gateway)  # the personal-account website at /lk (docs/account.md)
     setup_admin_routes(app, gateway, smpp)  # the admin API, behind its token (docs/phones.md)
+    setup_fault_routes(app, gateway)  # injected network faults, admin too (docs/network.md)
     setup_console_routes(app, gateway, smpp)  # /console (docs/operations.md "Console")
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)

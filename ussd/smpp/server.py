@@ -35,6 +35,7 @@ from ussd.clock import Clock, RealClock
 from ussd.config import SmppAccount
 from ussd.effects import Effect, Result
 from ussd.events import Event
+from ussd.faults import SMPP_THROTTLE, Faults
 from ussd.listener import Listener
 from ussd.metrics import Metrics
 from ussd.rolling import BindCounts, Tally
@@ -237,6 +238,9 @@ class SmppServer:
         # so a test of a silent peer need not sit through it.
         self.stop_grace = stop_grace
         self.engine = gateway.engine
+        # Injected faults that bite here: throttling and withheld responses (ussd/faults.py).
+        faults = getattr(gateway, "faults", None)
+        self.faults: Faults = faults if isinstance(faults, Faults) else Faults()
         # Keep-alives, response timeouts and retries are about real sockets: they run on real
         # time even when the gateway's business clock is simulated (a 2-day advance must not
         # time out a deliver_sm the harness answered a millisecond later). Tests may pass the
@@ -700,6 +704,16 @@ class SmppServer:
 
     def _on_submit_sm(self, bind: _Bind, pdu: SubmitSm) -> None:
         self.metrics.pdu("in", CommandId.SUBMIT_SM, 0)
+        if self.faults:
+            now = self.clock.now()
+            fault = self.faults.smpp(bind.system_id, bind.key, now, pdu.source_addr)
+            if fault is not None and fault.kind == SMPP_THROTTLE:
+                # SMPP 3.4 §5.1.3: ESME_RTHROTTLED, the peer exceeded its allowed rate.
+                status = CommandStatus.ESME_RTHROTTLED
+                self._respond(bind, make_response(pdu.command_id, pdu.sequence_number, status))
+                return
+            if fault is not None:  # withheld: the peer's response timer is all it will see
+                return
         if self.apps.is_app(bind.key):
             self.apps.submit_sm(bind.key, pdu)
         else:
@@ -815,6 +829,7 @@ class SmppServer:
         # Its requests came back as RequestFailed before this; dialogs are released.
         self.smsc.bind_closed(bind.key)
         self.apps.bind_closed(bind.key)
+        self.faults.forget_bind(bind.key)
         waiter = self._stop_waiter
         if waiter is not None and not self._connections and not waiter.done():
             waiter.set_result(None)
