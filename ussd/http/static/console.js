@@ -288,7 +288,7 @@
       svg.appendChild(grid);
       label(svg, L - 4, y(top * f) + 4, String(+(top * f).toPrecision(3)), "end");
     }
-    for (let m = MINUTES; m >= 0; m -= 1) label(svg, x(now - m * 60), H - 4, m ? "-" + m + " min" : "now", "middle");
+    for (let m = MINUTES; m >= 0; m -= 1) label(svg, x(now - m * 60), H - 4, m ? "-" + m + " min" : "now", m === MINUTES ? "start" : m ? "middle" : "end");
     for (const s of series) line(svg, samples.map((r) => [x(r[0]), y(r[s.index])]), s.cls);
   }
 

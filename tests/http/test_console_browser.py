@@ -1,0 +1,127 @@
+"""The operations console in a real headless Chromium (README.md: never silently skipped under
+CI=true): a harness bind appears, its dialog shows up live, the bind's trace shows the dialog's
+PDUs decoded, and the record with its end cause appears when the dialog ends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.browser import OUTPUT, TIMEOUT_MS
+from tests.smpp.helpers import ALICE, bound, server_config, start_server
+from ussd.config import Config
+from ussd.http import HttpServer, start_http
+from ussd.runtime import Gateway
+from ussd.smpp.constants import UssdServiceOp
+from ussd.smpp.server import SmppServer
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def config() -> Config:
+    return server_config()
+
+
+@pytest.fixture
+async def smpp(gateway: Gateway) -> AsyncIterator[SmppServer]:
+    await gateway.start()
+    srv = await start_server(gateway)
+    yield srv
+    await srv.stop()
+    await gateway.stop()
+
+
+@pytest.fixture
+async def web(smpp: SmppServer) -> AsyncIterator[HttpServer]:
+    srv = await start_http(smpp.gateway, "127.0.0.1", 0, smpp=smpp)
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture
+async def console(browser: Any, web: HttpServer) -> AsyncIterator[Any]:
+    """/console signed in with the admin token; fails on JavaScript errors and on any request
+    outside the gateway."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    await page.goto(web.url + "/console#token=change-me")
+    await page.wait_for_selector("body[data-ready=true][data-updated]")
+    assert "token" not in page.url  # taken out of the address bar
+    yield page
+    await context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+    foreign = [u for u in requested if not u.startswith(web.url)]
+    assert not foreign, f"requests outside the gateway: {foreign}"
+
+
+async def test_a_bind_its_dialog_its_trace_and_its_record(console: Any, smpp: SmppServer) -> None:
+    page = console
+    assert await page.get_by_test_id("records").is_visible()  # GET /api/v1/dialogs answers
+    client = await bound(smpp)
+    bind = page.locator("[data-testid=bind][data-system-id=harness]")
+    await bind.wait_for()
+    assert await bind.get_attribute("data-bind-type") == "transceiver"
+    await bind.click()  # follow its trace from now on
+    await page.get_by_test_id("trace-of").filter(has_text="harness").wait_for()
+
+    await client.submit(ALICE, "*111#")
+    await client.deliver_sm()
+    dialog = page.locator(f"[data-testid=dialog][data-msisdn='{ALICE}']")
+    await dialog.wait_for()
+    assert "111" in (await dialog.text_content() or "")
+
+    # The trace: the dial in, its response and the menu out, decoded.
+    screen = page.locator("[data-testid=pdu][data-command=deliver_sm][data-dir=out]").first
+    await screen.wait_for()
+    row = await screen.text_content() or ""
+    assert "ussr_request" in row and f"→ {ALICE}" in row and "session" in row
+    dial = page.locator("[data-testid=pdu][data-command=submit_sm][data-dir=in]").first
+    assert "pssr_indication" in (await dial.text_content() or "")
+    assert '"*111#"' in (await dial.text_content() or "")
+
+    # The subscriber releases: the dialog leaves, its record arrives with the cause.
+    await client.submit(ALICE, "", op=UssdServiceOp.RELEASE)
+    record = page.locator(f"[data-testid=record][data-msisdn='{ALICE}']")
+    await record.wait_for()
+    assert await record.get_attribute("data-cause") == "user_release"
+    assert await record.get_by_test_id("cause").text_content() == "user_release"
+    await dialog.wait_for(state="detached")
+    await page.get_by_test_id("dialogs-count").filter(has_text="0 open").wait_for()
+
+    # A sample a second: the throughput chart has drawn a line by now, or soon.
+    await page.locator("[data-testid=chart-rate] polyline.pdus:not([data-points='0'])").wait_for()
+    OUTPUT.mkdir(exist_ok=True)
+    await page.screenshot(path=str(OUTPUT / "console.png"), full_page=True)
+
+    # The bind closes: it stays listed as closed, its trace still readable.
+    await client.close()
+    closed = page.locator("[data-testid=closed-bind]")
+    await closed.wait_for()
+    await page.get_by_test_id("trace-of").filter(has_text="closed").wait_for()
+    await page.screenshot(path=str(OUTPUT / "console-closed.png"), full_page=True)
+
+
+async def test_a_wrong_token_asks_for_the_right_one(browser: Any, web: HttpServer) -> None:
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        await page.goto(web.url + "/console#token=wrong")
+        form = page.get_by_test_id("token-form")
+        await form.wait_for()
+        assert "401" in (await page.get_by_test_id("token-error").text_content() or "")
+        await page.get_by_test_id("token").fill("change-me")
+        await page.get_by_test_id("token-submit").click()
+        await page.wait_for_selector("body[data-updated]")
+        assert await form.is_hidden()
+        await page.get_by_test_id("binds").filter(has_text="no SMPP connection").wait_for()
+    finally:
+        await context.close()
