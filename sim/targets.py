@@ -23,7 +23,7 @@ from sim.scenario import Scenario
 from ussd.clock import SimulatedClock
 from ussd.dialstring import DialStringError
 from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
-from ussd.events import DialogEnded, Event, Outcome, SmsState
+from ussd.events import DialogEnded, Event, Outcome, Screen, SmsState
 from ussd.http import HttpServer, start_http
 from ussd.msisdn import InvalidMsisdn
 from ussd.runtime import Gateway
@@ -164,6 +164,9 @@ class InProcessTarget:
         self._smsc = None
         self._receipts = {}
         self._gateway.engine.subscribe(self._on_event)
+        if scenario.config.apps:
+            # Apps over HTTP are asked by the started gateway's performer (docs/apps.md).
+            await self._gateway.start()
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, DialogEnded):
@@ -174,7 +177,10 @@ class InProcessTarget:
             await self._http.stop()
             self._http = None
         if self._gateway is not None:
-            self._gateway.close()
+            if self._gateway.performers:
+                await self._gateway.stop()
+            else:
+                self._gateway.close()
             self._gateway = None
 
     async def web_url(self) -> str | Result:
@@ -183,9 +189,10 @@ class InProcessTarget:
             self._http = await start_http(self.gateway, "127.0.0.1", 0)
         return self._http.url
 
-    def _screen(self, call: Callable[[], Any]) -> Result:
+    async def _screen(self, call: Callable[[], Awaitable[Screen]]) -> Result:
         try:
-            s = call()
+            # The gateway performs what the steps wait for (apps over HTTP, docs/apps.md).
+            s = await call()
         except NoDialog as exc:
             return refused(409, "no_dialog", str(exc))
         except NotUssd as exc:
@@ -199,10 +206,10 @@ class InProcessTarget:
         return Result(screen=ScreenView(s.text, s.end, s.page, s.pages))
 
     async def dial(self, msisdn: str, text: str) -> Result:
-        return self._screen(lambda: self.gateway.engine.dial(msisdn, text))
+        return await self._screen(lambda: self.gateway.dial(msisdn, text))
 
     async def reply(self, msisdn: str, text: str) -> Result:
-        return self._screen(lambda: self.gateway.engine.reply(msisdn, text))
+        return await self._screen(lambda: self.gateway.reply(msisdn, text))
 
     async def release(self, msisdn: str) -> Result:
         return Result(data={"released": self.gateway.engine.release(msisdn)})

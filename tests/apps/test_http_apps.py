@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -106,9 +107,10 @@ async def test_africastalking_end_notification_after_end_and_after_release() -> 
             await gw.dial(EN, "*384#")
             assert gw.engine.release(EN)
             await told  # told in tasks of their own
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(gw.clock.now()))
     done, released = srv.bodies("/end")
     assert done["status"] == "Success" and done["hopsCount"] == "2" and done["input"] == "9"
-    assert done["lastAppResponse"] == "END Bye"
+    assert done["lastAppResponse"] == "END Bye" and done["date"] == stamp
     assert released["status"] == "Incomplete" and released["phoneNumber"] == "+" + EN
 
 

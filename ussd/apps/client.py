@@ -269,6 +269,7 @@ class AppClient:
             last_answer=dialog.last_answer,
             hops=dialog.hops,
             error=error,
+            ended_at=self.clock.now(),
         )
         try:
             http = dialect.end(dialog.turn, target(dialog.app), end)
