@@ -61,6 +61,9 @@
       lengthHint: "Длина ответа: {length} из {limit}",
       lengthFull: "Больше не поместится: {limit} — предел экрана USSD",
       typeHere: "Ввод с клавиатуры",
+      appConsole: "Консоль приложения",
+      appClear: "Очистить",
+      appNoAnswer: "нет ответа",
     },
     en: {
       title: "USSD simulator",
@@ -118,6 +121,9 @@
       lengthHint: "Reply length: {length} of {limit}",
       lengthFull: "No more room: {limit} is a USSD screen's limit",
       typeHere: "Keyboard input",
+      appConsole: "App console",
+      appClear: "Clear",
+      appNoAnswer: "no answer",
     },
   };
 
@@ -125,6 +131,7 @@
   const STORAGE_PHONES = "ussd-sim.phones";
   const API = "/api/v1/phones";
   const MAX_PHONES = 6;
+  const MAX_EXCHANGES = 50; // app console entries kept per phone
 
   // A USSD string is at most 160 octets (TS 24.080): 182 septets of the GSM 7-bit alphabet
   // (extension characters take two), or 80 UCS-2 characters (TS 23.038) — as ussd/screens.py.
@@ -331,6 +338,60 @@
       this.q("close-phone").addEventListener("click", () => removePhone(this));
       this.q("open-app").addEventListener("click", () => this.openApp());
       this.q("record").addEventListener("click", () => this.toggleRecording());
+      this.q("app-clear").addEventListener("click", () => this.clearConsole());
+    }
+
+    // -- the app console: each request to an external app and its answer (docs/apps.md) ---
+    logExchange(x) {
+      const list = this.q("app-log");
+      const li = document.createElement("li");
+      li.className = "exchange";
+      li.dataset.testid = "app-exchange";
+      li.dataset.outcome = x.outcome;
+      li.innerHTML =
+        '<header><span class="app-status"></span><span class="app-outcome"></span>' +
+        '<span class="app-latency"></span><time></time></header>' +
+        '<div class="app-target"></div><pre class="app-request"></pre><pre class="app-answer"></pre>';
+      const status = li.querySelector(".app-status");
+      status.dataset.testid = "app-status";
+      status.textContent = x.status === null ? "—" : String(x.status);
+      status.classList.toggle("bad", x.status === null || x.status < 200 || x.status > 299);
+      li.querySelector(".app-outcome").textContent = x.outcome;
+      const latency = li.querySelector(".app-latency");
+      latency.dataset.testid = "app-latency";
+      latency.textContent = `${Math.round(x.latency_ms)} ms`;
+      const time = li.querySelector("time");
+      time.dateTime = new Date().toISOString();
+      time.textContent = new Date().toLocaleTimeString(lang === "ru" ? "ru-RU" : "en-GB");
+      li.querySelector(".app-target").textContent = `${x.app} · ${x.dialect}`;
+      const request = li.querySelector(".app-request");
+      request.dataset.testid = "app-request";
+      request.textContent = readableRequest(x.request);
+      const answer = li.querySelector(".app-answer");
+      answer.dataset.testid = "app-answer";
+      answer.textContent = x.answer;
+      answer.classList.toggle("none", !x.answer);
+      answer.dataset.empty = t("appNoAnswer");
+      list.append(li); // a log: oldest first, as an app's own logs read
+      while (list.children.length > MAX_EXCHANGES) list.firstElementChild.remove();
+      list.scrollTop = list.scrollHeight;
+      this.renderConsole();
+    }
+
+    clearConsole() {
+      this.q("app-log").replaceChildren();
+      this.renderConsole();
+    }
+
+    renderConsole() {
+      const count = this.q("app-log").children.length;
+      this.q("app-count").textContent = String(count);
+      // Hidden until an app is asked, and kept once seen: clearing it leaves it open.
+      if (count > 0) this.q("app-console").hidden = false;
+      this.el.dataset.console = String(!this.q("app-console").hidden);
+      for (const answer of this.q("app-log").querySelectorAll(".app-answer")) {
+        answer.dataset.empty = t("appNoAnswer");
+      }
     }
 
     // -- the "My account" app: over the display, for this phone's number ------------------
@@ -477,6 +538,9 @@
       this.reset();
       this.sms.clear();
       this.q("sms-list").replaceChildren();
+      this.q("app-log").replaceChildren(); // the console follows the number, as the inbox does
+      this.q("app-console").hidden = true;
+      this.renderConsole();
       this.connect();
       savePhones();
       this.loadSs();
@@ -576,6 +640,9 @@
           break;
         case "sms":
           this.upsertSms(msg, true);
+          break;
+        case "app":
+          this.logExchange(msg);
           break;
         default:
           break;
@@ -759,6 +826,7 @@
       this.q("rec-indicator").hidden = !this.recording;
       this.el.dataset.recording = String(this.recording);
       this.renderInboxCount();
+      this.renderConsole();
     }
 
     dispose() {
@@ -770,6 +838,28 @@
         this.ws.close();
       }
       this.el.remove();
+    }
+  }
+
+  // The request as an app developer reads it: "POST url" then the body, a form one field a
+  // line and decoded (Africa's Talking's `text=1%2A2` reads `text = 1*2`), JSON indented.
+  function readableRequest(request) {
+    const newline = request.indexOf("\n");
+    if (newline < 0) return request;
+    const head = request.slice(0, newline);
+    const body = request.slice(newline + 1);
+    if (/^[^\s=&]+=[^\s]*$/.test(body)) {
+      try {
+        const lines = [...new URLSearchParams(body)].map(([k, v]) => `${k} = ${v}`);
+        return [head, ...lines].join("\n");
+      } catch (_) {
+        return request;
+      }
+    }
+    try {
+      return `${head}\n${JSON.stringify(JSON.parse(body), null, 2)}`;
+    } catch (_) {
+      return request; // XML, or shortened mid-way: as sent
     }
   }
 
