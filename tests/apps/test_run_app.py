@@ -7,6 +7,9 @@ event loop), and with -j in worker processes, all reaching the app over TCP.
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,7 +22,8 @@ from aiohttp.test_utils import TestServer
 from examples import at_app, hubtel_app
 from ussd import cli
 
-SHOP = str(Path(__file__).resolve().parents[2] / "examples" / "shop.yaml")
+ROOT = Path(__file__).resolve().parents[2]
+SHOP = str(ROOT / "examples" / "shop.yaml")
 
 
 @asynccontextmanager
@@ -129,3 +133,31 @@ def test_a_bad_app_url_is_a_configuration_error(capsys: pytest.CaptureFixture[st
     assert cli.main(["run", SHOP, "--app", "ftp://127.0.0.1/ussd"]) == 2
     assert "configuration error" in capsys.readouterr().err
 
+
+def test_the_readme_tour_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python examples/at_app.py --port N`, then `ussd-sim run examples/shop.yaml --app …`."""
+    with socket.socket() as probe:  # a free port for the app's own command line
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = subprocess.Popen(
+        [sys.executable, "-u", str(ROOT / "examples" / "at_app.py"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert app.stdout is not None
+        for line in app.stdout:  # aiohttp says so once it listens
+            if "Running on" in line:
+                break
+        else:
+            pytest.fail(f"the example app exited with {app.wait()}")
+        junit = tmp_path / "shop.xml"
+        url = f"http://127.0.0.1:{port}/ussd"
+        assert cli.main(["run", SHOP, "--app", url, "--junit", str(junit)]) == 0
+    finally:
+        app.terminate()
+        app.wait(timeout=10)
+    assert "4 scenarios, 4 passed, 0 failed" in capsys.readouterr().out
+    assert junit.exists()
