@@ -104,6 +104,7 @@ async def serve(config: Config, started: float | None = None) -> int:
             f"ussd-sim ready in {ready:.2f} s\n"
             f"  web phone:  {http.url}/\n"
             f"  account:    {http.url}/lk  (the personal-account website)\n"
+            f"  console:    {http.url}/console  (binds, dialogs, records, PDU traces)\n"
             f"  HTTP API:   {http.url}/api/v1  (admin: Bearer token http.admin_token)\n"
             f"  SMPP 3.4:   bind an ESME to {smpp_host}:{smpp_port} ({accounts})\n"
             f"  database:   {config.storage_database}; clock: {config.clock_mode}\n"
