@@ -293,6 +293,8 @@ async def run_step(target: Target, step: sc.Step, browser: Browser | None = None
             result = await target.sms_password(a.msisdn, a.captcha)
         elif isinstance(a, sc.MoSms):
             result = await target.mo_sms(a.sender, a.to, a.text, a.receipt)
+        elif isinstance(a, sc.Fault):
+            result = await target.fault(a.rule)
         else:
             assert isinstance(a, sc.Account)
             result = await target.account(a.msisdn)

@@ -22,7 +22,7 @@ import yaml
 
 from sim import variables, web
 from ussd import config as config_mod
-from ussd import durations, yamlload
+from ussd import durations, faults, yamlload
 from ussd.config import Config, ConfigError
 from ussd.msisdn import InvalidMsisdn, normalise
 from ussd.yamlload import brief
@@ -262,6 +262,15 @@ class Account:
     msisdn: str
 
 
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """Put a network fault rule in force from this step on (docs/network.md "Faults"); with
+    `clear: true`, remove every rule."""
+
+    kind: ClassVar[str] = "fault"
+    rule: Mapping[str, Any] | None  # as written (checked at load); None: clear
+
+
 Action = (
     Dial
     | Reply
@@ -275,6 +284,7 @@ Action = (
     | SmsPassword
     | MoSms
     | Account
+    | Fault
     | web.WebAction
 )
 
@@ -292,6 +302,7 @@ EXPECT_FOR: dict[str, tuple[str, ...] | None] = {
     "sms_password": _RESULT,
     "mo_sms": _RESULT,
     "account": ("balance", "linked", "number_management", "has_password", *_RESULT),
+    "fault": _RESULT,
     # The website and the "Мой МТС" app (sim/web.py): any field of the answer by `json`.
     "web": ("balance", "linked", "json", *_RESULT),
     "app": ("balance", "linked", "json", *_RESULT),
@@ -384,7 +395,7 @@ def world_config(
 
 # -- the loader -------------------------------------------------------------------------------
 
-_SCENARIO_KEYS = ("name", "description", "subscribers", "config", "vars", "steps")
+_SCENARIO_KEYS = ("name", "description", "subscribers", "config", "vars", "faults", "steps")
 _STEP_EXTRA = ("as", "expect")
 _LINK_STATES = ("pending", "active")
 _SMS_KINDS = ("network", "mo", "receipt")
@@ -518,11 +529,23 @@ def _scenario(item: object, source: str, index: int, base: Mapping[str, Any]) ->
         raise fail("config: expected a mapping of config sections")
     if isinstance(overrides.get("subscribers"), dict) and "seed" in overrides["subscribers"]:
         raise fail("config.subscribers.seed: list subscribers under `subscribers` instead")
+    if "faults" in item:
+        # The world's fault rules (docs/network.md "Faults"): a list, or {seed, rules}.
+        if "faults" in overrides:
+            raise fail("faults: give them at the top level or under config, not both")
+        raw_faults = item["faults"]
+        overrides = {
+            **overrides,
+            "faults": {"rules": raw_faults} if isinstance(raw_faults, list) else raw_faults,
+        }
     try:
         config = world_config(base, overrides, subscribers, source=f"{source}: {label}")
     except ConfigError as exc:
         key = re.sub(r"^subscribers\.seed\[", "subscribers[", exc.key)
-        if not key.startswith("subscribers["):
+        top_level = key.startswith("subscribers[") or (
+            key.startswith("faults") and "faults" in item
+        )
+        if not top_level:
             key = f"config.{key}" if key else "config"
         raise fail(f"{key}: {exc.message}") from None
     op = config.operator
@@ -834,6 +857,16 @@ class _StepBuilder:
         a.known("msisdn")
         return Account(self.number(a.data.get("msisdn", who), "account: msisdn"))
 
+    def _fault(self, value: object, who: str) -> Action:
+        if isinstance(value, dict) and value.get("clear") is True and len(value) == 1:
+            return Fault(None)
+        try:
+            faults.parse_rule(value, "f1")  # the gateway gives it its id when the step runs
+        except faults.FaultError as exc:
+            raise _Problem(f"fault: {exc}") from None
+        assert isinstance(value, dict)
+        return Fault(dict(value))
+
 
 _BUILDERS: dict[str, Callable[[_StepBuilder, object, str], Action]] = {
     "dial": _StepBuilder._dial,
@@ -848,6 +881,7 @@ _BUILDERS: dict[str, Callable[[_StepBuilder, object, str], Action]] = {
     "sms_password": _StepBuilder._sms_password,
     "mo_sms": _StepBuilder._mo_sms,
     "account": _StepBuilder._account,
+    "fault": _StepBuilder._fault,
     "web": _StepBuilder._web,
     "app": _StepBuilder._app,
 }

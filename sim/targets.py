@@ -24,6 +24,7 @@ from ussd.clock import SimulatedClock
 from ussd.dialstring import DialStringError
 from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
 from ussd.events import DialogEnded, Event, Outcome, Screen, SmsState
+from ussd.faults import FaultError
 from ussd.http import HttpServer, start_http
 from ussd.msisdn import InvalidMsisdn
 from ussd.runtime import Gateway
@@ -126,6 +127,10 @@ class Target(Protocol):
 
     async def account(self, msisdn: str) -> Result: ...
 
+    async def fault(self, rule: Mapping[str, Any] | None) -> Result:
+        """Put a fault rule in force (None: remove every rule; docs/network.md "Faults")."""
+        ...
+
     async def web_url(self) -> str | Result:
         """The gateway's HTTP address for `web:`/`app:` steps (sim/browser.py), or a refusal."""
         ...
@@ -182,6 +187,16 @@ class InProcessTarget:
             else:
                 self._gateway.close()
             self._gateway = None
+
+    async def fault(self, rule: Mapping[str, Any] | None) -> Result:
+        faults = self.gateway.faults
+        if rule is None:
+            return Result(status=200, data={"removed": faults.clear()})
+        try:
+            added = faults.add_raw(rule)
+        except FaultError as exc:
+            return refused(400, "bad_field", str(exc))
+        return Result(status=201, data=added.to_json())
 
     async def web_url(self) -> str | Result:
         """The world's HTTP API on 127.0.0.1 (a free port), served for the pages' steps."""
@@ -320,6 +335,7 @@ class HttpTarget:
         self._session: aiohttp.ClientSession | None = None
         self._tokens: dict[str, str] = {}
         self._sockets: dict[str, _Events] = {}
+        self._faults = False  # the scenario put fault rules in force: remove them at close
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -367,8 +383,21 @@ class HttpTarget:
                 raise ConnectionError(
                     f"cannot create subscriber {body['msisdn']}: {result.message}"
                 )
+        faults = scenario.config.faults
+        if faults.rules:
+            # The scenario's `faults:` replace the gateway's for its run (docs/network.md).
+            rules = [r.to_json() for r in faults.rules]
+            result = await self._admin(
+                "PUT", "/api/v1/faults", {"seed": faults.seed, "rules": rules}
+            )
+            if not result.ok:
+                raise ConnectionError(f"cannot put the scenario's faults: {result.message}")
+            self._faults = True
 
     async def close(self) -> None:
+        if self._faults:
+            self._faults = False
+            await self._admin("DELETE", "/api/v1/faults")
         for events in self._sockets.values():
             await events.close()
         self._sockets.clear()
@@ -485,6 +514,12 @@ class HttpTarget:
 
     async def account(self, msisdn: str) -> Result:
         return await self._as(msisdn, "GET", "/api/v1/account")
+
+    async def fault(self, rule: Mapping[str, Any] | None) -> Result:
+        self._faults = True
+        if rule is None:
+            return await self._admin("DELETE", "/api/v1/faults")
+        return await self._admin("POST", "/api/v1/faults", dict(rule))
 
     async def web_url(self) -> str | Result:
         return self.url
@@ -608,6 +643,9 @@ class SmppTarget:
                 self.host, self.port, self.system_id, self.password, self.response_timeout
             )
         self._client.reset(scenario.msisdns)
+        if scenario.config.faults.rules and self._advance is None:
+            # Rules are put in force through the admin API (docs/network.md "Faults").
+            raise RuntimeError("faults: add --target http://... for the admin API")
 
     async def close(self) -> None:
         if self._client is not None:
@@ -645,6 +683,9 @@ class SmppTarget:
 
     def _unsupported(self, what: str) -> Result:
         return refused(501, "needs_http", f"{what} needs --target http://...")
+
+    async def fault(self, rule: Mapping[str, Any] | None) -> Result:
+        return self._unsupported("fault")
 
     async def login(self, msisdn: str, password: str) -> Result:
         return self._unsupported("login")
@@ -945,6 +986,9 @@ class CombinedTarget:
 
     async def account(self, msisdn: str) -> Result:
         return await self.http.account(msisdn)
+
+    async def fault(self, rule: Mapping[str, Any] | None) -> Result:
+        return await self.http.fault(rule)
 
     async def web_url(self) -> str | Result:
         return await self.http.web_url()

@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim import scenario as sc
+from sim.targets import InProcessTarget
 from tests.conftest import make_config
 from ussd import faults
 from ussd.clock import SimulatedClock
@@ -318,3 +320,69 @@ def test_the_password_service_sms_can_be_lost() -> None:
     assert gw.sms.inbox(RU) == []
     assert gw.faults.counts["sms_lost"] == 1
     gw.close()
+
+
+# -- scenario files ---------------------------------------------------------------------------
+
+
+def _scenario(extra: str) -> str:
+    return f"name: s\nsubscribers: [{{msisdn: '79161234567'}}]\n{extra}steps:\n  - dial: '*100#'\n"
+
+
+def test_scenario_faults_become_the_worlds_rules() -> None:
+    (listed,) = sc.loads(_scenario("faults: [{kind: sms_lost, times: 1}]\n"))
+    assert [r.to_json() for r in listed.config.faults.rules] == [
+        {"id": "f1", "kind": "sms_lost", "match": {}, "times": 1}
+    ]
+    (seeded,) = sc.loads(_scenario("faults: {seed: 7, rules: [{kind: sms_lost}]}\n"))
+    assert seeded.config.faults.seed == 7 and len(seeded.config.faults.rules) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("faults: [{kind: quake}]\n", "faults.rules[0].kind: expected one of"),
+        ("faults: {seed: x}\n", "faults.seed"),
+        ("faults: [{kind: sms_lost}]\nconfig: {faults: {seed: 1}}\n", "not both"),
+        ("config: {faults: {rules: [{kind: sms_lost, at: dial}]}}\n", "config.faults.rules[0].at"),
+    ],
+)
+def test_bad_scenario_faults_name_their_key(extra: str, message: str) -> None:
+    with pytest.raises(sc.ScenarioError) as info:
+        sc.loads(_scenario(extra))
+    assert message in str(info.value)
+
+
+def test_fault_steps_are_checked_when_loaded() -> None:
+    text = _scenario("").replace(
+        "  - dial: '*100#'\n",
+        "  - fault: {kind: dialog_dropped, at: reply}\n"
+        "  - fault: {clear: true}\n"
+        "  - dial: '*100#'\n",
+    )
+    (scenario,) = sc.loads(text)
+    assert [s.action for s in scenario.steps[:2]] == [
+        sc.Fault({"kind": "dialog_dropped", "at": "reply"}),
+        sc.Fault(None),
+    ]
+    for bad, message in [
+        ("{kind: sms_delayed}", "step 1: fault: delay: required"),
+        ("{clear: false}", "step 1: fault: clear: unknown key"),
+        ("[]", "step 1: fault: expected a mapping"),
+    ]:
+        with pytest.raises(sc.ScenarioError) as info:
+            sc.loads(_scenario("").replace("  - dial: '*100#'\n", f"  - fault: {bad}\n"))
+        assert message in str(info.value)
+
+
+async def test_a_fault_step_in_process() -> None:
+    target = InProcessTarget()
+    (scenario,) = sc.loads(_scenario(""))
+    await target.setup(scenario)
+    added = await target.fault({"kind": "sms_lost"})
+    assert added.status == 201 and added.data["id"] == "f1"
+    refused = await target.fault({"kind": "sms_lost", "id": "f1"})
+    assert (refused.status, refused.error) == (400, "bad_field")
+    cleared = await target.fault(None)
+    assert cleared.data == {"removed": 1}
+    await target.close()

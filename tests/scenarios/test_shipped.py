@@ -31,6 +31,7 @@ FLOWS = {
     "ss.yaml": 3,
     "lk_website.yaml": 3,
     "my_mts_app.yaml": 5,
+    "lost_sms_password.yaml": 2,
 }
 
 
