@@ -145,7 +145,7 @@ async def test_subscriber_release_reaches_the_app_with_the_end_bit(server: SmppS
     await harness.submit(ALICE, "", op=UssdServiceOp.RELEASE)
     release = await app.deliver_sm()
     info = release.its_session_info
-    assert op_of(release) == UssdServiceOp.RELEASE
+    assert op_of(release) == UssdServiceOp.USSR_CONFIRM and not text_of(release)
     assert info is not None and info.end_of_session
     assert begin.its_session_info is not None
     assert info.session_number == begin.its_session_info.session_number
@@ -180,7 +180,7 @@ async def test_slow_app_times_out_with_an_error_screen_and_an_end_bit(
     assert isinstance(event, DialogEnded) and event.outcome is Outcome.APP_TIMEOUT
     end = await app.deliver_sm()
     info = end.its_session_info
-    assert op_of(end) == UssdServiceOp.RELEASE and info is not None and info.end_of_session
+    assert op_of(end) == UssdServiceOp.USSR_CONFIRM and info is not None and info.end_of_session
     # Its answer now comes too late: refused, and never taken for a push.
     late = await app_submit(app, BOB, "Menu", UssdServiceOp.USSR_REQUEST, info)
     assert late.command_status == CommandStatus.ESME_RINVOPTPARVAL

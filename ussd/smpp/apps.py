@@ -517,8 +517,13 @@ class Apps:
             return
         if dialog.notified and event.outcome is Outcome.COMPLETED:
             op = UssdServiceOp.USSN_CONFIRM  # the notice was acknowledged: that ends it
+        elif dialog.profile == "standard":
+            # Released, timed out, replaced, app too slow, ...: SMPP 3.4 has no release
+            # operation; the end bit says it (§5.3.2.43), on an empty USSR confirm. Not 0x81:
+            # apps on aiosmpplib cannot parse an octet >= 0x80 in a TLV (docs/smpp.md).
+            op = UssdServiceOp.USSR_CONFIRM
         else:
-            op = UssdServiceOp.RELEASE  # released, timed out, replaced, app too slow, ...
+            op = UssdServiceOp.RELEASE  # 6D's and Mica's "close" (user abort), op 0x81
         self._deliver(dialog, bind, op, "", end=True, effect="")
 
     def _remember(self, dialog: AppDialog) -> None:
