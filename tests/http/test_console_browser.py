@@ -125,3 +125,34 @@ async def test_a_wrong_token_asks_for_the_right_one(browser: Any, web: HttpServe
         await page.get_by_test_id("binds").filter(has_text="no SMPP connection").wait_for()
     finally:
         await context.close()
+
+
+async def test_a_fault_rule_and_the_dialog_it_ended(console: Any, smpp: SmppServer) -> None:
+    """How a failing test reads on the console: the rule that fired, and the record it left."""
+    page = console
+    rule = {"id": "drop-alice", "kind": "ussd_network_error", "match": {"msisdn": ALICE}}
+    status, body = await page.evaluate(
+        """async (rule) => {
+            const r = await fetch("/api/v1/faults", {method: "POST",
+                headers: {"Authorization": "Bearer change-me", "Content-Type": "application/json"},
+                body: JSON.stringify(rule)});
+            return [r.status, await r.json()];
+        }""",
+        rule,
+    )
+    assert status == 201, body
+    fault = page.locator("[data-testid=fault][data-kind=ussd_network_error]")
+    await fault.wait_for()
+    assert "drop-alice" in (await fault.text_content() or "")
+
+    client = await bound(smpp)
+    await client.submit(ALICE, "*111#")
+    record = page.locator(f"[data-testid=record][data-msisdn='{ALICE}']")
+    await record.wait_for()
+    assert await record.get_attribute("data-cause") == "network_fault"
+    assert "drop-alice" in (await record.text_content() or "")  # the detail names the rule
+    cells = fault.locator("td")
+    await cells.nth(5).filter(has_text="1").wait_for()  # fired once
+    OUTPUT.mkdir(exist_ok=True)
+    await page.screenshot(path=str(OUTPUT / "console-fault.png"), full_page=True)
+    await client.close()
