@@ -200,7 +200,6 @@ class RecordsConfig:
 
 # The aggregator dialects an app may speak (docs/apps.md "Dialects").
 APP_DIALECTS = ("africastalking", "hubtel", "hubtel-ps", "arkesel", "nalo", "truroute", "json")
-APP_LONG_ANSWERS = ("paginate", "truncate")
 MAX_APPS = 100
 MAX_APP_HEADERS = 50
 _APP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -210,17 +209,20 @@ _NETWORK_CODE = re.compile(r"[0-9]{5,6}")  # MCC + MNC (ITU-T E.212)
 
 @dataclass(frozen=True, slots=True)
 class AppConfig:
-    """One external USSD application over HTTP (docs/apps.md)."""
+    """One external USSD application over HTTP (docs/apps.md).
+
+    dialect, timeout and network_code default to the operator's (operator.dialect,
+    operator.app_timeout, operator.network_code: the operator profile's figures).
+    """
 
     name: str
     url: str
     dialect: str = "africastalking"
-    timeout: float = 15.0  # the app's answer (Africa's Talking waits 15 s)
+    timeout: float = 10.0  # the app's answer
     connect_timeout: float = 10.0
     headers: Mapping[str, str] = field(default_factory=dict)
     end_url: str | None = None  # Africa's Talking end-of-session notification
-    network_code: str = "25001"  # MCC+MNC sent to the app (MTS Russia)
-    long_answers: str = "paginate"  # paginate | truncate an answer longer than a screen
+    network_code: str = "25001"  # MCC+MNC sent to the app
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,7 +442,7 @@ def _app_headers(section: _Section) -> dict[str, str]:
     return headers
 
 
-def _apps(section: _Section) -> dict[str, AppConfig]:
+def _apps(section: _Section, operator: OperatorConfig) -> dict[str, AppConfig]:
     """The `apps:` section: external USSD applications by name (docs/apps.md)."""
     if len(section.data) > MAX_APPS:
         raise ConfigError(section.path, f"at most {MAX_APPS} apps")
@@ -455,13 +457,12 @@ def _apps(section: _Section) -> dict[str, AppConfig]:
         apps[name] = AppConfig(
             name=name,
             url=_url(a, "url", None),
-            dialect=a.str_("dialect", "africastalking", APP_DIALECTS),
-            timeout=a.duration("timeout", 15.0, maximum=300.0),
+            dialect=a.str_("dialect", operator.dialect, APP_DIALECTS),
+            timeout=a.duration("timeout", operator.app_timeout, maximum=300.0),
             connect_timeout=a.duration("connect_timeout", 10.0, maximum=300.0),
             headers=_app_headers(a),
             end_url=None if end_url is None else _url(a, "end_url", None),
-            network_code=a.str_("network_code", "25001"),
-            long_answers=a.str_("long_answers", "paginate", APP_LONG_ANSWERS),
+            network_code=a.str_("network_code", operator.network_code),
         )
         if not _NETWORK_CODE.fullmatch(apps[name].network_code):
             raise ConfigError(a.key("network_code"), "expected MCC+MNC: 5 or 6 digits")
@@ -547,7 +548,7 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         screen_length=us.int_("screen_length", profile.screen_length, minimum=20, maximum=182),
     )
     us.done()
-    apps = _apps(root.section("apps"))
+    apps = _apps(root.section("apps"), operator)
     _check_app_routes(ussd.routes, apps)
 
     sm = root.section("sms")

@@ -91,11 +91,17 @@ async def running(handler: Handler) -> AsyncIterator[LiveApp]:
         await runner.cleanup()
 
 
-def app_config(url: str, dialect: str = "json", code: str = "*384#", **extra: Any) -> Any:
+def app_config(
+    url: str,
+    dialect: str = "json",
+    code: str = "*384#",
+    screen_policy: str = "paginate",
+    **app: Any,
+) -> Any:
     """The shipped config with one app `shop` at url, routed from code."""
     return make_config(
-        apps={"shop": {"url": url, "dialect": dialect, **extra}},
-        ussd={"routes": {"*100#": "balance", code: "app:shop"}},
+        apps={"shop": {"url": url, "dialect": dialect, **app}},
+        ussd={"routes": {"*100#": "balance", code: "app:shop"}, "screen_policy": screen_policy},
     )
 
 

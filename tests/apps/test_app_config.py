@@ -9,8 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import make_config
-from ussd import screens
-from ussd.apps.service import direct_dial_inputs, truncate
+from ussd.apps.service import direct_dial_inputs
 from ussd.config import ConfigError
 from ussd.dialstring import parse
 from ussd.routing import Router
@@ -29,7 +28,6 @@ def test_an_app_with_every_key() -> None:
                 "headers": {"X-Api-Key": "k", "X-Retries": 3},
                 "end_url": "https://example.org/end",
                 "network_code": 62002,
-                "long_answers": "truncate",
             }
         },
         ussd={"routes": {"*384#": "app:shop"}},
@@ -37,17 +35,16 @@ def test_an_app_with_every_key() -> None:
     app = config.apps["shop"]
     assert (app.url, app.dialect, app.timeout, app.connect_timeout) == (URL, "hubtel", 5.0, 0.25)
     assert app.headers == {"X-Api-Key": "k", "X-Retries": "3"}
-    assert (app.end_url, app.network_code, app.long_answers) == (
-        "https://example.org/end",
-        "62002",
-        "truncate",
-    )
+    assert (app.end_url, app.network_code) == ("https://example.org/end", "62002")
 
 
-def test_defaults() -> None:
+def test_defaults_are_the_operator_profiles() -> None:
     app = make_config(apps={"shop": {"url": URL}}).apps["shop"]
-    assert (app.dialect, app.timeout, app.connect_timeout) == ("africastalking", 15.0, 10.0)
+    assert (app.dialect, app.timeout, app.connect_timeout) == ("africastalking", 10.0, 10.0)
     assert (app.headers, app.end_url, app.network_code) == ({}, None, "25001")
+    operator = {"profile": "africastalking", "dialect": "json"}
+    app = make_config(operator=operator, apps={"shop": {"url": URL}}).apps["shop"]
+    assert (app.dialect, app.timeout, app.network_code) == ("json", 15.0, "63902")
 
 
 # Each bad value is refused at load with its key path.
@@ -69,7 +66,6 @@ BAD: list[tuple[Any, str]] = [
     ({"shop": {"url": URL, "headers": {"X": None}}}, "apps.shop.headers.X: expected a one-line"),
     ({"shop": {"url": URL, "end_url": "mailto:a@b"}}, "apps.shop.end_url: expected an http://"),
     ({"shop": {"url": URL, "network_code": "250"}}, "apps.shop.network_code: expected MCC+MNC"),
-    ({"shop": {"url": URL, "long_answers": "wrap"}}, "apps.shop.long_answers: expected one of"),
     ({"shop": {"url": URL, "retries": 3}}, "apps.shop.retries: unknown key"),
     ({"my shop": {"url": URL}}, "apps.my shop: an app name is letters"),
     ({f"a{i}": {"url": URL} for i in range(101)}, "apps: at most 100 apps"),
@@ -154,10 +150,3 @@ def test_direct_dial_inputs_round_trip(code: str, inputs: list[str]) -> None:
     assert direct_dial_inputs(dial, code + "#") == tuple(inputs)
     match = Router({code + "#": "app:shop"}).match(parse(dial))
     assert match is not None and match.args["dial"] == dial
-
-
-@given(st.text(max_size=400))
-def test_truncate_keeps_the_longest_prefix_that_fits(text: str) -> None:
-    cut = truncate(text)
-    assert text.startswith(cut) and screens.fits(cut)
-    assert cut == text or not screens.fits(text[: len(cut) + 1])

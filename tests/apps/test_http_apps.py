@@ -258,7 +258,7 @@ async def test_a_long_answer_is_paginated_or_truncated() -> None:
             assert first.pages > 1 and first.text.endswith("98. More")
             second = await gw.reply(EN, "98")
             assert second.page == 2 and len(srv.seen) == 1  # paging is the gateway's own
-        async with gateway_for(srv.url, long_answers="truncate") as gw:
+        async with gateway_for(srv.url, screen_policy="truncate") as gw:
             cut = await gw.dial(EN, "*384#")
             assert cut.pages == 1 and long.startswith(cut.text) and len(cut.text) == 182
 

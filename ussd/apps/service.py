@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ussd import screens
 from ussd.config import AppConfig
 from ussd.effects import Answer, Result
 from ussd.events import Outcome
@@ -26,20 +25,6 @@ def direct_dial_inputs(dial: str, code: str) -> tuple[str, ...]:
     if dial == code or not code.endswith("#") or not dial.startswith(code[:-1] + "*"):
         return ()
     return tuple(dial[len(code) : -1].split("*"))
-
-
-def truncate(text: str) -> str:
-    """The longest prefix of text that fits one screen (an operator that truncates)."""
-    if screens.fits(text):
-        return text
-    low, high = 0, len(text)
-    while low < high:  # fits() is monotone in the prefix length
-        middle = (low + high + 1) // 2
-        if screens.fits(text[:middle]):
-            low = middle
-        else:
-            high = middle - 1
-    return text[:low]
 
 
 class AppService:
@@ -78,9 +63,8 @@ class AppService:
                 return End(ctx.t("apps.error"), outcome=Outcome.APP_ERROR)
             # No answer in time, or nobody there: "service temporarily unavailable".
             return End(ctx.t("common.error"), outcome=result.cause)
+        # Paginated or truncated like any screen, as the operator does (ussd.screen_policy).
         text = str(result.value.get("text", ""))
-        if self.app.long_answers == "truncate":
-            text = truncate(text)
         if result.value.get("end"):
             return End(text, outcome=Outcome.APP_RELEASE)
         state = result.value.get("client_state")
