@@ -242,7 +242,9 @@ class AfricasTalking:
                 rest = text[len(prefix) :]
                 if rest and not rest[0].isspace():
                     break  # "CONTINUE" is not "CON" + text
-                screen = rest[1:].rstrip() if rest else ""
+                # One separator goes: a space, or a line break (CRLF from Windows servers).
+                screen = rest.removeprefix("\r\n") if rest.startswith("\r\n") else rest[1:]
+                screen = screen.rstrip()
                 if not screen.strip():
                     raise AppAnswerError(f"{prefix} with an empty text")
                 return AppAnswer(screen, end)
