@@ -101,6 +101,7 @@ async def test_a_bind_its_dialog_and_the_series(
 ) -> None:
     status, body = await api("/api/v1/console")
     assert status == 200 and body["smpp"] is True
+    assert body["clock"] == gateway.clock.now()  # simulated: the dialogs' `started` are on it
     assert body["binds"] == [] and body["dialogs"] == {"open": 0, "shown": []}
     assert body["series"]["fields"][:3] == ["at", "steps", "pdus"]
 

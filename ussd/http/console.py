@@ -126,6 +126,7 @@ class Console:
         dialogs.sort(key=lambda d: d["started"], reverse=True)
         return {
             "now": now,
+            "clock": self.gateway.clock.now(),  # the gateway's, maybe simulated: dialog ages
             "interval": INTERVAL,
             "smpp": self.smpp is not None,
             "binds": binds,

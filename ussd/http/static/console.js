@@ -141,7 +141,7 @@
   }
 
   function renderDialogs(data) {
-    const now = data.now;
+    const now = data.clock; // the gateway's clock, which may be simulated, as `started` is
     const rows = data.dialogs.shown.map((d) =>
       row(
         [td(d.msisdn), td(d.service_code), td(d.service), td(d.screen), td(d.page + "/" + d.pages), td(age(now - d.started))],
@@ -268,15 +268,22 @@
     return 10 * step;
   }
 
-  // One chart: x is the last MINUTES minutes ending now, y from 0 to a round maximum.
-  function chart(svg, samples, now, series) {
+  // The time the charts span: the history there is, rounded up to a whole minute (a gateway
+  // started a moment ago gets a minute wide chart, not a line squeezed against the right).
+  function span(samples, now) {
+    const have = samples.length ? now - samples[0][0] : 0;
+    return Math.min(MINUTES, Math.max(1, Math.ceil(have / 60))) * 60;
+  }
+
+  // One chart: x is the `seconds` ending now, y from 0 to a round maximum.
+  function chart(svg, samples, now, seconds, series) {
     const W = 600, H = 160, L = 44, B = 18, T = 8;
     svg.replaceChildren();
     let max = 0;
     for (const s of series) for (const r of samples) max = Math.max(max, r[s.index]);
     const top = nice(max);
-    const start = now - MINUTES * 60;
-    const x = (at) => L + ((at - start) / (MINUTES * 60)) * (W - L - 4);
+    const start = now - seconds;
+    const x = (at) => L + ((at - start) / seconds) * (W - L - 4);
     const y = (v) => T + (1 - v / top) * (H - T - B);
     for (const f of [0, 0.5, 1]) {
       const grid = document.createElementNS(SVG, "line");
@@ -288,26 +295,33 @@
       svg.appendChild(grid);
       label(svg, L - 4, y(top * f) + 4, String(+(top * f).toPrecision(3)), "end");
     }
-    for (let m = MINUTES; m >= 0; m -= 1) label(svg, x(now - m * 60), H - 4, m ? "-" + m + " min" : "now", m === MINUTES ? "start" : m ? "middle" : "end");
-    for (const s of series) line(svg, samples.map((r) => [x(r[0]), y(r[s.index])]), s.cls);
+    const step = seconds > 60 ? 60 : 15;
+    for (let ago = seconds; ago >= 0; ago -= step) {
+      const text = ago === 0 ? "now" : ago % 60 ? "-" + ago + " s" : "-" + ago / 60 + " min";
+      label(svg, x(now - ago), H - 4, text, ago === seconds ? "start" : ago ? "middle" : "end");
+    }
+    for (const s of series) {
+      line(svg, samples.filter((r) => r[0] >= start).map((r) => [x(r[0]), y(r[s.index])]), s.cls);
+    }
   }
 
   function renderCharts(data) {
     const fields = data.series.fields;
     const at = (name) => fields.indexOf(name);
     const samples = data.series.samples;
-    chart($("chart-rate"), samples, data.now, [
+    const seconds = span(samples, data.now);
+    chart($("chart-rate"), samples, data.now, seconds, [
       { index: at("steps"), cls: "steps" },
       { index: at("pdus"), cls: "pdus" },
     ]);
-    chart($("chart-latency"), samples, data.now, [
+    chart($("chart-latency"), samples, data.now, seconds, [
       { index: at("smpp_max_ms"), cls: "smpp-max" },
       { index: at("smpp_mean_ms"), cls: "smpp" },
       { index: at("http_max_ms"), cls: "http-max" },
       { index: at("http_mean_ms"), cls: "http" },
     ]);
     const last = samples[samples.length - 1];
-    $("span").textContent = samples.length + " samples, one every " + data.interval + " s";
+    $("span").textContent = "the last " + (seconds > 60 ? seconds / 60 + " minutes" : "minute") + ", a sample every " + data.interval + " s";
     if (last) {
       $("rate-now").textContent = "now " + last[at("steps")].toFixed(1) + " steps/s, " + last[at("pdus")].toFixed(1) + " PDUs/s";
       $("latency-now").textContent = "last second: SMPP " + last[at("smpp_mean_ms")].toFixed(2) + " ms over " + last[at("smpp_count")] + " reads, phones API " + last[at("http_mean_ms")].toFixed(2) + " ms over " + last[at("http_count")];
