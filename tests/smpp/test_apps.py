@@ -21,7 +21,7 @@ from tests.smpp.helpers import (
     bound,
     text_of,
 )
-from ussd.config import Config
+from ussd.config import Config, ConfigError
 from ussd.events import DialogEnded, Outcome
 from ussd.runtime import Gateway
 from ussd.smpp.constants import CommandStatus, Tag, UssdServiceOp
@@ -318,3 +318,23 @@ async def test_its_session_info_octets_0_to_255_are_echoed(server: SmppServer) -
         await harness.deliver_sm()
     await harness.close()
     await app.close()
+
+
+@pytest.mark.parametrize(
+    ("account", "key"),
+    [
+        ({"role": "robot"}, "smpp.accounts[0].role"),
+        ({"role": "app", "ussd_profile": "7d"}, "smpp.accounts[0].ussd_profile"),
+    ],
+)
+def test_bad_app_accounts_name_their_key(account: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        make_config(smpp={"accounts": [{"system_id": "x", "password": "p", **account}]})
+    assert exc.value.key == key
+
+
+def test_route_to_an_unknown_app_is_refused() -> None:
+    config = make_config(ussd={"routes": {"*555#": "smpp:nobody"}})
+    with pytest.raises(ConfigError) as exc:
+        Gateway.create(config, database=":memory:")
+    assert "smpp:nobody" in str(exc.value)
