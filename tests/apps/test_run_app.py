@@ -100,6 +100,28 @@ async def test_another_code_routes_to_the_app(capsys: pytest.CaptureFixture[str]
     assert "0 passed" in out
 
 
+async def test_with_config_the_file_gains_the_app_route(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--config with --app: that file's world (here its *100# balance route) plus the app."""
+    (tmp_path / "world.yaml").write_text("ussd:\n  routes: {'*100#': balance}\n", encoding="utf-8")
+    both = tmp_path / "both.yaml"
+    both.write_text(
+        "name: Balance and shop\n"
+        "subscribers: [{msisdn: '79161234567', balance: 42}]\n"
+        "steps:\n"
+        "  - dial: '*100#'\n"
+        "    expect: {end: true, text: '42'}\n"
+        "  - dial: '*384*3#'\n"
+        "    expect: {end: true, text: Goodbye}\n",
+        encoding="utf-8",
+    )
+    async with serving(at_app.make_app) as url:
+        code = await run(str(both), "--app", url, "--config", str(tmp_path / "world.yaml"))
+    out = capsys.readouterr().out
+    assert code == 0, out
+
+
 async def test_a_dead_app_is_one_line_and_nothing_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from ussd import config
@@ -43,8 +44,9 @@ def register(sub: Subcommands) -> None:
     )
     app = parser.add_argument_group(
         "an external app (docs/apps.md)",
-        "With --app, no config file is read: each scenario runs in-process against one app "
-        "route, --code to URL, in the app's dialect.",
+        "With --app, each scenario runs in-process against one app route, --code to URL, in "
+        "the app's dialect; no config file is read unless --config names one (the route is "
+        "added to it).",
     )
     app.add_argument("--app", metavar="URL", help="the app's URL, e.g. http://127.0.0.1:5000/ussd")
     app.add_argument(
@@ -62,12 +64,15 @@ def register(sub: Subcommands) -> None:
     parser.set_defaults(handler=run)
 
 
-def app_base(url: str, dialect: str, code: str) -> dict[str, Any]:
-    """The whole configuration of a run against one app: its route and nothing else."""
-    data = {
-        "apps": {APP_NAME: {"url": url, "dialect": dialect}},
-        "ussd": {"routes": {code: f"app:{APP_NAME}"}},
-    }
+def app_base(
+    url: str, dialect: str, code: str, start: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The configuration of a run against one app: `start` (else the defaults) and its route."""
+    data: dict[str, Any] = dict(start or {})
+    ussd = dict(data.get("ussd") or {})
+    ussd["routes"] = {**(ussd.get("routes") or {}), code: f"app:{APP_NAME}"}
+    data["ussd"] = ussd
+    data["apps"] = {**(data.get("apps") or {}), APP_NAME: {"url": url, "dialect": dialect}}
     config.from_mapping(data, source="--app")  # a bad URL or code is a usage error, here
     return data
 
@@ -89,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"ussd-sim: {bad}", file=sys.stderr)
         return 2
     else:
-        base = app_base(args.app, args.dialect, args.code)
+        # With --config, that file's world (its operator profile, say) gains the app route.
+        start = None if args.config is None else base_config_data(args.config)
+        base = app_base(args.app, args.dialect, args.code, start)
         dead = runner.unreachable([args.app])  # one line, not one failure per scenario
         if dead is not None:
             print(f"✗ {dead}; nothing was run", file=sys.stderr)
