@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from tests.smpp.helpers import ALICE, BOB, TIMEOUT, bound, no_request, text_of
+from tests.smpp.helpers import ALICE, BOB, TIMEOUT, bound, no_request, start_server, text_of
 from tests.smpp.helpers import server_config as make_server_config
+from ussd.clock import SimulatedClock
 from ussd.config import Config
 from ussd.runtime import Gateway
 from ussd.smpp.constants import CommandStatus, UssdServiceOp
-from ussd.smpp.pdu import EnquireLink, SubmitSm, encode_text, ussd_tlvs
+from ussd.smpp.pcap import redact
+from ussd.smpp.pdu import EnquireLink, SubmitSm, encode_pdu, encode_text, ussd_tlvs
 from ussd.smpp.server import SmppServer
 
 
@@ -102,3 +106,48 @@ async def test_a_network_error_on_the_harness_path(gateway: Gateway, server: Smp
     assert text_of(screen).startswith("Network error.")
     assert screen.ussd_service_op == UssdServiceOp.PSSR_RESPONSE  # a final screen
     await client.close()
+
+
+# -- barring PINs never reach a capture (docs/network.md "The barring password") -----------------
+
+
+def _submit_bytes(text: str, coding: int | None = None) -> bytes:
+    data, dc = encode_text(text, coding)
+    pdu = SubmitSm(sequence_number=3, service_type="USSD", source_addr=ALICE, data_coding=dc)
+    return encode_pdu(replace(pdu, short_message=data))
+
+
+@pytest.mark.parametrize(
+    ("typed", "captured"),
+    [
+        ("*33*1234#", "*33*****#"),
+        ("#331*1234*16#", "#331*" + "****" + "*16#"),
+        ("**03*330*0000*1357*1357#", "**03*330*" + "*" * 14 + "#"),  # OLD, NEW, NEW
+        ("**03**0000*1357*1357#", "**03**" + "*" * 14 + "#"),
+        ("*#33#", "*#33#"),  # interrogation carries no PIN
+        ("**21*+79161234567#", "**21*+79161234567#"),  # not barring
+        ("*100#", "*100#"),
+        ("1234", "1234"),  # a reply: starred only when its screen asks for a password
+    ],
+)
+def test_barring_pins_are_starred_in_captures(typed: str, captured: str) -> None:
+    assert redact(_submit_bytes(typed)) == _submit_bytes(captured)
+    ucs2 = _submit_bytes(typed, 0x08)
+    assert redact(ucs2) == _submit_bytes(captured, 0x08)
+
+
+async def test_a_capture_file_holds_no_barring_pin(tmp_path: Path) -> None:
+    path = tmp_path / "smpp.pcap"
+    config = make_server_config(capture=str(path))
+    gw = Gateway.create(config, clock=SimulatedClock(), database=":memory:")
+    server = await start_server(gw)
+    client = await bound(server)
+    for text in ("*33*2468#", "**03*330*0000*1357*1357#"):
+        assert (await client.submit(ALICE, text)).command_status == 0
+        await client.deliver_sm()
+    await client.close()
+    await server.stop()
+    gw.close()
+    data = path.read_bytes()
+    assert b"2468" not in data and b"1357" not in data
+    assert b"*33*****#" in data and b"**03*330*" + b"*" * 14 + b"#" in data

@@ -23,6 +23,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ussd.ss import mask_passwords
+
 __all__ = [
     "HEADER",
     "MAX_SEGMENT",
@@ -111,8 +113,10 @@ class _End:
 def redact(pdu: bytes, secret: Secret | None = None) -> bytes:
     """`pdu` with its passwords starred out, at the same length (framing and decoding hold).
 
-    A bind's `password` (SMPP 3.4 §4.1.1), and the text of a `submit_sm` whose `source_addr`
-    has a dialog showing a password prompt (`secret`, docs/operations.md).
+    A bind's `password` (SMPP 3.4 §4.1.1), the text of a `submit_sm` whose `source_addr`
+    has a dialog showing a password prompt (`secret`, docs/operations.md), and the barring
+    PINs in a dialled `*33*PIN#` or `**03*330*OLD*NEW*NEW#` (docs/network.md), as the
+    recorder masks them (ussd.ss.mask_passwords).
     """
     if len(pdu) < _MIN_PDU:
         return pdu
@@ -124,18 +128,32 @@ def redact(pdu: bytes, secret: Secret | None = None) -> bytes:
         stop = pdu.find(b"\0", end + 1)
         stop = len(pdu) if stop < 0 else stop
         return pdu[: end + 1] + b"*" * (stop - end - 1) + pdu[stop:]
-    if command_id == _SUBMIT_SM and secret is not None:
+    if command_id == _SUBMIT_SM:
         return _redact_submit(pdu, secret)
     return pdu
 
 
-def _redact_submit(pdu: bytes, secret: Secret) -> bytes:
+def _stars(text: str) -> str:
+    return "*" * len(text)
+
+
+def _redact_pins(data: bytes, data_coding: int) -> bytes:
+    """A dial string's barring PINs starred at the same length; any other text unchanged."""
+    codec = "utf-16-be" if data_coding == _UCS2 else "latin-1"  # digits, * and # are ASCII
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        return data
+    masked = mask_passwords(text, _stars)
+    return data if masked == text else masked.encode(codec)
+
+
+def _redact_submit(pdu: bytes, secret: Secret | None) -> bytes:
     # SMPP 3.4 §4.4.1: the mandatory fields up to short_message.
     try:
         pos = pdu.index(b"\0", _MIN_PDU) + 1 + 2  # service_type, source_addr_ton/npi
         end = pdu.index(b"\0", pos)
-        if not secret(pdu[pos:end].decode("latin-1")):
-            return pdu
+        prompted = secret is not None and secret(pdu[pos:end].decode("latin-1"))
         pos = pdu.index(b"\0", end + 1 + 2) + 1 + 3  # destination_addr; esm_class .. priority
         pos = pdu.index(b"\0", pos) + 1  # schedule_delivery_time
         pos = pdu.index(b"\0", pos) + 1  # validity_period
@@ -148,8 +166,12 @@ def _redact_submit(pdu: bytes, secret: Secret) -> bytes:
 
     def mask(start: int, stop: int) -> None:
         stop = min(stop, len(out))
-        if stop > start:
+        if stop <= start:
+            return
+        if prompted:
             out[start:stop] = (star * (stop - start))[: stop - start]
+        else:
+            out[start:stop] = _redact_pins(bytes(out[start:stop]), data_coding)
 
     pos += 5
     mask(pos, pos + length)
