@@ -23,7 +23,7 @@ from ussd.clock import Clock
 from ussd.config import Config
 from ussd.menus import Texts
 from ussd.msisdn import InvalidMsisdn, mask, normalise
-from ussd.passwords import Flow, Hash, Settle, Verify, drive
+from ussd.passwords import Flow, Hash, Verify, drive
 from ussd.selfcare import Catalogue, Refused
 from ussd.sms import SmsCentre
 from ussd.store import Link, Store, Subscriber
@@ -393,7 +393,6 @@ class Accounts:
 
     def _check_password(self, msisdn: str, password: object) -> Flow[None]:
         """Lock check, constant-time hash check, failure counting (docs/account.md)."""
-        yield Settle(msisdn)  # a password confirmed on `*111*17#` a moment ago is the one
         self._check_lock(msisdn, self.clock.now())
         sub = self.store.subscriber(msisdn)
         encoded = sub.password_hash if sub else None

@@ -203,6 +203,9 @@ class Engine:
         self._effect_ids = itertools.count(1)
         self._waiting: dict[str, str] = {}  # effect id -> session
         self._outbox: deque[Notice] = deque()  # effects to perform and cancel (next_effect)
+        # Effects a synchronous dial()/reply() may perform itself, by kind (pure CPU work that
+        # an in-process caller would rather do in the step than refuse).
+        self.inline: dict[str, Callable[[Effect], Result]] = {}
         self.late_answers = 0  # answers to effects no longer waited for, dropped
         self._reply_timeout = config.ussd.reply_timeout
         self._dialog_timeout = config.ussd.dialog_timeout
@@ -524,10 +527,13 @@ class Engine:
         return dialog.max_deadline == deadline
 
     def _inline(self, out: Screen | Effect) -> Screen:
-        # A synchronous caller performs no effects: each gets the no-performer failure.
+        # A synchronous caller cannot wait: an effect with an inline performer (a password
+        # hash) is performed right here; any other gets the no-performer failure.
         while isinstance(out, Effect):
             self._outbox.remove(out)  # queued by this call; no listener ran since
-            resumed = self.resume(out.id, no_performer(out.kind), self.clock.now())
+            inline = self.inline.get(out.kind)
+            result = no_performer(out.kind) if inline is None else inline(out)
+            resumed = self.resume(out.id, result, self.clock.now())
             assert resumed is not None  # the dialog was waiting for it a moment ago
             out = resumed
         return out

@@ -1,9 +1,9 @@
-"""Password hashing off the event loop (docs/design.md: nothing slow on the loop; docs/design.md).
+"""Password hashing off the event loop (docs/design.md: nothing slow on the loop).
 
 scrypt costs about 40 ms of CPU per call. On the event loop, forty clients trying passwords
 for unknown numbers stall every SMPP and HTTP dialog behind them. So the account rules
 (ussd/accounts.py) stay sans-IO: a method that needs a hash is written as a *flow*, a generator
-that yields a job (`Verify`, `Hash`, `Settle`) and is sent back the result. Who runs the
+that yields a job (`Verify`, `Hash`) and is sent back the result. Who runs the
 flow decides where the work happens:
 
 - `drive(flow)` runs the jobs right here (CLI commands, start-up, unit tests);
@@ -15,17 +15,15 @@ The pool admits at most `workers` jobs at a time with a semaphore: requests beyo
 as cheap coroutines, and one whose client gives up is simply dropped before it costs a hash
 (a job queued inside the executor would still run).
 
-`HashPool.hash_later` is the other direction: `*111*17#` (a synchronous engine step) ends its
-dialog at once and the hash is stored when the thread finishes. Until then a login of that
-number waits for it (`Settle`), so a client never sees the old password after the new one
-was confirmed.
+`*111*17#` hashes through the pool too, as an effect its confirming step awaits
+(`Gateway.hash_off_loop`): the hash is stored before "password set" is shown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -54,14 +52,7 @@ class Hash:
     password: str
 
 
-@dataclass(frozen=True, slots=True)
-class Settle:
-    """Wait until password writes of `msisdn` started earlier have landed."""
-
-    msisdn: str
-
-
-Job = Verify | Hash | Settle
+Job = Verify | Hash
 Flow = Generator[Job, Any, T]
 
 
@@ -77,7 +68,7 @@ def drive(flow: Flow[T]) -> T:
     try:
         job = next(flow)
         while True:
-            job = flow.send(None if isinstance(job, Settle) else work(job))
+            job = flow.send(work(job))
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
 
@@ -89,8 +80,6 @@ class HashPool:
         self.workers = workers
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ussd-scrypt")
         self._slots = asyncio.Semaphore(workers)
-        # Per number, the hash_later job whose result is to be stored (a newer one wins).
-        self._pending: dict[str, asyncio.Future[str]] = {}
         self.busy = 0  # jobs on a thread now (never more than `workers`)
         self.busy_max = 0
         self._busy_lock = threading.Lock()
@@ -111,27 +100,13 @@ class HashPool:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._work, job)
 
-    async def _hash(self, password: str) -> str:
-        encoded = await self.run(Hash(password))
-        assert isinstance(encoded, str)
-        return encoded
-
-    async def settle(self, msisdn: str) -> None:
-        """Return once no hash_later of msisdn is in flight."""
-        while (pending := self._pending.get(msisdn)) is not None:
-            await asyncio.wait([pending])
-
     async def drive(self, flow: Flow[T]) -> T:
         """Run a flow, awaiting its jobs off the loop; the flow's own code runs on the loop."""
         try:
             job = next(flow)
             while True:
                 try:
-                    result: object = None
-                    if isinstance(job, Settle):
-                        await self.settle(job.msisdn)
-                    else:
-                        result = await self.run(job)
+                    result = await self.run(job)
                 except BaseException:
                     flow.close()  # cancelled (client gone) or failed: the flow ends here
                     raise
@@ -139,28 +114,6 @@ class HashPool:
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
-    def hash_later(self, msisdn: str, password: str, store_hash: Callable[[str], None]) -> None:
-        """Hash on a thread, then call `store_hash(hash)` on the loop (needs a running loop)."""
-        future = asyncio.ensure_future(self._hash(password))
-        self._pending[msisdn] = future
-
-        def landed(done: asyncio.Future[str]) -> None:
-            if self._pending.get(msisdn) is not done:
-                return  # a newer password for the number was confirmed meanwhile
-            try:
-                if done.cancelled():
-                    _log.warning("password_not_stored", msisdn=msisdn, reason="shutdown")
-                elif done.exception() is not None:
-                    _log.error("password_hash_failed", msisdn=msisdn)
-                else:
-                    store_hash(done.result())
-            finally:
-                del self._pending[msisdn]
-
-        future.add_done_callback(landed)
-
     def close(self) -> None:
         """Stop the threads; queued jobs are dropped."""
-        for future in list(self._pending.values()):
-            future.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)

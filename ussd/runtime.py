@@ -17,19 +17,19 @@ from ussd.apps.service import AppService
 from ussd.bus import Bus
 from ussd.clock import Clock, RealClock, SimulatedClock, make
 from ussd.config import Config, ConfigError
-from ussd.effects import Cancel, Effect, Failure, Performer, Result, no_performer
+from ussd.effects import Answer, Cancel, Effect, Failure, Performer, Result, no_performer
 from ussd.engine import Engine, NoDialog
 from ussd.events import DialogEnded, Event, FaultInjected, Outcome, Screen, ScreenShown
 from ussd.faults import Faults, Injection
 from ussd.links import LinkScheduler
 from ussd.menus import MenuBook, MenuError, Texts
 from ussd.metrics import Metrics
-from ussd.passwords import HashPool
+from ussd.passwords import Hash, HashPool
 from ussd.records import Records
 from ussd.routing import Router
 from ussd.services import builtin
-from ussd.services.base import Context, Service
-from ussd.services.password import PasswordSet, store_now
+from ussd.services.base import Service
+from ussd.services.password import PASSWORD_HASH, PasswordSet
 from ussd.services.smppapp import Push, SmppApp
 from ussd.sms import SmsCentre
 from ussd.ss import administer, load_state, save_state
@@ -190,31 +190,26 @@ class Gateway:
             selfcare.seed(self.store, msisdn, seed.charges, seed.instalments, now)
 
     def hash_off_loop(self) -> None:
-        """`*111*17#` stores its password from a hashing thread (call with the loop running).
+        """`*111*17#` hashes its password on a hashing thread: an effect the gateway performs.
 
-        The dialog ends at once; the hash lands some 40 ms later, and a login of the number
-        waits for it (passwords.Settle). `serve` turns this on; in-process commands and
-        unit tests keep the one-step store.
+        The confirming step waits for the hash (some 40 ms) and stores it before "password
+        set" is shown, so what the subscriber is told is already durable. `serve` turns this
+        on; in-process commands and unit tests keep the one-step store.
         """
         service = self.engine.services.get("password.set")
         if not isinstance(service, PasswordSet):
             return
 
-        def store_later(ctx: Context, password: str) -> None:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:  # an engine step run outside the loop: nothing to stall
-                store_now(ctx, password)
-                return
-            msisdn, now, notice = ctx.msisdn, ctx.now, ctx.t("password.sms")
+        async def hash_password_effect(effect: Effect) -> Result:
+            encoded = await self.passwords.run(Hash(str(effect.request["password"])))
+            return Answer({"hash": encoded})
 
-            def landed(encoded: str) -> None:
-                self.store.set_password_hash(msisdn, encoded, now)
-                self.sms.send(msisdn, notice)
+        def hash_password_inline(effect: Effect) -> Result:
+            return Answer({"hash": hash_password(str(effect.request["password"]))})
 
-            self.passwords.hash_later(msisdn, password, landed)
-
-        service.store_password = store_later
+        self.register(PASSWORD_HASH, hash_password_effect)
+        self.engine.inline[PASSWORD_HASH] = hash_password_inline  # engine.dial()/reply()
+        service.hash_kind = PASSWORD_HASH
 
     # -- for transports: read-only views, so none reaches into the store --------------------
 

@@ -19,6 +19,7 @@ from tests.accounts.conftest import RU, call, serving
 from ussd import accounts as accounts_mod
 from ussd import store as store_mod
 from ussd.accounts import BadCredentials, Locked
+from ussd.engine import NoDialog
 from ussd.runtime import Gateway
 
 STRANGERS = [f"7900000{i:04d}" for i in range(40)]  # no subscribers (auto_provision is off)
@@ -141,39 +142,47 @@ async def test_a_login_given_up_by_its_client_costs_no_hash(
     assert verify_gate.calls == workers
 
 
-async def test_ussd_password_is_hashed_off_the_loop_and_login_waits_for_it(
+async def test_ussd_password_is_hashed_off_the_loop_and_shown_once_stored(
     gateway: Gateway, http: aiohttp.ClientSession, hash_gate: Gate
 ) -> None:
-    engine = gateway.engine
-    assert not engine.dial(RU, "*111*17#").end
-    assert not engine.reply(RU, "newpass1").end
-    assert engine.reply(RU, "newpass1").end  # answered while the hash is still held
+    assert not (await gateway.dial(RU, "*111*17#")).end
+    assert not (await gateway.reply(RU, "newpass1")).end
+    confirming = asyncio.create_task(gateway.reply(RU, "newpass1"))
     await hash_gate.wait_entered(1)
     assert threading.get_ident() not in hash_gate.threads
-    assert gateway.store.subscriber(RU).password_hash is None  # type: ignore[union-attr]
-    login = asyncio.create_task(
-        call(http, "POST", "/api/v1/auth/login", {"msisdn": RU, "password": "newpass1"})
-    )
+    # The loop serves others while the hash is held, and nothing says "set" before it is.
     status, _, _ = await call(http, "GET", "/healthz")
-    assert status == 200 and not login.done()
+    assert status == 200 and not confirming.done()
+    assert gateway.store.subscriber(RU).password_hash is None  # type: ignore[union-attr]
+    assert not gateway.sms.inbox(RU)
     hash_gate.release.set()
-    status, body, _ = await asyncio.wait_for(login, WAIT)
-    assert status == 200, body  # the login waited for the confirmed password
+    screen = await asyncio.wait_for(confirming, WAIT)
+    assert screen.end and screen.text == gateway.texts.get("password.done", "ru")
     assert gateway.store.subscriber(RU).password_hash is not None  # type: ignore[union-attr]
-    assert any("newpass1" not in s.text for s in gateway.sms.inbox(RU))
+    [notice] = gateway.sms.inbox(RU)
+    assert "newpass1" not in notice.text
+    status, body, _ = await call(
+        http, "POST", "/api/v1/auth/login", {"msisdn": RU, "password": "newpass1"}
+    )
+    assert status == 200, body
 
 
-async def test_a_newer_ussd_password_wins_over_an_older_hash(
+async def test_a_newer_ussd_password_replaces_a_dialog_waiting_for_its_hash(
     gateway: Gateway, http: aiohttp.ClientSession, hash_gate: Gate
 ) -> None:
-    engine = gateway.engine
-    for password in ("first111", "second22"):
-        engine.dial(RU, "*111*17#")
-        engine.reply(RU, password)
-        assert engine.reply(RU, password).end
-    await hash_gate.wait_entered(2)
+    await gateway.dial(RU, "*111*17#")
+    await gateway.reply(RU, "first111")
+    first = asyncio.create_task(gateway.reply(RU, "first111"))
+    await hash_gate.wait_entered(1)
+    # A new dial on the number replaces the waiting dialog (TS 24.090): its hash is dropped.
+    await gateway.dial(RU, "*111*17#")
+    with pytest.raises(NoDialog):
+        await asyncio.wait_for(first, WAIT)
+    await gateway.reply(RU, "second22")
+    second = asyncio.create_task(gateway.reply(RU, "second22"))
+    await hash_gate.wait_entered(1)
     hash_gate.release.set()
-    await gateway.passwords.settle(RU)
+    assert (await asyncio.wait_for(second, WAIT)).end
     status, _, _ = await call(
         http, "POST", "/api/v1/auth/login", {"msisdn": RU, "password": "second22"}
     )
@@ -182,6 +191,7 @@ async def test_a_newer_ussd_password_wins_over_an_older_hash(
         http, "POST", "/api/v1/auth/login", {"msisdn": RU, "password": "first111"}
     )
     assert status == 401
+    assert len(gateway.sms.inbox(RU)) == 1  # one notice: the dropped password sent none
 
 
 def test_strangers_lock_like_subscribers_without_rows(
@@ -204,25 +214,28 @@ def test_strangers_lock_like_subscribers_without_rows(
     assert gateway.store.db.execute("SELECT COUNT(*) FROM auth_state").fetchone()[0] == 0
 
 
-def test_outside_a_loop_the_password_is_stored_in_the_step(gateway: Gateway) -> None:
+def test_a_synchronous_caller_hashes_in_the_step(gateway: Gateway) -> None:
     gateway.hash_off_loop()
     engine = gateway.engine
     engine.dial(RU, "*111*17#")
     engine.reply(RU, "newpass1")
-    assert engine.reply(RU, "newpass1").end
+    screen = engine.reply(RU, "newpass1")
+    assert screen.end and screen.text == gateway.texts.get("password.done", "ru")
     assert gateway.accounts.login(RU, "newpass1")
+    assert len(gateway.sms.inbox(RU)) == 1
 
 
 async def test_stopping_with_a_hash_in_flight(gateway: Gateway, hash_gate: Gate) -> None:
     gateway.hash_off_loop()
     await gateway.start()
-    engine = gateway.engine
-    engine.dial(RU, "*111*17#")
-    engine.reply(RU, "newpass1")
-    assert engine.reply(RU, "newpass1").end
+    await gateway.dial(RU, "*111*17#")
+    await gateway.reply(RU, "newpass1")
+    confirming = asyncio.create_task(gateway.reply(RU, "newpass1"))
     await hash_gate.wait_entered(1)
     await gateway.stop()  # neither waits for the thread nor writes to the closed store
     hash_gate.release.set()
+    with pytest.raises(NoDialog):  # the dialog ended with the gateway: nothing was said set
+        await asyncio.wait_for(confirming, WAIT)
 
 
 @pytest.mark.parametrize("method", ["POST", "PATCH"])

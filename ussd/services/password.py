@@ -9,12 +9,16 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ussd.services.base import Context, Continue, End, Step
+from ussd.effects import Answer, Result
+from ussd.events import Outcome
+from ussd.services.base import Await, Context, Continue, End, Step
 from ussd.store import hash_password
 
 MIN_LENGTH = 4
 MAX_LENGTH = 10
 MAX_ATTEMPTS = 3
+HASH_TIMEOUT = 30.0  # seconds a confirmed password may wait for a hashing thread
+PASSWORD_HASH = "password.hash"  # the effect kind of that wait (docs/design.md)
 _ALLOWED = re.compile(r"[A-Za-z0-9]+")
 
 # Keys the candidate's digest between the two prompts. A keyed SHA-256 is enough there: the
@@ -36,12 +40,15 @@ def store_now(ctx: Context, password: str) -> None:
 class PasswordSet:
     """Ask for a password, ask again, store only its salted hash, send a notice without it.
 
-    `store_password(ctx, password)` does the storing; the gateway swaps in one that hashes on
-    a worker thread (ussd/passwords.py), so a confirmed password never stalls other dialogs.
+    In-process, `store_password(ctx, password)` hashes and stores in the step. When serving,
+    the gateway sets `hash_kind`: the confirming step then awaits an effect of that kind,
+    performed on a hashing thread (ussd/passwords.py), so a confirmed password never stalls
+    other dialogs, and "password set" is shown only once its hash is stored.
     """
 
     def __init__(self) -> None:
         self.store_password: Callable[[Context, str], None] = store_now
+        self.hash_kind: str | None = None
 
     name = "password.set"
     texts_used = (
@@ -54,6 +61,7 @@ class PasswordSet:
         "password.too_many",
         "password.done",
         "password.sms",
+        "common.error",
     )
 
     def start(self, ctx: Context, args: Mapping[str, str]) -> Step:
@@ -76,7 +84,18 @@ class PasswordSet:
         candidate = str(values.get("candidate", ""))
         if not text.isascii() or not hmac.compare_digest(_digest(text), candidate):
             return self._retry(ctx, failures, "password.mismatch")
+        if self.hash_kind is not None:
+            # The password itself is in the effect's request only: dialog state never holds it.
+            values = {"failures": failures}
+            return Await(self.hash_kind, {"password": text}, HASH_TIMEOUT, "confirm", values)
         self.store_password(ctx, text)
+        return End(ctx.t("password.done"))
+
+    def resume(self, ctx: Context, screen: str, values: Mapping[str, Any], result: Result) -> Step:
+        if not isinstance(result, Answer):  # no hashing thread in time, or a failed one
+            return End(ctx.t("common.error"), outcome=Outcome.ERROR)
+        ctx.store.set_password_hash(ctx.msisdn, str(result.value["hash"]), ctx.now)
+        ctx.send_sms(ctx.msisdn, ctx.t("password.sms"))
         return End(ctx.t("password.done"))
 
     def _retry(self, ctx: Context, failures: int, problem: str) -> Step:
