@@ -33,8 +33,12 @@ class ApiError(ClientError):
 class PhonesClient:
     """`async with PhonesClient(url) as c: await c.dial("79161234567", "*100#")`."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, *, timeout: float = 10.0, via: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
+        # Who dials, for the dialog's record (docs/operations.md): "terminal", "scenario", …
+        self.via = via
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -96,9 +100,8 @@ class PhonesClient:
 
     async def dial(self, msisdn: str, text: str) -> dict[str, Any]:
         """Dial a code; the first screen (or a handset-local answer with `local: true`)."""
-        result: dict[str, Any] = await self._call(
-            "POST", self._phone(msisdn, "dial"), {"text": text}
-        )
+        body = {"text": text} if self.via is None else {"text": text, "via": self.via}
+        result: dict[str, Any] = await self._call("POST", self._phone(msisdn, "dial"), body)
         return result
 
     async def reply(self, msisdn: str, text: str) -> dict[str, Any]:

@@ -221,7 +221,7 @@ class InProcessTarget:
         return Result(screen=ScreenView(s.text, s.end, s.page, s.pages))
 
     async def dial(self, msisdn: str, text: str) -> Result:
-        return await self._screen(lambda: self.gateway.dial(msisdn, text))
+        return await self._screen(lambda: self.gateway.dial(msisdn, text, via="scenario"))
 
     async def reply(self, msisdn: str, text: str) -> Result:
         return await self._screen(lambda: self.gateway.reply(msisdn, text))
@@ -419,7 +419,8 @@ class HttpTarget:
             self._sockets[msisdn] = await _Events.open(
                 self.session, self.url + self._phone(msisdn, "events")
             )
-        return self._screen(await self._call("POST", self._phone(msisdn, "dial"), {"text": text}))
+        body = {"text": text, "via": "scenario"}  # the dialog's record says who dialled
+        return self._screen(await self._call("POST", self._phone(msisdn, "dial"), body))
 
     async def reply(self, msisdn: str, text: str) -> Result:
         return self._screen(await self._call("POST", self._phone(msisdn, "reply"), {"text": text}))

@@ -419,6 +419,9 @@ class Engine:
                 started=now,
                 reply_deadline=now + self._reply_timeout,
                 max_deadline=now + self._dialog_timeout,
+                route=origin,  # who pushed, e.g. smpp:SYSTEM_ID (the record's route)
+                via="push",
+                steps=0,  # the subscriber has not asked for anything yet
             )
             self.bus.emit(DialogStarted(msisdn, session, "push", code))
             self.bus.drain()

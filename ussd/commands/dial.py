@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         print(f"> {args.string}")
-        screen = gateway.engine.dial(args.msisdn, args.string)
+        screen = gateway.engine.dial(args.msisdn, args.string, via="terminal")
         print(render(screen))
         flush()
         for reply in args.replies:
@@ -81,7 +81,7 @@ async def run_remote(args: argparse.Namespace) -> int:
     """The same dialog against a running gateway's phones API (`--url`)."""
     from sim.client import ClientError, PhonesClient
 
-    async with PhonesClient(args.url) as client:
+    async with PhonesClient(args.url, via="terminal") as client:
         try:
             seen = {sms["id"] for sms in await client.inbox(args.msisdn)}
             print(f"> {args.string}")

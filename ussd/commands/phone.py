@@ -59,7 +59,7 @@ def _history(path: str | None) -> History:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    async with PhonesClient(args.url or DEFAULT_URL) as client:
+    async with PhonesClient(args.url or DEFAULT_URL, via="terminal") as client:
         phone = TerminalPhone(
             client, args.msisdn, history=_history(args.history), record=args.record
         )

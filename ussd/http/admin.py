@@ -193,9 +193,10 @@ class AdminApi:
         except records.BadQuery as exc:
             raise ApiError(400, "bad_parameter", str(exc)) from None
         rows = self.gateway.records.query(query)
+        data = [row.to_json() for row in rows]
         if fmt == "csv":
-            return web.Response(text=records.to_csv(rows), content_type="text/csv", charset="utf-8")
-        return json_response({"dialogs": [row.to_json() for row in rows]})
+            return web.Response(text=records.to_csv(data), content_type="text/csv", charset="utf-8")
+        return json_response({"dialogs": data})
 
     def _normalise(self, msisdn: str) -> str:
         try:

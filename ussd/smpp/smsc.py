@@ -520,7 +520,7 @@ class Smsc:
     ) -> None:
         self._calling = (msisdn, bind.key)
         try:
-            shown = self.engine.handle_dial(msisdn, text)
+            shown = self.engine.handle_dial(msisdn, text, via="smpp")
         except DialStringError:
             # Not a dial string at all: a network answers the handset with an end screen, so
             # the submit is accepted and the dialog ends at once with "unknown request".

@@ -723,7 +723,9 @@
       this.full = false;
       this.render();
       try {
-        const screen = await api("POST", phonePath(this.msisdn, dialling ? "dial" : "reply"), { text });
+        // `via` names the web phone in the dialog's record (docs/operations.md).
+        const body = dialling ? { text, via: "web" } : { text };
+        const screen = await api("POST", phonePath(this.msisdn, dialling ? "dial" : "reply"), body);
         if (token === this.seq) this.showScreen(screen);
         if (screen.end) this.loadSs(); // an SS request may have changed what the network keeps
       } catch (err) {
