@@ -216,3 +216,26 @@ def test_a_trace_keeps_the_last_pdus_and_the_traces_are_bounded() -> None:
     traces.start(100)
     assert 2 not in traces and traces.live == MAX_TRACES
     traces.received(99, ping, 0.0)  # an untraced connection: nothing
+
+
+@given(st.binary(max_size=300), st.booleans())
+def test_any_bytes_are_described_never_raised(data: bytes, incoming: bool) -> None:
+    trace = Trace(1, lambda source: True)
+    (trace.received if incoming else trace.sent)(data, 0.0)
+    got = [describe(entry) for entry in trace.entries]
+    # Whatever could not be framed (a command_length out of range) is shown, not dropped.
+    assert sum(d["length"] for d in got) + trace.pending == len(data)
+    assert all(d["command"] for d in got)
+
+
+@given(st.text(max_size=40), st.sampled_from([0x00, 0x01, 0x03, 0x08]))
+def test_a_submit_sm_text_survives_the_trace(text: str, coding: int) -> None:
+    try:
+        data, _ = encode_text(text) if coding in (0x00, 0x08) else (text.encode("latin-1"), 0)
+    except UnicodeEncodeError:
+        return
+    if coding == 0x01 and not data.isascii():
+        return
+    pdu = SubmitSm(source_addr=ALICE, data_coding=coding, short_message=data[:254])
+    got = described(pdu)
+    assert "text" in got or "text_hex" in got

@@ -58,6 +58,11 @@ class Trace:
         self._in = PduFramer(pending=pending)
         self._out = PduFramer()
 
+    @property
+    def pending(self) -> int:
+        """Octets of PDUs begun and not finished, both directions."""
+        return self._in.pending + self._out.pending
+
     def received(self, data: bytes, now: float) -> None:
         for pdu in self._in.feed(data):
             self._keep(now, True, redact(pdu, self.secret))
