@@ -119,6 +119,7 @@ class TerminalPhone:
         self.record = record  # where to save the session as a scenario file (docs/scenarios.md)
         self.session: str | None = None  # the open dialog, if any
         self.secret = False  # the screen on show asks for a password: the reply is masked
+        self.notice = False  # the screen on show is a USSN notice: Enter acknowledges it
         self.live = False  # the event socket is up: screens are printed from it
         self._ready = asyncio.Event()
         # While a dial or reply is in flight, SMS are held back until its screen is printed:
@@ -142,13 +143,18 @@ class TerminalPhone:
     def info(self, text: str, style: str = "class:info") -> None:
         self.say([(style, text + "\n")])
 
-    def show_screen(self, screen: dict[str, Any]) -> None:
+    def show_screen(self, screen: dict[str, Any], pushed: bool = False) -> None:
         self.secret = bool(screen.get("secret")) and not screen["end"]
+        self.notice = bool(screen.get("notice")) and not screen["end"]
         pages = int(screen.get("pages") or 1)
         title = "USSD" + (f"  {screen.get('page', 1)}/{pages}" if pages > 1 else "")
+        if pushed:  # network-initiated (docs/smpp.md "Pushes"): nobody here dialled
+            title += " · pushed"
         if screen.get("local"):
             title = "phone"
         footer = "end" if screen["end"] else "reply expected · :release to cancel"
+        if self.notice:
+            footer = "notice · Enter to acknowledge"
         self.say(frame(title, str(screen["text"]), footer))
 
     def show_sms(self, sms: dict[str, Any]) -> None:
@@ -178,8 +184,9 @@ class TerminalPhone:
             self.live = True
             self._ready.set()
         elif kind == "screen":
+            pushed = not self._awaiting and self.session is None
             self.session = None if message["end"] else message["session"]
-            self.show_screen(message)
+            self.show_screen(message, pushed)
             self._screen_printed()
         elif kind == "end":
             if message["session"] == self.session:
@@ -216,6 +223,8 @@ class TerminalPhone:
         """Act on one input line; False when the phone should quit."""
         text = line.strip()
         if not text:
+            if self.notice and self.session is not None:  # Enter acknowledges a notice
+                await self._request(self.client.reply, "")
             return True
         if text.startswith(":"):
             command, _, arg = text[1:].partition(" ")
