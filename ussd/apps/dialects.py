@@ -9,6 +9,7 @@ builds, the way h11 leaves the socket to its caller.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -480,6 +481,22 @@ def parse_ussd_xml(body: bytes) -> dict[str, str]:
     return fields
 
 
+# XML 1.0 §2.2 Char: tab, line feed, carriage return and everything from U+0020 but the
+# surrogates and U+FFFE/U+FFFF. Anything else cannot be written, escaped or not.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """Text with the characters XML 1.0 cannot carry left out (a control key, say)."""
+    return _NOT_XML.sub("", text)
+
+
+def _xml_text(text: str) -> str:
+    # A bare CR would reach the app as LF (XML 1.0 §2.11 end-of-line handling): send it as a
+    # character reference, which parsers keep.
+    return escape(xml_safe(text), {"\r": "&#13;"})
+
+
 class TruRoute:
     """TruRoute-USSD: `<ussd>` XML both ways, types 1 request, 2 response, 3 release, 4 timeout."""
 
@@ -491,7 +508,7 @@ class TruRoute:
             '<?xml version="1.0" encoding="UTF-8"?>'
             f"<ussd><msisdn>{escape(turn.msisdn)}</msisdn>"
             f"<sessionid>{escape(turn.session)}</sessionid>"
-            f"<type>{kind}</type><msg>{escape(message)}</msg></ussd>"
+            f"<type>{kind}</type><msg>{_xml_text(message)}</msg></ussd>"
         )
         return xml.encode("utf-8")
 
