@@ -70,11 +70,18 @@ def _part_drain() -> dict[str, Any]:
     return dict(drain.run(drain.DRAIN_SMS))
 
 
+def _part_apps() -> dict[str, Any]:
+    from bench import apps
+
+    return apps.run()
+
+
 LOCAL_PARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "parse": _part_parse,
     "engine_steps": _part_engine_steps,
     "engine_memory": _part_engine_memory,
     "drain": _part_drain,
+    "apps": _part_apps,
 }
 LOAD_PARTS = ("e2e", "p99", "ready", "ceiling", "peer")
 
@@ -290,6 +297,24 @@ def build_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
                 at_least(ratio, target),
             )
         )
+    apps = results.get("apps", {})
+    v = apps.get("overhead_ms")
+    alone, through = apps.get("app_alone_ms", {}), apps.get("through_gateway_ms", {})
+    rows.append(
+        Row(
+            "gateway overhead per app step (null app)",
+            v,
+            "ms",
+            "≤ 1 ms over the app's own latency",
+            at_most(v, 1.0),
+            f"{apps.get('rate', 0):,.0f} steps/s offered; mean "
+            f"{_fmt(through.get('mean'), 'ms')} through the gateway vs "
+            f"{_fmt(alone.get('mean'), 'ms')} to the app alone; p99 "
+            f"{_fmt(through.get('p99'), 'ms')} vs {_fmt(alone.get('p99'), 'ms')} (bench/apps.py)"
+            if apps and "error" not in apps
+            else "",
+        )
+    )
     drain = results.get("drain", {})
     v = drain.get("sms_per_second")
     rows.append(
