@@ -8,21 +8,21 @@ from hypothesis import strategies as st
 
 from ussd.events import DialogStarted, Screen, ScreenShown
 from ussd.metrics import Metrics
-from ussd.rolling import BindCounts, Rolling, Tally, totals
+from ussd.rolling import BindCounts, Counters, Rolling, Tally, totals
 
 
-class Counters:
+class Gateway:
+    """Counters a test sets by hand."""
+
     def __init__(self) -> None:
-        self.steps = 0.0
-        self.pdus = 0.0
-        self.dialogs = 0
+        self.now = Counters()
         self.binds: list[BindCounts] = []
 
-    def __call__(self) -> tuple[float, float, int]:
-        return self.steps, self.pdus, self.dialogs
+    def __call__(self) -> Counters:
+        return self.now
 
 
-def rolling(counters: Counters, smpp: Tally | None = None, history: int = 600) -> Rolling:
+def rolling(counters: Gateway, smpp: Tally | None = None, history: int = 600) -> Rolling:
     return Rolling(counters, lambda: counters.binds, smpp or Tally(), Tally(), history=history)
 
 
@@ -37,11 +37,11 @@ def test_tally_takes_count_mean_and_peak_then_starts_again() -> None:
 
 
 def test_rates_per_second_over_the_interval() -> None:
-    counters = Counters()
+    counters = Gateway()
     smpp = Tally()
     r = rolling(counters, smpp)
     assert r.sample(100.0) is None  # nothing to compare with yet
-    counters.steps, counters.pdus, counters.dialogs = 6, 30, 2
+    counters.now = Counters(steps=6, pdus=30, dialogs=2, app_seconds=0.5, app_answers=2)
     counters.binds = [BindCounts(1, 10, 10), BindCounts(2, 5, 5)]
     smpp.add(0.001)
     smpp.add(0.003)
@@ -50,6 +50,7 @@ def test_rates_per_second_over_the_interval() -> None:
     assert (sample.steps, sample.pdus, sample.dialogs) == (3.0, 15.0, 2)
     assert (sample.smpp_count, sample.smpp_mean_ms, sample.smpp_max_ms) == (2, 2.0, 3.0)
     assert sample.http_count == 0
+    assert (sample.app_count, sample.app_mean_ms) == (2, 250.0)
     # Binds new in the interval count from zero; a closed bind drops out.
     assert (r.rate(1), r.rate(2), r.rate(3)) == (10.0, 5.0, 0.0)
     counters.binds = [BindCounts(2, 9, 9)]
@@ -59,7 +60,7 @@ def test_rates_per_second_over_the_interval() -> None:
 
 
 def test_a_clock_that_stands_still_or_goes_back_adds_no_sample() -> None:
-    counters = Counters()
+    counters = Gateway()
     r = rolling(counters)
     r.sample(10.0)
     assert r.sample(10.0) is None and r.sample(9.0) is None
@@ -92,14 +93,14 @@ def test_counters_come_from_the_gateway_metrics() -> None:
 def test_the_ring_is_bounded_and_rates_never_negative(
     steps: list[tuple[float, int, int]], history: int
 ) -> None:
-    counters = Counters()
+    counters = Gateway()
     r = rolling(counters, history=history)
     now = 0.0
     r.sample(now)
     for gap, steps_total, pdus_total in steps:
         now += gap
-        counters.steps, counters.pdus = steps_total, pdus_total  # counters may even "reset"
+        counters.now = Counters(steps_total, pdus_total)  # counters may even "reset"
         r.sample(now)
         assert len(r.samples) <= history
-        assert all(s.steps >= 0 and s.pdus >= 0 for s in r.samples)
+        assert all(s.steps >= 0 and s.pdus >= 0 and s.app_mean_ms >= 0 for s in r.samples)
     assert [s.at for s in r.samples] == sorted(s.at for s in r.samples)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FIELDS", "HISTORY", "BindCounts", "Rolling", "Sample", "Tally", "totals"]
+__all__ = ["FIELDS", "HISTORY", "BindCounts", "Counters", "Rolling", "Sample", "Tally", "totals"]
 
 HISTORY = 600  # samples kept: ten minutes at one a second
 
@@ -41,6 +41,17 @@ class Tally:
 
 
 @dataclass(frozen=True, slots=True)
+class Counters:
+    """The gateway's cumulative figures at one moment (GET /metrics has the same series)."""
+
+    steps: float = 0.0  # screens shown: ussd_screens_total
+    pdus: float = 0.0  # SMPP PDUs in and out: ussd_smpp_pdus_total
+    dialogs: int = 0  # open now: ussd_dialogs_open
+    app_seconds: float = 0.0  # outside applications' answer times: ussd_app_latency_seconds_sum
+    app_answers: float = 0.0  # and how many: ussd_app_latency_seconds_count
+
+
+@dataclass(frozen=True, slots=True)
 class BindCounts:
     """One SMPP connection's cumulative PDU counts (SmppConnection.pdus_received/pdus_sent)."""
 
@@ -63,6 +74,8 @@ class Sample:
     http_count: int  # phones API requests answered in the interval
     http_mean_ms: float
     http_max_ms: float
+    app_count: int = 0  # outside applications' answers in the interval
+    app_mean_ms: float = 0.0  # their mean time (the histogram keeps no peak)
 
     def to_json(self) -> list[Any]:
         """A compact row (the order of `FIELDS`): ten minutes are 600 of them."""
@@ -77,6 +90,8 @@ class Sample:
             self.http_count,
             round(self.http_mean_ms, 3),
             round(self.http_max_ms, 3),
+            self.app_count,
+            round(self.app_mean_ms, 3),
         ]
 
 
@@ -91,19 +106,21 @@ FIELDS = (
     "http_count",
     "http_mean_ms",
     "http_max_ms",
+    "app_count",
+    "app_mean_ms",
 )
 
 
 class Rolling:
     """The console's ring of samples and each bind's current PDU rate.
 
-    `counters()` returns the cumulative (steps, pdus, open dialogs); `binds()` every open
+    `counters()` returns the gateway's cumulative `Counters`; `binds()` every open
     connection's counts; the tallies are taken at each sample. All are read, never pushed.
     """
 
     def __init__(
         self,
-        counters: Callable[[], tuple[float, float, int]],
+        counters: Callable[[], Counters],
         binds: Callable[[], Iterable[BindCounts]],
         smpp: Tally,
         http: Tally,
@@ -115,37 +132,41 @@ class Rolling:
         self._smpp = smpp
         self._http = http
         self.samples: deque[Sample] = deque(maxlen=history)
-        self._last: tuple[float, float, float] | None = None  # at, steps, pdus
+        self._last: tuple[float, Counters] | None = None
         self._bind_last: dict[int, int] = {}
         self.bind_rates: dict[int, float] = {}  # key -> PDUs per second over the last interval
 
     def sample(self, now: float) -> Sample | None:
         """Close the interval ending at `now`; None for the first call (nothing to compare)."""
-        steps, pdus, dialogs = self._counters()
+        got = self._counters()
         counts = {b.key: b.received + b.sent for b in self._binds()}
         last = self._last
         smpp = self._smpp.take()
         http = self._http.take()
-        self._last = (now, steps, pdus)
+        self._last = (now, got)
         if last is None or now <= last[0]:
             self._bind_last = counts
             return None
-        span = now - last[0]
+        span, before = now - last[0], last[1]
+        answers = max(0.0, got.app_answers - before.app_answers)
+        app_seconds = max(0.0, got.app_seconds - before.app_seconds)
         self.bind_rates = {
             key: max(0, total - self._bind_last.get(key, 0)) / span for key, total in counts.items()
         }
         self._bind_last = counts  # closed binds drop out here
         sample = Sample(
             at=now,
-            steps=max(0.0, steps - last[1]) / span,
-            pdus=max(0.0, pdus - last[2]) / span,
-            dialogs=dialogs,
+            steps=max(0.0, got.steps - before.steps) / span,
+            pdus=max(0.0, got.pdus - before.pdus) / span,
+            dialogs=got.dialogs,
             smpp_count=smpp[0],
             smpp_mean_ms=smpp[1] * 1000,
             smpp_max_ms=smpp[2] * 1000,
             http_count=http[0],
             http_mean_ms=http[1] * 1000,
             http_max_ms=http[2] * 1000,
+            app_count=int(answers),
+            app_mean_ms=app_seconds / answers * 1000 if answers else 0.0,
         )
         self.samples.append(sample)
         return sample

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from ussd.http.admin import AdminApi, SmppBinds
 from ussd.http.errors import ApiError, Handler, json_response, static_bytes, static_file
-from ussd.rolling import FIELDS, BindCounts, Rolling, Tally, totals
+from ussd.rolling import FIELDS, BindCounts, Counters, Rolling, Tally, totals
 from ussd.smpp.capture import CaptureError
 from ussd.smpp.trace import LIMIT, Trace, describe
 
@@ -40,7 +40,8 @@ TIMED_ROUTES = frozenset(
 
 # What the sampler reads from the gateway's registry (GET /metrics shows the same series).
 _STEPS, _PDUS, _OPEN = "ussd_screens_total", "ussd_smpp_pdus_total", "ussd_dialogs_open"
-_SAMPLES = (_STEPS, _PDUS, _OPEN)
+_APP_SECONDS, _APP_ANSWERS = "ussd_app_latency_seconds_sum", "ussd_app_latency_seconds_count"
+_SAMPLES = (_STEPS, _PDUS, _OPEN, _APP_SECONDS, _APP_ANSWERS)
 
 ASSETS = {"console.css": "text/css", "console.js": "text/javascript"}
 # Own files only, nothing from elsewhere, no framing; charts are inline SVG the script draws.
@@ -90,9 +91,11 @@ class Console:
 
     # -- the sampler -------------------------------------------------------------------------
 
-    def _counters(self) -> tuple[float, float, int]:
+    def _counters(self) -> Counters:
         got = totals(self.gateway.metrics.registry, _SAMPLES)
-        return got[_STEPS], got[_PDUS], int(got[_OPEN])
+        return Counters(
+            got[_STEPS], got[_PDUS], int(got[_OPEN]), got[_APP_SECONDS], got[_APP_ANSWERS]
+        )
 
     def _bind_counts(self) -> list[BindCounts]:
         return [] if self.smpp is None else self.smpp.bind_counts()

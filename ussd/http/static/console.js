@@ -319,12 +319,13 @@
       { index: at("smpp_mean_ms"), cls: "smpp" },
       { index: at("http_max_ms"), cls: "http-max" },
       { index: at("http_mean_ms"), cls: "http" },
+      { index: at("app_mean_ms"), cls: "app" },
     ]);
     const last = samples[samples.length - 1];
     $("span").textContent = "the last " + (seconds > 60 ? seconds / 60 + " minutes" : "minute") + ", a sample every " + data.interval + " s";
     if (last) {
       $("rate-now").textContent = "now " + last[at("steps")].toFixed(1) + " steps/s, " + last[at("pdus")].toFixed(1) + " PDUs/s";
-      $("latency-now").textContent = "last second: SMPP " + last[at("smpp_mean_ms")].toFixed(2) + " ms over " + last[at("smpp_count")] + " reads, phones API " + last[at("http_mean_ms")].toFixed(2) + " ms over " + last[at("http_count")];
+      $("latency-now").textContent = "last second: SMPP " + last[at("smpp_mean_ms")].toFixed(2) + " ms over " + last[at("smpp_count")] + " reads, phones API " + last[at("http_mean_ms")].toFixed(2) + " ms over " + last[at("http_count")] + ", apps " + last[at("app_mean_ms")].toFixed(1) + " ms over " + last[at("app_count")];
     }
   }
 
