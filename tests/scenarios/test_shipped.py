@@ -29,7 +29,7 @@ FLOWS = {
     "instalments.yaml": 2,
     "spending.yaml": 2,
     "ss.yaml": 3,
-    "lk_website.yaml": 3,
+    "lk_website.yaml": 4,
     "my_mts_app.yaml": 5,
     "lost_sms_password.yaml": 2,
 }

@@ -8,6 +8,7 @@ import textwrap
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from sim import runner, web
 from sim import scenario as sc
 from sim.browser import sms_password_pattern
 from sim.targets import SmppTarget, SmsView
+from tests.scenarios.conftest import SHIPPED
 from ussd.menus import Texts
 
 HEAD = """\
@@ -203,3 +205,15 @@ async def test_smpp_target_says_web_steps_need_http(base: dict[str, Any]) -> Non
     result = await target.web_url()
     assert not isinstance(result, str) and result.error == "needs_http"
     assert scenario.steps[0].kind == "web"
+
+
+def test_the_lost_sms_scenario_needs_its_fault(base: dict[str, Any]) -> None:
+    """Without the sms_lost rule the first SMS arrives, and the shipped scenario says so."""
+    items = yaml.safe_load((SHIPPED / "lk_website.yaml").read_text(encoding="utf-8"))
+    (lost,) = [i for i in items if "faults" in i]
+    assert lost["faults"][0]["kind"] == "sms_lost"
+    del lost["faults"]
+    (scenario,) = sc.loads(yaml.safe_dump(lost, allow_unicode=True), "lost.yaml", base)
+    result = runner.run_scenario(scenario)
+    assert not result.passed and result.failure is not None
+    assert result.failure.step == 2 and result.failure.mismatches[0].field == "sms"
