@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import WSMsgType
 
+from tests.browser import OUTPUT
 from tests.http.conftest import EN, RU, Client
 from ussd import faults
 from ussd.runtime import Gateway
@@ -140,3 +142,29 @@ async def test_a_network_error_reaches_the_phone_and_metrics(http: Client) -> No
     status, text = await http.get("/metrics")
     assert 'ussd_faults_injected_total{kind="ussd_network_error"} 1.0' in text
     assert 'ussd_dialogs_ended_total{outcome="network_fault"} 1.0' in text
+
+
+@pytest.mark.browser
+async def test_the_web_phone_shows_a_lost_sms_and_a_network_error(
+    page: Any, started: Gateway
+) -> None:
+    phone = page.get_by_test_id("phone").first
+    await phone.get_by_test_id("number-select").select_option(RU)
+    await page.wait_for_selector(f'[data-testid=phone][data-msisdn="{RU}"][data-online=true]')
+    mark = phone.get_by_test_id("fault-indicator")
+    assert await mark.is_hidden()
+    started.faults.add_raw({"kind": "sms_lost", "times": 1})
+    started.sms.send(RU, "never seen")
+    await page.wait_for_selector("[data-testid=fault-indicator][data-kind=sms_lost]")
+    assert await mark.get_attribute("title") == "sms_lost (f1, sms)"
+    assert "never seen" not in (await phone.get_by_test_id("inbox").text_content() or "")
+
+    started.faults.add_raw({"kind": "ussd_network_error", "match": {"code": "*100#"}})
+    await phone.get_by_test_id("screen-text").click()
+    await page.keyboard.type("*100#")
+    await page.keyboard.press("Enter")
+    screen = phone.get_by_test_id("screen-text")
+    await screen.filter(has_text="Ошибка сети. Запрос не выполнен").wait_for()
+    await page.wait_for_selector("[data-testid=fault-indicator][data-kind=ussd_network_error]")
+    OUTPUT.mkdir(exist_ok=True)
+    await page.screenshot(path=str(OUTPUT / "web-phone-fault.png"), full_page=True)

@@ -538,6 +538,7 @@
       this.reset();
       this.sms.clear();
       this.q("sms-list").replaceChildren();
+      this.q("fault-indicator").hidden = true;
       this.q("app-log").replaceChildren(); // the console follows the number, as the inbox does
       this.q("app-console").hidden = true;
       this.renderConsole();
@@ -632,9 +633,6 @@
           // Our own requests come back here too; showing a screen twice changes nothing.
           // Screens from elsewhere (an SMPP harness on the same number) show up as well.
           if (this.state !== "idle" || this.input === "" || msg.session === this.session) {
-            // Unasked for while idle: a push (docs/smpp.md "Pushes") or another transport's
-            // dial. The display lights up, as a handset's does, until a key is pressed.
-            if (this.state === "idle" && msg.session !== this.session) this.el.dataset.pushed = "true";
             this.showScreen(msg);
           }
           break;
@@ -647,9 +645,22 @@
         case "app":
           this.logExchange(msg);
           break;
+        case "fault":
+          this.showFault(msg);
+          break;
         default:
           break;
       }
+    }
+
+    showFault(msg) {
+      // An injected network fault hit this number (docs/network.md "Faults"): a lost SMS
+      // leaves no other trace, so the status bar says so until the number changes.
+      const mark = this.q("fault-indicator");
+      mark.hidden = false;
+      mark.dataset.kind = msg.kind;
+      mark.title = `${msg.kind} (${msg.rule}, ${msg.at})`;
+      mark.setAttribute("aria-label", mark.title);
     }
 
     onEnd(msg) {
@@ -698,7 +709,6 @@
       // A key press means the user has seen the phone: the new-SMS marks go away.
       this.q("sms-indicator").hidden = true;
       this.q("sms-count").classList.remove("unread");
-      delete this.el.dataset.pushed;
       if (key === "call") return this.send();
       if (key === "end") return this.end();
       if (key === "back") {
@@ -804,9 +814,6 @@
       const secret = this.state === "dialog" && this.screen && this.screen.secret;
       this.q("input").textContent = secret ? "•".repeat([...this.input].length) : this.input;
       this.el.dataset.secret = String(Boolean(secret));
-      // A USSN notice (`notice`, a push with reply false): the call key acknowledges it.
-      const notice = this.state === "dialog" && this.screen && this.screen.notice;
-      this.el.dataset.notice = String(Boolean(notice));
       const length = this.q("length");
       const size = ussdSize(this.input);
       length.hidden = this.input === "" && !this.full;
@@ -821,7 +828,7 @@
       const hints = {
         idle: [t("hintCall"), this.input ? t("hintClear") : ""],
         waiting: ["", t("hintCancel")],
-        dialog: notice ? [t("hintOk"), ""] : [t("hintSend"), t("hintCancel")],
+        dialog: [t("hintSend"), t("hintCancel")],
         ended: [t("hintOk"), ""],
       }[this.state];
       const hint = this.q("hint");
