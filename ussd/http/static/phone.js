@@ -633,6 +633,9 @@
           // Our own requests come back here too; showing a screen twice changes nothing.
           // Screens from elsewhere (an SMPP harness on the same number) show up as well.
           if (this.state !== "idle" || this.input === "" || msg.session === this.session) {
+            // Unasked for while idle: a push (docs/smpp.md "Pushes") or another transport's
+            // dial. The display lights up, as a handset's does, until a key is pressed.
+            if (this.state === "idle" && msg.session !== this.session) this.el.dataset.pushed = "true";
             this.showScreen(msg);
           }
           break;
@@ -709,6 +712,7 @@
       // A key press means the user has seen the phone: the new-SMS marks go away.
       this.q("sms-indicator").hidden = true;
       this.q("sms-count").classList.remove("unread");
+      delete this.el.dataset.pushed;
       if (key === "call") return this.send();
       if (key === "end") return this.end();
       if (key === "back") {
@@ -814,6 +818,9 @@
       const secret = this.state === "dialog" && this.screen && this.screen.secret;
       this.q("input").textContent = secret ? "•".repeat([...this.input].length) : this.input;
       this.el.dataset.secret = String(Boolean(secret));
+      // A USSN notice (`notice`, a push with reply false): the call key acknowledges it.
+      const notice = this.state === "dialog" && this.screen && this.screen.notice;
+      this.el.dataset.notice = String(Boolean(notice));
       const length = this.q("length");
       const size = ussdSize(this.input);
       length.hidden = this.input === "" && !this.full;
@@ -828,7 +835,7 @@
       const hints = {
         idle: [t("hintCall"), this.input ? t("hintClear") : ""],
         waiting: ["", t("hintCancel")],
-        dialog: [t("hintSend"), t("hintCancel")],
+        dialog: notice ? [t("hintOk"), ""] : [t("hintSend"), t("hintCancel")],
         ended: [t("hintOk"), ""],
       }[this.state];
       const hint = this.q("hint");
