@@ -156,3 +156,34 @@ async def test_a_fault_rule_and_the_dialog_it_ended(console: Any, smpp: SmppServ
     OUTPUT.mkdir(exist_ok=True)
     await page.screenshot(path=str(OUTPUT / "console-fault.png"), full_page=True)
     await client.close()
+
+
+async def test_the_trace_follows_the_newest_bind(console: Any, smpp: SmppServer) -> None:
+    page = console
+    first = await bound(smpp)
+    await page.locator("[data-testid=bind].selected").wait_for()
+    first_id = await page.locator("[data-testid=bind].selected").get_attribute("data-bind")
+    second = await bound(smpp)
+    second_row = page.locator(f"[data-testid=bind][data-bind='{int(first_id or 0) + 1}']")
+    await second_row.and_(page.locator(".selected")).wait_for()  # followed, untouched
+    await (
+        page.get_by_test_id("trace-of")
+        .filter(has_text=f"bind {int(first_id or 0) + 1} ")
+        .wait_for()
+    )
+    await second.submit(ALICE, "*100#")
+    await page.locator("[data-testid=pdu][data-command=submit_sm]").wait_for()
+    # Each PDU once, numbered in order, although the pick and the poll may cross.
+    numbers = await page.locator("[data-testid=pdu]").evaluate_all(
+        "rows => rows.map(r => Number(r.getAttribute('data-n')))"
+    )
+    assert numbers == sorted(set(numbers))
+
+    # A bind picked by hand holds the trace; following stops until ticked again.
+    await page.locator(f"[data-testid=bind][data-bind='{first_id}']").click()
+    assert not await page.get_by_test_id("follow").is_checked()
+    third = await bound(smpp)
+    await page.locator("[data-testid=bind]").nth(2).wait_for()
+    assert await page.get_by_test_id("trace-of").get_attribute("data-bind") == first_id
+    for client in (first, second, third):
+        await client.close()

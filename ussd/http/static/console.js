@@ -18,6 +18,8 @@
     token: store.getItem("console.token"),
     paused: false,
     bind: null, // the traced bind's id
+    follow: true, // trace each new bind as it appears
+    newest: 0, // the highest bind id seen
     traceAfter: 0,
     records: true, // GET /api/v1/dialogs exists (a 404 hides the panel)
     faults: true,
@@ -100,6 +102,11 @@
   }
 
   function renderBinds(data) {
+    const newest = Math.max(0, ...data.binds.map((b) => b.id));
+    if (newest > ui.newest) {
+      ui.newest = newest;
+      if (ui.follow) selectBind(newest);
+    }
     const rows = data.binds.map((b) => {
       const w = b.window;
       const full = w.used >= w.size;
@@ -123,7 +130,7 @@
       );
       tr.classList.add("pick");
       if (ui.bind === b.id) tr.classList.add("selected");
-      tr.addEventListener("click", () => selectBind(b.id));
+      tr.addEventListener("click", () => pickBind(b.id));
       return tr;
     });
     for (const c of data.closed_binds) {
@@ -133,7 +140,7 @@
       );
       tr.classList.add("pick", "closed");
       if (ui.bind === c.id) tr.classList.add("selected");
-      tr.addEventListener("click", () => selectBind(c.id));
+      tr.addEventListener("click", () => pickBind(c.id));
       rows.push(tr);
     }
     replaceRows($("binds-body"), rows, data.smpp ? "no SMPP connection" : "the SMPP server is not running");
@@ -181,6 +188,13 @@
   }
 
   // -- the trace ----------------------------------------------------------------------------
+
+  // A bind picked by hand: the trace stays on it.
+  function pickBind(id) {
+    ui.follow = false;
+    $("follow").checked = false;
+    selectBind(id);
+  }
 
   function selectBind(id) {
     if (ui.bind === id) return;
@@ -233,9 +247,11 @@
       return;
     }
     const body = $("trace-body");
-    for (const p of data.pdus) body.appendChild(traceRow(p));
+    // Two polls may cross (a bind picked while the page polls): each PDU is shown once.
+    const fresh = data.pdus.filter((p) => p.n > ui.traceAfter);
+    for (const p of fresh) body.appendChild(traceRow(p));
     while (body.children.length > TRACE_ROWS) body.removeChild(body.firstChild);
-    if (data.pdus.length) ui.traceAfter = data.pdus[data.pdus.length - 1].n;
+    if (fresh.length) ui.traceAfter = fresh[fresh.length - 1].n;
     const who = (data.system_id || "not bound") + " " + data.peer;
     $("trace-of").textContent = "bind " + id + " (" + who + ")" + (data.open ? "" : ", closed") + ": " + data.count + " PDUs since tracing began, the last " + data.limit + " kept";
     $("trace-of").setAttribute("data-bind", id);
@@ -386,6 +402,10 @@
       signedIn($("token").value);
     });
     $("sign-out").addEventListener("click", () => showToken(""));
+    $("follow").addEventListener("change", () => {
+      ui.follow = $("follow").checked;
+      if (ui.follow && ui.newest) selectBind(ui.newest);
+    });
     $("pause").addEventListener("click", () => {
       ui.paused = !ui.paused;
       $("pause").textContent = ui.paused ? "Resume" : "Pause";
