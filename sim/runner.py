@@ -252,9 +252,12 @@ async def run_step(target: Target, step: sc.Step, browser: Browser | None = None
             problems += check_account(result.data, expect)
             found = web.check_json(result.data, expect.json or ())
             problems += [Mismatch(*triple) for triple in found]
-    elif isinstance(a, sc.Dial | sc.Reply):
-        call = target.dial if isinstance(a, sc.Dial) else target.reply
-        result = await call(who, a.text)
+    elif isinstance(a, sc.Dial | sc.Reply | sc.Push):
+        if isinstance(a, sc.Push):  # the screen the network pushed (docs/smpp.md "Pushes")
+            result = await target.push(who, a.text, a.reply, a.origin)
+        else:
+            call = target.dial if isinstance(a, sc.Dial) else target.reply
+            result = await call(who, a.text)
         problems = check_result(result, expect)
         if result.ok:
             problems += check_screen(result.screen, expect)

@@ -178,6 +178,17 @@ class Release:
 
 
 @dataclass(frozen=True, slots=True)
+class Push:
+    """Network-initiated USSD to the acting MSISDN (docs/smpp.md "Pushes"): its handset shows
+    `text` and waits for an answer (`reply`), or for the acknowledgement of a notice."""
+
+    kind: ClassVar[str] = "push"
+    text: str
+    reply: bool = True
+    origin: str = ""  # `from`: a sender shown, or smpp:SYSTEM_ID to hand the answer to an app
+
+
+@dataclass(frozen=True, slots=True)
 class SmsCheck:
     """Assert SMS in `to`'s inbox: at least one matching, or exactly `count`."""
 
@@ -275,6 +286,7 @@ Action = (
     Dial
     | Reply
     | Release
+    | Push
     | SmsCheck
     | Login
     | Advance
@@ -293,6 +305,7 @@ EXPECT_FOR: dict[str, tuple[str, ...] | None] = {
     "dial": _SCREEN,
     "reply": _SCREEN,
     "release": None,
+    "push": _SCREEN,  # the screen the handset shows
     "sms": None,
     "advance": None,
     "wait_timeout": ("end", "timeout", "text"),
@@ -665,7 +678,7 @@ class _StepBuilder:
     def track(self, action: Action, who: str, expect: Expect | None) -> None:
         """Impossible orders fail at load: a reply needs a dialog that may still be open."""
         ended = expect is not None and (expect.end is True or expect.continue_ is False)
-        if isinstance(action, Dial):
+        if isinstance(action, Dial | Push):
             self.open[who] = not ended
         elif isinstance(action, Reply | WaitTimeout):
             state = self.open[who]
@@ -761,6 +774,24 @@ class _StepBuilder:
             # `reply: 00` would reach us as 0: only a quoted string keeps what was typed.
             raise _Problem(f"reply: expected a string, got {brief(value)} (quote it)")
         return Reply(value)
+
+    def _push(self, value: object, who: str) -> Action:
+        if isinstance(value, str):
+            value = {"text": value}
+        a = _Args("push", value)
+        a.known("text", "reply", "from")
+        text = a.str_("text")
+        if not text:
+            raise _Problem("push: text: a push needs some text")
+        reply = a.data.get("reply", True)
+        if not isinstance(reply, bool):
+            raise _Problem(f"push: reply: expected true or false, got {brief(reply)}")
+        origin = a.data.get("from", "")
+        if isinstance(origin, int) and not isinstance(origin, bool):
+            origin = str(origin)  # `from: 900`
+        if not isinstance(origin, str):
+            raise _Problem(f"push: from: expected a sender or smpp:SYSTEM_ID, got {brief(origin)}")
+        return Push(text, reply, origin)
 
     def _release(self, value: object, who: str) -> Action:
         if value is not True:
@@ -872,6 +903,7 @@ _BUILDERS: dict[str, Callable[[_StepBuilder, object, str], Action]] = {
     "dial": _StepBuilder._dial,
     "reply": _StepBuilder._reply,
     "release": _StepBuilder._release,
+    "push": _StepBuilder._push,
     "sms": _StepBuilder._sms,
     "login": _StepBuilder._login,
     "advance": _StepBuilder._advance,

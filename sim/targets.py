@@ -22,7 +22,7 @@ from sim.esme import BindRefused, Esme, RequestTimeout, connect
 from sim.scenario import Scenario
 from ussd.clock import SimulatedClock
 from ussd.dialstring import DialStringError
-from ussd.engine import NoDialog, NotUssd, UnknownSubscriber
+from ussd.engine import NoDialog, NotUssd, SubscriberBusy, UnknownSubscriber
 from ussd.events import DialogEnded, Event, Outcome, Screen, SmsState
 from ussd.faults import FaultError
 from ussd.http import HttpServer, start_http
@@ -104,6 +104,10 @@ class Target(Protocol):
     async def reply(self, msisdn: str, text: str) -> Result: ...
 
     async def release(self, msisdn: str) -> Result: ...
+
+    async def push(self, msisdn: str, text: str, reply: bool, origin: str) -> Result:
+        """Network-initiated USSD to msisdn: the screen its handset shows (docs/smpp.md)."""
+        ...
 
     async def inbox(self, msisdn: str, want: Want) -> list[SmsView]:
         """The inbox, once `want(inbox)` holds or the target stops waiting."""
@@ -218,6 +222,8 @@ class InProcessTarget:
             return refused(400, "bad_msisdn", str(exc))
         except UnknownSubscriber as exc:
             return refused(404, "unknown_msisdn", str(exc))
+        except SubscriberBusy as exc:  # a push never interrupts a dialog
+            return refused(409, "subscriber_busy", str(exc))
         return Result(screen=ScreenView(s.text, s.end, s.page, s.pages))
 
     async def dial(self, msisdn: str, text: str) -> Result:
@@ -228,6 +234,14 @@ class InProcessTarget:
 
     async def release(self, msisdn: str) -> Result:
         return Result(data={"released": self.gateway.engine.release(msisdn)})
+
+    async def push(self, msisdn: str, text: str, reply: bool, origin: str) -> Result:
+        code = "" if origin.startswith("smpp:") else origin
+
+        async def pushed() -> Screen:
+            return self.gateway.engine.push(msisdn, text, reply, origin, code)
+
+        return await self._screen(pushed)
 
     async def inbox(self, msisdn: str, want: Want) -> list[SmsView]:
         gw = self.gateway
@@ -427,6 +441,12 @@ class HttpTarget:
 
     async def release(self, msisdn: str) -> Result:
         return await self._call("POST", self._phone(msisdn, "release"), {})
+
+    async def push(self, msisdn: str, text: str, reply: bool, origin: str) -> Result:
+        body: dict[str, Any] = {"text": text, "reply": reply}
+        if origin:
+            body["from"] = origin
+        return self._screen(await self._admin("POST", self._phone(msisdn, "push"), body))
 
     async def inbox(self, msisdn: str, want: Want) -> list[SmsView]:
         deadline = time.monotonic() + WAIT
@@ -684,6 +704,9 @@ class SmppTarget:
 
     def _unsupported(self, what: str) -> Result:
         return refused(501, "needs_http", f"{what} needs --target http://...")
+
+    async def push(self, msisdn: str, text: str, reply: bool, origin: str) -> Result:
+        return self._unsupported("push")  # the admin push API (docs/smpp.md "Pushes")
 
     async def fault(self, rule: Mapping[str, Any] | None) -> Result:
         return self._unsupported("fault")
@@ -993,6 +1016,9 @@ class CombinedTarget:
 
     async def web_url(self) -> str | Result:
         return await self.http.web_url()
+
+    async def push(self, msisdn: str, text: str, reply: bool, origin: str) -> Result:
+        return await self.http.push(msisdn, text, reply, origin)
 
     async def mo_sms(self, sender: str, to: str, text: str, receipt: bool) -> Result:
         return await self.smpp.mo_sms(sender, to, text, receipt)
