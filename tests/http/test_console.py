@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.apps.appserver import MSISDN, Seen, gateway_for, running, screen
 from tests.smpp.helpers import ALICE, RecordingEsme, bound, server_config, start_server
 from ussd.config import Config
 from ussd.http import HttpServer, start_http
@@ -192,3 +193,31 @@ async def test_without_smpp_the_console_says_so(server: HttpServer) -> None:
         assert (r.status, body["smpp"], body["binds"], body["closed_binds"]) == (200, False, [], [])
         async with session.get("/api/v1/console/binds/1/trace") as r:
             assert (r.status, (await r.json())["error"]["code"]) == (404, "unknown_bind")
+
+
+async def test_latency_rows_count_phones_requests_and_app_answers() -> None:
+    """A dial through the phones API to an app over HTTP: the interval's row counts the
+    request (phones API line) and the app's answer (outside apps line)."""
+
+    def app(seen: Seen) -> Any:
+        return screen("Shop\n1. Buy", final=True)
+
+    async with running(app) as srv, gateway_for(srv.url) as gw:
+        web = await start_http(gw, "127.0.0.1", 0)
+        try:
+            console = web.runner.app[CONSOLE]
+            console.rolling.sample(1_000.0)
+            async with aiohttp.ClientSession(base_url=web.url) as session:
+                async with session.post(
+                    f"/api/v1/phones/{MSISDN}/dial", json={"text": "*384#"}
+                ) as r:
+                    assert r.status == 200 and (await r.json())["text"] == "Shop\n1. Buy"
+                async with session.get(f"/api/v1/phones/{MSISDN}/sms") as r:
+                    assert r.status == 200  # not a timed route
+            sample = console.rolling.sample(1_001.0)
+        finally:
+            await web.stop()
+    assert sample is not None
+    assert (sample.http_count, sample.app_count, sample.smpp_count) == (1, 1, 0)
+    assert sample.http_mean_ms >= sample.app_mean_ms > 0  # the request waited for the app
+    assert sample.steps == 1.0
