@@ -3,6 +3,8 @@ over HTTP and over SMPP, and `ussd-sim load` over SMPP. Real sockets on 127.0.0.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,12 +13,15 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prompt_toolkit.input import create_pipe_input
 
 from sim import load, runner
 from sim import scenario as sc
+from sim.client import PhonesClient
 from sim.targets import HttpTarget, InProcessTarget, make_target
 from tests.apps.appserver import LiveApp, Seen, app_config, con, end, running
 from tests.conftest import ROOT
+from tests.http.test_terminal_phone import CapturingPhone
 from ussd.clock import SimulatedClock
 from ussd.http import start_http
 from ussd.runtime import Gateway
@@ -95,6 +100,24 @@ async def test_the_phones_api(served: tuple[Gateway, str, str]) -> None:
             last = await r.json()
     assert (first["text"], first["end"]) == ("Магазин\n1. Купить\n2. Продать", False)
     assert (last["text"], last["end"]) == ("Вы выбрали 1. Спасибо!", True)
+
+
+async def test_the_terminal_phone(served: tuple[Gateway, str, str]) -> None:
+    _, url, _ = served
+    async with PhonesClient(url) as client:
+        with create_pipe_input() as pipe:
+            phone = CapturingPhone(client, "79161234567", pipe)
+            watcher = asyncio.create_task(phone.watch())
+            try:
+                await asyncio.wait_for(phone._ready.wait(), 15)
+                await phone.handle("*384#")
+                await phone.shows("Магазин", "2. Продать")
+                await phone.handle("2")
+                await phone.shows("Вы выбрали 2. Спасибо!")
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
 
 
 async def test_a_scenario_over_http(

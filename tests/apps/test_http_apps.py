@@ -282,15 +282,17 @@ async def test_a_thousand_concurrent_dialogs_to_one_app_none_lost_or_crossed() -
     assert len(srv.seen) == 2000
 
 
-async def test_headers_are_sent_and_kept_out_of_the_console() -> None:
-    async with (
-        running(lambda seen: screen("ok", final=True)) as srv,
-        gateway_for(srv.url, headers={"X-Api-Key": "s3cret"}) as gw,
-    ):
-        events = record(gw)
-        await gw.dial(MSISDN, "*384#")
+async def test_credentials_are_sent_and_kept_out_of_the_console() -> None:
+    async with running(lambda seen: screen("ok", final=True)) as srv:
+        url = srv.url.replace("http://", "http://shop:pa55@")
+        async with gateway_for(url, headers={"X-Api-Key": "s3cret"}) as gw:
+            events = record(gw)
+            await gw.dial(MSISDN, "*384#")
     assert srv.seen[0].headers["X-Api-Key"] == "s3cret"
-    assert all("s3cret" not in x.request for x in exchanges(events))
+    assert srv.seen[0].headers["Authorization"] == "Basic c2hvcDpwYTU1"  # shop:pa55
+    (exchange,) = exchanges(events)
+    assert exchange.url == srv.url and exchange.request.startswith(f"POST {srv.url}\n")
+    assert "s3cret" not in repr(exchange) and "pa55" not in repr(exchange)
 
 
 async def test_metrics_count_requests_by_app_and_outcome() -> None:
@@ -316,3 +318,35 @@ async def test_without_a_started_gateway_an_app_route_is_an_app_error() -> None:
             gw.close()
     assert shown.end and shown.text == "Ошибка сервиса. Попробуйте позже."
     assert srv.seen == []
+
+
+def hubtel(seen: Seen) -> web.Response:
+    """A Hubtel app that keeps its place in ClientState, and accepts end notices."""
+    fields = seen.fields
+    if fields["Type"] in ("Release", "Timeout"):
+        return web.json_response({})
+    state = f"{fields['ClientState']}>{fields['Message']}"
+    return web.json_response({"Message": f"at {state}", "Type": "Response", "ClientState": state})
+
+
+def notified(events: list[Event]) -> bool:
+    return any(x.outcome == "notified" for x in exchanges(events))
+
+
+@pytest.mark.parametrize(("how", "told"), [("release", "Release"), ("timeout", "Timeout")])
+async def test_hubtel_hears_a_release_and_a_timeout(how: str, told: str) -> None:
+    async with running(hubtel) as srv, gateway_for(srv.url, "hubtel") as gw:
+        assert (await gw.dial(MSISDN, "*384*7#")).text == "at >*384*7#"
+        assert (await gw.reply(MSISDN, "1")).text == "at >*384*7#>1"
+        notice = asyncio.create_task(heard(gw, notified))
+        if how == "release":
+            assert gw.engine.release(MSISDN)
+        else:
+            gw.advance(gw.config.ussd.reply_timeout)  # the subscriber never answers
+        await notice
+    bodies = srv.bodies()
+    assert [b["Type"] for b in bodies] == ["Initiation", "Response", told]
+    assert [b["Sequence"] for b in bodies] == [1, 2, 3]
+    assert [b["ClientState"] for b in bodies] == ["", ">*384*7#", ">*384*7#>1"]
+    assert bodies[2]["Message"] == "" and bodies[2]["ServiceCode"] == "384"
+    assert len({b["SessionId"] for b in bodies}) == 1

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -85,6 +86,14 @@ def target(app: AppConfig) -> AppTarget:
     return AppTarget(
         url=app.url, headers=app.headers, end_url=app.end_url, network_code=app.network_code
     )
+
+
+def public_url(url: str) -> str:
+    """The URL without `user:password@`: the app console and the logs show it."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def shown(body: bytes) -> str:
@@ -187,6 +196,8 @@ class AppClient:
             self._exchange(effect, dialog, http, status, body, began, False, "error")
             return Failure(Outcome.APP_ERROR, f"the exchange failed: {type(exc).__name__}")
         dialog.last_answer = answer.text
+        # An end notice carries the state the app returned last (Hubtel's ClientState).
+        dialog.turn = replace(turn, client_state=answer.client_state)
         outcome = "end" if answer.end else "continue"
         self._exchange(effect, dialog, http, status, body, began, False, outcome)
         value = {"text": answer.text, "end": answer.end, "client_state": answer.client_state}
@@ -233,14 +244,15 @@ class AppClient:
     ) -> None:
         if timed_out:
             outcome = "timeout"
+        url = public_url(http.url)
         self.bus.emit(
             AppExchange(
                 msisdn=effect.msisdn,
                 session=effect.session,
                 app=dialog.app.name,
                 dialect=dialog.app.dialect,
-                url=http.url,
-                request=f"{http.method} {http.url}\n{shown(http.body)}",
+                url=url,
+                request=f"{http.method} {url}\n{shown(http.body)}",
                 status=status,
                 answer=shown(body),
                 latency_ms=(time.perf_counter() - began) * 1000.0,
