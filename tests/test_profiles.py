@@ -84,7 +84,7 @@ def test_each_profile_ends_a_dialog_at_its_session_maximum(name: str) -> None:
     [
         ("mts", (180.0, 30.0, 10.0, "paginate", "ru", "25001", "africastalking")),
         ("africastalking", (180.0, 30.0, 15.0, "truncate", "en", "63902", "africastalking")),
-        ("clickatell", (120.0, 20.0, 10.0, "truncate", "en", "65501", "africastalking")),
+        ("clickatell", (120.0, 20.0, 10.0, "truncate", "en", "65501", "json")),
         ("hubtel", (180.0, 120.0, 10.0, "truncate", "en", "62001", "hubtel")),
     ],
 )
@@ -131,6 +131,7 @@ def test_explicit_keys_override_the_profile() -> None:
         ("operator", "network_code", "25001x"),
         ("operator", "app_timeout", "0s"),
         ("operator", "app_timeout", "10m"),
+        ("operator", "dialect", "soap"),
         ("ussd", "screen_policy", "scroll"),
         ("ussd", "screen_length", 19),
         ("ussd", "screen_length", 183),

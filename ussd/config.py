@@ -499,7 +499,7 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         profile=profile.name,
         network_code=op.str_("network_code", profile.network_code),
         app_timeout=op.duration("app_timeout", profile.app_timeout, maximum=300.0),
-        dialect=op.str_("dialect", profile.dialect, max_length=40),
+        dialect=op.str_("dialect", profile.dialect, APP_DIALECTS),
     )
     if not _NETWORK_CODE.fullmatch(operator.network_code):
         raise ConfigError("operator.network_code", "expected MCC+MNC: 5 or 6 digits")

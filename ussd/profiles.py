@@ -64,7 +64,7 @@ PROFILES: Mapping[str, Profile] = {
         screen_length=182,
         language="en",
         network_code="65501",
-        dialect="africastalking",
+        dialect="json",
     ),
     "hubtel": Profile(
         name="hubtel",
