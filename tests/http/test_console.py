@@ -221,3 +221,15 @@ async def test_latency_rows_count_phones_requests_and_app_answers() -> None:
     assert (sample.http_count, sample.app_count, sample.smpp_count) == (1, 1, 0)
     assert sample.http_mean_ms >= sample.app_mean_ms > 0  # the request waited for the app
     assert sample.steps == 1.0
+
+
+async def test_open_dialogs_are_counted_all_and_listed_newest_fifty(
+    api: Any, gateway: Gateway
+) -> None:
+    for n in range(60):
+        gateway.engine.dial(f"7916{n:07d}", "*111#")
+        gateway.clock.advance(0.1)  # type: ignore[attr-defined]
+    _, body = await api("/api/v1/console")
+    shown = body["dialogs"]["shown"]
+    assert body["dialogs"]["open"] == 60 and len(shown) == 50
+    assert shown[0]["msisdn"] == "79160000059" and shown[-1]["msisdn"] == "79160000010"
