@@ -67,12 +67,15 @@
       }
     },
 
-    // A readable message for a failed request: err_<code> from menus/lk.yaml.
-    errorText(res) {
+    // A readable message for a failed request: err_<code> from menus/lk.yaml, or
+    // err_<context>_<code> when a code means something else there (a 429 of the captcha).
+    errorText(res, context) {
       if (res.status === 0) return Lk.t("err_network");
       const error = (res.data && res.data.error) || {};
-      const key = "err_" + (error.code || "other");
       const texts = (Lk.site && Lk.site.texts[Lk.lang]) || {};
+      const code = error.code || "other";
+      const own = context ? "err_" + context + "_" + code : null;
+      const key = own && texts[own] ? own : "err_" + code;
       if (texts[key]) return Lk.t(key, { seconds: res.retryAfter || "?" });
       return Lk.t("err_other", { message: error.message || String(res.status) });
     },
@@ -499,7 +502,14 @@
   async function newCaptcha(rerender) {
     ui.captcha = { image: undefined, id: null };
     const res = await Lk.api("POST", "/api/v1/lk/captcha", {});
-    if (res.ok) ui.captcha = { image: res.data.image, id: res.data.captcha_id };
+    if (res.ok) {
+      ui.captcha = { image: res.data.image, id: res.data.captcha_id };
+      if (rerender) say(); // asked for by hand: what was said before is done with
+    } else {
+      // Too many pictures from this address (429): say when the next one comes.
+      say(null, Lk.errorText(res, "captcha"));
+      return render();
+    }
     const img = document.getElementById("lk-captcha-img");
     if (img && ui.captcha.image) img.src = ui.captcha.image;
     const answer = document.getElementById("lk-captcha-answer");

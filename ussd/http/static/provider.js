@@ -73,7 +73,7 @@
     const path = "/api/v1/lk/providers/" + encodeURIComponent(provider) + "/login";
     const res = await Lk.api("POST", path, { login, password });
     if (!res.ok) {
-      error = Lk.errorText(res);
+      error = Lk.errorText(res, "provider");
       return render();
     }
     error = null;
