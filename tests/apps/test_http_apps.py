@@ -10,7 +10,19 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.apps.appserver import EN, MSISDN, Seen, con, end, gateway_for, heard, running, screen
+from tests.apps.appserver import (
+    EN,
+    MSISDN,
+    Seen,
+    app_config,
+    con,
+    end,
+    gateway_for,
+    heard,
+    running,
+    screen,
+)
+from ussd.clock import SimulatedClock
 from ussd.engine import DialogBusy, NoDialog
 from ussd.events import AppExchange, DialogEnded, Event, Outcome
 from ussd.runtime import Gateway
@@ -276,6 +288,7 @@ async def test_a_thousand_concurrent_dialogs_to_one_app_none_lost_or_crossed() -
         events = record(gw)
         firsts = await asyncio.gather(*(gw.dial(n, "*384#") for n in numbers))
         lasts = await asyncio.gather(*(gw.reply(n, n[-4:]) for n in numbers))
+        assert gw._apps is not None and gw._apps._dialogs == {}  # nothing held after the end
     assert [s.text for s in firsts] == [f"hello {n}" for n in numbers]
     assert [s.text for s in lasts] == [f"{n} said {n[-4:]}" for n in numbers]
     assert outcomes(events) == [Outcome.APP_RELEASE] * 1000
@@ -308,9 +321,6 @@ async def test_metrics_count_requests_by_app_and_outcome() -> None:
 async def test_without_a_started_gateway_an_app_route_is_an_app_error() -> None:
     # The synchronous engine API performs no effects (docs/design.md): a clear error screen.
     async with running(lambda seen: screen("never")) as srv:
-        from tests.apps.appserver import app_config
-        from ussd.clock import SimulatedClock
-
         gw = Gateway.create(app_config(srv.url), clock=SimulatedClock(), database=":memory:")
         try:
             shown = gw.engine.dial(MSISDN, "*384#")
@@ -350,3 +360,46 @@ async def test_hubtel_hears_a_release_and_a_timeout(how: str, told: str) -> None
     assert [b["ClientState"] for b in bodies] == ["", ">*384*7#", ">*384*7#>1"]
     assert bodies[2]["Message"] == "" and bodies[2]["ServiceCode"] == "384"
     assert len({b["SessionId"] for b in bodies}) == 1
+
+
+async def test_end_notices_are_bounded_and_abandoned_at_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ussd.apps import client as client_mod
+
+    monkeypatch.setattr(client_mod, "MAX_NOTICES", 2)
+    never = asyncio.Event()
+
+    async def app(seen: Seen) -> web.Response:
+        if seen.path == "/end":
+            await never.wait()  # an end_url that never answers
+        return con("Menu")
+
+    async with running(app) as srv:
+        end_url = srv.url.replace("/ussd", "/end")
+        gw = Gateway.create(
+            app_config(srv.url, "africastalking", end_url=end_url),
+            clock=SimulatedClock(),
+            database=":memory:",
+        )
+        await gw.start()
+        apps = gw._apps
+        assert apps is not None
+        numbers = [f"7900000000{i}" for i in range(3)]
+        for n in numbers:
+            await gw.dial(n, "*384#")
+        arrived = asyncio.create_task(until(lambda: len(srv.bodies("/end")) == 2, srv))
+        for n in numbers:
+            assert gw.engine.release(n)
+        await arrived
+        assert apps.notices_dropped == 1 and apps._dialogs == {}
+        await asyncio.wait_for(gw.stop(), 10)  # the two in flight are abandoned, not awaited
+        assert apps._notices == set()
+        never.set()
+
+
+async def until(predicate: Any, srv: Any) -> None:
+    """Wait until predicate() holds, re-checked whenever the app receives a request."""
+    while not predicate():
+        srv.arrived.clear()
+        await srv.arrived.wait()
