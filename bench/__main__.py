@@ -76,12 +76,19 @@ def _part_apps() -> dict[str, Any]:
     return apps.run()
 
 
+def _part_smpp_apps() -> dict[str, Any]:
+    from bench import smpp_apps
+
+    return smpp_apps.run()
+
+
 LOCAL_PARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "parse": _part_parse,
     "engine_steps": _part_engine_steps,
     "engine_memory": _part_engine_memory,
     "drain": _part_drain,
     "apps": _part_apps,
+    "smpp_apps": _part_smpp_apps,
 }
 LOAD_PARTS = ("e2e", "p99", "ready", "ceiling", "peer")
 
@@ -313,6 +320,34 @@ def build_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
             f"{_fmt(through.get('p99'), 'ms')} vs {_fmt(alone.get('p99'), 'ms')} (bench/apps.py)"
             if apps and "error" not in apps
             else "",
+        )
+    )
+    smpp_apps = results.get("smpp_apps", {})
+    closed = smpp_apps.get("closed")
+    v = _steps(closed)
+    rows.append(
+        Row(
+            "USSD through an app bind (harness → gateway → echo app), steps/s",
+            v,
+            "/s",
+            "",
+            None,
+            f"*555#→1→0, closed, {_get(closed or {}, 'concurrency')} users (bench/smpp_apps.py)"
+            + (f"; {_errors(closed)}" if _errors(closed) else ""),
+        )
+    )
+    report = smpp_apps.get("1000")
+    v = _get(report or {}, "latency_ms", "all steps", "p99")
+    got = _steps(report)
+    rows.append(
+        Row(
+            "p99 through an app bind at 1,000 steps/s offered",
+            v,
+            "ms",
+            "≤ 20 ms (the built-in bar)",
+            at_most(v, 20.0),
+            f"open model, {got if got is None else round(got)} steps/s answered"
+            + (f"; {_errors(report)}" if _errors(report) else ""),
         )
     )
     drain = results.get("drain", {})

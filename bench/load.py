@@ -94,7 +94,7 @@ def spawned(
 
 
 @contextlib.contextmanager
-def gateway() -> Iterator[int]:
+def gateway(config: Path = ROOT / "config.yaml") -> Iterator[int]:
     """`ussd-sim serve` on 127.0.0.1:0, simulated clock, SQLite in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="ussd-bench-") as tmp:
         cmd = [
@@ -109,7 +109,7 @@ def gateway() -> Iterator[int]:
             "--clock",
             "simulated",
             "--config",
-            str(ROOT / "config.yaml"),
+            str(config),
         ]
         with spawned(cmd, _BANNER) as (port, _):
             yield port
