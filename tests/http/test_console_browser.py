@@ -89,6 +89,11 @@ async def test_a_bind_its_dialog_its_trace_and_its_record(console: Any, smpp: Sm
 
     # The subscriber releases: the dialog leaves, its record arrives with the cause.
     await client.submit(ALICE, "", op=UssdServiceOp.RELEASE)
+    await (
+        page.locator("[data-testid=pdu][data-command=submit_sm]")
+        .filter(has_text="0x81 release")
+        .wait_for()
+    )
     record = page.locator(f"[data-testid=record][data-msisdn='{ALICE}']")
     await record.wait_for()
     assert await record.get_attribute("data-cause") == "user_release"

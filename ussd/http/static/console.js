@@ -222,7 +222,9 @@
   }
 
   function traceRow(p) {
-    const op = p.ussd_service_op ? p.ussd_service_op.value + " " + p.ussd_service_op.name : "";
+    // Vendor operations (0x80 and up, SMPP 3.4 §5.3.2.44) in hex, as docs/smpp.md writes them.
+    const opValue = (v) => (v >= 0x80 ? "0x" + v.toString(16).toUpperCase() : String(v));
+    const op = p.ussd_service_op ? opValue(p.ussd_service_op.value) + " " + p.ussd_service_op.name : "";
     const its = p.its_session_info
       ? "session " + p.its_session_info.session_number + ", seq " + p.its_session_info.sequence_number + (p.its_session_info.end_of_session ? ", end" : "")
       : "";
