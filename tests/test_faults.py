@@ -238,6 +238,8 @@ def test_network_error_at_dial() -> None:
     assert screen.end and screen.text == "Ошибка сети. Запрос не выполнен, попробуйте позже."
     [end] = ends(seen)
     assert end.outcome is Outcome.NETWORK_FAULT
+    assert end.record is not None and end.record.cause == "network_fault"
+    assert end.record.detail == "fault f1: ussd_network_error at dial"
     assert [e for e in seen if isinstance(e, FaultInjected)] == [
         FaultInjected(RU, "ussd_network_error", "f1", "dial")
     ]
@@ -277,7 +279,8 @@ def test_a_dropped_dialog_times_out_silently(at: str) -> None:
     [end] = ends(seen)
     assert end.outcome is Outcome.NETWORK_FAULT
     assert end.screen is not None and end.screen.text == "Время ожидания ответа истекло."
-    assert end.record is None or "dialog_dropped" in end.record.detail
+    assert end.record is not None and end.record.cause == "network_fault"
+    assert end.record.detail == f"fault f1: dialog_dropped at {at}"
     gw.close()
 
 

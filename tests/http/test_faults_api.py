@@ -168,3 +168,25 @@ async def test_the_web_phone_shows_a_lost_sms_and_a_network_error(
     await page.wait_for_selector("[data-testid=fault-indicator][data-kind=ussd_network_error]")
     OUTPUT.mkdir(exist_ok=True)
     await page.screenshot(path=str(OUTPUT / "web-phone-fault.png"), full_page=True)
+
+
+async def test_a_dropped_dialog_over_the_phones_api(http: Client, started: Gateway) -> None:
+    await call(http, "POST", "/api/v1/faults", {"kind": "dialog_dropped", "at": "reply"})
+    ws = await http.session.ws_connect(f"/api/v1/phones/{EN}/events")
+    assert (await _next(ws))["type"] == "ready"
+    status, first = await http.dial(EN, "*111#")
+    assert status == 200 and not first["end"]
+    assert (await _next(ws))["type"] == "screen"
+    status, again = await http.reply(EN, "1")
+    assert status == 200 and again == first  # the answer is lost: the handset keeps its screen
+    assert await _next(ws) == {
+        "type": "fault",
+        "kind": "dialog_dropped",
+        "rule": "f1",
+        "at": "reply",
+    }
+    started.advance(started.config.ussd.reply_timeout)
+    end = await _next(ws)
+    assert end["type"] == "end" and end["outcome"] == "network_fault"
+    assert end["screen"]["text"] == "The session timed out."
+    await ws.close()
