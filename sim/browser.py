@@ -113,14 +113,12 @@ class Browser:
     # -- the website (/lk, ussd/http/static/lk.js) ----------------------------------------------
 
     async def _web_sms_password(self, tab: Tab, who: str, args: dict[str, Any]) -> Result:
-        issued = await self._call("POST", "/api/v1/lk/captcha", {})
-        if not issued.ok:
-            return issued
-        body = {
-            "msisdn": args.get("msisdn", who),
-            "captcha_id": issued.data.get("captcha_id"),
-            "captcha": args["captcha"],
-        }
+        body = {"msisdn": args.get("msisdn", who)}
+        if "captcha" in args:  # with captchas off (website.captcha) the page shows none
+            issued = await self._call("POST", "/api/v1/lk/captcha", {})
+            if not issued.ok:
+                return issued
+            body |= {"captcha_id": issued.data.get("captcha_id"), "captcha": args["captcha"]}
         return await self._call("POST", "/api/v1/lk/sms-password", body)
 
     async def _sign_in(self, tab: Tab, msisdn: str, password: str) -> Result:

@@ -37,7 +37,7 @@ _NONE = Op({})  # `account: true`: no arguments
 _PASSWORD = {"password": TEXT, "from_sms": BOOL}
 
 WEB_OPS: dict[str, Op] = {
-    "sms_password": Op({"msisdn": MSISDN, "captcha": TEXT}, ("captcha",)),
+    "sms_password": Op({"msisdn": MSISDN, "captcha": TEXT}),
     "sign_in": Op({"msisdn": MSISDN, **_PASSWORD}, one_of=("password", "from_sms")),
     "sign_out": _NONE,
     "account": _NONE,

@@ -29,8 +29,8 @@ FLOWS = {
     "instalments.yaml": 2,
     "spending.yaml": 2,
     "ss.yaml": 3,
-    "lk_website.yaml": 4,
-    "my_mts_app.yaml": 5,
+    "lk_website.yaml": 5,
+    "my_mts_app.yaml": 6,
     "lost_sms_password.yaml": 2,
 }
 

@@ -51,7 +51,6 @@ BAD = [
         '- web: {sign_in: {msisdn: "79990000000", password: "x"}}\n',
         "web: sign_in: msisdn: 79990000000 is not one of the scenario's subscribers",
     ),
-    ("- web: {sms_password: {}}\n", "web: sms_password: captcha: required"),
     ("- web: {account: 5}\n", "web: account: expected a mapping of arguments or true, got 5"),
     ("- web: {account: {x: 1}}\n", "web: account: unknown key 'x' (allowed: none)"),
     ("- web: {social: {provider: vk}}\n", "web: social: login: required"),
