@@ -403,10 +403,14 @@ class Faults:
         self, at: str, msisdn: str, code: str, kinds: tuple[str, ...] = USSD_KINDS
     ) -> Injection | None:
         """A dial (`at="dial"`) or a reply reaches the network: an error, a drop, or None."""
+        if not self._states:  # every dial and reply asks: no rules must cost next to nothing
+            return None
         return self._first(kinds, at, msisdn=msisdn, code=_code(code), stage=at)
 
     def app(self, msisdn: str, code: str, app: str) -> Injection | None:
         """An application is about to be asked: kind app_timeout or app_error, or None."""
+        if not self._states:
+            return None
         return self._first(APP_KINDS, "app", msisdn=msisdn, code=_code(code), app=app)
 
     def smpp(
