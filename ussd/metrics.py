@@ -2,7 +2,7 @@
 
 `Gateway` owns one `Metrics` (`gateway.metrics`) and subscribes it to its engine: dialog and SMS
 counters come from engine events. Transports report what only they see through the methods
-below (`smpp_pdu`, `bind_opened`, `http_request`, …); the HTTP transport renders the registry.
+below (`pdu_counts`, `bind_opened`, `http_request`, …); the HTTP transport renders the registry.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 UNKNOWN = "unknown"
 SMPP_COMMANDS: frozenset[str] = frozenset(c.name.lower() for c in CommandId) | {UNKNOWN}
 SMPP_STATUSES: frozenset[str] = frozenset(s.name for s in CommandStatus) | {UNKNOWN}
+_COMMANDS: dict[int, str] = {int(c): c.name.lower() for c in CommandId}
+_STATUSES: dict[int, str] = {int(s): s.name for s in CommandStatus}
 
 
 class Metrics:
@@ -65,12 +67,10 @@ class Metrics:
         self._causes: dict[str, int] = {c.value: 0 for c in Cause}
         self._screens = {"end": 0, "continue": 0}
         self._sms: dict[str, int] = dict.fromkeys(("queued", "delivered", "expired"), 0)
-        self.smpp_pdus = Counter(
-            "ussd_smpp_pdus",
-            "SMPP PDUs handled, by command and command_status",
-            ["command", "status"],
-            registry=r,
-        )
+        # SMPP PDUs too: each SMPP server counts in a dict of its own (pdu_counts()), several
+        # times per USSD step; the series ussd_smpp_pdus sums them when the registry is read.
+        self._pdu_sources: list[dict[tuple[str, int, int], int]] = []
+        self._pdu_named: dict[tuple[str, str], int] = {}  # smpp_pdu() by name
         self.smpp_binds = Gauge(
             "ussd_smpp_binds", "SMPP binds open now, by bind type", ["bind_type"], registry=r
         )
@@ -115,9 +115,6 @@ class Metrics:
         self._faults = {k: self.faults.labels(kind=k) for k in FAULT_KINDS}
         # Sessions started and not yet ended (one-shot dialogs pass through in one call).
         self._open: set[str] = set()
-        # Every label value exists from the start, so rate() sees the first increment. The
-        # children are resolved once: labels() per event was ~6% of an SMPP step's time.
-        self._pdu_children: dict[tuple[str, str], Counter] = {}
         r.register(_EngineCounts(self))  # last: registering collects it once (auto_describe)
 
     @property
@@ -161,24 +158,29 @@ class Metrics:
 
     # -- other transports ------------------------------------------------------------------
 
+    def pdu_counts(self) -> dict[tuple[str, int, int], int]:
+        """A dict an SMPP server counts its PDUs in, read at every scrape and kept for good.
+
+        Keys are (direction "in"/"out", command_id, command_status) with -1 for a value outside
+        SMPP 3.4 §5.1.2 / §5.1.3: the caller keeps the keys bounded, the series sum over
+        directions and servers (one gateway may run its SMPP server more than once).
+        """
+        counts: dict[tuple[str, int, int], int] = {}
+        self._pdu_sources.append(counts)
+        return counts
+
     def smpp_pdu(self, command: str, status: str = "ESME_ROK") -> None:
         """Count one SMPP PDU, e.g. `smpp_pdu("submit_sm_resp", "ESME_RINVOPTPARVAL")`.
 
         Names outside SMPP 3.4 §5.1.2 / §5.1.3 (what command_name() and status_name() print
         as hex) are counted as `unknown`.
         """
-        child = self._pdu_children.get((command, status))
-        if child is None:
-            if command not in SMPP_COMMANDS:
-                command = UNKNOWN
-            if status not in SMPP_STATUSES:
-                status = UNKNOWN
-            child = self._pdu_children.get((command, status))
-            if child is None:
-                child = self._pdu_children[command, status] = self.smpp_pdus.labels(
-                    command=command, status=status
-                )
-        child.inc()
+        if command not in SMPP_COMMANDS:
+            command = UNKNOWN
+        if status not in SMPP_STATUSES:
+            status = UNKNOWN
+        key = (command, status)
+        self._pdu_named[key] = self._pdu_named.get(key, 0) + 1
 
     def bind_opened(self, bind_type: str) -> None:
         """An ESME bound as transmitter, receiver or transceiver."""
@@ -206,7 +208,8 @@ class Metrics:
 
 
 class _EngineCounts(Collector):
-    """The engine-event counters of a Metrics, as metric families when the registry is read."""
+    """The plain-int counters of a Metrics (engine events, SMPP PDUs), as metric families when
+    the registry is read."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
@@ -246,3 +249,16 @@ class _EngineCounts(Collector):
         for event, n in m._sms.items():
             sms.add_metric([event], n)
         yield sms
+        pdus = dict(m._pdu_named)
+        for source in m._pdu_sources:
+            for (_, command_id, code), n in list(source.items()):
+                key = (_COMMANDS.get(command_id, UNKNOWN), _STATUSES.get(code, UNKNOWN))
+                pdus[key] = pdus.get(key, 0) + n
+        family = CounterMetricFamily(
+            "ussd_smpp_pdus",
+            "SMPP PDUs handled, by command and command_status",
+            labels=["command", "status"],
+        )
+        for (command, status), n in pdus.items():
+            family.add_metric([command, status], n)
+        yield family

@@ -97,9 +97,9 @@ async def test_a_dial_is_served_while_a_large_drain_is_in_progress(
         sent_at_dial: list[int] = []
         dial = gateway.engine.handle_dial
 
-        def counting_dial(msisdn: str, text: str) -> Any:
+        def counting_dial(msisdn: str, text: str, **kwargs: Any) -> Any:
             sent_at_dial.append(srv.metrics.pdus[("out", "deliver_sm", "ESME_ROK")])
-            return dial(msisdn, text)
+            return dial(msisdn, text, **kwargs)
 
         monkeypatch.setattr(gateway.engine, "handle_dial", counting_dial)
         # The prober's account covers none of the queued numbers: only its screens reach it.

@@ -117,7 +117,6 @@ async def test_unknown_command_ids_do_not_grow_metrics() -> None:
             {("in", "unknown", "ESME_ROK"): n, ("out", "generic_nack", "ESME_RINVCMDID"): n}
         )
         assert len(srv.metrics._counts) == 2
-        assert len(srv.metrics._children) == 2
         assert len(server_mod._COMMAND_NAMES) == names_before
         series = smpp_series(gateway)
         assert 'ussd_smpp_pdus_total{command="unknown",status="ESME_ROK"} 5000.0' in series
@@ -159,7 +158,32 @@ def test_metrics_smpp_labels_come_from_a_fixed_set() -> None:
         'ussd_smpp_pdus_total{command="submit_sm_resp",status="ESME_RINVDSTADR"} 1.0',
         'ussd_smpp_pdus_total{command="unknown",status="unknown"} 1000.0',
     ]
-    assert len(m._pdu_children) <= 1003  # lookups by name are cached, series are not added
+    assert len(m._pdu_named) == 3  # counted under the fixed names only
+
+
+def test_metrics_smpp_series_sum_servers_and_directions_at_scrape_time() -> None:
+    m = metrics.Metrics()
+    first, second = server_mod._Metrics(m), server_mod._Metrics(m)  # a restarted server
+    for _ in range(3):
+        first.pdu("in", 0x00000004, 0)
+    second.pdu("in", 0x00000004, 0)
+    second.pdu("out", 0x80000004, CommandStatus.ESME_RINVDSTADR)
+    first.pdu("in", 0x00000004, 0x0000_0400)  # a status outside SMPP 3.4 §5.1.3
+    m.smpp_pdu("submit_sm")
+    text = m.render().decode()
+    series = [line for line in text.splitlines() if line.startswith("ussd_smpp_pdus_total{")]
+    assert sorted(series) == [
+        'ussd_smpp_pdus_total{command="submit_sm",status="ESME_ROK"} 5.0',
+        'ussd_smpp_pdus_total{command="submit_sm",status="unknown"} 1.0',
+        'ussd_smpp_pdus_total{command="submit_sm_resp",status="ESME_RINVDSTADR"} 1.0',
+    ]
+    assert "# TYPE ussd_smpp_pdus_total counter" in text
+    # Each server still has its own counts by direction.
+    assert first.pdus == Counter(
+        {("in", "submit_sm", "ESME_ROK"): 3, ("in", "submit_sm", "unknown"): 1}
+    )
+    first.pdu("in", 0x00000004, 0)  # counted after a scrape: the next scrape sees it
+    assert 'ussd_smpp_pdus_total{command="submit_sm",status="ESME_ROK"} 6.0' in m.render().decode()
 
 
 # -- bind timeout, PDU timeout --------------------------------------------------------------

@@ -114,16 +114,14 @@ def _sname(status: int) -> str:
 
 
 class _Metrics:
-    """PDU counts kept here, mirrored to the gateway's metrics (ussd/metrics.py).
-
-    Labelled children are looked up once per (command, status): `labels()` took more time
-    per PDU than decoding it. Both are keyed by known names only (anything else is _UNKNOWN),
-    so a peer inventing command_ids or statuses cannot grow them.
+    """PDU counts as plain ints in a dict the gateway's metrics read at scrape time
+    (`Metrics.pdu_counts`, ussd/metrics.py): a Prometheus child's inc() takes a lock, and a
+    USSD step counts four PDUs. Keyed by known command_ids and statuses only (anything else is
+    _UNKNOWN), so a peer inventing them cannot grow the dict.
     """
 
     def __init__(self, prom: Metrics | None) -> None:
-        self._counts: dict[tuple[str, int, int], int] = {}
-        self._children: dict[tuple[int, int], Any] = {}
+        self._counts: dict[tuple[str, int, int], int] = {} if prom is None else prom.pdu_counts()
         self._prom = prom
 
     @property
@@ -132,23 +130,18 @@ class _Metrics:
         return Counter({(d, _cname(c), _sname(s)): n for (d, c, s), n in self._counts.items()})
 
     def pdu(self, direction: str, command_id: int, status: int) -> None:
+        counts = self._counts
+        key = (direction, command_id, status)
+        n = counts.get(key)
+        if n is not None:  # the usual case: a key seen before is a known one
+            counts[key] = n + 1
+            return
         if command_id not in _COMMAND_NAMES:
             command_id = _UNKNOWN
         if status not in _STATUS_NAMES:
             status = _UNKNOWN
         key = (direction, command_id, status)
-        self._counts[key] = self._counts.get(key, 0) + 1
-        if self._prom is None:
-            return
-        child = self._children.get((command_id, status))
-        if child is None:
-            child = self._children[command_id, status] = self._child(command_id, status)
-        child()
-
-    def _child(self, command_id: int, status: int) -> Callable[[], None]:
-        command, sname = _cname(command_id), _sname(status)
-        assert self._prom is not None
-        return self._prom.smpp_pdus.labels(command=command, status=sname).inc
+        counts[key] = counts.get(key, 0) + 1
 
     def bind_opened(self, bind_type: str) -> None:
         if self._prom is not None:
