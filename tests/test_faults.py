@@ -389,3 +389,32 @@ async def test_a_fault_step_in_process() -> None:
     cleared = await target.fault(None)
     assert cleared.data == {"removed": 1}
     await target.close()
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_a_gateway_run_repeats_with_its_seed(seed: int) -> None:
+    rules = (
+        {"kind": "ussd_network_error", "match": {"probability": 0.3}},
+        {"kind": "dialog_dropped", "at": "reply", "match": {"probability": 0.3}},
+        {"kind": "sms_lost", "match": {"probability": 0.5}},
+    )
+
+    def run() -> list[object]:
+        gw = gateway_with(*rules, seed=seed)
+        seen: list[Event] = []
+        gw.engine.subscribe(seen.append)
+        for msisdn in (RU, EN) * 4:
+            if not gw.engine.dial(msisdn, "*111#").end:
+                gw.engine.reply(msisdn, "1")
+            gw.sms.send(msisdn, "x")
+        gw.advance(60)
+        gw.close()
+        return [
+            (e.kind, e.rule, e.at) if isinstance(e, FaultInjected) else e.outcome
+            for e in seen
+            if isinstance(e, FaultInjected | DialogEnded)
+        ]
+
+    first = run()
+    assert run() == first

@@ -698,8 +698,10 @@ class SmppServer:
     def _on_submit_sm(self, bind: _Bind, pdu: SubmitSm) -> None:
         self.metrics.pdu("in", CommandId.SUBMIT_SM, 0)
         if self.faults:
-            now = self.clock.now()
-            fault = self.faults.smpp(bind.system_id, bind.key, now, pdu.source_addr)
+            msisdn = pdu.source_addr
+            with contextlib.suppress(ValueError):  # rules match the international digits
+                msisdn = self.engine.normalise(msisdn)
+            fault = self.faults.smpp(bind.system_id, bind.key, self.clock.now(), msisdn)
             if fault is not None and fault.kind == SMPP_THROTTLE:
                 # SMPP 3.4 §5.1.3: ESME_RTHROTTLED, the peer exceeded its allowed rate.
                 status = CommandStatus.ESME_RTHROTTLED
