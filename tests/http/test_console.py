@@ -11,6 +11,7 @@ import pytest
 
 from tests.apps.appserver import MSISDN, Seen, gateway_for, running, screen
 from tests.smpp.helpers import ALICE, RecordingEsme, bound, server_config, start_server
+from ussd.clock import SimulatedClock
 from ussd.config import Config
 from ussd.http import HttpServer, start_http
 from ussd.http.console import CONSOLE
@@ -233,3 +234,33 @@ async def test_open_dialogs_are_counted_all_and_listed_newest_fifty(
     shown = body["dialogs"]["shown"]
     assert body["dialogs"]["open"] == 60 and len(shown) == 50
     assert shown[0]["msisdn"] == "79160000059" and shown[-1]["msisdn"] == "79160000010"
+
+
+async def test_a_harness_that_stops_answering_shows_a_full_window_then_idle_timeout() -> None:
+    """The failure docs/operations.md "Console" teaches to read: deliver_sm never answered."""
+    clock = SimulatedClock()
+    gw = Gateway.create(server_config(window=1), clock=clock, database=":memory:")
+    await gw.start()
+    srv = await start_server(gw)
+    web = await start_http(gw, "127.0.0.1", 0, smpp=srv)
+    try:
+        async with aiohttp.ClientSession(base_url=web.url, headers=AUTH) as session:
+
+            async def get(path: str) -> Any:
+                async with session.get(path) as r:
+                    assert r.status == 200
+                    return await r.json()
+
+            client = await bound(srv, auto_ack=False)
+            await client.submit(ALICE, "*111#")
+            await client.deliver_sm()  # the menu arrives and is never answered
+            (bind,) = (await get("/api/v1/console"))["binds"]
+            assert bind["window"] == {"size": 1, "used": 1, "queued": 0}
+            clock.advance(gw.config.ussd.reply_timeout + 1)
+            (record,) = (await get(f"/api/v1/dialogs?msisdn={ALICE}"))["dialogs"]
+            assert (record["cause"], record["via"]) == ("idle_timeout", "smpp")
+            await client.close()
+    finally:
+        await web.stop()
+        await srv.stop()
+        await gw.stop()
