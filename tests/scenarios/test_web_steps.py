@@ -7,6 +7,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from hypothesis import given
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from sim import runner, web
 from sim import scenario as sc
 from sim.browser import sms_password_pattern
-from sim.targets import SmppTarget, SmsView
+from sim.targets import CombinedTarget, HttpTarget, InProcessTarget, SmppTarget, SmsView
 from tests.scenarios.conftest import SHIPPED
 from ussd.menus import Texts
 
@@ -216,3 +217,24 @@ def test_the_lost_sms_scenario_needs_its_fault(base: dict[str, Any]) -> None:
     result = runner.run_scenario(scenario)
     assert not result.passed and result.failure is not None
     assert result.failure.step == 2 and result.failure.mismatches[0].field == "sms"
+
+
+async def test_in_process_serves_one_http_api_per_world(base: dict[str, Any]) -> None:
+    (scenario,) = load("- web: {account: true}\n", base)
+    target = InProcessTarget()
+    await target.setup(scenario)
+    url = await target.web_url()
+    assert isinstance(url, str) and url.startswith("http://127.0.0.1:")
+    assert await target.web_url() == url  # started once, for the scenario's first page step
+    async with aiohttp.ClientSession() as http, http.get(url + "/healthz") as r:
+        assert r.status == 200
+    await target.close()
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as http, http.get(url + "/healthz"):
+            pass
+
+
+async def test_combined_target_sends_page_steps_over_http() -> None:
+    http = HttpTarget("http://127.0.0.1:8080/", "token")
+    combined = CombinedTarget(SmppTarget("127.0.0.1", 2775, "harness", "secret"), http)
+    assert await combined.web_url() == "http://127.0.0.1:8080"
