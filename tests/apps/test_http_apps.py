@@ -403,3 +403,16 @@ async def until(predicate: Any, srv: Any) -> None:
     while not predicate():
         srv.arrived.clear()
         await srv.arrived.wait()
+
+
+async def test_a_dialog_asks_its_app_at_most_max_requests_times() -> None:
+    from ussd.apps.service import MAX_REQUESTS
+
+    async with running(lambda seen: screen("again")) as srv, gateway_for(srv.url) as gw:
+        events = record(gw)
+        await gw.dial(EN, "*384#")
+        for _ in range(MAX_REQUESTS - 1):
+            assert not (await gw.reply(EN, "1")).end
+        last = await gw.reply(EN, "1")
+    assert last.end and last.text == "The service failed to answer. Please try again later."
+    assert len(srv.seen) == MAX_REQUESTS and outcomes(events) == [Outcome.APP_ERROR]

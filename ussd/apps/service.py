@@ -18,6 +18,10 @@ from ussd.services.base import Await, Context, Continue, End, Step
 
 KIND = "http"  # the effect kind the performer registers for
 SCREEN = "app"  # the one screen id of an app dialog: the app knows where it is, we do not
+# Requests in one dialog at most. Every request carries every input so far (Africa's Talking's
+# `text`), so a dialog's work and memory grow with its length: a script looping on an app for
+# the whole dialog timeout must not make that quadratic without end.
+MAX_REQUESTS = 100
 
 
 def direct_dial_inputs(dial: str, code: str) -> tuple[str, ...]:
@@ -49,6 +53,8 @@ class AppService:
         return self._ask(values)
 
     def reply(self, ctx: Context, screen: str, values: Mapping[str, Any], text: str) -> Step:
+        if int(values["sequence"]) >= MAX_REQUESTS:
+            return End(ctx.t("apps.error"), outcome=Outcome.APP_ERROR)
         return self._ask(
             {
                 **values,
