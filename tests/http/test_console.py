@@ -264,3 +264,15 @@ async def test_a_harness_that_stops_answering_shows_a_full_window_then_idle_time
         await web.stop()
         await srv.stop()
         await gw.stop()
+
+
+async def test_a_rebinding_page_is_refused_and_no_origin_may_read(web: HttpServer) -> None:
+    async with aiohttp.ClientSession(base_url=web.url, headers=AUTH) as session:
+        async with session.get("/api/v1/console", headers={"Host": "evil.example"}) as r:
+            assert (r.status, (await r.json())["error"]["code"]) == (403, "forbidden_host")
+        async with session.get("/api/v1/console", headers={"Origin": "http://evil.example"}) as r:
+            # Answered (the token is right), but nothing lets another origin's script read it.
+            assert r.status == 200 and "Access-Control-Allow-Origin" not in r.headers
+        async with session.get("/console") as r:
+            assert r.headers["X-Frame-Options"] == "DENY"
+            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
