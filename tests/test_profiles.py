@@ -82,10 +82,10 @@ def test_each_profile_ends_a_dialog_at_its_session_maximum(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "figures"),
     [
-        ("mts", (180.0, 30.0, 10.0, "paginate", "ru", "25001", "africastalking")),
+        ("mts", (180.0, 30.0, 15.0, "paginate", "ru", "25001", "africastalking")),
         ("africastalking", (180.0, 30.0, 15.0, "truncate", "en", "63902", "africastalking")),
-        ("clickatell", (120.0, 20.0, 10.0, "truncate", "en", "65501", "json")),
-        ("hubtel", (180.0, 120.0, 10.0, "truncate", "en", "62001", "hubtel")),
+        ("clickatell", (120.0, 20.0, 15.0, "truncate", "en", "65501", "json")),
+        ("hubtel", (180.0, 120.0, 15.0, "truncate", "en", "62001", "hubtel")),
     ],
 )
 def test_the_config_carries_each_profiles_figures(name: str, figures: tuple[Any, ...]) -> None:

@@ -78,7 +78,7 @@ class OperatorConfig:
     # not the engine's own: applications read these as their defaults (docs/apps.md).
     profile: str = "mts"
     network_code: str = "25001"  # MCC+MNC (ITU-T E.212) told to applications
-    app_timeout: float = 10.0  # seconds an application has to answer
+    app_timeout: float = 15.0  # seconds an application has to answer
     dialect: str = "africastalking"  # default dialect of HTTP applications
 
 

@@ -32,12 +32,13 @@ class Profile:
 
 
 PROFILES: Mapping[str, Profile] = {
-    # The simulator's own behaviour before profiles existed, unchanged (docs/config.md).
+    # The simulator's own behaviour before profiles existed, unchanged (docs/config.md); the
+    # other profiles keep these figures wherever their sources give none (docs/network.md).
     "mts": Profile(
         name="mts",
         session_max=180.0,
         idle_timeout=30.0,
-        app_timeout=10.0,
+        app_timeout=15.0,
         screen_policy=PAGINATE,
         screen_length=182,
         language="ru",
@@ -59,7 +60,7 @@ PROFILES: Mapping[str, Profile] = {
         name="clickatell",
         session_max=120.0,
         idle_timeout=20.0,
-        app_timeout=10.0,
+        app_timeout=15.0,
         screen_policy=TRUNCATE,
         screen_length=182,
         language="en",
@@ -70,7 +71,7 @@ PROFILES: Mapping[str, Profile] = {
         name="hubtel",
         session_max=180.0,
         idle_timeout=120.0,
-        app_timeout=10.0,
+        app_timeout=15.0,
         screen_policy=TRUNCATE,
         screen_length=182,
         language="en",

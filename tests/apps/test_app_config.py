@@ -40,7 +40,7 @@ def test_an_app_with_every_key() -> None:
 
 def test_defaults_are_the_operator_profiles() -> None:
     app = make_config(apps={"shop": {"url": URL}}).apps["shop"]
-    assert (app.dialect, app.timeout, app.connect_timeout) == ("africastalking", 10.0, 10.0)
+    assert (app.dialect, app.timeout, app.connect_timeout) == ("africastalking", 15.0, 10.0)
     assert (app.headers, app.end_url, app.network_code) == ({}, None, "25001")
     operator = {"profile": "africastalking", "dialect": "json"}
     app = make_config(operator=operator, apps={"shop": {"url": URL}}).apps["shop"]
