@@ -3,7 +3,9 @@ their window and rates, open dialogs, the rolling series and a bind's decoded PD
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,7 +16,9 @@ from tests.smpp.helpers import ALICE, RecordingEsme, bound, server_config, start
 from ussd.clock import SimulatedClock
 from ussd.config import Config
 from ussd.http import HttpServer, start_http
+from ussd.http import console as console_module
 from ussd.http.console import CONSOLE
+from ussd.records import Cause
 from ussd.runtime import Gateway
 from ussd.smpp.constants import UssdServiceOp
 from ussd.smpp.pdu import EnquireLink
@@ -276,3 +280,9 @@ async def test_a_rebinding_page_is_refused_and_no_origin_may_read(web: HttpServe
         async with session.get("/console") as r:
             assert r.headers["X-Frame-Options"] == "DENY"
             assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+
+
+def test_the_cause_filter_offers_every_end_cause() -> None:
+    page = (Path(console_module.__file__).parent / "static" / "console.html").read_text("utf-8")
+    offered = re.findall(r'<option value="([a-z_]+)">', page)
+    assert offered == [c.value for c in Cause]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.browser import OUTPUT, TIMEOUT_MS
-from tests.smpp.helpers import ALICE, bound, server_config, start_server
+from tests.smpp.helpers import ALICE, BOB, bound, server_config, start_server
 from ussd.config import Config
 from ussd.http import HttpServer, start_http
 from ussd.runtime import Gateway
@@ -192,3 +192,28 @@ async def test_the_trace_follows_the_newest_bind(console: Any, smpp: SmppServer)
     assert await page.get_by_test_id("trace-of").get_attribute("data-bind") == first_id
     for client in (first, second, third):
         await client.close()
+
+
+async def test_the_records_filter(console: Any, smpp: SmppServer) -> None:
+    page = console
+    client = await bound(smpp)
+    for msisdn in (ALICE, BOB):
+        await client.submit(msisdn, "*111#")
+        await client.deliver_sm()
+        await client.submit(msisdn, "", op=UssdServiceOp.RELEASE)
+    records = page.locator("[data-testid=record]")
+    await page.locator(f"[data-testid=record][data-msisdn='{BOB}']").wait_for()
+    await page.get_by_test_id("filter-msisdn").fill(ALICE)
+    await page.get_by_test_id("filter-msisdn").press("Enter")
+    await page.get_by_test_id("records-count").filter(has_text="matching").wait_for()
+    assert await records.evaluate_all("rows => rows.map(r => r.dataset.msisdn)") == [ALICE]
+
+    await page.get_by_test_id("filter-cause").fill("idle_timeout")
+    await page.get_by_test_id("filter-cause").press("Enter")
+    await page.get_by_test_id("records").filter(has_text="no record matches").wait_for()
+    await page.get_by_test_id("filter-cause").fill("nonsense")
+    await page.get_by_test_id("filter-cause").press("Enter")
+    error = page.get_by_test_id("records-error")
+    await error.filter(has_text="cause").wait_for()  # the gateway's 400 says why
+    assert await page.get_by_test_id("status").get_attribute("class") == "status ok"
+    await client.close()

@@ -160,7 +160,32 @@
     $("dialogs-count").textContent = open > rows.length ? open + " open, newest " + rows.length + " shown" : open + " open";
   }
 
-  function renderRecords(data) {
+  // The records panel asks GET /api/v1/dialogs with the filter typed above it; a filter the
+  // gateway refuses (400) is said beside it and the rest of the page goes on.
+  async function pollRecords() {
+    const query = new URLSearchParams({ limit: String(RECORDS) });
+    const msisdn = $("filter-msisdn").value.trim();
+    const cause = $("filter-cause").value.trim();
+    if (msisdn) query.set("msisdn", msisdn);
+    if (cause) query.set("cause", cause);
+    let records;
+    try {
+      records = await api("/api/v1/dialogs?" + query);
+    } catch (error) {
+      if (error instanceof Unauthorized) throw error;
+      $("records-error").textContent = error.message;
+      replaceRows($("records-body"), [], "");
+      return;
+    }
+    $("records-error").textContent = "";
+    ui.records = records !== null;
+    $("records-panel").hidden = !ui.records;
+    const filtered = Boolean(msisdn || cause);
+    if (records) renderRecords(records, filtered);
+    $("records-count").textContent = records ? "the last " + records.dialogs.length + (filtered ? " matching" : "") : "";
+  }
+
+  function renderRecords(data, filtered) {
     const rows = data.dialogs.map((r) => {
       const cause = el("td", r.cause, "cause cause-" + r.cause);
       cause.setAttribute("data-testid", "cause");
@@ -169,7 +194,7 @@
         { "data-testid": "record", "data-session": r.session, "data-cause": r.cause, "data-msisdn": r.msisdn }
       );
     });
-    replaceRows($("records-body"), rows, "no dialog has ended yet");
+    replaceRows($("records-body"), rows, filtered ? "no record matches" : "no dialog has ended yet");
   }
 
   function renderFaults(data) {
@@ -367,12 +392,7 @@
         renderBinds(data);
         renderDialogs(data);
         renderCharts(data);
-        if (ui.records) {
-          const records = await api("/api/v1/dialogs?limit=" + RECORDS);
-          ui.records = records !== null;
-          $("records-panel").hidden = !ui.records;
-          if (records) renderRecords(records);
-        }
+        if (ui.records) await pollRecords();
         if (ui.faults) {
           const faults = await api("/api/v1/faults");
           ui.faults = faults !== null;
@@ -404,6 +424,10 @@
       signedIn($("token").value);
     });
     $("sign-out").addEventListener("click", () => showToken(""));
+    $("records-filter").addEventListener("submit", (event) => {
+      event.preventDefault();
+      poll();
+    });
     $("follow").addEventListener("change", () => {
       ui.follow = $("follow").checked;
       if (ui.follow && ui.newest) selectBind(ui.newest);
