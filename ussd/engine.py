@@ -555,6 +555,9 @@ class Engine:
 
     def _resume(self, dialog: Dialog, result: Result, now: float) -> Screen | Effect:
         dialog.waiting = ""
+        if isinstance(result, Failure):
+            # Why the outside answer failed ("HTTP status 500"): the dialog's record says it.
+            dialog.detail = result.reason[:200]
         # The user is asked again from now on: the reply timer starts afresh.
         dialog.reply_deadline = now + self._reply_timeout
         ctx = self._context(self.subscriber(dialog.msisdn), now)

@@ -185,6 +185,8 @@ async def test_a_dead_app_is_unavailable() -> None:
     assert outcomes(events) == [Outcome.APP_UNAVAILABLE]
     (exchange,) = exchanges(events)
     assert (exchange.outcome, exchange.status) == ("unavailable", None)
+    ended = next(e for e in events if isinstance(e, DialogEnded))
+    assert ended.record is not None and ended.record.detail.startswith("cannot connect")
 
 
 def _raw(status: int, body: bytes, content_type: str = "application/json") -> web.Response:
@@ -223,6 +225,9 @@ async def test_bad_answers_end_with_the_error_screen(dialect: str, kind: str, an
     assert outcomes(events)[0] is Outcome.APP_ERROR
     (exchange,) = exchanges(events)
     assert exchange.outcome == "error"
+    # The dialog's record says why (docs/operations.md "Dialog records").
+    ended = next(e for e in events if isinstance(e, DialogEnded))
+    assert ended.record is not None and ended.record.cause == "app_error" and ended.record.detail
 
 
 async def _chunks() -> Any:
