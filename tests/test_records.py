@@ -414,6 +414,25 @@ def test_records_older_than_the_retention_are_pruned() -> None:
     store.close()
 
 
+def test_expired_records_go_a_bounded_stretch_per_batch() -> None:
+    store = Store(":memory:")
+    clock = SimulatedClock()
+    kept = Records(store, clock, 100_000, retention=60.0)
+    old = 3 * records.PRUNE_SPAN
+    for i in range(old):
+        kept.add(_record(i, clock.now()))
+    kept.flush()
+    clock.advance(61)
+    left = []
+    for i in range(4):
+        kept.add(_record(old + i, clock.now()))
+        kept.flush()
+        left.append(len(records.read(store, Query(limit=records.MAX_LIMIT))))
+    # Each write deletes at most PRUNE_SPAN expired ids: the work per batch stays bounded.
+    assert left == [2 * records.PRUNE_SPAN + 1, records.PRUNE_SPAN + 2, 3, 4]
+    store.close()
+
+
 def test_max_zero_keeps_none(gateway: Gateway) -> None:
     gw = world(records={"max": 0})
     gw.engine.dial(RU, "*100#")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Outcome(StrEnum):
@@ -101,9 +101,12 @@ class ScreenShown:
     screen: Screen
 
 
-@dataclass(frozen=True, slots=True)
-class DialogRecord:
-    """What is kept of an ended dialog (docs/operations.md "Dialog records"), like a CDR."""
+class DialogRecord(NamedTuple):
+    """What is kept of an ended dialog (docs/operations.md "Dialog records"), like a CDR.
+
+    A NamedTuple rather than a frozen dataclass: one is built at every dialog end, on the path
+    of every USSD step, for a fifth of the cost, and it is the row the store inserts as is.
+    """
 
     session: str
     msisdn: str

@@ -76,6 +76,7 @@ def cause_of(outcome: Outcome, hint: str = "") -> Cause:
 VIAS: Final = ("web", "terminal", "smpp", "scenario", "load", "api", "push")
 
 BATCH: Final = 256  # records written in one transaction at most; a full batch is written at once
+PRUNE_SPAN: Final = 4 * BATCH  # ids past the oldest looked at per batch for expired records
 FLUSH_DELAY: Final = 0.2  # seconds a record waits on the loop for others to share its write
 MAX_LIMIT: Final = 10_000  # records one query returns at most
 DEFAULT_LIMIT: Final = 100
@@ -270,7 +271,7 @@ class Records:
         self.clock = clock
         self.max_records = max_records
         self.retention = retention
-        self._pending: list[tuple[object, ...]] = []
+        self._pending: list[DialogRecord] = []
         self._timer: asyncio.TimerHandle | None = None
         self.written = 0  # records this process wrote (tests, the console)
 
@@ -283,17 +284,14 @@ class Records:
         """Queue one record; it is written with the others of this moment (see FLUSH_DELAY)."""
         if self.max_records == 0:
             return
-        r = record
-        row = (r.session, r.msisdn, r.code, r.route, r.via, r.started, r.ended, r.steps, r.cause)
-        self._pending.append((*row, r.detail))
+        self._pending.append(record)  # a NamedTuple: the row itself, in column order
         if len(self._pending) >= BATCH:
             self.flush()
         elif self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return  # in-process commands: written by the next query, a full batch or close
-            self._timer = loop.call_later(FLUSH_DELAY, self.flush)
+            # Not get_running_loop(): its RuntimeError would cost more than the record.
+            loop = asyncio._get_running_loop()
+            if loop is not None:  # else (in-process commands): the next query, batch or close
+                self._timer = loop.call_later(FLUSH_DELAY, self.flush)
 
     def flush(self) -> None:
         """Write what is queued, then prune; a store error is logged and the batch dropped."""
@@ -318,8 +316,12 @@ class Records:
             "DELETE FROM dialog_records WHERE id <= (SELECT MAX(id) FROM dialog_records) - ?",
             (self.max_records,),
         )
+        # By age from the oldest id, a bounded stretch at a time (more than a batch adds, so
+        # it keeps up): records are written as dialogs end, so ids follow time.
         db.execute(
-            "DELETE FROM dialog_records WHERE ended < ?", (self.clock.now() - self.retention,)
+            "DELETE FROM dialog_records WHERE id < (SELECT MIN(id) FROM dialog_records) + ? "
+            "AND ended < ?",
+            (PRUNE_SPAN, self.clock.now() - self.retention),
         )
 
     def query(self, query: Query) -> list[Stored]:
