@@ -63,6 +63,13 @@ END_CAUSES: Mapping[Outcome, str] = {
     Outcome.MAX_DURATION: "timeout",
 }
 
+# The console's outcome of a failed request, by the dialog's end cause.
+FAILURE_OUTCOMES: Mapping[Outcome, str] = {
+    Outcome.APP_ERROR: "error",
+    Outcome.APP_UNAVAILABLE: "unavailable",
+    Outcome.APP_TIMEOUT: "timeout",
+}
+
 _log = log.get("apps")
 
 
@@ -166,6 +173,7 @@ class AppClient:
         began = time.perf_counter()
         status: int | None = None
         body = b""
+        failure: Failure | None = None
         try:
             status, content_type, body = await self._send(http, app)
             if not 200 <= status < 300:
@@ -179,22 +187,27 @@ class AppClient:
             self._exchange(effect, dialog, http, status, body, began, timed_out, "cancelled")
             raise
         except AppUnusable as exc:
-            self._exchange(effect, dialog, http, status, body, began, False, "error")
-            return Failure(Outcome.APP_ERROR, str(exc))
+            failure = Failure(Outcome.APP_ERROR, str(exc))
         except aiohttp.ConnectionTimeoutError:
-            self._exchange(effect, dialog, http, status, body, began, False, "unavailable")
-            return Failure(
-                Outcome.APP_UNAVAILABLE, f"no connection within {app.connect_timeout:g} s"
-            )
+            reason = f"no connection within {app.connect_timeout:g} s"
+            failure = Failure(Outcome.APP_UNAVAILABLE, reason)
         except aiohttp.ClientConnectorError as exc:
-            self._exchange(effect, dialog, http, status, body, began, False, "unavailable")
-            return Failure(Outcome.APP_UNAVAILABLE, f"cannot connect: {exc.os_error}")
+            failure = Failure(Outcome.APP_UNAVAILABLE, f"cannot connect: {exc.os_error}")
         except TimeoutError:
-            self._exchange(effect, dialog, http, status, body, began, True, "timeout")
-            return Failure(Outcome.APP_TIMEOUT, f"no answer within {app.timeout:g} s")
+            failure = Failure(Outcome.APP_TIMEOUT, f"no answer within {app.timeout:g} s")
         except aiohttp.ClientError as exc:
-            self._exchange(effect, dialog, http, status, body, began, False, "error")
-            return Failure(Outcome.APP_ERROR, f"the exchange failed: {type(exc).__name__}")
+            failure = Failure(Outcome.APP_ERROR, f"the exchange failed: {type(exc).__name__}")
+        if failure is not None:
+            outcome = FAILURE_OUTCOMES[failure.cause]
+            self._exchange(effect, dialog, http, status, body, began, False, outcome)
+            _log.info(
+                "app_failed",
+                app=app.name,
+                session=effect.session,
+                outcome=failure.cause.value,
+                reason=failure.reason,
+            )
+            return failure
         dialog.last_answer = answer.text
         # An end notice carries the state the app returned last (Hubtel's ClientState).
         dialog.turn = replace(turn, client_state=answer.client_state)
