@@ -76,3 +76,42 @@ def test_advance_needs_a_simulated_clock() -> None:
     gw = Gateway.create(make_config(clock={"mode": "real"}))
     with pytest.raises(TypeError):
         gw.advance(1)
+
+
+async def test_a_dialog_step_with_nothing_due_costs_the_timer_task_no_query() -> None:
+    # The timer task wakes after every event; it used to tick the SMS centre and the link
+    # scheduler then, a handful of SQL statements per dialog step, with nothing due.
+    gw = Gateway.create(make_config(clock={"mode": "real"}), clock=RealClock())
+    await gw.start()
+    try:
+        await gw.dial(RU, "*100#")  # the subscriber row is cached from here on
+        assert gw._wake is not None
+        for _ in range(100):  # let the task take its first wakes (a bounded number of turns)
+            if not gw._wake.is_set():
+                break
+            await asyncio.sleep(0)
+        statements: list[str] = []
+        gw.store.db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        for _ in range(3):
+            await gw.dial(RU, "*100#")
+            assert gw._wake.is_set()  # the step woke the task...
+            for _ in range(100):
+                if not gw._wake.is_set():
+                    break
+                await asyncio.sleep(0)
+            assert not gw._wake.is_set()  # ...which ran
+        gw.store.db.set_trace_callback(None)  # type: ignore[attr-defined]
+        assert not [s for s in statements if "sms" in s or "links" in s], statements
+    finally:
+        await gw.stop()
+
+
+def test_the_next_deadline_follows_store_writes(gateway: Gateway) -> None:
+    # Kept between calls, but never stale: a queued SMS moves it, its delivery clears it.
+    assert gateway.sms.next_deadline() is None
+    sms = gateway.sms.send(RU, "hello")
+    assert sms is not None
+    validity = gateway.config.sms.validity
+    assert gateway.sms.next_deadline() == pytest.approx(gateway.clock.now() + validity)
+    gateway.sms.mark_delivered(sms.id)
+    assert gateway.sms.next_deadline() is None

@@ -24,13 +24,20 @@ class LinkScheduler:
         self.store = store
         self.clock = clock
         self.accounts = accounts
+        # The answer of next_deadline(), kept while the store has not changed.
+        self._next: tuple[tuple[int, int] | None, float | None] = (None, None)
 
     def next_deadline(self) -> float | None:
         """When the next pending link becomes active (None: none pending)."""
+        marker = self.store.change_marker()
+        if marker is not None and marker == self._next[0]:
+            return self._next[1]
         row = self.store.db.execute(
             "SELECT MIN(active_at) FROM links WHERE notified IS NULL"
         ).fetchone()
-        return float(row[0]) if row and row[0] is not None else None
+        deadline = float(row[0]) if row and row[0] is not None else None
+        self._next = (marker, deadline)
+        return deadline
 
     def due(self, now: float) -> list[Link]:
         """Links active by `now` whose activation SMS has not gone out."""

@@ -385,7 +385,14 @@ class Gateway:
         assert self._wake is not None
         while not self._stopping:
             try:
-                self.tick()
+                # Woken after every event (any may arm an earlier deadline), but a part runs
+                # only when something is due: most wakes are a dialog step with nothing due,
+                # and ticking the SMS centre and the links queried the store every time.
+                due = self.next_deadline()
+                if due is not None and due <= self.clock.now():
+                    self.tick()
+                else:
+                    self.perform()  # cancels the engine queued since (a released dialog)
             except Exception:
                 _log.exception("tick_failed")
             deadline = self.next_deadline()

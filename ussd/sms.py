@@ -43,6 +43,9 @@ class SmsCentre:
         # memory only: a restart loses them, as a network losing its queue would.
         self._delayed: list[tuple[float, int, str, str, str | None, str, bool]] = []
         self._order = itertools.count()
+        # The store's next expiry, kept while the store has not changed (store.change_marker):
+        # the timer task asks after every dialog step, and most steps write nothing.
+        self._expiry: tuple[tuple[int, int] | None, float | None] = (None, None)
 
     def send(
         self,
@@ -203,9 +206,13 @@ class SmsCentre:
     def next_deadline(self) -> float | None:
         """When the next queued SMS (or incomplete concatenated set) runs out of validity."""
         store = self.store
-        deadlines = [
-            d for d in (store.next_sms_expiry(), store.next_part_expiry()) if d is not None
-        ]
+        marker = store.change_marker()
+        if marker is None or marker != self._expiry[0]:
+            found = [
+                d for d in (store.next_sms_expiry(), store.next_part_expiry()) if d is not None
+            ]
+            self._expiry = (marker, min(found) if found else None)
+        deadlines = [] if self._expiry[1] is None else [self._expiry[1]]
         if self._delayed:
             deadlines.append(self._delayed[0][0])
         return min(deadlines) if deadlines else None

@@ -229,10 +229,7 @@ MIGRATIONS: list[str] = [
     """,
     # 11: a record of every ended dialog (ussd/records.py, docs/operations.md "Dialog records").
     # Plain INTEGER PRIMARY KEY: ids grow by one and only the oldest rows are pruned, so the
-    # newest N are `id > MAX(id) - N`. No other index: each would add a third or more to the
-    # cost of an insert, which is paid at every dialog end, while a filter that scans reads
-    # at most `records.max` rows, newest first, and stops at its limit. Ids follow time
-    # closely enough to prune by age from the oldest id.
+    # newest N are `id > MAX(id) - N`.
     """
     CREATE TABLE dialog_records (
         id      INTEGER PRIMARY KEY,
@@ -622,6 +619,20 @@ class Store:
 
     def _read_data_version(self) -> int:
         return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def change_marker(self) -> tuple[int, int] | None:
+        """Changes so far, as a value that differs after any write: ours or another process's.
+
+        (rows this connection changed, the data_version of others' commits), the latter looked
+        at most once per OTHER_WRITERS_CHECK; None when the database cannot say (a caller
+        then re-reads). Lets the SMS centre and the link scheduler keep their next deadline
+        instead of querying it after every dialog step.
+        """
+        total = getattr(self.db, "total_changes", None)
+        if not isinstance(total, int):
+            return None
+        self._fresh()
+        return total, self._data_version
 
     def _fresh(self) -> None:
         """Drop cached rows when another connection has committed since we last looked.
