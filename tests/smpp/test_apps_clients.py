@@ -7,15 +7,14 @@ subscriber's harness; one gateway runs `*555#` from one to the other on real soc
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.smpp.helpers import ALICE, BOB, TIMEOUT, bound, start_server, text_of
+from tests.smpp.helpers import ALICE, BOB, bound, start_server, text_of
 from tests.smpp.test_apps import apps_config
-from tests.smpp.test_server_clients import _Hook, _SmpplibHarness, smpplib_ussd
+from tests.smpp.test_server_clients import _Hook, _SmpplibHarness, aio_bound, smpplib_ussd
 from ussd.config import Config
 from ussd.runtime import Gateway
 from ussd.smpp.constants import Tag, UssdServiceOp
@@ -114,24 +113,8 @@ async def test_smpplib_app_pushes_with_any_session_octets(
 
 @pytest.fixture
 async def aio_app(server: SmppServer) -> AsyncIterator[tuple[Any, _Hook]]:
-    from aiosmpplib import ESME, AbstractHook
-
-    hook_cls = type("Hook", (_Hook, AbstractHook), {})
-    hook = hook_cls()
-    host, port = server.address  # type: ignore[attr-defined]
-    esme = ESME(
-        smsc_host=host,
-        smsc_port=port,
-        system_id="shop",
-        password="shoppw",
-        hook=hook,
-        log_level=logging.ERROR,
-    )
-    task = asyncio.create_task(esme.start())
-    await hook.next(lambda m: type(m).__name__ == "BindTransceiverResp")
-    yield esme, hook
-    await asyncio.wait_for(esme.stop(), TIMEOUT)
-    await asyncio.wait_for(task, TIMEOUT)
+    async with aio_bound(server, "shop", "shoppw") as bound:
+        yield bound
 
 
 def _aio_answer(msisdn: str, text: str, op: int, info: str) -> Any:

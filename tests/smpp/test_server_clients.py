@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -61,8 +62,11 @@ class _Hook:
                 return msg
 
 
-@pytest.fixture
-async def aio_esme(server: SmppServer) -> AsyncIterator[tuple[Any, _Hook]]:
+@contextlib.asynccontextmanager
+async def aio_bound(
+    server: SmppServer, system_id: str = "harness", password: str = "secret"
+) -> AsyncIterator[tuple[Any, _Hook]]:
+    """An aiosmpplib ESME bound as a transceiver, with the hook that sees its PDUs."""
     from aiosmpplib import ESME, AbstractHook
 
     hook_cls = type("Hook", (_Hook, AbstractHook), {})
@@ -71,8 +75,8 @@ async def aio_esme(server: SmppServer) -> AsyncIterator[tuple[Any, _Hook]]:
     esme = ESME(
         smsc_host=host,
         smsc_port=port,
-        system_id="harness",
-        password="secret",
+        system_id=system_id,
+        password=password,
         hook=hook,
         log_level=logging.ERROR,
     )
@@ -81,6 +85,12 @@ async def aio_esme(server: SmppServer) -> AsyncIterator[tuple[Any, _Hook]]:
     yield esme, hook
     await asyncio.wait_for(esme.stop(), TIMEOUT)
     await asyncio.wait_for(task, TIMEOUT)  # start() returns once the ESME has shut down
+
+
+@pytest.fixture
+async def aio_esme(server: SmppServer) -> AsyncIterator[tuple[Any, _Hook]]:
+    async with aio_bound(server) as bound:
+        yield bound
 
 
 def _aio_ussd(msisdn: str, text: str, op: int, session: int, seq: int) -> Any:
