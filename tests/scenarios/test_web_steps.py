@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim import runner, web
@@ -238,3 +238,42 @@ async def test_combined_target_sends_page_steps_over_http() -> None:
     http = HttpTarget("http://127.0.0.1:8080/", "token")
     combined = CombinedTarget(SmppTarget("127.0.0.1", 2775, "harness", "secret"), http)
     assert await combined.web_url() == "http://127.0.0.1:8080"
+
+
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["79161234567", "79990000000", "2026-05-01", "/(/", "/x/i"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from([*web.WEB_OPS, *web.APP_OPS, "msisdn", "password", "from_sms", "x"])
+            | st.integers(),
+            inner,
+            max_size=3,
+        )
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(surface=st.sampled_from(["web", "app"]), value=_VALUES, expect=_VALUES)
+def test_any_page_step_loads_or_says_why(
+    surface: str, value: Any, expect: Any, base: dict[str, Any]
+) -> None:
+    step: dict[str, Any] = {surface: value}
+    if expect is not None:
+        step["expect"] = {"json": expect}
+    text = yaml.safe_dump({"name": "Web", "subscribers": [{"msisdn": "79161234567"}]})
+    data = yaml.safe_load(text)
+    data["steps"] = [step]
+    problem = ""
+    try:
+        sc.loads(yaml.safe_dump(data, allow_unicode=True), "any.yaml", base)
+    except sc.ScenarioError as exc:
+        problem = str(exc)
+    assert not problem or problem.startswith('any.yaml: scenario "Web": step 1: '), problem
