@@ -636,9 +636,8 @@ class SmppServer:
         if smsc.pending:  # most events (screens shown, one-shot dialogs ended) make no work
             self._arm_smsc()
         self.apps.engine_event(event)
-        if self.apps.pending and self._apps_flush is None and self._loop is not None:
-            # An app hears that its dialog ended: with the next flush, or this one.
-            self._apps_flush = self._loop.call_soon(self._flush_apps)
+        if self.apps.pending:
+            self._flush_apps_soon()  # an app hears that its dialog ended
 
     def _respond(self, bind: _Bind, pdu: Pdu) -> None:
         bind.conn.send_response(pdu)
@@ -744,12 +743,19 @@ class SmppServer:
         self._app_waiters[effect.id] = waiter
         try:
             self.apps.perform(effect)
-            self._flush()
+            # One flush for every effect started in this loop iteration: their deliver_sm go
+            # out in one write per bind (the gateway starts each effect as a task of its own).
+            self._flush_apps_soon()
             return await waiter
         finally:
             self._app_waiters.pop(effect.id, None)
             if not waiter.done():  # cancelled: timed out, or the dialog ended meanwhile
                 self.apps.cancel(effect.id)
+
+    def _flush_apps_soon(self) -> None:
+        """Flush once the current callbacks have run (with the next flush, if one comes first)."""
+        if self._apps_flush is None and self._loop is not None:
+            self._apps_flush = self._loop.call_soon(self._flush_apps)
 
     def _flush_apps(self) -> None:
         self._apps_flush = None
