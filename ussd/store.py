@@ -247,8 +247,6 @@ MIGRATIONS: list[str] = [
         cause   TEXT NOT NULL,     -- ussd.records.Cause
         detail  TEXT NOT NULL DEFAULT ''
     );
-    CREATE INDEX dialog_records_by_msisdn ON dialog_records (msisdn, id);
-    CREATE INDEX dialog_records_by_ended ON dialog_records (ended);
     """,
 ]
 
