@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import os
 from pathlib import Path
-
-from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from typing import TYPE_CHECKING
 
 from sim.client import DEFAULT_URL, PhonesClient
-from sim.phone import TerminalPhone
 from ussd.commands._common import Subcommands, add_common, msisdn_arg
+
+if TYPE_CHECKING:  # prompt_toolkit is imported when the phone runs: every command's start
+    from prompt_toolkit.history import History  # builds this parser (`serve` included)
 
 HISTORY_ENV = "USSD_SIM_HISTORY"
 
@@ -48,6 +49,8 @@ def register(sub: Subcommands) -> None:
 
 
 def _history(path: str | None) -> History:
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
     path = path or os.environ.get(HISTORY_ENV) or str(Path.home() / ".ussd_sim_history")
     if path == "-":
         return InMemoryHistory()
@@ -59,6 +62,8 @@ def _history(path: str | None) -> History:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from sim.phone import TerminalPhone
+
     async with PhonesClient(args.url or DEFAULT_URL, via="terminal") as client:
         phone = TerminalPhone(
             client, args.msisdn, history=_history(args.history), record=args.record
