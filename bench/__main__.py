@@ -317,7 +317,8 @@ def build_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
             f"{apps.get('rate', 0):,.0f} steps/s offered; mean "
             f"{_fmt(through.get('mean'), 'ms')} through the gateway vs "
             f"{_fmt(alone.get('mean'), 'ms')} to the app alone; p99 "
-            f"{_fmt(through.get('p99'), 'ms')} vs {_fmt(alone.get('p99'), 'ms')} (bench/apps.py)"
+            f"{_fmt(through.get('p99'), 'ms')} vs {_fmt(alone.get('p99'), 'ms')}; one step at a "
+            f"time {_fmt(_get(apps, 'serial', 'overhead_ms'), 'ms')} more (bench/apps.py)"
             if apps and "error" not in apps
             else "",
         )

@@ -4,7 +4,8 @@ A null app (the `json` dialect, answering at once) runs in a process of its own.
 are offered at a fixed rate twice: straight to the app with an aiohttp client like the
 gateway's, which is the app's own latency; then as replies through the gateway
 (`Gateway.reply`: engine step, effect, request in the dialect, answer, screen). The figure is the
-difference of the means, in ms per step.
+difference of the means, in ms per step. Both are then run one step at a time as well, which
+shows the cost of a step with nothing queued in front of it (the difference of the medians).
 
 Run: .venv/bin/python -m bench.apps   (prints figures; asserts nothing)
 """
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RATE = 1000.0  # steps per second offered
 STEPS = 5000  # measured steps per phase (5 s at RATE)
 WARMUP = 500
+SERIAL = 2000  # steps one at a time, after the offered ones
 DIALOGS = 200  # open dialogs that take the replies in turn
 ANSWER = b'{"text": "ok", "end": false}'
 
@@ -83,6 +85,16 @@ async def offered(step: Callable[[int], Awaitable[None]], n: int) -> list[float]
     return latencies
 
 
+async def one_at_a_time(step: Callable[[int], Awaitable[None]], n: int) -> list[float]:
+    """step(i) after step(i - 1) has finished: latency with no queueing at all, in ms."""
+    latencies: list[float] = []
+    for i in range(n):
+        began = time.perf_counter()
+        await step(i)
+        latencies.append((time.perf_counter() - began) * 1000.0)
+    return latencies
+
+
 def summary(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
     return {
@@ -109,6 +121,7 @@ async def measure(port: int) -> dict[str, Any]:
 
         await offered(direct, WARMUP)
         alone = await offered(direct, STEPS)
+        alone_serial = await one_at_a_time(direct, SERIAL)
 
     data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     data["storage"] = {"database": ":memory:"}
@@ -138,15 +151,23 @@ async def measure(port: int) -> dict[str, Any]:
 
         await offered(through, WARMUP)
         gateway = await offered(through, STEPS)
+        gateway_serial = await one_at_a_time(through, SERIAL)
     finally:
         await gw.stop()
     a, g = summary(alone), summary(gateway)
+    a1, g1 = summary(alone_serial), summary(gateway_serial)
     return {
         "rate": RATE,
         "steps": STEPS,
         "app_alone_ms": a,
         "through_gateway_ms": g,
         "overhead_ms": g["mean"] - a["mean"],
+        # One step at a time: what a step costs with nothing queued in front of it.
+        "serial": {
+            "app_alone_ms": a1,
+            "through_gateway_ms": g1,
+            "overhead_ms": g1["p50"] - a1["p50"],
+        },
     }
 
 

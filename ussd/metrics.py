@@ -113,6 +113,8 @@ class Metrics:
             "ussd_faults_injected", "Injected network faults, by kind", ["kind"], registry=r
         )
         self._faults = {k: self.faults.labels(kind=k) for k in FAULT_KINDS}
+        # (app, outcome) -> its counter and the app's histogram, resolved once (labels() costs).
+        self._app_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         # Sessions started and not yet ended (one-shot dialogs pass through in one call).
         self._open: set[str] = set()
         r.register(_EngineCounts(self))  # last: registering collects it once (auto_describe)
@@ -143,9 +145,15 @@ class Metrics:
             if record is not None and record.cause in self._causes:
                 self._causes[record.cause] += 1
         elif isinstance(event, AppExchange):
-            self.app_requests.labels(app=event.app, outcome=event.outcome).inc()
+            children = self._app_children.get((event.app, event.outcome))
+            if children is None:
+                children = self._app_children[event.app, event.outcome] = (
+                    self.app_requests.labels(app=event.app, outcome=event.outcome),
+                    self.app_latency.labels(app=event.app),
+                )
+            children[0].inc()
             if event.status is not None:  # an answer came: its latency is the app's
-                self.app_latency.labels(app=event.app).observe(event.latency_ms / 1000.0)
+                children[1].observe(event.latency_ms / 1000.0)
         elif isinstance(event, FaultInjected):
             self._faults[event.kind].inc()
         elif isinstance(event, SmsQueued):

@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -87,6 +88,7 @@ class _Dialog:
     hops: int = 0
     last_answer: str = ""
     ended: Outcome | None = None  # set when the dialog ended under a request in flight
+    client_state: str | None = None  # the app's last (Hubtel's ClientState), for the end notice
 
 
 def target(app: AppConfig) -> AppTarget:
@@ -95,6 +97,7 @@ def target(app: AppConfig) -> AppTarget:
     )
 
 
+@lru_cache(maxsize=1024)  # a few URLs per app, asked on every exchange
 def public_url(url: str) -> str:
     """The URL without `user:password@`: the app console and the logs show it."""
     parts = urlsplit(url)
@@ -117,6 +120,7 @@ class AppClient:
         self.clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._dialogs: dict[str, _Dialog] = {}  # session -> its app dialog
+        self._targets = {name: target(app) for name, app in config.apps.items()}
         self._notices: set[asyncio.Task[None]] = set()
         self.notices_dropped = 0
         self._unsubscribe = bus.subscribe(self.on_event)
@@ -169,7 +173,7 @@ class AppClient:
             dialog = self._dialogs[effect.session] = _Dialog(app, turn, self.clock.now())
         dialog.turn = turn
         dialog.hops += 1
-        http = dialect.request(turn, target(app))
+        http = dialect.request(turn, self._targets[app.name])
         began = time.perf_counter()
         status: int | None = None
         body = b""
@@ -209,8 +213,7 @@ class AppClient:
             )
             return failure
         dialog.last_answer = answer.text
-        # An end notice carries the state the app returned last (Hubtel's ClientState).
-        dialog.turn = replace(turn, client_state=answer.client_state)
+        dialog.client_state = answer.client_state
         outcome = "end" if answer.end else "continue"
         self._exchange(effect, dialog, http, status, body, began, False, outcome)
         value = {"text": answer.text, "end": answer.end, "client_state": answer.client_state}
@@ -296,8 +299,10 @@ class AppClient:
             error=error,
             ended_at=self.clock.now(),
         )
+        # The notice carries the state the app returned last, not the one of its last request.
+        turn = replace(dialog.turn, client_state=dialog.client_state)
         try:
-            http = dialect.end(dialog.turn, target(dialog.app), end)
+            http = dialect.end(turn, self._targets[dialog.app.name], end)
         except Exception:  # a dialect bug must not cost the other listeners the event
             _log.exception("app_end_failed", app=dialog.app.name, session=event.session)
             return
