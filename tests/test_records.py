@@ -21,6 +21,7 @@ from ussd import records
 from ussd.clock import SimulatedClock
 from ussd.effects import Answer, Effect, Failure, Result
 from ussd.events import DialogRecord, Outcome
+from ussd.faults import parse_rule
 from ussd.records import Cause, Query, Records, Stored, parse_query, parse_time
 from ussd.runtime import Gateway
 from ussd.services.base import Await, Context, End, Step
@@ -172,7 +173,26 @@ async def app_unavailable(gw: Gateway) -> None:
     await gw.dial(RU, "*555#")
 
 
+def _fault(gw: Gateway, rule: dict[str, Any]) -> None:
+    faults = gw.engine.faults
+    faults.add(parse_rule(rule, faults.new_id()))
+
+
 async def network_fault(gw: Gateway) -> None:
+    _fault(gw, {"kind": "ussd_network_error", "at": "dial", "match": {"code": "*100#"}})
+    await gw.dial(RU, "*100#")
+    assert newest(gw).detail.endswith("ussd_network_error at dial")  # the rule, by its id
+
+
+async def network_fault_dropped(gw: Gateway) -> None:
+    _fault(gw, {"kind": "dialog_dropped", "at": "reply", "match": {"msisdn": RU}})
+    await gw.dial(RU, "*111#")
+    await gw.reply(RU, "98")  # lost on the way: the handset keeps its screen and times out
+    gw.advance(30)
+    assert newest(gw).detail.endswith("dialog_dropped at reply")
+
+
+async def network_fault_from_a_service(gw: Gateway) -> None:
     await gw.dial(RU, "*557#")
 
 
@@ -214,6 +234,8 @@ CAUSES: list[tuple[Callable[[Gateway], Awaitable[None]], Cause, int]] = [
     (app_release, Cause.APP_RELEASE, 0),
     (app_unavailable, Cause.APP_UNAVAILABLE, 0),
     (network_fault, Cause.NETWORK_FAULT, 0),
+    (network_fault_dropped, Cause.NETWORK_FAULT, 0),
+    (network_fault_from_a_service, Cause.NETWORK_FAULT, 0),
     (replaced, Cause.REPLACED, 1),
     (unknown_code, Cause.UNKNOWN_CODE, 0),
     (not_supported, Cause.NOT_SUPPORTED, 0),
@@ -533,3 +555,41 @@ def test_pushes_are_via_push(gateway: Gateway) -> None:
         0,  # the subscriber asked for nothing
         "user_release",
     )
+
+
+# -- outside applications over real sockets -------------------------------------------------------
+
+
+async def test_an_http_app_over_a_real_socket() -> None:
+    from tests.apps.appserver import con, end, gateway_for, running
+
+    answers = iter([con("Menu\n1. Buy"), end("Thank you")])
+    async with (
+        running(lambda seen: next(answers)) as app,
+        gateway_for(app.url, "africastalking") as gw,
+    ):
+        assert not (await gw.dial(RU, "*384*7#", via="web")).end  # a direct-dial string
+        assert (await gw.reply(RU, "1")).text == "Thank you"
+        record = newest(gw)
+    assert (record.code, record.route, record.via, record.steps, record.cause) == (
+        "384",
+        "app:shop",
+        "web",
+        2,
+        "app_release",
+    )
+
+
+async def test_an_http_app_nobody_listens_for() -> None:
+    import socket
+
+    from tests.apps.appserver import gateway_for
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nobody listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with gateway_for(f"http://127.0.0.1:{port}/ussd") as gw:
+        await gw.dial(RU, "*384#")
+        record = newest(gw)
+    assert (record.route, record.cause) == ("app:shop", "app_unavailable")
+    assert "connect" in record.detail  # why, as the app client says it
