@@ -12,6 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bench.smpp_apps import EchoApp
+from sim import runner
+from sim import scenario as sc
+from sim.esme import connect
+from sim.targets import HttpTarget
+from tests.scenarios.conftest import base
 from tests.smpp.helpers import ALICE, BOB, Waiter, bound, start_server, text_of
 from tests.smpp.test_apps import app_submit, apps_config
 from ussd.config import Config
@@ -22,6 +28,8 @@ from ussd.smpp.constants import UssdServiceOp
 from ussd.smpp.server import SmppServer
 
 ADMIN = {"Authorization": "Bearer change-me"}
+
+__all__ = ["base"]  # the fixture, used by name below
 
 
 @pytest.fixture
@@ -140,3 +148,29 @@ async def test_push_to_a_harness_handset(both: tuple[SmppServer, HttpServer]) ->
     await harness.submit(BOB, "", op=UssdServiceOp.USSN_CONFIRM)
     assert (await harness.deliver_sm()).ussd_service_op == 17
     await harness.close()
+
+
+async def test_a_scenario_over_http_reaches_the_app(
+    both: tuple[SmppServer, HttpServer], base: dict[str, Any]
+) -> None:
+    smpp, http = both
+    host, port = smpp.address  # type: ignore[attr-defined]
+    app = await connect(EchoApp, host, port)
+    await app.bind("shop", "shoppw")
+    (scenario,) = sc.loads(ECHO_SCENARIO, "echo.yaml", base)
+    result = await runner.run_async(scenario, HttpTarget(http.url, "change-me"))
+    assert result.passed, runner.format_failure(result)
+    await app.aclose()
+
+
+ECHO_SCENARIO = """\
+name: The echo app over HTTP
+subscribers: [{msisdn: "79161234567"}]
+steps:
+  - dial: "*555*7#"
+    expect: {continue: true, text: "Echo: *555*7#"}
+  - reply: "hello"
+    expect: {continue: true, text: "Echo: hello"}
+  - reply: "0"
+    expect: {end: true, text: "Echo: 0"}
+"""
