@@ -12,10 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bench.smpp_apps import JOURNEY as ECHO_JOURNEY
 from bench.smpp_apps import EchoApp
 from sim import runner
 from sim import scenario as sc
 from sim.esme import connect
+from sim.load import LoadOptions, SmppAddress, run_load
 from sim.targets import HttpTarget
 from tests.scenarios.conftest import base
 from tests.smpp.helpers import ALICE, BOB, Waiter, bound, start_server, text_of
@@ -174,3 +176,24 @@ steps:
   - reply: "0"
     expect: {end: true, text: "Echo: 0"}
 """
+
+
+async def test_the_load_generator_runs_through_the_app_bind(
+    both: tuple[SmppServer, HttpServer],
+) -> None:
+    smpp, _ = both
+    host, port = smpp.address  # type: ignore[attr-defined]
+    app = await connect(EchoApp, host, port)
+    await app.bind("shop", "shoppw")
+    options = LoadOptions(
+        target=SmppAddress(host, port, "harness", "secret"),
+        journey=ECHO_JOURNEY,  # *555# → 1 → 0, as the bench runs it
+        concurrency=4,
+        duration=1.0,
+        subscribers=20,
+        prefix="7995",
+    )
+    report = (await run_load(options)).to_dict()
+    assert report["error_count"] == 0, report["errors"]
+    assert report["steps"]["count"] > 0
+    await app.aclose()
