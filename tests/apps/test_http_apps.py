@@ -421,3 +421,21 @@ async def test_a_dialog_asks_its_app_at_most_max_requests_times() -> None:
         last = await gw.reply(EN, "1")
     assert last.end and last.text == "The service failed to answer. Please try again later."
     assert len(srv.seen) == MAX_REQUESTS and outcomes(events) == [Outcome.APP_ERROR]
+
+
+async def test_the_clients_own_timeout_when_the_gateway_clock_stands_still() -> None:
+    # A simulated clock only moves when told: the HTTP client's real-time limit (the same
+    # `timeout`) still ends the wait. A short one keeps the test short; nothing sleeps.
+    gate = asyncio.Event()
+
+    async def slow(seen: Seen) -> web.Response:
+        await gate.wait()
+        return screen("too late")
+
+    async with running(slow) as srv, gateway_for(srv.url, timeout="150ms") as gw:
+        events = record(gw)
+        shown = await gw.dial(EN, "*384#")
+        gate.set()
+    assert shown.end and shown.text == "Service temporarily unavailable. Please try again later."
+    assert outcomes(events) == [Outcome.APP_TIMEOUT]
+    assert [x.outcome for x in exchanges(events)] == ["timeout"]
