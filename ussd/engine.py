@@ -453,6 +453,19 @@ class Engine:
             self._end(dialog, Outcome.RELEASED, None)
         return True
 
+    def abort(self, msisdn: str, session: str, outcome: Outcome, text_key: str) -> bool:
+        """End the dialog `session` of msisdn now with a final screen (menus/texts.yaml
+        `text_key`): the party it waits on is gone, e.g. an application's bind (docs/smpp.md).
+        True when it was open."""
+        dialog = self.dialogs.get(msisdn)
+        if dialog is None or dialog.session != session:
+            return False
+        text = self.texts.get(text_key, self._language(msisdn))
+        screen = Screen(session, text, True, service_code=dialog.service_code)
+        with self.bus.hold():
+            self._end(dialog, outcome, screen, emit_screen=True)
+        return True
+
     def dialog(self, msisdn: str) -> Dialog | None:
         """The open dialog of msisdn, if any."""
         return self.dialogs.get(msisdn)

@@ -7,6 +7,7 @@ The independent clients (python-smpplib, aiosmpplib) are in test_apps_clients.py
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from tests.smpp.helpers import (
     ACCOUNTS,
     ALICE,
     BOB,
+    TIMEOUT,
     RecordingEsme,
     Waiter,
     bound,
@@ -201,6 +203,55 @@ async def test_app_bind_lost_mid_dialog(server: SmppServer, waiter: Waiter) -> N
     event = await ended
     assert isinstance(event, DialogEnded) and event.outcome is Outcome.APP_UNAVAILABLE
     await harness.close()
+
+
+async def test_app_bind_lost_while_the_subscriber_has_the_turn(
+    server: SmppServer, waiter: Waiter
+) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    await harness.submit(BOB, "*555#")
+    begin = await app.deliver_sm()
+    await app_submit(app, BOB, "Menu", UssdServiceOp.USSR_REQUEST, begin.its_session_info)
+    assert text_of(await harness.deliver_sm()) == "Menu"
+    ended = waiter.expect(lambda e: isinstance(e, DialogEnded))
+    await app.close()  # nobody is left to hear the answer: the dialog ends now
+    screen = await harness.deliver_sm()
+    assert (op_of(screen), text_of(screen)) == (17, "Service unavailable.")
+    event = await ended
+    assert isinstance(event, DialogEnded) and event.outcome is Outcome.APP_UNAVAILABLE
+    await harness.close()
+
+
+async def test_another_bind_of_the_app_takes_over(server: SmppServer) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    spare = await bound(server, system_id="shop", password="shoppw")
+    await harness.submit(BOB, "*555#")
+    first, other = app, spare
+    begin = await asyncio.wait_for(_first_deliver(app, spare), TIMEOUT)
+    if begin[0] is spare:
+        first, other = spare, app
+    await app_submit(first, BOB, "Menu", UssdServiceOp.USSR_REQUEST, begin[1].its_session_info)
+    await harness.deliver_sm()
+    await first.close()
+    await harness.submit(BOB, "1", op=UssdServiceOp.USSR_CONFIRM)
+    answer = await other.deliver_sm()
+    assert (op_of(answer), text_of(answer)) == (18, "1")
+    await app_submit(other, BOB, "Bye", 17, answer.its_session_info)
+    assert text_of(await harness.deliver_sm()) == "Bye"
+    await harness.close()
+    await other.close()
+
+
+async def _first_deliver(*apps: RecordingEsme) -> tuple[RecordingEsme, DeliverSm]:
+    """The bind of several that gets the next deliver_sm (the gateway picks one)."""
+    tasks = {asyncio.ensure_future(a.deliver_sm()): a for a in apps}
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    winner = next(iter(done))
+    return tasks[winner], winner.result()
 
 
 async def test_app_push_ussr_answer_returns_as_op_18(server: SmppServer, waiter: Waiter) -> None:

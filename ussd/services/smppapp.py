@@ -26,6 +26,8 @@ ORIGIN_PREFIX = "smpp:"  # a push whose origin is `smpp:SYSTEM_ID` came from tha
 # notice (waits only for the subscriber's acknowledgement, SMPP 3.4 §5.3.2.44 op 3).
 APP, NOTICE = "app", "notice"
 
+UNAVAILABLE = "smpp_apps.unavailable"  # menus/texts.yaml: no app bind to take the dialog
+
 # What the app's answer says (the `op` of an Answer's value; ussd/smpp/apps.py sets it).
 CONTINUE, END, NOTIFY, RELEASE = "continue", "end", "notify", "release"
 
@@ -45,7 +47,7 @@ def step_from(ctx: Context, values: Mapping[str, Any], result: Result) -> Step:
     """The screen an application's answer (or its failure) gives the subscriber."""
     if not isinstance(result, Answer):
         if result.cause is Outcome.APP_UNAVAILABLE:
-            return End(ctx.t("smpp_apps.unavailable"), outcome=Outcome.APP_UNAVAILABLE)
+            return End(ctx.t(UNAVAILABLE), outcome=Outcome.APP_UNAVAILABLE)
         # Too slow, or an answer we could not use: "service temporarily unavailable".
         return End(ctx.t("common.error"), outcome=result.cause)
     op = str(result.value.get("op", CONTINUE))
@@ -58,7 +60,7 @@ def step_from(ctx: Context, values: Mapping[str, Any], result: Result) -> Step:
 class SmppApp:
     """The service of an `smpp:SYSTEM_ID` route: the application bound as SYSTEM_ID answers."""
 
-    texts_used: Sequence[str] = ("common.error", "smpp_apps.unavailable")
+    texts_used: Sequence[str] = ("common.error", UNAVAILABLE)
 
     def __init__(self, system_id: str, timeout: float) -> None:
         self.system_id = system_id
@@ -93,7 +95,7 @@ class Push:
     """A network-initiated dialog (Engine.push): the handset shows it and waits."""
 
     name = "push"
-    texts_used: Sequence[str] = ("common.error", "smpp_apps.unavailable")
+    texts_used: Sequence[str] = ("common.error", UNAVAILABLE)
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout

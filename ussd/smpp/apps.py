@@ -270,15 +270,24 @@ class Apps:
         self._binds[key] = _AppBind(key, account, conn, receives)
 
     def bind_closed(self, key: BindKey) -> None:
-        """An app's bind is gone: what its dialogs wait for fails (the subscriber is told)."""
-        if self._binds.pop(key, None) is None:
+        """An app's bind is gone: its dialogs end with "service unavailable" at once, unless
+        another bind of the app can take them when the subscriber answers."""
+        bind = self._binds.pop(key, None)
+        if bind is None:
             return
+        others = self._receiver(bind.account.system_id) is not None
         for dialog in list(self._by_session.values()):
             if dialog.bind != key:
                 continue
             dialog.bind = None
             if dialog.waiting:
                 self._fail(dialog, Outcome.APP_UNAVAILABLE, "the application's bind was lost")
+            elif not others:
+                # The subscriber has the turn, but nobody is left to hear the answer.
+                dialog.app_ended = True
+                self.engine.abort(
+                    dialog.msisdn, dialog.session, Outcome.APP_UNAVAILABLE, smppapp.UNAVAILABLE
+                )
 
     def _receiver(self, system_id: str, prefer: BindKey | None = None) -> _AppBind | None:
         binds = [
