@@ -15,6 +15,7 @@ from sim.targets import InProcessTarget
 from tests.browser import OUTPUT
 from tests.http.conftest import EN, RU, eventually
 from ussd.events import Screen, ScreenShown
+from ussd.records import Query
 from ussd.runtime import Gateway
 
 pytestmark = pytest.mark.browser
@@ -81,6 +82,9 @@ async def test_paging_and_end_key(page: Any, started: Gateway) -> None:
     await page.keyboard.press("Escape")
     await page.wait_for_selector("[data-testid=phone][data-state=idle]")
     await eventually(lambda: started.engine.dialog(RU) is None)
+    # Its record says the web phone dialled it and the End key ended it (docs/operations.md).
+    (row,) = started.records.query(Query(msisdn=RU))
+    assert (row.record.via, row.record.cause, row.record.steps) == ("web", "user_release", 2)
 
 
 async def test_english_switch(page: Any) -> None:
