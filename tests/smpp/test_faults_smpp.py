@@ -60,9 +60,12 @@ async def test_throttled_above_the_rate_per_bind(gateway: Gateway, server: SmppS
 
 
 async def test_a_withheld_response_never_comes(gateway: Gateway, server: SmppServer) -> None:
-    gateway.faults.add_raw({"kind": "smpp_withhold_response", "times": 1})
+    rule = {"kind": "smpp_withhold_response", "times": 1, "match": {"msisdn": ALICE}}
+    gateway.faults.add_raw(rule)
     client = await bound(server)
-    pending = asyncio.ensure_future(client.call(_submit(ALICE, "*100#")))
+    assert (await client.submit(BOB, "*100#")).command_status == 0  # another number
+    # A national number matches the rule's international digits.
+    pending = asyncio.ensure_future(client.call(_submit("8" + ALICE[1:], "*100#")))
     # The server handles a bind's PDUs in order: once the enquire_link is answered, the
     # submit_sm before it has been handled too, and its response was never sent.
     assert (await client.request(EnquireLink())).command_status == 0
@@ -151,3 +154,21 @@ async def test_a_capture_file_holds_no_barring_pin(tmp_path: Path) -> None:
     data = path.read_bytes()
     assert b"2468" not in data and b"1357" not in data
     assert b"*33*****#" in data and b"**03*330*" + b"*" * 14 + b"#" in data
+
+
+async def test_a_dropped_dialog_is_silent_until_the_timeout(
+    gateway: Gateway, server: SmppServer
+) -> None:
+    gateway.faults.add_raw({"kind": "dialog_dropped", "at": "reply", "match": {"msisdn": BOB}})
+    client = await bound(server)
+    assert (await client.submit(BOB, "*111#")).command_status == 0
+    first = await client.deliver_sm()
+    assert first.ussd_service_op == UssdServiceOp.USSR_REQUEST
+    answer = await client.submit(BOB, "1", UssdServiceOp.USSR_CONFIRM)
+    assert answer.command_status == 0  # taken, then lost in the network
+    assert await no_request(client)
+    gateway.advance(gateway.config.ussd.reply_timeout)
+    end = await client.deliver_sm()
+    assert end.ussd_service_op == UssdServiceOp.PSSR_RESPONSE
+    assert text_of(end) == "The session timed out."
+    await client.close()

@@ -615,6 +615,11 @@ class Smsc:
         if screen.end:
             del self._dialogs[msisdn]
         self._submit_resp(bind, pdu, _OK, self._ussd_message_id(screen.session))
+        live = self.engine.dialog(msisdn)
+        if live is not None and live.dropped and not screen.end:
+            # An injected fault dropped the dialog (docs/network.md "Faults"): the answer is
+            # lost, so nothing comes back until the handset's timer ends it.
+            return
         self._send_screen(dialog, screen.text, screen.end, screen.service_code, screen.notice)
 
     def _release(self, bind: _Bind, pdu: SubmitSm, msisdn: str) -> None:
