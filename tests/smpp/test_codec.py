@@ -833,3 +833,65 @@ def test_with_sequence_is_replace(seq: int) -> None:
         assert encode_pdu(copy) == encode_pdu(replace(pdu, sequence_number=seq))
         assert type(copy) is type(pdu)
         assert pdu.sequence_number == sequence  # the original is untouched
+
+
+@given(pdus, st.integers(min_value=1, max_value=0x7FFFFFFF))
+def test_with_sequence_is_replace_for_every_pdu(pdu: Pdu, seq: int) -> None:
+    from dataclasses import replace
+
+    from ussd.smpp.pdu import with_sequence
+
+    copy = with_sequence(pdu, seq)
+    assert copy == replace(pdu, sequence_number=seq)
+    assert type(copy) is type(pdu)
+    assert copy is not pdu
+
+
+@given(pdus)
+def test_decoders_builder_is_the_dataclass_init(pdu: Pdu) -> None:
+    # The decoders build PDUs positionally through _builder: same fields, same order.
+    from dataclasses import fields
+
+    from ussd.smpp.pdu import _builder
+
+    if isinstance(pdu, UnknownPdu):
+        return  # its command_id is a field of its own (no decoder builds one)
+    values = [getattr(pdu, f.name) for f in fields(pdu) if f.name != "command_id"]
+    built = _builder(type(pdu))(*values)
+    assert built == pdu
+    assert type(built) is type(pdu)
+    assert built.command_id == pdu.command_id
+
+
+hot = st.one_of(
+    sm(SubmitSm),
+    sm(DeliverSm),
+    *(
+        st.builds(c, **header, message_id=cstr(65), tlvs=tlvs)
+        for c in (SubmitSmResp, DeliverSmResp)
+    ),
+)
+
+
+@given(hot, st.data())
+def test_damaged_hot_pdus_decode_exactly_or_fail_cleanly(pdu: Pdu, data: st.DataObject) -> None:
+    # submit_sm, deliver_sm and their responses have a decoder of their own (the hot path):
+    # whatever octet is changed or however the body is cut, the result is a DecodeError or a
+    # PDU that encodes back to exactly the bytes given (nothing read twice, nothing skipped).
+    wire = bytearray(encode_pdu(pdu))
+    if len(wire) > 16 and data.draw(st.booleans()):
+        at = data.draw(st.integers(16, len(wire) - 1))
+        wire[at] = data.draw(st.sampled_from([0, 1, 0x7F, 0xFF, wire[at] ^ 0x01]))
+    else:
+        wire = wire[: data.draw(st.integers(16, len(wire)))]
+    struct.pack_into("!I", wire, 0, len(wire))
+    result = decode_or_error(bytes(wire))
+    if isinstance(result, DecodeError):
+        assert result.status in set(CommandStatus)
+        assert result.sequence_number == pdu.sequence_number
+    elif len(wire) == 16:  # a bodiless response (SMPP 3.4 §4.4.2), message_id ""
+        request = pdu.command_id & ~0x80000000
+        assert result == make_response(request, pdu.sequence_number, pdu.command_status)
+    else:
+        assert type(result) is type(pdu)
+        assert encode_pdu(result) == bytes(wire)
