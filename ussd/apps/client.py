@@ -121,6 +121,12 @@ class AppClient:
         self._session: aiohttp.ClientSession | None = None
         self._dialogs: dict[str, _Dialog] = {}  # session -> its app dialog
         self._targets = {name: target(app) for name, app in config.apps.items()}
+        # The whole exchange, queueing for a connection included, within the app's timeout;
+        # the engine's own deadline (the effect's) ends the dialog at the same time.
+        self._limits = {
+            name: aiohttp.ClientTimeout(total=app.timeout, sock_connect=app.connect_timeout)
+            for name, app in config.apps.items()
+        }
         self._notices: set[asyncio.Task[None]] = set()
         self.notices_dropped = 0
         self._unsubscribe = bus.subscribe(self.on_event)
@@ -223,15 +229,12 @@ class AppClient:
         """Status, content type and body of one request, within the app's timeouts."""
         if self._session is None:
             raise RuntimeError("the app client is not open (Gateway.start)")
-        # The whole exchange, queueing for a connection included, within the app's timeout;
-        # the engine's own deadline (the effect's) ends the dialog at the same time.
-        limits = aiohttp.ClientTimeout(total=app.timeout, sock_connect=app.connect_timeout)
         async with self._session.request(
             http.method,
             http.url,
-            headers=dict(http.headers),
+            headers=http.headers,
             data=http.body,
-            timeout=limits,
+            timeout=self._limits[app.name],
             allow_redirects=False,  # a redirect is an app's misconfiguration: non-2xx
         ) as response:
             length = response.content_length
