@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ussd.events import DialogEnded, DialogStarted, Event, Outcome, SmsQueued
+from ussd.events import DialogEnded, DialogStarted, Event, Outcome, ScreenShown, SmsQueued
 from ussd.menus import Texts
 from ussd.ss import mask_passwords
 
@@ -139,6 +139,7 @@ class Recorder:
         self._secrets: dict[bytes, str] = {}  # digest of a typed secret -> its variable name
         self._prompts: dict[str, tuple[bool, int | None, int | None]] = {}  # last screen
         self._sms_patterns: list[re.Pattern[str]] = []
+        self._pushes: dict[str, str] = {}  # session of a push -> its sender, until it shows
         for sub in subscribers:
             self.subscriber(sub)
 
@@ -244,6 +245,17 @@ class Recorder:
         if self._gateway is None:
             self._flush()
 
+    def push(self, msisdn: str, screen: object, sender: str = "") -> None:
+        """The network pushed a screen (docs/smpp.md "Pushes"): a `push` step, so the replies
+        after it have their dialog when the scenario runs."""
+        notice = bool(screen.get("notice")) if isinstance(screen, Mapping) else bool(
+            getattr(screen, "notice", False)
+        )
+        action: dict[str, Any] = {"text": _screen_fields(screen)[0], "reply": not notice}
+        if sender:
+            action["from"] = sender
+        self._screen_step(msisdn, {"push": action}, screen)
+
     def advance(self, seconds: float) -> None:
         """Simulated time moved on."""
         self._add({"advance": f"{seconds:g}s"})
@@ -290,7 +302,13 @@ class Recorder:
     def _on_event(self, event: Event) -> None:
         if self._only is not None and event.msisdn != self._only:
             return
-        if isinstance(event, DialogStarted):
+        if isinstance(event, ScreenShown):
+            sender = self._pushes.pop(event.screen.session, None)
+            if sender is not None:
+                self.push(event.msisdn, event.screen, sender)
+        elif isinstance(event, DialogStarted):
+            if event.service == "push" and len(self._pushes) < 64:  # its screen follows at once
+                self._pushes[event.session] = event.service_code
             known = {s["msisdn"] for s in self.subscribers}
             if event.msisdn not in known and self._gateway is not None:
                 sub = self._gateway.find_subscriber(event.msisdn)

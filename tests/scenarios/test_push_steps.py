@@ -4,14 +4,21 @@ in-process and over HTTP, where the handset's pushed screen is what `expect` che
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sim import runner
 from sim import scenario as sc
+from sim.recorder import Recorder
 from sim.targets import HttpTarget
+from tests.conftest import make_config
 from tests.scenarios.test_targets import TOKEN, world
+from ussd.clock import SimulatedClock
+from ussd.runtime import Gateway
+
+RU = "79161234567"  # seeded, Russian
 
 __all__ = ["world"]  # the fixture, used by name below
 
@@ -87,3 +94,24 @@ steps:
     with pytest.raises(sc.ScenarioError) as exc:
         one(text, base)
     assert message in str(exc.value)
+
+
+def test_a_recorded_push_replays_green(tmp_path: Path, base: dict[str, Any]) -> None:
+    gw = Gateway.create(make_config(), clock=SimulatedClock(), database=":memory:")
+    rec = Recorder("Recorded: pushes")
+    detach = rec.attach(gw)
+    e = gw.engine
+    e.push(RU, "Low balance. 1. Top up", True, "tester", "900")
+    rec.reply(RU, "1", e.reply(RU, "1"))
+    e.push(RU, "Maintenance tonight", False, "tester", "")
+    rec.reply(RU, "", e.reply(RU, ""))
+    detach()
+    gw.engine.shutdown()
+    gw.store.close()
+
+    steps = rec.to_data()["steps"]
+    assert steps[0]["push"] == {"text": "Low balance. 1. Top up", "reply": True, "from": "900"}
+    assert steps[2]["push"] == {"text": "Maintenance tonight", "reply": False}
+    (scenario,) = sc.load(rec.save(tmp_path / "pushes.yaml"), base)
+    result = runner.run_scenario(scenario)
+    assert result.passed, runner.format_failure(result)
