@@ -248,8 +248,10 @@ class Recorder:
     def push(self, msisdn: str, screen: object, sender: str = "") -> None:
         """The network pushed a screen (docs/smpp.md "Pushes"): a `push` step, so the replies
         after it have their dialog when the scenario runs."""
-        notice = bool(screen.get("notice")) if isinstance(screen, Mapping) else bool(
-            getattr(screen, "notice", False)
+        notice = (
+            bool(screen.get("notice"))
+            if isinstance(screen, Mapping)
+            else bool(getattr(screen, "notice", False))
         )
         action: dict[str, Any] = {"text": _screen_fields(screen)[0], "reply": not notice}
         if sender:
