@@ -439,3 +439,27 @@ async def test_the_clients_own_timeout_when_the_gateway_clock_stands_still() -> 
     assert shown.end and shown.text == "Service temporarily unavailable. Please try again later."
     assert outcomes(events) == [Outcome.APP_TIMEOUT]
     assert [x.outcome for x in exchanges(events)] == ["timeout"]
+
+
+async def test_a_failing_dialect_costs_its_exchange_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ussd.apps import client as client_mod
+
+    real = client_mod.DIALECTS["json"]
+
+    class Broken:
+        name = "json"
+        request = staticmethod(real.request)
+        end = staticmethod(real.end)
+
+        @staticmethod
+        def answer(status: int, content_type: str, body: bytes) -> Any:
+            raise KeyError("a bug")
+
+    monkeypatch.setattr(client_mod, "DIALECTS", {"json": Broken()})
+    async with running(lambda seen: screen("ok")) as srv, gateway_for(srv.url) as gw:
+        events = record(gw)
+        shown = await gw.dial(EN, "*384#")
+        assert (await gw.dial(EN, "*100#")).end  # the gateway carries on
+    assert shown.text == "The service failed to answer. Please try again later."
+    assert outcomes(events)[0] is Outcome.APP_ERROR
+    assert [x.outcome for x in exchanges(events)] == ["error"]

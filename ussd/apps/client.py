@@ -192,6 +192,9 @@ class AppClient:
                 answer = dialect.answer(status, content_type, body)
             except AppAnswerError as exc:
                 raise AppUnusable(str(exc)) from None
+            except Exception:  # a dialect bug: this exchange fails, with its console line
+                _log.exception("app_answer_unread", app=app.name, dialect=app.dialect)
+                raise AppUnusable(f"the {app.dialect} dialect could not read the answer") from None
         except asyncio.CancelledError:
             timed_out = dialog.ended is Outcome.APP_TIMEOUT
             self._exchange(effect, dialog, http, status, body, began, timed_out, "cancelled")
