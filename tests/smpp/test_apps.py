@@ -389,3 +389,16 @@ def test_route_to_an_unknown_app_is_refused() -> None:
     with pytest.raises(ConfigError) as exc:
         Gateway.create(config, database=":memory:")
     assert "smpp:nobody" in str(exc.value)
+
+
+async def test_a_ussn_confirm_to_an_ordinary_screen_changes_nothing(
+    server: SmppServer, gateway: Gateway
+) -> None:
+    harness = await bound(server)
+    await harness.submit(ALICE, "*111#")
+    await harness.deliver_sm()
+    resp = await harness.submit(ALICE, "", op=UssdServiceOp.USSN_CONFIRM)
+    assert resp.command_status == 0
+    dialog = gateway.engine.dialog(ALICE)
+    assert dialog is not None and dialog.steps == 1  # not taken as an (empty) reply
+    await harness.close()

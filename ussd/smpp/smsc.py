@@ -477,8 +477,9 @@ class Smsc:
                 self._reply(bind, pdu, request, msisdn, text)
             elif action is Action.RELEASE:
                 self._release(bind, pdu, msisdn)
-            elif action is Action.CONFIRM and msisdn in self._dialogs:
-                # A USSN confirm acknowledges a pushed notice (docs/smpp.md "Pushes").
+            elif action is Action.CONFIRM and self._notice_shown(msisdn):
+                # A USSN confirm acknowledges a notice (docs/smpp.md "Pushes"); to any other
+                # screen it means nothing, as before.
                 self._reply(bind, pdu, request, msisdn, "")
             elif action is Action.CONFIRM:
                 self._submit_resp(bind, pdu, _OK, self._ussd_message_id(""))
@@ -496,6 +497,10 @@ class Smsc:
             _log.exception("smpp_submit_failed", system_id=bind.account.system_id, msisdn=msisdn)
             if self._answered is not pdu:
                 self._submit_resp(bind, pdu, CommandStatus.ESME_RSYSERR)
+
+    def _notice_shown(self, msisdn: str) -> bool:
+        dialog = self.engine.dialog(msisdn)
+        return dialog is not None and dialog.notice and not dialog.waiting
 
     def _submit_resp(self, bind: _Bind, pdu: SubmitSm, status: int, message_id: str = "") -> None:
         self._answered = pdu
