@@ -55,6 +55,15 @@ def _part_engine_steps() -> dict[str, Any]:
     return {"steps_per_second": rate, "steps": steps}
 
 
+def _part_records() -> dict[str, Any]:
+    from bench import engine
+    from ussd import log
+
+    log.configure("console", "error")
+    kept, not_kept = engine.records_cost()
+    return {"kept": kept, "not_kept": not_kept}
+
+
 def _part_engine_memory() -> dict[str, Any]:
     from bench import engine
     from ussd import log
@@ -86,6 +95,7 @@ LOCAL_PARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "parse": _part_parse,
     "engine_steps": _part_engine_steps,
     "engine_memory": _part_engine_memory,
+    "records": _part_records,
     "drain": _part_drain,
     "apps": _part_apps,
     "smpp_apps": _part_smpp_apps,
@@ -181,6 +191,19 @@ def build_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
     rows.append(
         Row("in-process dialog steps (1 core)", v, "/s", "≥ 20,000/s per core", at_least(v, 2e4))
     )
+    records = results.get("records", {})
+    if records:
+        ratio = records["kept"] / records["not_kept"] if records.get("not_kept") else None
+        rows.append(
+            Row(
+                "ratio steps with dialog records / without",
+                ratio,
+                "×",
+                "",
+                None,
+                "*111#→3→3 in-process, file stores, one record a dialog (docs/operations.md)",
+            )
+        )
     e2e = results.get("e2e")
     v = _steps(e2e)
     p99 = _get(e2e or {}, "latency_ms", "all steps", "p99")

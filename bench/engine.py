@@ -56,6 +56,41 @@ def steps_per_second(n_dialogs: int = 20_000) -> tuple[float, int]:
     return 3 * n_dialogs / elapsed, 3 * n_dialogs
 
 
+def records_cost(rounds: int = 6, n_dialogs: int = 3_000) -> tuple[float, float]:
+    """Steps/s of *111# → 3 → 3 with dialog records kept and with `records.max: 0`, on file
+    stores as `serve` uses (ussd/records.py): rounds alternate in one process so both meet the
+    same machine load; the best round of each."""
+    import tempfile
+
+    data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    data["clock"] = {"mode": "simulated"}
+    best = {True: 0.0, False: 0.0}
+    with tempfile.TemporaryDirectory() as tmp:
+        worlds = {}
+        for kept in (True, False):
+            data["storage"] = {"database": f"{tmp}/{kept}.sqlite3"}
+            data["records"] = {"max": 100_000 if kept else 0}
+            config = config_mod.from_mapping(data, source="bench")
+            worlds[kept] = gw = Gateway.create(config, clock=SimulatedClock())
+            for i in range(n_dialogs):
+                gw.store.create_subscriber(f"7928{i:07d}", "ru", gw.clock.now())
+        numbers = [f"7928{i:07d}" for i in range(n_dialogs)]
+        for turn in range(2 * rounds):
+            kept = turn % 2 == 0
+            engine = worlds[kept].engine
+            gc.collect()
+            start = time.perf_counter()
+            for msisdn in numbers:
+                engine.dial(msisdn, "*111#")
+                engine.reply(msisdn, "3")
+                engine.reply(msisdn, "3")
+            worlds[kept].records.flush()  # the batch still waiting is part of the cost
+            best[kept] = max(best[kept], 3 * n_dialogs / (time.perf_counter() - start))
+        for gw in worlds.values():
+            gw.close()
+    return best[True], best[False]
+
+
 def open_dialogs_memory(n: int = 100_000) -> tuple[float, float, float]:
     """RSS before and after opening n dialogs (menu screens awaiting a reply)."""
     gw = make_gateway()
