@@ -41,24 +41,49 @@ DIALOGS = 200  # open dialogs that take the replies in turn
 ANSWER = b'{"text": "ok", "end": false}'
 
 
-def serve_null_app() -> None:
-    """The null app: answer every POST at once; prints its port, runs until stdin closes."""
-    from aiohttp import web
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(ANSWER),
+    ANSWER,
+)
 
-    async def answer(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(body=ANSWER, content_type="application/json")
+
+class NullApp(asyncio.Protocol):
+    """Answers each HTTP/1.1 request at once, keep-alive: the app costs next to nothing, so
+    the bench measures the gateway, not an app framework (like bench/peer/null_smsc.py)."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (head_end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            length = 0
+            for line in self.buffer[:head_end].split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            end = head_end + 4 + length
+            if len(self.buffer) < end:
+                return
+            self.buffer = self.buffer[end:]
+            assert self.transport is not None
+            self.transport.write(RESPONSE)
+
+
+def serve_null_app() -> None:
+    """The null app: prints its port, runs until stdin closes."""
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/ussd", answer)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        print(runner.addresses[0][1], flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-        await runner.cleanup()
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(NullApp, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await loop.run_in_executor(None, sys.stdin.read)
+        server.close()
 
     asyncio.run(main())
 
