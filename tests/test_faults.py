@@ -418,3 +418,41 @@ def test_a_gateway_run_repeats_with_its_seed(seed: int) -> None:
 
     first = run()
     assert run() == first
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+rule_like = st.fixed_dictionaries(
+    {"kind": st.sampled_from(faults.KINDS)},
+    optional={
+        "match": st.dictionaries(
+            st.sampled_from(["msisdn", "code", "app", "system_id", "every", "probability", "x"]),
+            json_values,
+            max_size=4,
+        ),
+        "times": json_values,
+        "at": json_values,
+        "delay": json_values,
+        "rate": json_values,
+        "id": json_values,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(raw=json_values | rule_like)
+def test_any_json_is_a_rule_or_a_clear_error(raw: object) -> None:
+    try:
+        rule = parse_rule(raw, "f1")
+    except FaultError as exc:
+        error: FaultError | None = exc
+    else:
+        error = None
+        assert parse_rule(rule.to_json(), "other") == rule  # what the API shows reads back
+    if error is not None:
+        assert error.message and len(str(error)) < 600  # bounded, whatever came in

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ussd import durations
+from ussd.yamlload import brief
 
 SMS_LOST = "sms_lost"
 SMS_DELAYED = "sms_delayed"
@@ -184,7 +185,9 @@ def _pattern(data: Mapping[str, Any], key: str) -> str | None:
     if key == "code":
         code = _code(value)
         if not code:
-            raise FaultError("match.code", f"expected a service code such as *111#, got {value!r}")
+            raise FaultError(
+                "match.code", f"expected a service code such as *111#, got {brief(value)}"
+            )
         return code
     return value
 
@@ -206,10 +209,12 @@ def _match(raw: object, kind: str) -> Match:
         or not isinstance(probability, int | float)
         or not 0 < probability <= 1
     ):
-        raise FaultError("match.probability", f"expected a number in (0, 1], got {probability!r}")
+        raise FaultError(
+            "match.probability", f"expected a number in (0, 1], got {brief(probability)}"
+        )
     every = raw.get("every", 1)
     if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= MAX_EVERY:
-        raise FaultError("match.every", f"expected an integer 1-{MAX_EVERY:_}, got {every!r}")
+        raise FaultError("match.every", f"expected an integer 1-{MAX_EVERY:_}, got {brief(every)}")
     return Match(
         msisdn=_pattern(raw, "msisdn"),
         code=_pattern(raw, "code"),
@@ -229,7 +234,7 @@ def parse_rule(raw: object, default_id: str) -> Rule:
             raise FaultError(str(key)[:40], "unknown key")
     kind = raw.get("kind")
     if kind not in KINDS:
-        raise FaultError("kind", f"expected one of {', '.join(KINDS)}, got {kind!r}"[:300])
+        raise FaultError("kind", f"expected one of {', '.join(KINDS)}, got {brief(kind)}")
     rule_id = raw.get("id", default_id)
     if not isinstance(rule_id, str) or not 1 <= len(rule_id) <= 40 or not set(rule_id) <= _ID_CHARS:
         raise FaultError("id", "expected 1-40 letters, digits, '_', '.' or '-'")
@@ -237,12 +242,12 @@ def parse_rule(raw: object, default_id: str) -> Rule:
     if times is not None and (
         isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= MAX_EVERY
     ):
-        raise FaultError("times", f"expected an integer 1-{MAX_EVERY:_}, got {times!r}")
+        raise FaultError("times", f"expected an integer 1-{MAX_EVERY:_}, got {brief(times)}")
     at = raw.get("at", "dial")
     if "at" in raw and kind not in USSD_KINDS:
         raise FaultError("at", f"only USSD faults ({', '.join(USSD_KINDS)}) take at")
     if at not in ("dial", "reply"):
-        raise FaultError("at", f"expected dial or reply, got {at!r}")
+        raise FaultError("at", f"expected dial or reply, got {brief(at)}")
     delay = 0.0
     if kind == SMS_DELAYED:
         if "delay" not in raw:
@@ -260,7 +265,8 @@ def parse_rule(raw: object, default_id: str) -> Rule:
         rate = raw.get("rate", -1)
         if isinstance(rate, bool) or not isinstance(rate, int) or not 0 <= rate <= MAX_RATE:
             raise FaultError(
-                "rate", f"required: submit_sm per second per bind, 0-{MAX_RATE:_}, got {rate!r}"
+                "rate",
+                f"required: submit_sm per second per bind, 0-{MAX_RATE:_}, got {brief(rate)}",
             )
     elif "rate" in raw:
         raise FaultError("rate", "only smpp_throttle takes a rate")
