@@ -593,3 +593,48 @@ async def test_an_http_app_nobody_listens_for() -> None:
         record = newest(gw)
     assert (record.route, record.cause) == ("app:shop", "app_unavailable")
     assert "connect" in record.detail  # why, as the app client says it
+
+
+ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("dial"), st.sampled_from([RU, EN]), st.sampled_from(list(ROUTES))),
+        st.tuples(st.just("dial"), st.sampled_from([RU, EN]), st.sampled_from(["*999#", "*76#"])),
+        st.tuples(st.just("reply"), st.sampled_from([RU, EN]), st.sampled_from(["1", "98", "0"])),
+        st.tuples(st.just("release"), st.sampled_from([RU, EN]), st.just("")),
+        st.tuples(st.just("wait"), st.just(""), st.sampled_from(["10", "31", "200"])),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions=ACTIONS)
+def test_every_dialog_that_ends_leaves_exactly_one_record(
+    actions: list[tuple[str, str, str]],
+) -> None:
+    from ussd.engine import EngineError
+
+    gw = world()
+    ended: list[str] = []
+    gw.engine.subscribe(
+        lambda event: ended.append(event.session) if type(event).__name__ == "DialogEnded" else None
+    )
+    for action, msisdn, text in actions:
+        try:
+            if action == "dial":
+                gw.engine.dial(msisdn, text)
+            elif action == "reply":
+                gw.engine.reply(msisdn, text)
+            elif action == "release":
+                gw.engine.release(msisdn)
+            else:
+                gw.advance(float(text))
+        except EngineError:
+            pass  # no dialog to reply to: refused, and no record either
+    open_now = {d.session for d in gw.engine.dialogs.values()}
+    rows = gw.records.query(Query(limit=records.MAX_LIMIT))
+    assert sorted(r.record.session for r in rows) == sorted(ended)  # one each, none extra
+    assert not open_now & {r.record.session for r in rows}  # an open dialog has none yet
+    assert all(r.record.cause in set(Cause) and r.record.started <= r.record.ended for r in rows)
+    assert all(r.record.steps >= 1 for r in rows)
+    gw.close()
