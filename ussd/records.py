@@ -273,6 +273,7 @@ class Records:
         self.retention = retention
         self._pending: list[DialogRecord] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         self.written = 0  # records this process wrote (tests, the console)
 
     def on_event(self, event: Event) -> None:
@@ -287,11 +288,13 @@ class Records:
         self._pending.append(record)  # a NamedTuple: the row itself, in column order
         if len(self._pending) >= BATCH:
             self.flush()
-        elif self._timer is None:
-            # Not get_running_loop(): its RuntimeError would cost more than the record.
+        elif self._timer is None or self._timer_loop is not asyncio._get_running_loop():
+            # Not get_running_loop(): its RuntimeError would cost more than the record. A timer
+            # armed on a loop that has since gone (a test's, asyncio.run's) is armed again.
             loop = asyncio._get_running_loop()
             if loop is not None:  # else (in-process commands): the next query, batch or close
                 self._timer = loop.call_later(FLUSH_DELAY, self.flush)
+                self._timer_loop = loop
 
     def flush(self) -> None:
         """Write what is queued, then prune; a store error is logged and the batch dropped."""

@@ -118,6 +118,9 @@ async def test_csv(http: Client, started: Gateway, how: str) -> None:
     ]
     json_rows = (await _get(http, "?format=json", Accept="text/csv"))[2]["dialogs"]
     assert [str(r["id"]) for r in json_rows] == [r[0] for r in rows[1:]]  # format= wins
+    # A client that takes JSON as well gets JSON, as one that says nothing does.
+    status, content_type, _ = await _get(http, "", Accept="application/json, text/csv;q=0.5")
+    assert (status, content_type) == (200, "application/json")
 
 
 @pytest.mark.parametrize(

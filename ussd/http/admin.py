@@ -186,8 +186,9 @@ class AdminApi:
         fmt = params.pop("format", None)
         if fmt not in (None, "json", "csv"):
             raise ApiError(400, "bad_parameter", f"format: json or csv, not {fmt[:20]!r}")
-        if fmt is None:
-            fmt = "csv" if "text/csv" in request.headers.get("Accept", "") else "json"
+        if fmt is None:  # CSV when asked for, and JSON not asked for too
+            accept = request.headers.get("Accept", "")
+            fmt = "csv" if "text/csv" in accept and "application/json" not in accept else "json"
         try:
             query = records.parse_query(params, self.gateway.clock.now(), self._normalise)
         except records.BadQuery as exc:
