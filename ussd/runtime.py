@@ -19,7 +19,15 @@ from ussd.clock import Clock, RealClock, SimulatedClock, make
 from ussd.config import Config, ConfigError
 from ussd.effects import Answer, Cancel, Effect, Failure, Performer, Result, no_performer
 from ussd.engine import Engine, NoDialog
-from ussd.events import DialogEnded, Event, FaultInjected, Outcome, Screen, ScreenShown
+from ussd.events import (
+    AppExchange,
+    DialogEnded,
+    Event,
+    FaultInjected,
+    Outcome,
+    Screen,
+    ScreenShown,
+)
 from ussd.faults import Faults, Injection
 from ussd.links import LinkScheduler
 from ussd.menus import MenuBook, MenuError, Texts
@@ -260,6 +268,11 @@ class Gateway:
                 del self.performers[kind]
 
         return unregister
+
+    def app_exchange(self, exchange: AppExchange) -> None:
+        """An exchange with an application that a transport performed (an SMPP app bind's
+        deliver_sm and its answer): the web phone's app console and the metrics hear it."""
+        self.bus.emit(exchange)
 
     def perform(self) -> None:
         """Start the effects the engine asked for and stop the ones it cancelled."""

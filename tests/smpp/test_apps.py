@@ -24,7 +24,7 @@ from tests.smpp.helpers import (
     text_of,
 )
 from ussd.config import Config, ConfigError
-from ussd.events import DialogEnded, Outcome
+from ussd.events import AppExchange, DialogEnded, Outcome
 from ussd.runtime import Gateway
 from ussd.smpp.constants import CommandStatus, Tag, UssdServiceOp
 from ussd.smpp.pdu import (
@@ -401,4 +401,41 @@ async def test_a_ussn_confirm_to_an_ordinary_screen_changes_nothing(
     assert resp.command_status == 0
     dialog = gateway.engine.dialog(ALICE)
     assert dialog is not None and dialog.steps == 1  # not taken as an (empty) reply
+    await harness.close()
+
+
+async def test_each_exchange_reaches_the_app_console(
+    server: SmppServer, gateway: Gateway, events: list[Any], waiter: Waiter
+) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    await harness.submit(BOB, "*555*1#")
+    begin = await app.deliver_sm()
+    await app_submit(app, BOB, "Menu", UssdServiceOp.USSR_REQUEST, begin.its_session_info)
+    await harness.deliver_sm()
+    await harness.submit(BOB, "2", op=UssdServiceOp.USSR_CONFIRM)
+    await app.deliver_sm()
+    ended = waiter.expect(lambda e: isinstance(e, DialogEnded))
+    gateway.advance(APP_TIMEOUT + 1)  # the app says nothing more
+    await ended
+    await harness.submit(ALICE, "*555#")  # and then it is gone
+    await app.close()
+    await harness.deliver_sm()
+    await harness.deliver_sm()
+    shown = [
+        (e.app, e.dialect, e.request, e.answer, e.outcome)
+        for e in events
+        if isinstance(e, AppExchange)
+    ]
+    assert shown[:2] == [
+        (
+            "smpp:shop",
+            "smpp/standard",
+            "deliver_sm op 1\n*555*1#",
+            "submit_sm op 2\nMenu",
+            "continue",
+        ),
+        ("smpp:shop", "smpp/standard", "deliver_sm op 18\n2", "", "timeout"),
+    ]
+    assert [s[4] for s in shown[2:]] == ["unavailable"]
     await harness.close()

@@ -27,7 +27,7 @@ from ussd import log
 from ussd.config import SmppAccount, SmppConfig
 from ussd.effects import Answer, Effect, Failure, Result
 from ussd.engine import Engine, SubscriberBusy, UnknownSubscriber
-from ussd.events import DialogEnded, Event, Outcome
+from ussd.events import AppExchange, DialogEnded, Event, Outcome
 from ussd.msisdn import InvalidMsisdn
 from ussd.services import smppapp
 from ussd.smpp.constants import CommandId, CommandStatus, Npi, Tag, Ton, UssdServiceOp, status_name
@@ -55,6 +55,7 @@ __all__ = [
     "AppSubmit",
     "Apps",
     "deliver_pdu",
+    "exchange",
     "read_submit",
 ]
 
@@ -265,6 +266,13 @@ class Apps:
 
     def is_app(self, key: BindKey) -> bool:
         return key in self._binds
+
+    def profile(self, system_id: str) -> str:
+        """The ussd_profile of a bound app ("standard" when none of its binds is open)."""
+        for bind in self._binds.values():
+            if bind.account.system_id == system_id:
+                return bind.account.ussd_profile
+        return "standard"
 
     def bind_opened(self, key: BindKey, account: SmppAccount, conn: Window, receives: bool) -> None:
         self._binds[key] = _AppBind(key, account, conn, receives)
@@ -541,3 +549,54 @@ class Apps:
         self._ended[key] = (dialog.ident, self.engine.clock.now() + self.config.app_timeout)
         while len(self._ended) > LATE_MAX:
             self._ended.popitem(last=False)
+
+
+# ---- what the web phone's app console shows (ussd.events.AppExchange) ----------------------
+
+_SHOWN = 4096  # characters of a request or an answer an exchange keeps, as for HTTP apps
+_ANSWER_OPS = {
+    smppapp.CONTINUE: "op 2",
+    smppapp.END: "op 17",
+    smppapp.NOTIFY: "op 3",
+    smppapp.RELEASE: "op 0x81",
+}
+_FAILED: dict[Outcome, str] = {
+    Outcome.APP_TIMEOUT: "timeout",
+    Outcome.APP_UNAVAILABLE: "unavailable",
+    Outcome.APP_ERROR: "error",
+}
+
+
+def exchange(
+    effect: Effect, profile: str, result: Result | None, latency_ms: float, timed_out: bool
+) -> AppExchange:
+    """One deliver_sm to an app and what came of it, for the console and the metrics.
+
+    `result` None: the effect was cancelled (its deadline passed: `timed_out`, or the dialog
+    ended). Outcomes are ussd.apps.client.EXCHANGE_OUTCOMES; no HTTP status (None).
+    """
+    request = effect.request
+    system_id = str(request.get("system_id", ""))
+    op = "op 1" if request.get("op") == "begin" else "op 18"
+    answer = ""
+    if isinstance(result, Answer):
+        kind = str(result.value.get("op", smppapp.CONTINUE))
+        answer = f"submit_sm {_ANSWER_OPS.get(kind, kind)}\n{result.value.get('text', '')}"
+        outcome = "end" if kind in (smppapp.END, smppapp.RELEASE) else "continue"
+    elif isinstance(result, Failure):
+        answer = result.reason
+        outcome = _FAILED.get(result.cause, "error")
+    else:
+        outcome = "timeout" if timed_out else "cancelled"
+    return AppExchange(
+        msisdn=effect.msisdn,
+        session=effect.session,
+        app=f"{smppapp.ORIGIN_PREFIX}{system_id}",
+        dialect=f"smpp/{profile}",
+        url=f"smpp://{system_id}",
+        request=f"deliver_sm {op}\n{request.get('text', '')}"[:_SHOWN],
+        status=None,
+        answer=answer[:_SHOWN],
+        latency_ms=latency_ms,
+        outcome=outcome,
+    )

@@ -39,7 +39,7 @@ from ussd.faults import SMPP_THROTTLE, Faults
 from ussd.listener import Listener
 from ussd.metrics import Metrics
 from ussd.rolling import BindCounts, Tally
-from ussd.smpp.apps import AppPart, Apps
+from ussd.smpp.apps import AppPart, Apps, exchange
 from ussd.smpp.capture import CaptureError, Captures
 from ussd.smpp.connection import (
     NEED_DATA,
@@ -741,6 +741,8 @@ class SmppServer:
         assert self._loop is not None
         waiter: asyncio.Future[Result] = self._loop.create_future()
         self._app_waiters[effect.id] = waiter
+        began = time.perf_counter()
+        profile = self.apps.profile(str(effect.request.get("system_id", "")))
         try:
             self.apps.perform(effect)
             # One flush for every effect started in this loop iteration: their deliver_sm go
@@ -751,6 +753,12 @@ class SmppServer:
             self._app_waiters.pop(effect.id, None)
             if not waiter.done():  # cancelled: timed out, or the dialog ended meanwhile
                 self.apps.cancel(effect.id)
+            tell = getattr(self.gateway, "app_exchange", None)
+            if tell is not None:  # the web phone's app console (docs/smpp.md)
+                result = waiter.result() if waiter.done() and not waiter.cancelled() else None
+                latency = (time.perf_counter() - began) * 1000.0
+                timed_out = self.gateway.clock.now() >= effect.deadline
+                tell(exchange(effect, profile, result, latency, timed_out))
 
     def _flush_apps_soon(self) -> None:
         """Flush once the current callbacks have run (with the next flush, if one comes first)."""
