@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -10,6 +11,9 @@ from hypothesis import strategies as st
 
 from sim import scenario as sc
 from sim.targets import InProcessTarget
+from tests.apps.appserver import gateway_for as apps_gateway
+from tests.apps.appserver import running
+from tests.apps.appserver import screen as app_screen
 from tests.conftest import make_config
 from ussd import faults
 from ussd.clock import SimulatedClock
@@ -456,3 +460,39 @@ def test_any_json_is_a_rule_or_a_clear_error(raw: object) -> None:
         assert parse_rule(rule.to_json(), "other") == rule  # what the API shows reads back
     if error is not None:
         assert error.message and len(str(error)) < 600  # bounded, whatever came in
+
+
+# -- where they bite: applications over HTTP (docs/apps.md) ----------------------------------
+
+
+async def test_app_faults_keep_the_app_unasked() -> None:
+    async with (
+        running(lambda seen: app_screen("Shop")) as srv,
+        apps_gateway(srv.url, timeout="5s") as gw,
+    ):
+        seen: list[Event] = []
+        gw.engine.subscribe(seen.append)
+        waiting = asyncio.Event()  # the performer took the app_timeout fault
+        gw.engine.subscribe(
+            lambda e: (
+                waiting.set() if isinstance(e, FaultInjected) and e.kind == "app_timeout" else None
+            )
+        )
+        gw.faults.add_raw({"kind": "app_error", "times": 1, "match": {"app": "shop"}})
+        failed = await gw.dial(RU, "*384#")
+        assert failed.end and failed.text == "Ошибка сервиса. Попробуйте позже."
+
+        gw.faults.add_raw({"kind": "app_timeout", "times": 1, "match": {"code": "*384#"}})
+        dial = asyncio.create_task(gw.dial(RU, "*384#"))
+        await waiting.wait()
+        gw.advance(5)  # the app's timeout: the effect's deadline ends the wait
+        timed_out = await dial
+        assert timed_out.end and timed_out.text == "Сервис временно недоступен. Попробуйте позже."
+
+        assert (await gw.dial(RU, "*384#")).text == "Shop"  # both rules are spent
+        assert [e.outcome for e in ends(seen)] == [Outcome.APP_ERROR, Outcome.APP_TIMEOUT]
+        assert [(e.kind, e.at) for e in seen if isinstance(e, FaultInjected)] == [
+            ("app_error", "app"),
+            ("app_timeout", "app"),
+        ]
+        assert len(srv.seen) == 1  # only the last dial asked the app

@@ -390,7 +390,7 @@ class Gateway:
         self._task = asyncio.create_task(self._timers(), name="ussd-timers")
         if self.config.apps and APP_EFFECTS not in self.performers:
             # External applications over HTTP (docs/apps.md): one client for this gateway.
-            self._apps = AppClient(self.config, self.bus, self.clock)
+            self._apps = AppClient(self.config, self.bus, self.clock, self.faults)
             self._apps.open()
             self.register(APP_EFFECTS, self._apps.perform)
 

@@ -13,6 +13,7 @@ format is the app's dialect (ussd/apps/dialects.py); this module does the I/O ar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -35,6 +36,7 @@ from ussd.clock import Clock
 from ussd.config import AppConfig, Config
 from ussd.effects import Answer, Effect, Failure, Result
 from ussd.events import AppExchange, DialogEnded, Event, Outcome
+from ussd.faults import APP_ERROR, Faults
 
 MAX_CONNECTIONS = 100  # to all apps together; more requests wait for a free connection
 MAX_ANSWER_BYTES = 64 * 1024  # an answer is a screen or two: a bigger one is an app bug
@@ -114,10 +116,13 @@ def shown(body: bytes) -> str:
 class AppClient:
     """Performs `http` effects for one gateway and tells apps when their dialogs end."""
 
-    def __init__(self, config: Config, bus: Bus, clock: Clock) -> None:
+    def __init__(
+        self, config: Config, bus: Bus, clock: Clock, faults: Faults | None = None
+    ) -> None:
         self.config = config
         self.bus = bus
         self.clock = clock
+        self.faults = faults if faults is not None else Faults()  # docs/network.md "Faults"
         self._session: aiohttp.ClientSession | None = None
         self._dialogs: dict[str, _Dialog] = {}  # session -> its app dialog
         self._targets = {name: target(app) for name, app in config.apps.items()}
@@ -161,6 +166,16 @@ class AppClient:
         dialect = DIALECTS.get(app.dialect)
         if dialect is None:
             return Failure(Outcome.APP_ERROR, f"the {app.dialect} dialect is not available")
+        injected = self.faults.app(effect.msisdn, str(request["code"]), app.name)
+        if injected is not None:  # an injected fault: the app is never asked
+            why = f"injected fault {injected.rule}"
+            if injected.kind == APP_ERROR:
+                return Failure(Outcome.APP_ERROR, why)
+            # app_timeout: no answer comes; the effect's deadline cancels this wait, or, on a
+            # clock that stands still, the app's timeout ends it as a real request's would.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.Event().wait(), app.timeout)
+            return Failure(Outcome.APP_TIMEOUT, f"no answer within {app.timeout:g} s ({why})")
         sequence = int(request["sequence"])
         turn = AppTurn(
             session=effect.session,
