@@ -9,6 +9,7 @@ skipping them, as the browser tests do (tests/browser.py).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import os
 import pwd
@@ -54,6 +55,13 @@ def find_binary(name: str) -> str | None:
     return candidates[0] if candidates else None
 
 
+def _die_with_us() -> None:
+    # A test run killed outright (a timeout, Ctrl-C twice) leaves no server behind: the kernel
+    # kills the server when the test process dies (prctl PR_SET_PDEATHSIG).
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -90,6 +98,21 @@ def _drain(stream: IO[bytes], log: Path) -> None:
     threading.Thread(target=run, daemon=True).start()
 
 
+def _spawn(argv: list[str], ready: bytes, log: Path) -> subprocess.Popen[bytes]:
+    """Start a server and return once its log says `ready`; its log goes on into `log`."""
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_us
+    )
+    assert proc.stdout is not None
+    try:
+        _wait_for_line(proc, proc.stdout, ready)
+    except RuntimeError as exc:
+        proc.kill()
+        raise RuntimeError(f"{Path(argv[0]).name}: {exc}") from None
+    _drain(proc.stdout, log)
+    return proc
+
+
 @dataclass
 class Server:
     """One server process; `stop()` ends it (SIGKILL when `kill`: the outage tests)."""
@@ -124,34 +147,11 @@ def start_redis(directory: Path) -> Server:
     assert binary is not None
     port = free_port()
 
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+    argv += ["no", "--dir", str(directory), "--logfile", ""]
+
     def launch() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(directory),
-                "--logfile",
-                "",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        assert proc.stdout is not None
-        try:
-            _wait_for_line(proc, proc.stdout, b"Ready to accept connections")
-        except RuntimeError as exc:
-            proc.kill()
-            raise RuntimeError(f"redis-server: {exc}") from None
-        _drain(proc.stdout, directory / "redis.log")
-        return proc
+        return _spawn(argv, b"Ready to accept connections", directory / "redis.log")
 
     return Server("redis", launch(), port, directory, launch)
 
@@ -168,12 +168,18 @@ def _unprivileged() -> tuple[list[str], int, int] | None:
             entry = pwd.getpwnam(name)
         except KeyError:
             continue
-        runner = shutil.which("runuser") or shutil.which("setpriv")
-        if runner and runner.endswith("runuser"):
-            return [runner, "-u", name, "--"], entry.pw_uid, entry.pw_gid
+        # setpriv execs PostgreSQL itself (runuser forks and waits), so the process the
+        # tests signal, SIGKILL included, is the server.
+        runner = shutil.which("setpriv")
         if runner:
             return (
-                [runner, f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"],
+                [
+                    runner,
+                    f"--reuid={entry.pw_uid}",
+                    f"--regid={entry.pw_gid}",
+                    "--clear-groups",
+                    "--pdeathsig=KILL",
+                ],
                 entry.pw_uid,
                 entry.pw_gid,
             )
@@ -213,37 +219,12 @@ def start_postgres(directory: Path) -> Server:
         raise RuntimeError(f"initdb failed: {run.stderr.decode()[-2000:]}")
     port = free_port()
 
+    argv = [*prefix, postgres, "-D", str(data), "-p", str(port), "-k", str(directory)]
+    for setting in ("listen_addresses=127.0.0.1", "fsync=off", "full_page_writes=off"):
+        argv += ["-c", setting]
+
     def launch() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [
-                *prefix,
-                postgres,
-                "-D",
-                str(data),
-                "-p",
-                str(port),
-                "-k",
-                str(directory),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=200",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        assert proc.stdout is not None
-        try:
-            _wait_for_line(proc, proc.stdout, b"ready to accept connections")
-        except RuntimeError as exc:
-            proc.kill()
-            raise RuntimeError(f"postgres: {exc}") from None
-        _drain(proc.stdout, directory / "postgres.log")
-        return proc
+        return _spawn(argv, b"ready to accept connections", directory / "postgres.log")
 
     return Server("postgres", launch(), port, directory, launch)
 

@@ -1,5 +1,6 @@
-"""The SQLite store (docs/design.md): password hashes, subscribers, links, other writers, bad
-files and the saved simulated clock, as tables where the rule is a table."""
+"""The store (docs/design.md): password hashes, subscribers, links, other writers, bad files and
+the saved simulated clock, as tables where the rule is a table. What is not about SQLite files
+runs on both backends: SQLite, and PostgreSQL as cluster mode uses it (docs/cluster.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_config
+from tests.services import Server, create_database
 from ussd import store as store_mod
 from ussd.clock import SimulatedClock
 from ussd.config import ConfigError
@@ -20,16 +22,34 @@ NOW = 1_780_000_000.0
 RU = "79161234567"
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _fresh_postgres(request: pytest.FixtureRequest) -> str:
+    server: Server = request.getfixturevalue("postgres_server")
+    return create_database(server, f"store{next(_fresh)}")
+
+
+_fresh = iter(range(1, 1_000_000))
+
+
 @pytest.fixture
-def path(tmp_path: Path) -> str:
+def path(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> str:
+    """One database, which a test may open more than once: a file, or a PostgreSQL database."""
+    if backend == "postgres":
+        return _fresh_postgres(request)
     return str(tmp_path / "ussd.sqlite3")
 
 
 @pytest.fixture
-def stores() -> Iterator[Callable[[str], Store]]:
+def stores(backend: str, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Store]]:
     opened: list[Store] = []
 
     def open_(database: str) -> Store:
+        if database == ":memory:" and backend == "postgres":
+            database = _fresh_postgres(request)  # SQLite's :memory: is new on every open
         store = Store(database)
         opened.append(store)
         return store

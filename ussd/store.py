@@ -8,12 +8,12 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ussd.events import Sms, SmsState
 
@@ -520,6 +520,26 @@ class StoreError(Exception):
     """The database file cannot be used (not SQLite, damaged, newer schema, not a file)."""
 
 
+class Cursor(Protocol):
+    """What the store reads from a statement: sqlite3.Cursor, or ussd.pgsql.PgCursor."""
+
+    @property
+    def rowcount(self) -> int: ...
+    @property
+    def lastrowid(self) -> int | None: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """The SQLite connection, or PostgreSQL under the same SQL in cluster mode (ussd/pgsql.py)."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+    def close(self) -> None: ...
+
+
 class Store:
     """All persistent state; every change runs in one transaction (docs/design.md store)."""
 
@@ -530,6 +550,18 @@ class Store:
         # Every write below drops the entry first, so a rolled-back write is simply re-read;
         # a write by another process is seen through PRAGMA data_version (see _fresh).
         self._subscribers: dict[str, Subscriber] = {}
+        self.db: Connection
+        if database.startswith(("postgresql://", "postgres://")):
+            # Cluster mode (docs/cluster.md): the same statements and migrations on PostgreSQL.
+            from ussd.pgsql import PgConnection  # psycopg is needed in cluster mode only
+
+            pg = self.db = PgConnection(database, StoreError)
+            self._data_version = 0
+            with pg.exclusive():  # workers starting together migrate once
+                self.migrate()
+            self._data_version = self._read_data_version()
+            self._checked = time.monotonic()
+            return
         try:
             if database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -558,7 +590,7 @@ class Store:
     # -- transactions and schema ------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """BEGIN IMMEDIATE … COMMIT, nested calls join the outer transaction."""
         if self._depth:
             self._depth += 1
@@ -593,6 +625,8 @@ class Store:
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction() as db:
+                if self.schema_version >= number:
+                    continue  # another process migrated it meanwhile
                 for statement in script.split(";"):
                     if statement.strip():
                         db.execute(statement)
@@ -612,7 +646,7 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO clock (id, now) VALUES (1, ?) "
-                "ON CONFLICT (id) DO UPDATE SET now = MAX(now, excluded.now)",
+                "ON CONFLICT (id) DO UPDATE SET now = MAX(clock.now, excluded.now)",
                 (now,),
             )
 
@@ -1002,7 +1036,7 @@ class Store:
         return cur.lastrowid
 
     def _receipts_due(
-        self, db: sqlite3.Connection, where: str, params: Sequence[Any], state: SmsState, now: float
+        self, db: Connection, where: str, params: Sequence[Any], state: SmsState, now: float
     ) -> None:
         # Same transaction as the SMS state change: a receipt never misses its SMS's fate.
         db.execute(
