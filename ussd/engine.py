@@ -219,6 +219,9 @@ class Engine:
         # an in-process caller would rather do in the step than refuse).
         self.inline: dict[str, Callable[[Effect], Result]] = {}
         self.late_answers = 0  # answers to effects no longer waited for, dropped
+        # Cluster mode (ussd/cluster.py): the dialog of an MSISDN that another worker holds,
+        # handed over for a reply or release that reached this one. Asked only on a miss.
+        self.remote: Callable[[str], Dialog | None] | None = None
         self._reply_timeout = config.ussd.reply_timeout
         self._dialog_timeout = config.ussd.dialog_timeout
         # The operator profile's screens (ussd/profiles.py): how long, paged or cut.
@@ -362,6 +365,8 @@ class Engine:
     def _reply(self, msisdn: str, text: str) -> Screen | Effect:
         self._tick()
         dialog = self.dialogs.get(msisdn)
+        if dialog is None and self.remote is not None:
+            dialog = self._adopt(self.remote(msisdn))
         if dialog is None:
             raise NoDialog(f"no open dialog for {msisdn}")
         if dialog.waiting:
@@ -447,11 +452,40 @@ class Engine:
         """The user ends the dialog; True when one was open."""
         msisdn = self.normalise(msisdn)
         dialog = self.dialogs.get(msisdn)
+        if dialog is None and self.remote is not None:
+            dialog = self._adopt(self.remote(msisdn))
         if dialog is None:
             return False
         with self.bus.hold():
             self._end(dialog, Outcome.RELEASED, None)
         return True
+
+    def end(self, msisdn: str, session: str, outcome: Outcome) -> bool:
+        """End the dialog `session` of msisdn if it is still open here (cluster mode: another
+        worker replaced it); True when it was."""
+        dialog = self.dialogs.get(msisdn)
+        if dialog is None or dialog.session != session:
+            return False
+        with self.bus.hold():
+            self._end(dialog, outcome, None)
+        return True
+
+    def detach(self, msisdn: str, session: str) -> bool:
+        """Forget the dialog `session` without ending it: another worker runs it now."""
+        dialog = self.dialogs.get(msisdn)
+        if dialog is None or dialog.session != session or dialog.waiting:
+            return False
+        del self.dialogs[msisdn]
+        self._by_session.pop(session, None)
+        return True
+
+    def _adopt(self, dialog: Dialog | None) -> Dialog | None:
+        # A dialog from another worker's state: its timers run here from now on.
+        if dialog is None:
+            return None
+        self._open(dialog)
+        heapq.heappush(self._timers, (dialog.reply_deadline, dialog.session, "reply"))
+        return dialog
 
     def abort(self, msisdn: str, session: str, outcome: Outcome, text_key: str) -> bool:
         """End the dialog `session` of msisdn now with a final screen (menus/texts.yaml
