@@ -16,7 +16,7 @@ from ussd.effects import Answer, Effect, Failure
 from ussd.events import Outcome
 from ussd.runtime import Gateway
 from ussd.services import smppapp
-from ussd.smpp.apps import AppPart, Apps
+from ussd.smpp.apps import AppPart, Apps, exchange
 from ussd.smpp.constants import CommandStatus, UssdServiceOp
 from ussd.smpp.pdu import DeliverSm, ItsSessionInfo, SubmitSm, SubmitSmResp, encode_text, ussd_tlvs
 from ussd.smpp.smsc import Respond, Send
@@ -176,3 +176,30 @@ def test_any_app_submit_sm_gets_exactly_one_response(
     responses = [a for a in core.actions() if isinstance(a, Respond)]
     assert len(responses) == 1 and responses[0].pdu.sequence_number == 5
     gateway.engine.release(ALICE)  # a push it started must not leak into the next example
+
+
+@pytest.mark.parametrize(
+    ("result", "timed_out", "answer", "outcome"),
+    [
+        (
+            Answer({"op": smppapp.CONTINUE, "text": "Menu"}),
+            False,
+            "submit_sm op 2\nMenu",
+            "continue",
+        ),
+        (Answer({"op": smppapp.NOTIFY, "text": "Note"}), False, "submit_sm op 3\nNote", "continue"),
+        (Answer({"op": smppapp.END, "text": "Bye"}), False, "submit_sm op 17\nBye", "end"),
+        (Answer({"op": smppapp.RELEASE, "text": ""}), False, "submit_sm op 0x81\n", "end"),
+        (Failure(Outcome.APP_ERROR, "deliver_sm refused"), False, "deliver_sm refused", "error"),
+        (Failure(Outcome.APP_UNAVAILABLE, "no bind"), False, "no bind", "unavailable"),
+        (None, True, "", "timeout"),
+        (None, False, "", "cancelled"),
+    ],
+)
+def test_exchanges_for_the_console(
+    result: Answer | Failure | None, timed_out: bool, answer: str, outcome: str
+) -> None:
+    shown = exchange(effect("reply", "2"), "6d", result, 12.5, timed_out)
+    assert (shown.app, shown.dialect, shown.url) == ("smpp:shop", "smpp/6d", "smpp://shop")
+    assert (shown.request, shown.answer, shown.outcome) == ("deliver_sm op 18\n2", answer, outcome)
+    assert shown.status is None and shown.latency_ms == 12.5
