@@ -203,3 +203,17 @@ def test_exchanges_for_the_console(
     assert (shown.app, shown.dialect, shown.url) == ("smpp:shop", "smpp/6d", "smpp://shop")
     assert (shown.request, shown.answer, shown.outcome) == ("deliver_sm op 18\n2", answer, outcome)
     assert shown.status is None and shown.latency_ms == 12.5
+
+
+def test_an_engine_failure_costs_the_request_only(
+    apps: Apps, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apps.bind_opened(1, SHOP, FakeWindow(), receives=True)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(gateway.engine, "push", broken)
+    apps.submit_sm(1, answer("Low balance", UssdServiceOp.USSR_REQUEST))
+    [respond] = apps.actions()
+    assert respond.pdu.command_status == CommandStatus.ESME_RSYSERR

@@ -244,6 +244,7 @@ class Apps:
         # not taken for a push (bounded: the oldest go first).
         self._ended: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
         self._prefix = "a" + os.urandom(3).hex()
+        self._answered = False  # the submit_sm being handled has its response
         self._ids = 0
         self.late_answers = 0
 
@@ -398,6 +399,17 @@ class Apps:
 
     def submit_sm(self, key: BindKey, pdu: SubmitSm) -> None:
         """A submit_sm from an app bind: answered with exactly one submit_sm_resp."""
+        self._answered = False
+        try:
+            self._submit_sm(key, pdu)
+        except Exception:
+            # An engine or service bug costs this request only, never the connection; and a
+            # request is answered once: after an OK, a later failure is only logged.
+            _log.exception("smpp_app_submit_failed", system_id=self._binds[key].account.system_id)
+            if not self._answered:
+                self._respond(key, pdu, CommandStatus.ESME_RSYSERR)
+
+    def _submit_sm(self, key: BindKey, pdu: SubmitSm) -> None:
         bind = self._binds[key]
         system_id = bind.account.system_id
         request = read_submit(bind.account.ussd_profile, pdu)
@@ -507,6 +519,7 @@ class Apps:
         return ident == request.ident and self.engine.clock.now() < until
 
     def _respond(self, key: BindKey, pdu: SubmitSm, status: int, message_id: str = "") -> None:
+        self._answered = True
         resp = SubmitSmResp(
             command_status=status, sequence_number=pdu.sequence_number, message_id=message_id
         )
