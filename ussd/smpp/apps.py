@@ -294,9 +294,12 @@ class Apps:
             elif not others:
                 # The subscriber has the turn, but nobody is left to hear the answer.
                 dialog.app_ended = True
-                self.engine.abort(
-                    dialog.msisdn, dialog.session, Outcome.APP_UNAVAILABLE, smppapp.UNAVAILABLE
-                )
+                try:
+                    self.engine.abort(
+                        dialog.msisdn, dialog.session, Outcome.APP_UNAVAILABLE, smppapp.UNAVAILABLE
+                    )
+                except Exception:  # one dialog's trouble must not stop the others' ending
+                    _log.exception("smpp_app_abort_failed", msisdn=dialog.msisdn)
 
     def _receiver(self, system_id: str, prefer: BindKey | None = None) -> _AppBind | None:
         binds = [
