@@ -59,6 +59,7 @@ _OUTCOMES = {
     "replaced": "dialog replaced by a new request",
     "error": "dialog ended by a network error",
     "shutdown": "dialog ended: the gateway stopped",
+    "network_fault": "dialog ended by an injected network fault",
 }
 
 
@@ -199,6 +200,12 @@ class TerminalPhone:
                     self.say(frame("USSD", str(screen["text"]), "end"))
             if outcome != "replaced":  # a new dial ends the old dialog before its own screen
                 self._screen_printed()
+        elif kind == "fault":
+            # An injected network fault hit this number (docs/network.md "Faults"): a lost SMS
+            # leaves no other trace.
+            self.info(
+                f"[network fault: {message.get('kind')}, rule {message.get('rule')}]", "class:error"
+            )
         elif kind == "sms" and message.get("state") == "queued":
             # A state change (delivered, expired) repeats the SMS; show each one once.
             if self._awaiting and not self._screen_shown.is_set():

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
 
 from sim import scenario as sc
+from sim.phone import TerminalPhone
 from sim.targets import InProcessTarget
 from tests.apps.appserver import gateway_for as apps_gateway
 from tests.apps.appserver import running
@@ -496,3 +499,16 @@ async def test_app_faults_keep_the_app_unasked() -> None:
             ("app_timeout", "app"),
         ]
         assert len(srv.seen) == 1  # only the last dial asked the app
+
+
+def test_the_terminal_phone_prints_faults() -> None:
+    with create_pipe_input() as pipe:
+        phone = TerminalPhone(cast(Any, None), RU, input=pipe, output=DummyOutput())
+        said: list[str] = []
+        phone.say = lambda fragments: said.append("".join(t for _, t in fragments))  # type: ignore[method-assign]
+        phone.on_event({"type": "fault", "kind": "sms_lost", "rule": "f1", "at": "sms"})
+        phone.on_event({"type": "end", "session": "s", "outcome": "network_fault", "screen": None})
+    assert said == [
+        "[network fault: sms_lost, rule f1]\n",
+        "[dialog ended by an injected network fault]\n",
+    ]
