@@ -638,3 +638,32 @@ def test_every_dialog_that_ends_leaves_exactly_one_record(
     assert all(r.record.cause in set(Cause) and r.record.started <= r.record.ended for r in rows)
     assert all(r.record.steps >= 1 for r in rows)
     gw.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    params=st.dictionaries(
+        st.sampled_from([*records.PARAMETERS, "x", ""]),
+        st.one_of(
+            st.text(max_size=40),
+            st.sampled_from(["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1e400"]),
+            st.from_regex(r"[0-9]{1,30}(\.[0-9]{0,12})?[smhd]?", fullmatch=True),
+        ),
+        max_size=5,
+    )
+)
+def test_any_parameters_give_a_query_or_a_clear_refusal(params: dict[str, str]) -> None:
+    def normalise(number: str) -> str:
+        if not number.isdigit():
+            raise ValueError("not a number")  # as ussd.msisdn.InvalidMsisdn is
+        return number
+
+    try:
+        query = parse_query(params, NOW, normalise)
+    except records.BadQuery as exc:
+        refusal = str(exc)
+    else:
+        assert 1 <= query.limit <= records.MAX_LIMIT
+        assert set(params) <= set(records.PARAMETERS)
+        return
+    assert refusal  # nothing else is raised, and it says what is wrong
