@@ -482,6 +482,12 @@ def test_gsm_table_matches_aiosmpplib() -> None:
         SubmitSm(source_addr="a\x00b"),
         SubmitSm(source_addr="Ж"),
         SubmitSm(short_message=b"x" * 255),
+        SubmitSm(esm_class=256),
+        DeliverSm(dest_addr_ton=-1),
+        DeliverSm(data_coding=0x110000),
+        DeliverSm(service_type="x" * 6),
+        DeliverSm(validity_period="x" * 17),
+        DeliverSm(schedule_delivery_time="\x00"),
         SubmitSm(tlvs=((0x1400, b"x" * 0x10000),)),
         SubmitSm(sequence_number=1 << 32),
         GenericNack(command_status=-1),
@@ -849,15 +855,16 @@ def test_with_sequence_is_replace_for_every_pdu(pdu: Pdu, seq: int) -> None:
 
 @given(pdus)
 def test_decoders_builder_is_the_dataclass_init(pdu: Pdu) -> None:
-    # The decoders build PDUs positionally through _builder: same fields, same order.
+    # The decoders and screens build PDUs positionally through constructor(): same fields,
+    # same order, same PDU.
     from dataclasses import fields
 
-    from ussd.smpp.pdu import _builder
+    from ussd.smpp.pdu import constructor
 
     if isinstance(pdu, UnknownPdu):
         return  # its command_id is a field of its own (no decoder builds one)
     values = [getattr(pdu, f.name) for f in fields(pdu) if f.name != "command_id"]
-    built = _builder(type(pdu))(*values)
+    built = constructor(type(pdu))(*values)
     assert built == pdu
     assert type(built) is type(pdu)
     assert built.command_id == pdu.command_id
@@ -895,3 +902,65 @@ def test_damaged_hot_pdus_decode_exactly_or_fail_cleanly(pdu: Pdu, data: st.Data
     else:
         assert type(result) is type(pdu)
         assert encode_pdu(result) == bytes(wire)
+
+
+@given(st.one_of(sm(SubmitSm), sm(DeliverSm)))
+def test_short_message_body_is_the_checked_body(pdu: Pdu) -> None:
+    # _body formats the whole fixed part at once; _checked_body is the field-by-field reference.
+    assert isinstance(pdu, SubmitSm | DeliverSm)
+    assert pdu._body() == pdu._checked_body()
+
+
+@given(st.text(st.characters(max_codepoint=0x7F), max_size=200))
+def test_ascii_text_encodes_as_the_gsm_table_says(text: str) -> None:
+    # ASCII text of one-septet characters takes a bytes.translate path of its own.
+    from ussd.smpp.pdu import _GSM_ENCODE
+
+    if not gsm7_fits(text):
+        assert encode_text(text)[1] == DataCoding.UCS2
+        return
+    expected = text.translate(_GSM_ENCODE).encode("latin-1")
+    assert encode_text(text) == (expected, DataCoding.SMSC_DEFAULT)
+    assert encode_text(text, DataCoding.USSD_GSM7) == (expected, DataCoding.USSD_GSM7)
+    assert decode_text(expected, 0) == text
+
+
+@given(
+    st.text(max_size=300),
+    st.booleans(),
+    st.booleans(),
+    st.none() | st.integers(0, 0xFFFF),
+    st.sampled_from(["*111#", "*123456789012345678901#", "да", ""]),
+)
+def test_screen_pdu_is_the_deliver_sm_spelled_out(
+    text: str, end: bool, notice: bool, umr: int | None, code: str
+) -> None:
+    from ussd.smpp.constants import Npi, Ton
+    from ussd.smpp.ussd import screen_pdu, screen_source
+
+    try:
+        data, coding = encode_text(text)
+    except TextCodingError:
+        return  # lone surrogates: no screen carries them
+    info = ItsSessionInfo(9, 5, end)
+    op = 17 if end else 3 if notice else 2
+    tlvs = ((0x0204, umr.to_bytes(2, "big")),) if umr is not None else ()
+    tlvs += ((0x0501, bytes((op,))), (0x1383, info.to_bytes()))
+    if len(data) > 254:
+        tlvs, data = (*tlvs, (0x0424, data)), b""
+    expected = DeliverSm(
+        sequence_number=4,
+        service_type="USSD",
+        source_addr_ton=Ton.UNKNOWN,
+        source_addr_npi=Npi.UNKNOWN,
+        source_addr=screen_source(code, "100"),
+        dest_addr_ton=Ton.INTERNATIONAL,
+        dest_addr_npi=Npi.ISDN,
+        destination_addr="79161234567",
+        data_coding=coding,
+        short_message=data,
+        tlvs=tlvs,
+    )
+    got = screen_pdu(4, "79161234567", code, text, end, info, umr, "100", notice)
+    assert got == expected
+    assert decode_pdu(encode_pdu(got)) == expected

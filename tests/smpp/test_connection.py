@@ -711,6 +711,20 @@ def test_send_request_goes_out_through_data_to_send() -> None:
     assert conn.outstanding == 1 and conn.window_free == 1
 
 
+def test_a_request_numbered_beforehand_is_sent_as_it_is() -> None:
+    # The SMSC numbers screens as it builds them (allocate_sequence): no copy on the way out.
+    conn = bound(window=1)
+    first, second = DeliverSm(sequence_number=conn.allocate_sequence()), DeliverSm()
+    conn.send_request(first, "a", now=0.0)
+    conn.send_request(second, "b", now=0.0)  # queued: the window is full
+    sent = conn.data_to_send()
+    [ev] = feed(conn, encode_pdu(DeliverSmResp(sequence_number=first.sequence_number)), 1.0)
+    assert isinstance(ev, ResponseReceived) and ev.request is first and ev.context == "a"
+    assert wire_pdus(sent) == [first]
+    [numbered] = wire_pdus(conn.data_to_send())  # the queued one, numbered on release
+    assert numbered.sequence_number not in (0, first.sequence_number)
+
+
 # (responses fed as: whole, one byte at a time, whole with a trailing partial PDU)
 CHUNKINGS = ["whole", "bytes", "trailing"]
 

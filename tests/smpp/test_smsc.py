@@ -49,9 +49,14 @@ class FakeWindow:
     window_free: int = 10
     queued_urgent: int = 0
     deliver: bool = True
+    sequence: int = 0
 
     def may_send(self, command_id: int) -> bool:
         return self.deliver
+
+    def allocate_sequence(self) -> int:
+        self.sequence += 1
+        return self.sequence
 
 
 @pytest.fixture
@@ -119,13 +124,16 @@ def run(smsc: Smsc, now: float = 0.0) -> list[Send]:
 
 def test_dial_answers_then_sends_the_screen_urgently(world: tuple[Gateway, Smsc]) -> None:
     _, smsc = world
-    smsc.bind_opened(1, HARNESS, FakeWindow(), receives=True)
+    window = FakeWindow(sequence=40)
+    smsc.bind_opened(1, HARNESS, window, receives=True)
     smsc.submit_sm(1, ussd(ALICE, "*111*17#", session=ItsSessionInfo(9, 0)))
     resp, screen = smsc.actions()
     assert isinstance(resp, Respond) and resp.pdu.command_status == S.ESME_ROK
     assert isinstance(resp.pdu, SubmitSmResp) and resp.pdu.message_id  # the session id
     assert isinstance(screen, Send) and screen.urgent and screen.bind == 1
     assert isinstance(screen.pdu, DeliverSm) and screen.pdu.destination_addr == ALICE
+    # Numbered by its bind's connection as it is built: sent as it is, never copied.
+    assert (screen.pdu.sequence_number, window.sequence) == (41, 41)
     assert screen.pdu.its_session_info == ItsSessionInfo(9, 1, False)
     assert screen.context == ScreenPart(ALICE, resp.pdu.message_id, False)
 

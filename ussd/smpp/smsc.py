@@ -106,6 +106,8 @@ class Window(Protocol):
     @property
     def queued_urgent(self) -> int: ...
     def may_send(self, command_id: int) -> bool: ...
+    # A screen is built with its number (SMPP 3.4 §3.2): the connection need not copy it.
+    def allocate_sequence(self) -> int: ...
 
 
 # ---- actions (core -> adapter) and request contexts (and back) --------------------------------
@@ -667,7 +669,7 @@ class Smsc:
             )
             return
         pdu = screen_pdu(
-            0,
+            bind.conn.allocate_sequence(),
             dialog.msisdn,
             service_code,
             text,

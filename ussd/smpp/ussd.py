@@ -27,6 +27,7 @@ from ussd.smpp.pdu import (
     ItsSessionInfo,
     ShortMessagePdu,
     Tlv,
+    constructor,
     encode_text,
     tlv_cstring,
     tlv_u8,
@@ -162,6 +163,24 @@ def screen_source(service_code: str, fallback: str = "") -> str:
     return ""
 
 
+# What every screen shares, built once (an enum member lookup alone is ~0.15 µs).
+_OP_TLVS = {
+    (end, notice): (Tag.USSD_SERVICE_OP, bytes((op,)))
+    for end, notice, op in (
+        (True, False, UssdServiceOp.PSSR_RESPONSE),
+        (True, True, UssdServiceOp.PSSR_RESPONSE),  # an end screen is never a notice
+        (False, False, UssdServiceOp.USSR_REQUEST),
+        (False, True, UssdServiceOp.USSN_REQUEST),
+    )
+}
+_ITS_SESSION_INFO = int(Tag.ITS_SESSION_INFO)
+_MESSAGE_PAYLOAD = int(Tag.MESSAGE_PAYLOAD)
+_UMR = int(Tag.USER_MESSAGE_REFERENCE)
+_TON_UNKNOWN, _NPI_UNKNOWN = Ton.UNKNOWN, Npi.UNKNOWN
+_TON_INTERNATIONAL, _NPI_ISDN = Ton.INTERNATIONAL, Npi.ISDN
+_deliver_sm = constructor(DeliverSm)
+
+
 def screen_pdu(
     sequence_number: int,
     msisdn: str,
@@ -180,33 +199,37 @@ def screen_pdu(
     screen) goes in message_payload (SMPP 3.4 §5.3.2.32) with an empty short_message.
     """
     data, coding = encode_text(text)
-    op = UssdServiceOp.PSSR_RESPONSE if end else UssdServiceOp.USSR_REQUEST
-    if notice and not end:
-        op = UssdServiceOp.USSN_REQUEST
+    session = (_ITS_SESSION_INFO, info.to_bytes())
     tlvs: tuple[Tlv, ...]
     if user_message_reference is None:
-        tlvs = ((Tag.USSD_SERVICE_OP, bytes((op,))), (Tag.ITS_SESSION_INFO, info.to_bytes()))
+        tlvs = (_OP_TLVS[end, notice], session)
     else:
-        tlvs = (
-            tlv_u16(Tag.USER_MESSAGE_REFERENCE, user_message_reference),
-            (Tag.USSD_SERVICE_OP, bytes((op,))),
-            (Tag.ITS_SESSION_INFO, info.to_bytes()),
-        )
+        tlvs = (tlv_u16(_UMR, user_message_reference), _OP_TLVS[end, notice], session)
     if len(data) > _MAX_SHORT_MESSAGE:
-        tlvs = (*tlvs, (Tag.MESSAGE_PAYLOAD, data))
+        tlvs = (*tlvs, (_MESSAGE_PAYLOAD, data))
         data = b""
-    return DeliverSm(
-        sequence_number=sequence_number,
-        service_type=USSD_SERVICE_TYPE,
-        source_addr_ton=Ton.UNKNOWN,
-        source_addr_npi=Npi.UNKNOWN,
-        source_addr=screen_source(service_code, fallback_source),
-        dest_addr_ton=Ton.INTERNATIONAL,
-        dest_addr_npi=Npi.ISDN,
-        destination_addr=msisdn,
-        data_coding=coding,
-        short_message=data,
-        tlvs=tlvs,
+    # Positionally, in DeliverSm's field order (a screen is built per step: constructor()).
+    return _deliver_sm(
+        0,  # command_status
+        sequence_number,
+        USSD_SERVICE_TYPE,
+        _TON_UNKNOWN,  # source_addr_ton
+        _NPI_UNKNOWN,  # source_addr_npi
+        screen_source(service_code, fallback_source),
+        _TON_INTERNATIONAL,  # dest_addr_ton
+        _NPI_ISDN,  # dest_addr_npi
+        msisdn,  # destination_addr
+        0,  # esm_class
+        0,  # protocol_id
+        0,  # priority_flag
+        "",  # schedule_delivery_time
+        "",  # validity_period
+        0,  # registered_delivery
+        0,  # replace_if_present_flag
+        coding,  # data_coding
+        0,  # sm_default_msg_id
+        data,  # short_message
+        tlvs,
     )
 
 
