@@ -439,3 +439,17 @@ async def test_each_exchange_reaches_the_app_console(
     ]
     assert [s[4] for s in shown[2:]] == ["unavailable"]
     await harness.close()
+
+
+async def test_an_app_may_push_again_with_the_same_session_number(server: SmppServer) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    for _ in range(2):  # an app that numbers every push 0 (many do)
+        resp = await app_submit(app, ALICE, "Bonus!", UssdServiceOp.USSN_REQUEST, ItsSessionInfo(0))
+        assert resp.command_status == 0
+        assert text_of(await harness.deliver_sm()) == "Bonus!"
+        await harness.submit(ALICE, "", op=UssdServiceOp.USSN_CONFIRM)
+        assert (await app.deliver_sm()).ussd_service_op == UssdServiceOp.USSN_CONFIRM
+        await harness.deliver_sm()  # the notice's end
+    await harness.close()
+    await app.close()

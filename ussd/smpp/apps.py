@@ -542,7 +542,10 @@ class Apps:
             return
         if self._by_msisdn.get(dialog.msisdn) is dialog:
             del self._by_msisdn[dialog.msisdn]
-        self._remember(dialog)
+        if dialog.waiting:
+            # It ended while the app owed an answer (too slow, or the subscriber left): that
+            # answer may still come, and must not be taken for a new push.
+            self._remember(dialog)
         if dialog.app_ended or event.outcome in (Outcome.APP_RELEASE, Outcome.APP_UNAVAILABLE):
             return
         bind = self._receiver(dialog.system_id, dialog.bind)
