@@ -667,3 +667,15 @@ def test_any_parameters_give_a_query_or_a_clear_refusal(params: dict[str, str]) 
         assert set(params) <= set(records.PARAMETERS)
         return
     assert refusal  # nothing else is raised, and it says what is wrong
+
+
+def test_a_batch_for_a_closed_store_is_dropped_quietly(gateway: Gateway) -> None:
+    from structlog.testing import capture_logs
+
+    gateway.engine.dial(RU, "*100#")
+    gateway.store.close()  # torn down before the batch was written
+    with capture_logs() as logs:
+        gateway.records.flush()
+    assert [(e["event"], e["log_level"], e["records"]) for e in logs] == [
+        ("records_dropped", "info", 1)
+    ]

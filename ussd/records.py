@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import io
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -308,8 +309,12 @@ class Records:
             with self.store.transaction() as db:
                 db.executemany(_INSERT, rows)
                 self._prune(db)
+        except sqlite3.ProgrammingError:
+            # The store was closed first (a world torn down while a batch waited on the loop).
+            _log.info("records_dropped", records=len(rows), reason="the store is closed")
+            return
         except Exception:
-            # Records describe dialogs; they must never stop one (the store may be closing).
+            # Records describe dialogs; they must never stop one (a full disk, say).
             _log.exception("records_write_failed", records=len(rows))
             return
         self.written += len(rows)
