@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from typing import Any
@@ -463,3 +464,29 @@ async def test_a_failing_dialect_costs_its_exchange_only(monkeypatch: pytest.Mon
     assert shown.text == "The service failed to answer. Please try again later."
     assert outcomes(events)[0] is Outcome.APP_ERROR
     assert [x.outcome for x in exchanges(events)] == ["error"]
+
+
+async def test_no_connection_within_connect_timeout_is_unavailable() -> None:
+    # A listening socket whose accept queue is full: the kernel drops further SYNs, so the
+    # connection never opens and the client's connect timeout (short here) ends the wait.
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+            url = f"http://127.0.0.1:{port}/ussd"
+            async with gateway_for(url, connect_timeout="100ms") as gw:
+                events = record(gw)
+                shown = await gw.dial(EN, "*384#")
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert shown.text == "Service temporarily unavailable. Please try again later."
+    assert outcomes(events) == [Outcome.APP_UNAVAILABLE]
+    ended = next(e for e in events if isinstance(e, DialogEnded))
+    assert ended.record is not None and ended.record.detail == "no connection within 0.1 s"
