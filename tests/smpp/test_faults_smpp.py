@@ -10,10 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.smpp.helpers import ALICE, BOB, TIMEOUT, bound, no_request, start_server, text_of
+from tests.conftest import make_config
+from tests.smpp.helpers import (
+    ACCOUNTS,
+    ALICE,
+    BOB,
+    TIMEOUT,
+    bound,
+    no_request,
+    start_server,
+    text_of,
+)
 from tests.smpp.helpers import server_config as make_server_config
 from ussd.clock import SimulatedClock
 from ussd.config import Config
+from ussd.events import DialogEnded, Outcome
 from ussd.runtime import Gateway
 from ussd.smpp.constants import CommandStatus, UssdServiceOp
 from ussd.smpp.pcap import redact
@@ -172,3 +183,34 @@ async def test_a_dropped_dialog_is_silent_until_the_timeout(
     assert end.ussd_service_op == UssdServiceOp.PSSR_RESPONSE
     assert text_of(end) == "The session timed out."
     await client.close()
+
+
+async def test_app_faults_on_an_smpp_application() -> None:
+    accounts = [*ACCOUNTS, {"system_id": "shop", "password": "shoppw", "role": "app"}]
+    config = make_config(
+        smpp={"accounts": accounts, "app_timeout": "15s"},
+        ussd={"routes": {**make_config().ussd.routes, "*555#": "smpp:shop"}},
+    )
+    gw = Gateway.create(config, clock=SimulatedClock(), database=":memory:")
+    server = await start_server(gw)
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    ended: list[Outcome] = []
+    gw.engine.subscribe(lambda e: ended.append(e.outcome) if isinstance(e, DialogEnded) else None)
+    gw.faults.add_raw({"kind": "app_error", "times": 1, "match": {"app": "shop"}})
+    assert (await harness.submit(ALICE, "*555#", destination_addr="555")).command_status == 0
+    assert text_of(await harness.deliver_sm()) == "Сервис временно недоступен. Попробуйте позже."
+
+    gw.faults.add_raw({"kind": "app_timeout", "times": 1, "match": {"code": "*555#"}})
+    assert (await harness.submit(BOB, "*555#", destination_addr="555")).command_status == 0
+    assert await no_request(harness)  # the subscriber waits: nothing was asked
+    gw.advance(15)
+    timed_out = await harness.deliver_sm()
+    assert text_of(timed_out) == "Service temporarily unavailable. Please try again later."
+    assert await no_request(app)  # the application never heard of either dialog
+    assert [i.kind for i in gw.faults.recent] == ["app_error", "app_timeout"]
+    assert ended == [Outcome.APP_ERROR, Outcome.APP_TIMEOUT]
+    await harness.close()
+    await app.close()
+    await server.stop()
+    gw.close()

@@ -28,6 +28,7 @@ from ussd.config import SmppAccount, SmppConfig
 from ussd.effects import Answer, Effect, Failure, Result
 from ussd.engine import Engine, SubscriberBusy, UnknownSubscriber
 from ussd.events import AppExchange, DialogEnded, Event, Outcome
+from ussd.faults import APP_ERROR
 from ussd.msisdn import InvalidMsisdn
 from ussd.services import smppapp
 from ussd.smpp.constants import CommandId, CommandStatus, Npi, Tag, Ton, UssdServiceOp, status_name
@@ -325,6 +326,12 @@ class Apps:
         system_id = str(request.get("system_id", ""))
         op = str(request.get("op", ""))
         text = str(request.get("text", ""))
+        injected = self.engine.faults.app(effect.msisdn, effect.service_code, system_id)
+        if injected is not None:  # an injected fault (docs/network.md): the app is not asked
+            if injected.kind == APP_ERROR:
+                failure = Failure(Outcome.APP_ERROR, f"injected fault {injected.rule}")
+                self._results.append((effect.id, failure))
+            return  # app_timeout: nothing is sent; the effect's deadline ends the wait
         dialog = self._by_session.get(effect.session)
         if dialog is not None and dialog.system_id != system_id:
             dialog = None
