@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 from prompt_toolkit.input import create_pipe_input
 
@@ -164,3 +165,41 @@ async def test_load_over_smpp_reaches_the_app(
     assert report.journeys > 0 and report.steps == 2 * report.journeys
     # Every step the load generator counted was an exchange with the app.
     assert len(app.seen) >= report.steps
+
+
+def test_ussd_sim_dial_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ussd-sim dial` with an app route: the command starts the gateway's HTTP client."""
+    import threading
+
+    from ussd.cli import main
+
+    ready, stop = threading.Event(), threading.Event()
+    box: dict[str, Any] = {}
+
+    def serve() -> None:
+        async def app_thread() -> None:
+            async with running(shop) as srv:
+                box["url"] = srv.url
+                ready.set()
+                await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+
+        asyncio.run(app_thread())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(10)
+        data = sc.base_config_data(ROOT / "config.yaml")
+        data["storage"] = {"database": str(tmp_path / "ussd.sqlite3")}
+        data["apps"] = {"shop": {"url": box["url"], "dialect": "africastalking"}}
+        data["ussd"] = {**data["ussd"], "routes": {"*384#": "app:shop"}}
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        code = main(["dial", "--config", str(config), "79161234567", "*384#", "2"])
+    finally:
+        stop.set()
+        thread.join(10)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Магазин" in out and "Вы выбрали 2. Спасибо!" in out
+    assert "[dialog ended: app_release]" in out

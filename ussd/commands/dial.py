@@ -39,7 +39,16 @@ def render(screen: Screen) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.url:
         return asyncio.run(run_remote(args))
+    return asyncio.run(run_local(args))
+
+
+async def run_local(args: argparse.Namespace) -> int:
+    """The dialog in this process, against the configured store."""
     gateway = Gateway.create(load_config(args))
+    # Routes to external apps are asked over HTTP by a started gateway (docs/apps.md).
+    apps = bool(gateway.config.apps)
+    if apps:
+        await gateway.start()
     out: list[str] = []
 
     def on_event(event: Event) -> None:
@@ -57,7 +66,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         print(f"> {args.string}")
-        screen = gateway.engine.dial(args.msisdn, args.string, via="terminal")
+        msisdn, text = args.msisdn, args.string
+        screen = (
+            await gateway.dial(msisdn, text, via="terminal")
+            if apps
+            else gateway.engine.dial(msisdn, text, via="terminal")
+        )
         print(render(screen))
         flush()
         for reply in args.replies:
@@ -65,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
                 print("ussd-sim: the dialog has ended; extra replies ignored", file=sys.stderr)
                 return 1
             print(f"> {reply}")
-            screen = gateway.engine.reply(args.msisdn, reply)
+            screen = (
+                await gateway.reply(msisdn, reply) if apps else gateway.engine.reply(msisdn, reply)
+            )
             print(render(screen))
             flush()
     except (DialStringError, InvalidMsisdn, NotUssd, EngineError) as exc:
@@ -73,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"ussd-sim: {exc}", file=sys.stderr)
         return 1
     finally:
-        gateway.close()
+        if apps:
+            await gateway.stop()
+        else:
+            gateway.close()
     return 0
 
 
