@@ -14,7 +14,14 @@ import pytest
 
 from tests.smpp.helpers import ALICE, BOB, bound, start_server, text_of
 from tests.smpp.test_apps import apps_config
-from tests.smpp.test_server_clients import _Hook, _SmpplibHarness, aio_bound, smpplib_ussd
+from tests.smpp.test_server_clients import (
+    _Hook,
+    _is_deliver,
+    _params,
+    _SmpplibHarness,
+    aio_bound,
+    smpplib_ussd,
+)
 from ussd.config import Config
 from ussd.runtime import Gateway
 from ussd.smpp.constants import Tag, UssdServiceOp
@@ -136,35 +143,27 @@ def _aio_answer(msisdn: str, text: str, op: int, info: str) -> Any:
     )
 
 
-def _params(msg: Any) -> dict[int, Any]:
-    return {p.tag: p.value for p in msg.optional_params or ()}
-
-
-def _deliver(msg: Any) -> bool:
-    return type(msg).__name__ == "DeliverSm"
-
-
 async def test_aiosmpplib_app_serves_a_harness_dialog(
     server: SmppServer, aio_app: tuple[Any, _Hook]
 ) -> None:
     esme, hook = aio_app
     harness = await bound(server)
     await harness.submit(BOB, "*555#")
-    begin = await hook.next(_deliver)
+    begin = await hook.next(_is_deliver)
     params = _params(begin)
     assert params[Tag.USSD_SERVICE_OP] == chr(UssdServiceOp.PSSR_INDICATION)
     assert begin.short_message == "*555#" and begin.source.number == BOB
     await esme.broker.enqueue(_aio_answer(BOB, "Menu: 1. News", 2, params[Tag.ITS_SESSION_INFO]))
     assert text_of(await harness.deliver_sm()) == "Menu: 1. News"
     await harness.submit(BOB, "1", op=UssdServiceOp.USSR_CONFIRM)
-    answer = await hook.next(_deliver)
+    answer = await hook.next(_is_deliver)
     assert _params(answer)[Tag.USSD_SERVICE_OP] == chr(UssdServiceOp.USSR_CONFIRM)
     assert answer.short_message == "1"
     # The subscriber hangs up. The end-bit deliver_sm has no text, which aiosmpplib 0.7 cannot
     # parse (docs/smpp.md "Interoperability"): it answers generic_nack, and the gateway goes on.
     await harness.submit(BOB, "", op=UssdServiceOp.RELEASE)
     await harness.submit(BOB, "*555#")
-    again = await hook.next(_deliver)
+    again = await hook.next(_is_deliver)
     assert again.short_message == "*555#"
     assert _params(again)[Tag.USSD_SERVICE_OP] == chr(UssdServiceOp.PSSR_INDICATION)
     await harness.close()
