@@ -964,3 +964,22 @@ def test_screen_pdu_is_the_deliver_sm_spelled_out(
     got = screen_pdu(4, "79161234567", code, text, end, info, umr, "100", notice)
     assert got == expected
     assert decode_pdu(encode_pdu(got)) == expected
+
+
+@given(st.text(max_size=100))
+def test_default_coding_agrees_with_the_coding_named(text: str) -> None:
+    # The default path has shortcuts (ASCII, non-GSM text straight to UTF-16): same bytes as
+    # naming the coding it picks.
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):  # lone surrogates: the same refusal
+        with pytest.raises(TextCodingError) as default:
+            encode_text(text)
+        with pytest.raises(TextCodingError) as named:
+            encode_text(text, DataCoding.UCS2)
+        assert (default.value.status, default.value.reason) == (
+            named.value.status,
+            named.value.reason,
+        )
+        return
+    data, coding = encode_text(text)
+    assert coding == (DataCoding.SMSC_DEFAULT if gsm7_fits(text) else DataCoding.UCS2)
+    assert encode_text(text, coding) == (data, coding)

@@ -15,6 +15,7 @@ for values that cannot go on the wire.
 
 from __future__ import annotations
 
+import codecs
 import re
 import struct
 from collections.abc import Callable
@@ -1003,6 +1004,7 @@ _ONE_SEPTET_ASCII = bytes(b for b in range(128) if len(_GSM_ENCODE.get(b, "")) =
 _ASCII_TO_GSM = bytes(ord(_GSM_ENCODE[b]) if b in _ONE_SEPTET_ASCII else b for b in range(256))
 
 _UCS2_CODINGS = frozenset({DataCoding.UCS2, DataCoding.USSD_UCS2})
+_utf_16_be_encode = codecs.utf_16_be_encode
 _GSM_CODINGS = frozenset({DataCoding.SMSC_DEFAULT, DataCoding.USSD_GSM7})
 
 
@@ -1076,7 +1078,15 @@ def encode_text(text: str, data_coding: int | None = None) -> tuple[bytes, int]:
             coding = DataCoding.SMSC_DEFAULT if data_coding is None else data_coding
             return raw.translate(_ASCII_TO_GSM), coding
     if data_coding is None:
-        data_coding = DataCoding.SMSC_DEFAULT if gsm7_fits(text) else DataCoding.UCS2
+        if not gsm7_fits(text):
+            # The usual non-Latin screen (Cyrillic): straight to the codec, no lookup by name.
+            try:
+                return _utf_16_be_encode(text)[0], DataCoding.UCS2
+            except UnicodeEncodeError as exc:
+                raise TextCodingError(
+                    CommandStatus.ESME_RSUBMITFAIL, f"utf-16-be: {exc.reason}"
+                ) from None
+        data_coding = DataCoding.SMSC_DEFAULT
     if data_coding not in ACCEPTED_DATA_CODINGS:
         raise TextCodingError(
             REFUSED_DATA_CODING_STATUS, f"data_coding 0x{data_coding:02X} not supported"
