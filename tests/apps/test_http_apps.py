@@ -490,3 +490,20 @@ async def test_no_connection_within_connect_timeout_is_unavailable() -> None:
     assert outcomes(events) == [Outcome.APP_UNAVAILABLE]
     ended = next(e for e in events if isinstance(e, DialogEnded))
     assert ended.record is not None and ended.record.detail == "no connection within 0.1 s"
+
+
+async def test_africastalking_hears_why_a_dialog_failed() -> None:
+    def app(seen: Seen) -> web.Response:
+        if seen.path == "/end":
+            return web.Response(text="")
+        return web.Response(text="Welcome", content_type="text/plain")  # neither CON nor END
+
+    async with running(app) as srv:
+        end_url = srv.url.replace("/ussd", "/end")
+        async with gateway_for(srv.url, "africastalking", end_url=end_url) as gw:
+            told = asyncio.create_task(heard(gw, notified))
+            await gw.dial(MSISDN, "*384#")
+            await told
+    (failed,) = srv.bodies("/end")
+    assert failed["status"] == "Failed"
+    assert failed["errorMessage"].startswith("the answer does not begin with CON or END")

@@ -91,6 +91,7 @@ class _Dialog:
     last_answer: str = ""
     ended: Outcome | None = None  # set when the dialog ended under a request in flight
     client_state: str | None = None  # the app's last (Hubtel's ClientState), for the end notice
+    error: str = ""  # why its last request failed (Africa's Talking's errorMessage)
 
 
 def target(app: AppConfig) -> AppTarget:
@@ -226,6 +227,7 @@ class AppClient:
         except aiohttp.ClientError as exc:
             failure = Failure(Outcome.APP_ERROR, f"the exchange failed: {type(exc).__name__}")
         if failure is not None:
+            dialog.error = failure.reason
             outcome = FAILURE_OUTCOMES[failure.cause]
             self._exchange(effect, dialog, http, status, body, began, False, outcome)
             _log.info(
@@ -311,7 +313,7 @@ class AppClient:
         if dialect is None or self._session is None:
             return
         cause = END_CAUSES.get(event.outcome, "error")
-        error = "" if cause != "error" else event.outcome.value
+        error = "" if cause != "error" else dialog.error or event.outcome.value
         end = DialogEnd(
             cause=cause,
             duration_ms=max(0, round((self.clock.now() - dialog.started) * 1000)),
