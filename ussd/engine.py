@@ -487,17 +487,21 @@ class Engine:
         heapq.heappush(self._timers, (dialog.reply_deadline, dialog.session, "reply"))
         return dialog
 
-    def abort(self, msisdn: str, session: str, outcome: Outcome, text_key: str) -> bool:
-        """End the dialog `session` of msisdn now with a final screen (menus/texts.yaml
-        `text_key`): the party it waits on is gone, e.g. an application's bind (docs/smpp.md).
-        True when it was open."""
+    def abort(
+        self, msisdn: str, session: str, outcome: Outcome, text_key: str | None = None
+    ) -> bool:
+        """End the dialog `session` of msisdn now, with a final screen from menus/texts.yaml
+        `text_key` (None: no screen, as a release): the other side is gone or ended it, e.g.
+        an application's bind (docs/smpp.md). True when it was open."""
         dialog = self.dialogs.get(msisdn)
         if dialog is None or dialog.session != session:
             return False
-        text = self.texts.get(text_key, self._language(msisdn))
-        screen = Screen(session, text, True, service_code=dialog.service_code)
+        screen: Screen | None = None
+        if text_key is not None:
+            text = self.texts.get(text_key, self._language(msisdn))
+            screen = Screen(session, text, True, service_code=dialog.service_code)
         with self.bus.hold():
-            self._end(dialog, outcome, screen, emit_screen=True)
+            self._end(dialog, outcome, screen, emit_screen=screen is not None)
         return True
 
     def dialog(self, msisdn: str) -> Dialog | None:

@@ -453,3 +453,24 @@ async def test_an_app_may_push_again_with_the_same_session_number(server: SmppSe
         await harness.deliver_sm()  # the notice's end
     await harness.close()
     await app.close()
+
+
+async def test_an_app_release_while_the_subscriber_has_the_turn(
+    server: SmppServer, waiter: Waiter
+) -> None:
+    harness = await bound(server)
+    app = await bound(server, system_id="shop", password="shoppw")
+    await harness.submit(BOB, "*555#")
+    begin = await app.deliver_sm()
+    await app_submit(app, BOB, "Menu", UssdServiceOp.USSR_REQUEST, begin.its_session_info)
+    await harness.deliver_sm()
+    ended = waiter.expect(lambda e: isinstance(e, DialogEnded))
+    resp = await app_submit(app, BOB, "", UssdServiceOp.RELEASE, begin.its_session_info)
+    assert resp.command_status == 0
+    last = await harness.deliver_sm()
+    assert op_of(last) == 17 and last.its_session_info is not None
+    assert last.its_session_info.end_of_session
+    event = await ended
+    assert isinstance(event, DialogEnded) and event.outcome is Outcome.APP_RELEASE
+    await harness.close()
+    await app.close()

@@ -468,7 +468,7 @@ class Apps:
             if request.kind == smppapp.RELEASE:
                 dialog.app_ended = True
                 self._respond(key, pdu, _OK, self._message_id())
-                self.engine.release(dialog.msisdn)
+                self.engine.abort(dialog.msisdn, dialog.session, Outcome.APP_RELEASE)
                 return
             # The subscriber has the turn: one screen at a time (TS 24.090).
             self._respond(key, pdu, CommandStatus.ESME_RINVOPTPARVAL)
