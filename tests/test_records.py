@@ -310,8 +310,9 @@ async def test_smpp_dialogs_are_via_smpp() -> None:
     rows = [r.record for r in gateway.records.query(Query())]
     await gateway.stop()
     assert [(r.msisdn, r.code, r.via, r.cause) for r in rows] == [
-        (ALICE, "100", "smpp", "completed")
-    ]  # text that is no dial string never starts a dialog: no record (docs/operations.md)
+        (ALICE, "111", "smpp", "unknown_code"),  # no dial string: the service address's code
+        (ALICE, "100", "smpp", "completed"),
+    ]
 
 
 async def test_scenario_dialogs_are_via_scenario() -> None:

@@ -573,12 +573,12 @@ class Smsc:
         self._send_screen(dialog, screen.text, screen.end, screen.service_code, screen.notice)
 
     def _error_screen(self, msisdn: str, service_code: str) -> Screen | None:
+        # A dialog of its own in the engine, so it has a record like any other (cause
+        # unknown_code, docs/operations.md "Dialog records").
         try:
-            language = self.engine.subscriber(msisdn).language
+            return self.engine.unknown_request(msisdn, service_code, via="smpp")
         except UnknownSubscriber:
             return None
-        text = self.engine.texts.get("common.unknown_request", language)
-        return Screen(session="", text=text, end=True, service_code=service_code)
 
     def _reply(
         self, bind: _Bind, pdu: SubmitSm, request: UssdRequest, msisdn: str, text: str
