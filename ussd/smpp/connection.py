@@ -99,6 +99,11 @@ class State(Enum):
     UNBOUND = "unbound"
     CLOSED = "closed"
 
+    # Enum.__hash__ is Python code (it hashes the name), and the state keys a dict lookup
+    # several times per PDU (may_send, TRANSITIONS): members are singletons compared by
+    # identity, so the identity hash is as good and stays in C.
+    __hash__ = object.__hash__
+
 
 class Side(Enum):
     """Who issues a request (SMPP 3.4 §2.4)."""
