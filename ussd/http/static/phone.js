@@ -355,7 +355,11 @@
       const status = li.querySelector(".app-status");
       status.dataset.testid = "app-status";
       status.textContent = x.status === null ? "—" : String(x.status);
-      status.classList.toggle("bad", x.status === null || x.status < 200 || x.status > 299);
+      // No status: no HTTP answer, or an SMPP app (docs/smpp.md), whose outcome says how it went.
+      const bad = x.status === null
+        ? x.outcome !== "continue" && x.outcome !== "end"
+        : x.status < 200 || x.status > 299;
+      status.classList.toggle("bad", bad);
       li.querySelector(".app-outcome").textContent = x.outcome;
       const latency = li.querySelector(".app-latency");
       latency.dataset.testid = "app-latency";
