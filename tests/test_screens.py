@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
+from ussd import screens as screens_mod
 from ussd.screens import (
     GSM7_LIMIT,
     UCS2_LIMIT,
@@ -278,6 +278,9 @@ def messages(draw: st.DrawFn) -> str:
 
 
 @given(messages(), labels)
+@example(  # a line that reads as an option ("0 …") moves to the next page whole
+    "0 000 0000😀 0000000000000😀 0000000000😀😀😀😀 0\n0 0000😀 0000😀 0000000000000😀 ", "Далее"
+)
 def test_text_pages_fit_and_lose_nothing(text: str, label: str) -> None:
     pages = paginate_text(text, label)
     assert pages
@@ -289,16 +292,18 @@ def test_text_pages_fit_and_lose_nothing(text: str, label: str) -> None:
     assert all(words(p) for p in body)  # no empty pages
     # Words up to 14 characters always fit a page: none is split, none lost or repeated.
     assert words(" ".join(body)) == words(text)
-    # Greedy: the next page's first word, with the separator it had in the text (line breaks
-    # kept, other runs as one space), would not have fit on the page before it.
-    gaps = [
-        g.count("\n") * "\n" or " " for g in re.findall(r"([ \t\n\r\f\v]*)[^ \t\n\r\f\v]+", text)
-    ]
+    # Greedy: the next page's first token, with the separator it had in the text (line breaks
+    # kept, other runs as one space), would not have fit on the page before it. A token is a
+    # word, or a whole line that reads as an option ("0 Назад"), which is never cut.
+    tokens = screens_mod._words(text)
     seen = 0
-    for current, following in itertools.pairwise(body):
-        seen += len(words(current))
-        first = words(following)[0]
-        assert not fits(f"{current}{gaps[seen]}{first}\n{nav_line(label)}")
+    for current in body[:-1]:
+        count = len(words(current))
+        while count > 0:
+            count -= len(words(tokens[seen][1]))
+            seen += 1
+        sep, first, _ = tokens[seen]
+        assert not fits(f"{current}{sep}{first}\n{nav_line(label)}")
 
 
 @given(st.text(max_size=600), labels)
