@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from playwright.async_api import expect
 
 from tests.accounts.conftest import ADMIN, EN, OTHER, RU, enable_management, set_password, texts
 from tests.browser import OUTPUT, TIMEOUT_MS
@@ -79,16 +80,27 @@ async def sign_in(page: Any, msisdn: str, password: str) -> None:
     await page.wait_for_selector("#lk-balance")
 
 
+async def captcha_shown(page: Any, other_than: str | None = None) -> str:
+    """The captcha picture's src once it is a PNG (and not `other_than`).
+
+    Playwright's expect, not wait_for_function: the site's Content-Security-Policy forbids
+    eval, which wait_for_function's polling needs once its first check comes out false.
+    """
+    img = page.locator("#lk-captcha-img")
+    if other_than is not None:
+        await expect(img).not_to_have_attribute("src", other_than, timeout=TIMEOUT_MS)
+    await expect(img).to_have_attribute("src", re.compile(r"^data:image/png"), timeout=TIMEOUT_MS)
+    src = await img.get_attribute("src")
+    assert src is not None
+    return str(src)
+
+
 async def test_sms_password_with_captcha_then_replace_it(gateway: Gateway, open_page: Any) -> None:
     page = await open_page()
     assert await page.inner_text(".lk-brand-title") == "Личный кабинет"
     await to_mobile_login(page)
     await page.click("#lk-sms-link")
-    img = page.locator("#lk-captcha-img")
-    await page.wait_for_function(
-        "document.querySelector('#lk-captcha-img')?.src.startsWith('data:image/png')"
-    )
-    first = await img.get_attribute("src")
+    first = await captcha_shown(page)
     assert TEST_ANSWER not in (await page.content()).replace(first or "", "")
 
     # A wrong answer: a clear error, a new picture, no SMS.
@@ -97,11 +109,7 @@ async def test_sms_password_with_captcha_then_replace_it(gateway: Gateway, open_
     await page.click("#lk-sms-submit")
     await page.wait_for_selector("#lk-error")
     assert "неверно" in await page.inner_text("#lk-error")
-    await page.wait_for_function(
-        "src => { const i = document.querySelector('#lk-captcha-img');"
-        " return i && i.src.startsWith('data:image/png') && i.src !== src; }",
-        arg=first,
-    )
+    await captcha_shown(page, other_than=first)
     assert texts(gateway, RU) == []
     await shot(page, "captcha")
 
@@ -142,9 +150,7 @@ async def test_sms_password_rate_limit_says_when(gateway: Gateway, open_page: An
     page = await open_page("/lk?lang=en")
     await to_mobile_login(page)
     await page.click("#lk-sms-link")
-    await page.wait_for_function(
-        "document.querySelector('#lk-captcha-img')?.src.startsWith('data:')"
-    )
+    await captcha_shown(page)
     await page.fill("#lk-sms-number", RU)
     await page.fill("#lk-captcha-answer", TEST_ANSWER)
     await page.click("#lk-sms-submit")

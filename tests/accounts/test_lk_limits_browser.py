@@ -7,14 +7,17 @@ from typing import Any
 
 import pytest
 
-from tests.accounts.test_lk_browser import open_page, site, to_mobile_login  # noqa: F401
+from tests.accounts.test_lk_browser import (  # noqa: F401
+    captcha_shown,
+    open_page,
+    site,
+    to_mobile_login,
+)
 from tests.conftest import make_config
 from ussd.config import Config
 from ussd.runtime import Gateway
 
 pytestmark = pytest.mark.browser
-
-CAPTCHA_IMAGE = "document.querySelector('#lk-captcha-img')?.src.startsWith('data:image/png')"
 
 
 @pytest.fixture
@@ -31,7 +34,7 @@ async def test_too_many_captchas_says_when_the_next_comes(
     page = await open_page()
     await to_mobile_login(page)
     await page.click("#lk-sms-link")
-    await page.wait_for_function(CAPTCHA_IMAGE)
+    await captcha_shown(page)
     await page.click("#lk-captcha-new")  # the second of two a minute
     await page.wait_for_selector("#lk-captcha-img")
     await page.click("#lk-captcha-new")  # the third: refused for 30 s
@@ -41,7 +44,7 @@ async def test_too_many_captchas_says_when_the_next_comes(
     )
     gateway.advance(30)
     await page.click("#lk-captcha-new")
-    await page.wait_for_function(CAPTCHA_IMAGE)
+    await captcha_shown(page)
     assert await page.locator("#lk-error").count() == 0
 
 
