@@ -8,14 +8,16 @@ events and keeps Redis the one place that says which worker holds the dialog of 
   transaction per subscriber; docs/services.md);
 - every screen saves the dialog's plain state (`Dialog.to_state()`) with its next deadline, only
   while the dialog is still the registered one;
-- a reply or release that reaches a worker without the dialog takes it over from Redis
-  (`Dialog.from_state()`), so any worker serves any HTTP request;
+- a reply or release asks Redis first whether this worker's copy is still the dialog, and
+  takes it over from its saved state (`Dialog.from_state()`) when another worker held it, so
+  any worker serves any HTTP request;
 - a dialog's own worker expires it; the dialogs of a worker that stopped beating (killed) are
   expired by exactly one other worker, the one whose script removes them.
 
-Registrations are sent in one pipeline per pass of the event loop, not one round trip per
-event, so the cost per step stays a fraction of a step. Messages between workers go through a
-Redis stream per worker (its inbox).
+Each of these is one Lua script, one round trip, made within the step: the next request for the
+MSISDN may reach another worker as soon as this step's answer is out. A step thus costs two
+round trips to Redis (the check before it, the save after it). Messages between workers go
+through a Redis stream per worker (its inbox).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aredis
-from redis.commands.core import AsyncScript, Script
+from redis.commands.core import Script
 
 from ussd import log
 from ussd.engine import Dialog, DialogBusy, Engine
@@ -147,14 +149,11 @@ class Cluster:
         self._sync = redis.Redis.from_url(
             url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
         )
-        self._scripts: dict[str, AsyncScript] = {
-            name: self._async.register_script(lua)
+        self._scripts: dict[str, Script] = {
+            name: self._sync.register_script(lua)
             for name, lua in (("claim", _CLAIM), ("save", _SAVE), ("release", _RELEASE))
         }
         self._take: Script = self._sync.register_script(_TAKE)
-        self._reap: AsyncScript = self._async.register_script(_REAP)
-        self._ops: list[tuple[str, str, str, list[Any]]] = []  # (script, msisdn, session, args)
-        self._flushing: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._down = False  # Redis was unreachable at the last attempt (logged once)
@@ -175,17 +174,22 @@ class Cluster:
         try:
             await self._async.ping()
         except redis.RedisError as exc:
-            raise ConnectionError(f"Redis {self._where()}: {exc}") from None
+            raise ConnectionError(f"Redis {self.where()}: {exc}") from None
         await self._beat()
+        # The inbox from its newest entry now (what came before is about connections that
+        # are gone), fixed before any dialog of ours is registered.
+        newest: Any = await self._inbox_client.xrevrange(self._inbox, count=1)
         self.attach()
         self._tasks = [
             asyncio.create_task(self._beating(), name="cluster-heartbeat"),
-            asyncio.create_task(self._reading(), name="cluster-inbox"),
+            asyncio.create_task(
+                self._reading(newest[0][0].decode() if newest else "0-0"), name="cluster-inbox"
+            ),
         ]
-        _log.info("cluster_joined", worker=self.worker, redis=self._where())
+        _log.info("cluster_joined", worker=self.worker, redis=self.where())
 
     async def stop(self) -> None:
-        """Leave: flush what is queued, stop beating (the dialogs end with the gateway).
+        """Leave: stop beating and reading the inbox (the dialogs end with the gateway).
 
         Each part is bounded by TIMEOUT: a Redis that is gone never holds a stop up.
         """
@@ -199,7 +203,6 @@ class Cluster:
         if self.engine.remote == self.take:
             self.engine.remote = None
         for step, what in (
-            (self.flush, "flush"),
             (lambda: self._async.delete(WORKER + self.worker), "leave"),
             (self._async.aclose, "close"),
             (self._inbox_client.aclose, "close inbox"),
@@ -211,17 +214,20 @@ class Cluster:
                 _log.warning("cluster_stop_incomplete", step=what, error=str(exc) or "timeout")
         self._sync.close()
 
-    def _where(self) -> str:
+    def where(self) -> str:
+        """host:port of the Redis (never a password the URL may carry)."""
         kwargs = self._sync.connection_pool.connection_kwargs
         return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
     # -- registrations, one pipeline per pass of the loop ---------------------------------------
 
     def _on_event(self, event: Event) -> None:
+        # Synchronous, at the step's boundary: the next request for this MSISDN may reach
+        # another worker as soon as this step's answer is out, and must find it registered.
         if isinstance(event, DialogStarted):
             deadline = self.engine.clock.now() + self.engine.config.ussd.reply_timeout
             args = [self.worker, event.session, repr(deadline), event.msisdn, INBOX, INBOX_LENGTH]
-            self._queue("claim", event.msisdn, event.session, args)
+            self._call("claim", event.msisdn, args)
         elif isinstance(event, ScreenShown):
             dialog = self.engine.dialog(event.msisdn)
             if dialog is None or dialog.session != event.screen.session or event.screen.end:
@@ -234,71 +240,54 @@ class Cluster:
             due = repr(_next_deadline(dialog))
             waiting = "1" if dialog.waiting else "0"
             args = [self.worker, dialog.session, state, due, dialog.msisdn, waiting]
-            self._queue("save", dialog.msisdn, dialog.session, args)
+            if self._call("save", dialog.msisdn, args) == 0:
+                # Replaced on another worker meanwhile: this copy ends here.
+                self._end_local(dialog.msisdn, dialog.session, Outcome.REPLACED)
         elif isinstance(event, DialogEnded):
-            self._queue("release", event.msisdn, event.session, [event.session, event.msisdn])
+            self._call("release", event.msisdn, [event.session, event.msisdn])
 
-    def _queue(self, script: str, msisdn: str, session: str, args: list[Any]) -> None:
-        self._ops.append((script, msisdn, session, args))
-        if self._flushing is None or self._flushing.done():
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return  # an in-process command: flushed when a loop runs (flush())
-            self._flushing = loop.create_task(self._flush())
-
-    async def flush(self) -> None:
-        """Wait until what is queued has been sent (in order: one sender at a time)."""
-        while self._ops or (self._flushing is not None and not self._flushing.done()):
-            if self._flushing is None or self._flushing.done():
-                self._flushing = asyncio.get_running_loop().create_task(self._flush())
-            await asyncio.shield(self._flushing)
-
-    async def _flush(self) -> None:
-        # One pipeline per pass: every registration queued since the last one.
-        while self._ops:
-            ops, self._ops = self._ops, []
-            pipe = self._async.pipeline(transaction=False)
-            for script, msisdn, _, args in ops:
-                keys = [DIALOG + msisdn, DEADLINES]
-                await self._scripts[script](keys=keys, args=args, client=pipe)
-            try:
-                results = await pipe.execute()
-            except redis.RedisError as exc:
-                self._failed("registrations", exc, len(ops))
-                continue
-            self._up()
-            for (script, msisdn, session, _), result in zip(ops, results, strict=True):
-                if script == "save" and result == 0:
-                    # Replaced on another worker since: its inbox message may come later.
-                    self._end_local(msisdn, session, Outcome.REPLACED)
+    def _call(self, script: str, msisdn: str, args: list[Any]) -> Any:
+        try:
+            result = self._scripts[script](keys=[DIALOG + msisdn, DEADLINES], args=args)
+        except redis.RedisError as exc:
+            self._failed(f"a {script}", exc)
+            return None
+        self._up()
+        return result
 
     def _failed(self, what: str, exc: Exception, count: int = 1) -> None:
         self.errors += count
         if not self._down:
             self._down = True
-            _log.error("cluster_redis_unavailable", redis=self._where(), lost=what, error=str(exc))
+            _log.error("cluster_redis_unavailable", redis=self.where(), lost=what, error=str(exc))
 
     def _up(self) -> None:
         if self._down:
             self._down = False
-            _log.info("cluster_redis_back", redis=self._where())
+            _log.info("cluster_redis_back", redis=self.where())
 
     # -- taking a dialog over (a reply or release reached this worker) ---------------------------
 
-    def take(self, msisdn: str) -> Dialog | None:
-        """The dialog another worker holds for msisdn, now held here; None if there is none."""
+    def take(self, msisdn: str, here: Dialog | None) -> Dialog | None:
+        """The current dialog of msisdn for a reply or release on this worker (engine.remote).
+
+        `here` is this worker's copy; Redis says whether it is still the dialog: another
+        worker may have replaced it, taken it over or ended it since. A dialog another worker
+        holds is taken over from its saved state. When Redis cannot be asked, `here` is used.
+        """
         try:
             found = self._take(
                 keys=[DIALOG + msisdn], args=[self.worker, msisdn, INBOX, INBOX_LENGTH]
             )
         except redis.RedisError as exc:
             self._failed("a take-over", exc)
-            return None
+            return here
         self._up()
         if not found:
-            return None
+            return None  # ended, or replaced and ended, on another worker
         worker, session, state = (v.decode() for v in found)
+        if worker == self.worker and here is not None and here.session == session:
+            return here
         if not state:
             # Its worker performs the outside answer it waits for; a reply now is early anyway.
             raise DialogBusy(f"the dialog on {msisdn} waits for an outside answer")
@@ -311,11 +300,9 @@ class Cluster:
 
     # -- the inbox ------------------------------------------------------------------------------
 
-    async def _reading(self) -> None:
-        # From the newest entry at start (what came before is about connections that are
-        # gone), then by id: "$" on every read would miss what arrives between two reads.
-        newest: Any = await self._inbox_client.xrevrange(self._inbox, count=1)
-        last = newest[0][0].decode() if newest else "0-0"
+    async def _reading(self, last: str) -> None:
+        # By id from where start() stood: "$" on every read would miss what arrives between
+        # two reads.
         while True:
             try:
                 answer: Any = await self._inbox_client.xread(
@@ -374,9 +361,8 @@ class Cluster:
         for raw in found:
             msisdn = raw.decode()
             held = "1" if self.engine.dialog(msisdn) is not None else "0"
-            got = await self._reap(
-                keys=[DIALOG + msisdn, DEADLINES],
-                args=[repr(due), msisdn, WORKER, self.worker, held],
+            got: Any = await self._async.eval(
+                _REAP, 2, DIALOG + msisdn, DEADLINES, repr(due), msisdn, WORKER, self.worker, held
             )
             if not got:
                 continue

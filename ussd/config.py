@@ -234,6 +234,22 @@ class FaultsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Cluster mode (docs/cluster.md): unset, the gateway is one process on SQLite."""
+
+    redis: str | None = None  # redis://host:port/db: dialogs and messages between workers
+    postgres: str | None = None  # postgresql://user@host:port/db: durable data
+    worker: str | None = None  # this worker's id (default host:pid)
+
+    @property
+    def enabled(self) -> bool:
+        return self.redis is not None
+
+
+_WORKER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     operator: OperatorConfig = OperatorConfig()
     storage_database: str = "var/ussd.sqlite3"
@@ -249,6 +265,7 @@ class Config:
     records: RecordsConfig = RecordsConfig()
     apps: Mapping[str, AppConfig] = field(default_factory=dict)
     faults: FaultsConfig = FaultsConfig()
+    cluster: ClusterConfig = ClusterConfig()
     source: str = "<defaults>"
 
 
@@ -687,6 +704,7 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         retention=rc.duration("retention", 7 * 86400.0),
     )
     rc.done()
+    cluster = _cluster(root.section("cluster")) if root.get("cluster") is not None else None
     root.done()
     return Config(
         operator=operator,
@@ -703,8 +721,26 @@ def from_mapping(data: object, source: str = "<mapping>") -> Config:
         records=records,
         apps=apps,
         faults=faults_,
+        cluster=cluster or ClusterConfig(),
         source=source,
     )
+
+
+def _cluster(cl: _Section) -> ClusterConfig:
+    """`cluster:` (docs/cluster.md): both servers, or the section is an error."""
+    redis_url = cl.str_("redis", "", max_length=1024) if cl.get("redis") else None
+    postgres = cl.str_("postgres", "", max_length=1024) if cl.get("postgres") else None
+    worker = cl.str_("worker", "x", max_length=64) if cl.get("worker") is not None else None
+    cl.done()
+    if redis_url is None or not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("cluster.redis", "expected a redis:// URL (dialogs live in Redis)")
+    if postgres is None or not postgres.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "cluster.postgres", "expected a postgresql:// DSN (durable data lives in PostgreSQL)"
+        )
+    if worker is not None and not _WORKER_ID.fullmatch(worker):
+        raise ConfigError("cluster.worker", "expected 1-64 letters, digits, '_', '.', ':', '-'")
+    return ClusterConfig(redis=redis_url, postgres=postgres, worker=worker)
 
 
 _HOST_NAME = re.compile(r"\*|[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")

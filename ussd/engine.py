@@ -219,9 +219,10 @@ class Engine:
         # an in-process caller would rather do in the step than refuse).
         self.inline: dict[str, Callable[[Effect], Result]] = {}
         self.late_answers = 0  # answers to effects no longer waited for, dropped
-        # Cluster mode (ussd/cluster.py): the dialog of an MSISDN that another worker holds,
-        # handed over for a reply or release that reached this one. Asked only on a miss.
-        self.remote: Callable[[str], Dialog | None] | None = None
+        # Cluster mode (ussd/cluster.py): asked before a reply or release which dialog of the
+        # MSISDN is current, given this worker's copy: the copy, one taken over from another
+        # worker, or None. Unset (the embedded gateway), nothing is asked.
+        self.remote: Callable[[str, Dialog | None], Dialog | None] | None = None
         self._reply_timeout = config.ussd.reply_timeout
         self._dialog_timeout = config.ussd.dialog_timeout
         # The operator profile's screens (ussd/profiles.py): how long, paged or cut.
@@ -377,8 +378,8 @@ class Engine:
     def _reply(self, msisdn: str, text: str) -> Screen | Effect:
         self._tick()
         dialog = self.dialogs.get(msisdn)
-        if dialog is None and self.remote is not None:
-            dialog = self._adopt(self.remote(msisdn))
+        if self.remote is not None:
+            dialog = self._current(msisdn, dialog)
         if dialog is None:
             raise NoDialog(f"no open dialog for {msisdn}")
         if dialog.waiting:
@@ -464,8 +465,8 @@ class Engine:
         """The user ends the dialog; True when one was open."""
         msisdn = self.normalise(msisdn)
         dialog = self.dialogs.get(msisdn)
-        if dialog is None and self.remote is not None:
-            dialog = self._adopt(self.remote(msisdn))
+        if self.remote is not None:
+            dialog = self._current(msisdn, dialog)
         if dialog is None:
             return False
         with self.bus.hold():
@@ -491,12 +492,17 @@ class Engine:
         self._by_session.pop(session, None)
         return True
 
-    def _adopt(self, dialog: Dialog | None) -> Dialog | None:
-        # A dialog from another worker's state: its timers run here from now on.
-        if dialog is None:
-            return None
-        self._open(dialog)
-        heapq.heappush(self._timers, (dialog.reply_deadline, dialog.session, "reply"))
+    def _current(self, msisdn: str, here: Dialog | None) -> Dialog | None:
+        assert self.remote is not None
+        dialog = self.remote(msisdn, here)
+        if here is not None and dialog is not here:
+            # Taken over or ended on another worker: this copy goes without an end of its own.
+            self.dialogs.pop(msisdn, None)
+            self._by_session.pop(here.session, None)
+        if dialog is not None and dialog is not here:
+            # Another worker's dialog, from its plain state: its timers run here from now on.
+            self._open(dialog)
+            heapq.heappush(self._timers, (dialog.reply_deadline, dialog.session, "reply"))
         return dialog
 
     def abort(

@@ -26,6 +26,9 @@ RETRY_DELAY = 0.5  # seconds between accept attempts while paused
 # the next ones within this many seconds are only counted (in the next line that is logged).
 QUIET = 60.0
 BACKLOG = 100  # listen() backlog, and connections taken per wake-up (asyncio's default)
+# `ussd-sim serve --workers N` (docs/cluster.md): every worker listens on the same ports with
+# SO_REUSEPORT and the kernel spreads the connections among them. Set once, at a worker's start.
+REUSE_PORT = False
 
 
 class Listener:
@@ -74,6 +77,8 @@ class Listener:
                 sock = socket.socket(family, type_, proto)
                 self.sockets.append(sock)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if REUSE_PORT:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if family == socket.AF_INET6:
                     # One socket per family, as create_server() does.
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

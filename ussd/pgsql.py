@@ -179,7 +179,7 @@ class PgConnection:
             )
         except psycopg.Error as exc:
             raise self.error(
-                f"PostgreSQL {_where(self.dsn)}: cannot connect: {_reason(exc)}"
+                f"PostgreSQL {where(self.dsn)}: cannot connect: {_reason(exc)}"
             ) from None
         conn.adapters.register_loader("numeric", _NumericLoader)
         self._conn = conn
@@ -191,7 +191,7 @@ class PgConnection:
     def _live(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             if self._in_transaction:
-                raise self.error(f"PostgreSQL {_where(self.dsn)}: the connection was lost")
+                raise self.error(f"PostgreSQL {where(self.dsn)}: the connection was lost")
             return self._connect()
         return self._conn
 
@@ -236,7 +236,7 @@ class PgConnection:
             self._conn = None
             self._in_transaction = False
             raise self.error(
-                f"PostgreSQL {_where(self.dsn)}: the connection was lost: {_reason(exc)}"
+                f"PostgreSQL {where(self.dsn)}: the connection was lost: {_reason(exc)}"
             ) from None
         raise exc
 
@@ -262,7 +262,7 @@ class PgConnection:
             if conn is None or conn.closed or conn.broken:
                 if word == "ROLLBACK":
                     return PgCursor(_EMPTY, -1, None)  # nothing was kept to roll back
-                raise self.error(f"PostgreSQL {_where(self.dsn)}: the connection was lost")
+                raise self.error(f"PostgreSQL {where(self.dsn)}: the connection was lost")
             try:
                 self._run(word, ())
             except psycopg.OperationalError as exc:
@@ -318,8 +318,8 @@ class PgConnection:
         self._writes_ready = True
 
 
-def _where(dsn: str) -> str:
-    # host:port/database, never the password a DSN may carry.
+def where(dsn: str) -> str:
+    """host:port/database of a DSN, never the password it may carry."""
     try:
         info = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.Error:

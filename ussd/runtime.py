@@ -142,11 +142,13 @@ class Gateway:
         except MenuError as exc:
             raise ConfigError("menus", str(exc)) from exc
         router = Router(config.ussd.routes, names)
+        # Cluster mode keeps durable data in PostgreSQL (docs/cluster.md).
+        key = "cluster.postgres" if config.cluster.postgres else "storage.database"
         try:
-            store = Store(database or config.storage_database)
+            store = Store(database or config.cluster.postgres or config.storage_database)
         except StoreError as exc:
             # One line naming the key, exit 2 (docs/config.md), never a traceback.
-            raise ConfigError("storage.database", str(exc)) from None
+            raise ConfigError(key, str(exc)) from None
         saved = store.saved_clock()
         if isinstance(clock, SimulatedClock) and saved is not None and saved > clock.now():
             # A simulated clock continues where it stopped: the locks, tokens and office links

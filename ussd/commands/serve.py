@@ -9,13 +9,17 @@ import signal
 import sys
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from ussd import log
+from ussd import listener, log
 from ussd.commands._common import Subcommands, add_common, load_config
 from ussd.config import DEFAULT_ADMIN_TOKEN, Config, ConfigError, is_loopback, parse_listen
 from ussd.http.app import start_http
 from ussd.runtime import Gateway
 from ussd.smpp.server import SmppServer
+
+if TYPE_CHECKING:
+    from ussd.cluster import Cluster
 
 _log = log.get("serve")
 
@@ -41,7 +45,30 @@ def register(sub: Subcommands) -> None:
         help="override clock.mode (simulated: advance "
         "it with the admin API or `ussd-sim clock advance`)",
     )
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="run N worker processes on the same ports (needs `cluster:` in the config; "
+        "docs/cluster.md)",
+    )
+    # A worker started by --workers: listen with SO_REUSEPORT beside the others.
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
+
+
+MAX_WORKERS = 64
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_WORKERS}")
+    return value
 
 
 def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
@@ -73,11 +100,39 @@ def run(args: argparse.Namespace) -> int:
     # includes the imports; called without it, the clock starts here.
     started: float | None = getattr(args, "started", None)
     config = _with_overrides(load_config(args), args)
+    workers: int = getattr(args, "workers", 1)
+    if workers > 1:
+        if not config.cluster.enabled:
+            raise ConfigError(
+                "cluster",
+                "--workers needs cluster mode: set cluster.redis and "
+                "cluster.postgres (docs/cluster.md)",
+            )
+        if config.smpp.listen[1] == 0 or config.http.listen[1] == 0:
+            raise ConfigError(
+                "http.listen",
+                "--workers shares fixed ports: port 0 gives each worker a port of its own",
+            )
+        from ussd.supervisor import supervise  # only the supervising process needs it
+
+        return supervise(_worker_argv(args), workers)
+    if getattr(args, "reuse_port", False):
+        listener.REUSE_PORT = True
     try:
         return asyncio.run(serve(config, started))
     except OSError as exc:
         print(f"ussd-sim: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The command line of one worker: this one's options, without --workers."""
+    argv = [sys.executable, "-m", "ussd.cli", "serve", "--reuse-port"]
+    for option in ("config", "log_format", "log_level", "smpp_listen", "http_listen", "clock"):
+        value = getattr(args, option, None)
+        if value:
+            argv += [f"--{option.replace('_', '-')}", str(value)]
+    return argv
 
 
 async def serve(config: Config, started: float | None = None) -> int:
@@ -86,6 +141,17 @@ async def serve(config: Config, started: float | None = None) -> int:
     gateway = Gateway.create(config)
     gateway.hash_off_loop()
     await gateway.start()
+    cluster = None
+    if config.cluster.enabled:
+        from ussd.cluster import Cluster  # redis is needed in cluster mode only
+
+        assert config.cluster.redis is not None
+        cluster = Cluster(gateway.engine, config.cluster.redis, config.cluster.worker)
+        try:
+            await cluster.start()
+        except ConnectionError as exc:
+            await gateway.stop()
+            raise ConfigError("cluster.redis", str(exc)) from None
     smpp = SmppServer(gateway)
     http = None
     try:
@@ -107,7 +173,7 @@ async def serve(config: Config, started: float | None = None) -> int:
             f"  console:    {http.url}/console  (binds, dialogs, records, PDU traces)\n"
             f"  HTTP API:   {http.url}/api/v1  (admin: Bearer token http.admin_token)\n"
             f"  SMPP 3.4:   bind an ESME to {smpp_host}:{smpp_port} ({accounts})\n"
-            f"  database:   {config.storage_database}; clock: {config.clock_mode}\n"
+            f"  {_storage(config, cluster)}; clock: {config.clock_mode}\n"
             f"  stop with Ctrl-C",
             flush=True,
         )
@@ -126,4 +192,16 @@ async def serve(config: Config, started: float | None = None) -> int:
             with contextlib.suppress(Exception):
                 await http.stop()
         await gateway.stop()
+        if cluster is not None:
+            await cluster.stop()  # after the gateway: the dialogs it ended are released
     return 0
+
+
+def _storage(config: Config, cluster: Cluster | None) -> str:
+    if cluster is None:
+        return f"database:   {config.storage_database}"
+    from ussd.pgsql import where  # cluster mode: psycopg is there
+
+    assert config.cluster.postgres is not None
+    postgres = where(config.cluster.postgres)
+    return f"cluster:    worker {cluster.worker}, PostgreSQL {postgres}, Redis {cluster.where()}"
