@@ -183,8 +183,14 @@ class PgConnection:
             ) from None
         conn.adapters.register_loader("numeric", _NumericLoader)
         self._conn = conn
-        for statement in _SCHEMA:
-            self._run(statement, ())
+        # Under the migration lock: two workers creating the table at once would collide
+        # (CREATE TABLE IF NOT EXISTS is not safe against a concurrent one on PostgreSQL).
+        self._run(f"SELECT pg_advisory_lock({MIGRATE_LOCK})", ())
+        try:
+            for statement in _SCHEMA:
+                self._run(statement, ())
+        finally:
+            self._run(f"SELECT pg_advisory_unlock({MIGRATE_LOCK})", ())
         self._refresh_identity()
         return conn
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tests.services import Server, create_database
 from ussd.pgsql import is_postgres, translate
-from ussd.store import Store, StoreError
+from ussd.store import MIGRATIONS, Store, StoreError
 
 NOW = 1_780_000_000.0
 RU = "79161234567"
@@ -98,3 +100,14 @@ def test_postgres_going_away_is_an_error_then_the_store_recovers(own_postgres: S
         assert store.update_subscriber(RU, balance=7.0).balance == 7.0  # type: ignore[union-attr]
     finally:
         store.close()
+
+
+def test_workers_starting_together_migrate_once(postgres_url: str) -> None:
+    # Four stores opening one empty database at once, as `serve --workers 4` does.
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(lambda _: Store(postgres_url), range(4)))
+    try:
+        assert {s.schema_version for s in stores} == {len(MIGRATIONS)}
+    finally:
+        for store in stores:
+            store.close()

@@ -48,25 +48,31 @@ class Process:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http}"
 
-    def start(self) -> None:
+    def start(self, *options: str, ready: int = 1) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ussd.cli", "serve", "--config", str(self.config)],
+            [sys.executable, "-m", "ussd.cli", "serve", "--config", str(self.config), *options],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
-        assert self.proc.stdout is not None
+        self.banner = ""
+        self.read_until(b"ussd-sim ready", ready)
+
+    def read_until(self, marker: bytes, count: int = 1) -> str:
+        """Read the output until `marker` was printed `count` more times; returns it."""
+        assert self.proc is not None and self.proc.stdout is not None
         seen = b""
         deadline = time.monotonic() + READY_TIMEOUT
-        while b"ussd-sim ready" not in seen:
+        while seen.count(marker) < count:
             left = deadline - time.monotonic()
             ready, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
             chunk = os.read(self.proc.stdout.fileno(), 65536) if ready else b""
             if not chunk:
                 self.stop()
-                raise AssertionError(f"{self.name} did not start:\n{seen.decode()[-3000:]}")
+                raise AssertionError(f"{self.name}: no {marker!r}:\n{seen.decode()[-3000:]}")
             seen += chunk
-        self.banner = seen.decode()
+        self.banner += seen.decode()
+        return seen.decode()
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -173,3 +179,27 @@ async def test_kill_9_of_a_worker_under_load_loses_no_acknowledged_sms(
     a.start()
     assert "Мой МТС" in await _step(http, a, "dial", "*111#")
     await esme.close()
+
+
+async def test_serve_workers_share_the_ports_and_a_killed_worker_is_started_again(
+    tmp_path: Path, redis_url: str, postgres_url: str, http: aiohttp.ClientSession
+) -> None:
+    server = _config(tmp_path, "shared", redis_url, postgres_url)
+    # Each worker of one `serve --workers` needs its own id: the default, host:pid.
+    data = yaml.safe_load(server.config.read_text(encoding="utf-8"))
+    del data["cluster"]["worker"]
+    server.config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    server.start("--workers", "2", ready=2)
+    try:
+        pids = [int(p) for p in server.banner.split("pids ")[1].split("\n")[0].split()]
+        assert len(pids) == 2
+        assert "Мой МТС" in await _step(http, server, "dial", "*111#")
+        os.kill(pids[0], signal.SIGKILL)
+        server.read_until(b"ussd-sim ready")  # the supervisor started another
+        assert f"worker {pids[0]} exited (-9)" in server.banner
+        for _ in range(4):  # whichever worker the kernel hands the connection to
+            async with aiohttp.ClientSession() as fresh:
+                assert "Мой МТС" in await _step(fresh, server, "dial", "*111#")
+    finally:
+        server.stop()
+    assert server.proc is not None and server.proc.returncode == 0
