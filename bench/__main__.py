@@ -91,6 +91,12 @@ def _part_smpp_apps() -> dict[str, Any]:
     return smpp_apps.run()
 
 
+def _part_cluster() -> dict[str, Any]:
+    from bench import cluster
+
+    return cluster.part_cluster()
+
+
 LOCAL_PARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "parse": _part_parse,
     "engine_steps": _part_engine_steps,
@@ -98,6 +104,7 @@ LOCAL_PARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "records": _part_records,
     "drain": _part_drain,
     "apps": _part_apps,
+    "cluster": _part_cluster,
     "smpp_apps": _part_smpp_apps,
 }
 LOAD_PARTS = ("e2e", "p99", "ready", "ceiling", "peer")
@@ -395,6 +402,46 @@ def build_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
             "",
             None,
             f"{_fmt(after, 'ms')} once the queue is empty" if after is not None else "",
+        )
+    )
+    rows.extend(_cluster_rows(results.get("cluster", {})))
+    return rows
+
+
+def _cluster_rows(cluster: dict[str, Any]) -> list[Row]:
+    """Embedded, one worker and two workers side by side (docs/cluster.md)."""
+    if "error" in cluster:
+        return [Row("cluster mode", None, "", "", None, str(cluster["error"]))]
+    rows: list[Row] = []
+    embedded = cluster.get("embedded", {})
+    base_cpu = embedded.get("cpu_per_1000_steps")
+    for key, label in (
+        ("embedded", "embedded"),
+        ("workers_1", "1 worker"),
+        ("workers_2", "2 workers"),
+    ):
+        run = cluster.get(key, {})
+        cpu = run.get("cpu_per_1000_steps")
+        rows.append(
+            Row(
+                f"USSD over SMPP, {label}, steps/s",
+                run.get("steps_per_second"),
+                "/s",
+                "",
+                None,
+                f"{cpu} CPU-s per 1,000 steps (gateway processes)" if cpu is not None else "",
+            )
+        )
+    cpu_1 = cluster.get("workers_1", {}).get("cpu_per_1000_steps")
+    ratio = base_cpu / cpu_1 if base_cpu and cpu_1 else None
+    rows.append(
+        Row(
+            "cluster per-worker cost, embedded / 1 worker",
+            ratio,
+            "×",
+            "≥ 0.6×",
+            None if ratio is None else ratio >= 0.6,
+            "CPU-s per 1,000 steps: the load generator shares the 2 cores",
         )
     )
     return rows

@@ -35,14 +35,19 @@ _SCHEMA = (
     "INSERT INTO ussd_schema (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
 )
 # SQLite's PRAGMA data_version moves when another connection commits; the store drops its
-# cached subscribers then. Here a sequence moves on every write to subscribers (ours too: a
-# few more cache misses, never a stale read past the store's check interval).
+# cached subscribers then, and the SMS centre and the link scheduler re-read their next
+# deadline (store.change_marker). Here a sequence moves on every write to those tables (ours
+# too: a few more re-reads, never a stale one past the store's check interval).
+_WATCHED = ("subscribers", "sms", "links")
 _WRITES = (
     "CREATE SEQUENCE IF NOT EXISTS ussd_subscriber_writes",
     "CREATE OR REPLACE FUNCTION ussd_subscriber_written() RETURNS trigger LANGUAGE plpgsql AS "
     "$$ BEGIN PERFORM nextval('ussd_subscriber_writes'); RETURN NULL; END $$",
-    "CREATE OR REPLACE TRIGGER ussd_subscriber_written AFTER INSERT OR UPDATE OR DELETE "
-    "ON subscribers FOR EACH STATEMENT EXECUTE FUNCTION ussd_subscriber_written()",
+    *(
+        f"CREATE OR REPLACE TRIGGER ussd_written AFTER INSERT OR UPDATE OR DELETE "
+        f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION ussd_subscriber_written()"
+        for table in _WATCHED
+    ),
 )
 
 
@@ -161,6 +166,9 @@ class PgConnection:
         self._identity: frozenset[str] = frozenset()
         self._writes_ready = False
         self._in_transaction = False
+        # Rows this connection changed, as sqlite3's total_changes: with the other writers'
+        # counter (PRAGMA data_version below) it tells the store's users when to re-read.
+        self.total_changes = 0
         self._connect()
 
     # -- the connection --------------------------------------------------------------------
@@ -286,6 +294,8 @@ class PgConnection:
         if not returning and text.lstrip()[:6].upper() in ("CREATE", "ALTER "):
             self._refresh_identity()
         rows = cur.fetchall() if cur.description is not None else []
+        if cur.rowcount > 0 and (returning or cur.description is None):
+            self.total_changes += cur.rowcount
         if returning:
             return PgCursor(_EMPTY, cur.rowcount, int(rows[0][0]) if rows else None)
         return PgCursor(rows, cur.rowcount, None)
