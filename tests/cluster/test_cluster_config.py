@@ -79,3 +79,22 @@ def test_workers_is_a_small_number(workers: str) -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["serve", "--workers", workers])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize("missing", ["postgres", "redis"])
+def test_a_server_that_cannot_be_reached_stops_start_up(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    missing: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    postgres = "postgresql://ussd:pw@127.0.0.1:1/x"
+    if missing == "redis":
+        postgres = request.getfixturevalue("postgres_url")
+    cluster = {"redis": "redis://127.0.0.1:1/0", "postgres": postgres}
+    listen = {"listen": "127.0.0.1:0"}
+    config = _config_file(tmp_path, cluster=cluster, http=listen, smpp=listen)
+    assert cli.main(["serve", "--config", config]) == 2
+    err = capsys.readouterr().err
+    assert f"configuration error: cluster.{missing}:" in err and "pw" not in err
+    assert len(err.strip().splitlines()) == 1
