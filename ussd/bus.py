@@ -23,18 +23,22 @@ class Bus:
     """Delivers every event in order to every listener; a failing listener is only logged."""
 
     def __init__(self) -> None:
-        self._listeners: list[Listener] = []
+        # A tuple, replaced on (un)subscribe: a listener added or removed while an event is
+        # delivered takes effect from the next event, and delivering copies nothing.
+        self._listeners: tuple[Listener, ...] = ()
         self._queue: deque[Event] = deque()
         self._holds = 0
         self._draining = False
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Add a listener; returns a function that removes it."""
-        self._listeners.append(listener)
+        self._listeners = (*self._listeners, listener)
 
         def unsubscribe() -> None:
             if listener in self._listeners:
-                self._listeners.remove(listener)
+                listeners = list(self._listeners)
+                listeners.remove(listener)
+                self._listeners = tuple(listeners)
 
         return unsubscribe
 
@@ -55,7 +59,7 @@ class Bus:
     def __exit__(self, *exc: object) -> None:
         # Delivered even when the call raised: what happened before the error did happen.
         self._holds -= 1
-        if not self._holds:
+        if not self._holds and self._queue:
             self.drain()
 
     def drain(self) -> None:
@@ -66,7 +70,7 @@ class Bus:
         try:
             while self._queue:
                 event = self._queue.popleft()
-                for listener in tuple(self._listeners):
+                for listener in self._listeners:
                     try:
                         listener(event)
                     except Exception:
