@@ -155,6 +155,8 @@ class Cluster:
         }
         self._take: Script = self._sync.register_script(_TAKE)
         self._tasks: list[asyncio.Task[None]] = []
+        # The loops end on this too: redis-py may turn a cancel inside a read into an error.
+        self._stopping = False
         self._unsubscribe: Callable[[], None] | None = None
         self._down = False  # Redis was unreachable at the last attempt (logged once)
         self.lost = 0  # dialogs this worker ended because another worker replaced them
@@ -175,6 +177,7 @@ class Cluster:
             await self._async.ping()
         except redis.RedisError as exc:
             raise ConnectionError(f"Redis {self.where()}: {exc}") from None
+        self._stopping = False
         await self._beat()
         # The inbox from its newest entry now (what came before is about connections that
         # are gone), fixed before any dialog of ours is registered.
@@ -193,6 +196,7 @@ class Cluster:
 
         Each part is bounded by TIMEOUT: a Redis that is gone never holds a stop up.
         """
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -303,7 +307,7 @@ class Cluster:
     async def _reading(self, last: str) -> None:
         # By id from where start() stood: "$" on every read would miss what arrives between
         # two reads.
-        while True:
+        while not self._stopping:
             try:
                 answer: Any = await self._inbox_client.xread(
                     {self._inbox: last}, block=1000, count=100
@@ -339,7 +343,7 @@ class Cluster:
         await self._async.set(WORKER + self.worker, "1", px=int(ALIVE * 1000))
 
     async def _beating(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._beat()
                 await self.reap()
