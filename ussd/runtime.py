@@ -403,14 +403,15 @@ class Gateway:
                 # Woken after every event (any may arm an earlier deadline), but a part runs
                 # only when something is due: most wakes are a dialog step with nothing due,
                 # and ticking the SMS centre and the links queried the store every time.
-                due = self.next_deadline()
-                if due is not None and due <= self.clock.now():
+                deadline = self.next_deadline()
+                if deadline is not None and deadline <= self.clock.now():
                     self.tick()
+                    deadline = self.next_deadline()  # what the tick left, or armed
                 else:
                     self.perform()  # cancels the engine queued since (a released dialog)
             except Exception:
                 _log.exception("tick_failed")
-            deadline = self.next_deadline()
+                deadline = None  # tried again at the next wake: any event or clock change
             timeout: float | None = None
             if deadline is not None and not isinstance(self.clock, SimulatedClock):
                 timeout = max(0.0, deadline - self.clock.now())
