@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -50,3 +51,30 @@ async def browser() -> AsyncIterator[Any]:
             yield chromium
         finally:
             await chromium.close()
+
+
+@contextlib.asynccontextmanager
+async def gateway_page(
+    browser: Any, base: str, path: str, ready: str, viewport: tuple[int, int]
+) -> AsyncIterator[Any]:
+    """A page of the gateway at `base` in a fresh context, once `ready` matches; on the way
+    out it fails on JavaScript errors and on any request outside the gateway (no CDN, fonts
+    or trackers: nothing loaded from elsewhere at run time)."""
+    width, height = viewport
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    await page.goto(base + path)
+    await page.wait_for_selector(ready)
+    try:
+        yield page
+    finally:
+        await context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+    local = (base, base.replace("http://", "ws://", 1))
+    foreign = [u for u in requested if not u.startswith(local)]
+    assert not foreign, f"requests outside the gateway: {foreign}"

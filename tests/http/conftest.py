@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.browser import TIMEOUT_MS
+from tests.browser import gateway_page
 from tests.conftest import make_config
 from ussd.clock import SimulatedClock
 from ussd.http import HttpServer, start_http
@@ -95,19 +95,5 @@ async def eventually(predicate: Callable[[], bool | Awaitable[bool]], within: fl
 async def page(browser: Any, server: HttpServer) -> AsyncIterator[Any]:
     """The web phone in a fresh headless Chromium context; fails on JavaScript errors and on
     any request outside the gateway."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # Only the gateway may be asked for anything: no CDN, fonts or trackers.
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(request.url))
-    await page.goto(server.url + "/")
-    await page.wait_for_selector("body[data-ready=true]")
-    yield page
-    await context.close()
-    assert not errors, f"JavaScript errors: {errors}"
-    local = (server.url, server.url.replace("http://", "ws://", 1))
-    foreign = [u for u in requested if not u.startswith(local)]
-    assert not foreign, f"requests outside the gateway: {foreign}"
+    async with gateway_page(browser, server.url, "/", "body[data-ready=true]", (1280, 900)) as p:
+        yield p

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import OUTPUT, TIMEOUT_MS
+from tests.browser import OUTPUT, TIMEOUT_MS, gateway_page
 from tests.smpp.helpers import ALICE, BOB, bound, server_config, start_server
 from ussd.config import Config
 from ussd.http import HttpServer, start_http
@@ -45,21 +45,10 @@ async def web(smpp: SmppServer) -> AsyncIterator[HttpServer]:
 async def console(browser: Any, web: HttpServer) -> AsyncIterator[Any]:
     """/console signed in with the admin token; fails on JavaScript errors and on any request
     outside the gateway."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(request.url))
-    await page.goto(web.url + "/console#token=change-me")
-    await page.wait_for_selector("body[data-ready=true][data-updated]")
-    assert "token" not in page.url  # taken out of the address bar
-    yield page
-    await context.close()
-    assert not errors, f"JavaScript errors: {errors}"
-    foreign = [u for u in requested if not u.startswith(web.url)]
-    assert not foreign, f"requests outside the gateway: {foreign}"
+    ready = "body[data-ready=true][data-updated]"
+    async with gateway_page(browser, web.url, "/console#token=change-me", ready, (1400, 1000)) as p:
+        assert "token" not in p.url  # taken out of the address bar
+        yield p
 
 
 async def test_a_bind_its_dialog_its_trace_and_its_record(console: Any, smpp: SmppServer) -> None:
