@@ -94,6 +94,14 @@ if d[1] ~= ARGV[1] then
 end
 return {d[1], d[2], d[3]}
 """
+# KEYS: dialog. ARGV: worker, msisdn, inbox prefix, inbox length.
+_RELEASE_ELSEWHERE = """
+local d = redis.call('HMGET', KEYS[1], 'worker', 'session', 'waiting')
+if not d[1] or d[1] == ARGV[1] or d[3] ~= '1' then return 0 end
+redis.call('XADD', ARGV[3] .. d[1], 'MAXLEN', '~', ARGV[4], '*',
+           'op', 'released', 'msisdn', ARGV[2], 'session', d[2])
+return 1
+"""
 # KEYS: dialog, deadlines. ARGV: due by, msisdn, worker prefix, this worker, held here (0/1).
 _REAP = """
 local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
@@ -154,6 +162,7 @@ class Cluster:
             for name, lua in (("claim", _CLAIM), ("save", _SAVE), ("release", _RELEASE))
         }
         self._take: Script = self._sync.register_script(_TAKE)
+        self._release_elsewhere: Script = self._sync.register_script(_RELEASE_ELSEWHERE)
         self._tasks: list[asyncio.Task[None]] = []
         # The loops end on this too: redis-py may turn a cancel inside a read into an error.
         self._stopping = False
@@ -170,6 +179,8 @@ class Cluster:
         """Listen to the engine and answer its take-over questions."""
         self._unsubscribe = self.engine.subscribe(self._on_event)
         self.engine.remote = self.take
+        self.engine.on_wait = self._waits
+        self.engine.release_elsewhere = self.release_elsewhere
 
     async def start(self) -> None:
         """Check Redis answers, beat, and run the inbox and the expiry of dead workers' dialogs."""
@@ -206,6 +217,9 @@ class Cluster:
             self._unsubscribe()
         if self.engine.remote == self.take:
             self.engine.remote = None
+        if self.engine.on_wait == self._waits:
+            self.engine.on_wait = None
+            self.engine.release_elsewhere = None
         for step, what in (
             (lambda: self._async.delete(WORKER + self.worker), "leave"),
             (self._async.aclose, "close"),
@@ -249,6 +263,19 @@ class Cluster:
                 self._end_local(dialog.msisdn, dialog.session, Outcome.REPLACED)
         elif isinstance(event, DialogEnded):
             self._call("release", event.msisdn, [event.session, event.msisdn])
+
+    def _waits(self, dialog: Dialog) -> None:
+        # The dialog waits for an outside answer that this worker performs: saved as waiting,
+        # so a reply on another worker meanwhile is refused (dialog_busy) rather than taken
+        # over from the last screen's state. The resumed step's screen saves it again.
+        try:
+            state = json.dumps(dialog.to_state(), separators=(",", ":"))
+        except (TypeError, ValueError):
+            _log.warning("cluster_state_not_serialisable", session=dialog.session)
+            return
+        due = repr(_next_deadline(dialog))
+        args = [self.worker, dialog.session, state, due, dialog.msisdn, "1"]
+        self._call("save", dialog.msisdn, args)
 
     def _call(self, script: str, msisdn: str, args: list[Any]) -> Any:
         try:
@@ -298,9 +325,25 @@ class Cluster:
         dialog = Dialog.from_state(json.loads(state))
         if dialog.session != session:
             return None
+        if dialog.waiting:
+            # Saved while it waited (this worker's id, before a restart): the answer will not
+            # come here, and its deadline lets a beating worker expire it (reap).
+            raise DialogBusy(f"the dialog on {msisdn} waits for an outside answer")
         self.taken += 1
         _log.info("cluster_dialog_taken", msisdn=msisdn, session=session, from_worker=worker)
         return dialog
+
+    def release_elsewhere(self, msisdn: str) -> bool:
+        """A release of a dialog waiting on another worker: that worker is told to end it."""
+        try:
+            told = self._release_elsewhere(
+                keys=[DIALOG + msisdn], args=[self.worker, msisdn, INBOX, INBOX_LENGTH]
+            )
+        except redis.RedisError as exc:
+            self._failed("a release", exc)
+            return False
+        self._up()
+        return bool(told)
 
     # -- the inbox ------------------------------------------------------------------------------
 
@@ -328,6 +371,9 @@ class Cluster:
             return
         if op == "replaced":
             self._end_local(msisdn, session, Outcome.REPLACED)
+        elif op == "released":
+            # Released on another worker while it waited here for an outside answer.
+            self.engine.end(msisdn, session, Outcome.RELEASED)
         elif op == "moved":
             # Another worker took it over (a reply reached it): forget it without ending it.
             self.engine.detach(msisdn, session)

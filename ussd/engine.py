@@ -223,6 +223,12 @@ class Engine:
         # MSISDN is current, given this worker's copy: the copy, one taken over from another
         # worker, or None. Unset (the embedded gateway), nothing is asked.
         self.remote: Callable[[str, Dialog | None], Dialog | None] | None = None
+        # Cluster mode (ussd/cluster_bus.py): told when a dialog starts waiting for an outside
+        # answer, so no other worker takes it over from its last screen meanwhile.
+        self.on_wait: Callable[[Dialog], None] | None = None
+        # Cluster mode: a release of a dialog that waits on another worker, passed to that
+        # worker to end; True when there was one.
+        self.release_elsewhere: Callable[[str], bool] | None = None
         self._reply_timeout = config.ussd.reply_timeout
         self._dialog_timeout = config.ussd.dialog_timeout
         # The operator profile's screens (ussd/profiles.py): how long, paged or cut.
@@ -466,7 +472,11 @@ class Engine:
         msisdn = self.normalise(msisdn)
         dialog = self.dialogs.get(msisdn)
         if self.remote is not None:
-            dialog = self._current(msisdn, dialog)
+            try:
+                dialog = self._current(msisdn, dialog)
+            except DialogBusy:
+                # It waits on another worker for an outside answer: that worker ends it.
+                return self.release_elsewhere is not None and self.release_elsewhere(msisdn)
         if dialog is None:
             return False
         with self.bus.hold():
@@ -660,6 +670,8 @@ class Engine:
         self._waiting[effect.id] = dialog.session
         heapq.heappush(self._timers, (effect.deadline, dialog.session, "effect"))
         self._outbox.append(effect)
+        if self.on_wait is not None:
+            self.on_wait(dialog)
         _log.info("effect_requested", session=dialog.session, effect=effect.id, kind=effect.kind)
         return effect
 

@@ -154,9 +154,17 @@ async def serve(config: Config, started: float | None = None) -> int:
             raise ConfigError("cluster.redis", str(exc)) from None
     smpp = SmppServer(gateway)
     http = None
+    routes = None
     try:
         smpp_host, smpp_port = await smpp.start()
         http = await start_http(gateway, *config.http.listen, smpp=smpp)
+        if cluster is not None:
+            # Screens and SMS to the worker holding the socket or bind (docs/cluster.md).
+            from ussd.cluster_bus import ClusterBus
+            from ussd.http.phones import HUB
+
+            routes = ClusterBus(cluster, http.runner.app[HUB], smpp)
+            await routes.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -186,6 +194,8 @@ async def serve(config: Config, started: float | None = None) -> int:
         await stop.wait()
         print("ussd-sim: stopping", flush=True)
     finally:
+        if routes is not None:
+            await routes.stop()
         with contextlib.suppress(Exception):
             await smpp.stop()
         if http is not None:

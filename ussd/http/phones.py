@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +132,9 @@ class Hub:
         self._loop = loop
         self._thread = threading.get_ident()
         self._subs: dict[str, set[Subscription]] = {}
+        # Cluster mode (ussd/cluster_bus.py): told when a number gains its first socket here
+        # (True) or loses its last (False), so other workers route its events here.
+        self.on_watch: Callable[[str, bool], None] | None = None
 
     def on_event(self, event: Event) -> None:
         """Engine subscriber: runs inside engine calls, so it only queues (docs/design.md)."""
@@ -141,11 +145,17 @@ class Hub:
             self._fan_out(event)
 
     def _fan_out(self, event: Event) -> None:
-        subs = self._subs.get(event.msisdn)
-        if not subs:
+        if event.msisdn not in self._subs:
             return
         message = event_message(event)
-        if message is None:
+        if message is not None:
+            self.deliver(event.msisdn, message)
+
+    def deliver(self, msisdn: str, message: dict[str, Any]) -> None:
+        """Queue an event message for msisdn's sockets (a local event, or one another worker
+        routed here in cluster mode)."""
+        subs = self._subs.get(msisdn)
+        if not subs:
             return
         for sub in tuple(subs):
             if not sub.push(message):
@@ -154,7 +164,10 @@ class Hub:
 
     def add(self, msisdn: str) -> Subscription:
         sub = Subscription(msisdn)
-        self._subs.setdefault(msisdn, set()).add(sub)
+        subs = self._subs.setdefault(msisdn, set())
+        subs.add(sub)
+        if len(subs) == 1 and self.on_watch is not None:
+            self.on_watch(msisdn, True)
         return sub
 
     def remove(self, sub: Subscription) -> None:
@@ -163,9 +176,15 @@ class Hub:
             subs.discard(sub)
             if not subs:
                 del self._subs[sub.msisdn]
+                if self.on_watch is not None:
+                    self.on_watch(sub.msisdn, False)
 
     def count(self) -> int:
         return sum(len(s) for s in self._subs.values())
+
+    def watched(self) -> list[str]:
+        """The numbers some socket watches now."""
+        return list(self._subs)
 
     async def close_all(self) -> None:
         """Close every socket with 1001 (server shutdown) and wait for their handlers."""

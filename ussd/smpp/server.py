@@ -269,6 +269,9 @@ class SmppServer:
         self._stopping = False
         self._smsc_timer: asyncio.TimerHandle | None = None
         self._smsc_timer_at: float | None = None
+        # Cluster mode (ussd/cluster_bus.py): told when a harness bind that receives opens
+        # (key, its account) or closes (key, None), so other workers route its SMS here.
+        self.on_receiver: Callable[[int, SmppAccount | None], None] | None = None
         self._handlers: dict[type, Callable[[_Bind, Any], None]] = {
             SubmitSm: self._on_submit_sm,
             ResponseReceived: self._on_response,
@@ -639,6 +642,13 @@ class SmppServer:
         if self.apps.pending:
             self._flush_apps_soon()  # an app hears that its dialog ended
 
+    def offer(self, event: Event) -> None:
+        """An engine event of another worker routed here (cluster mode: an SMS for a bind of
+        this worker, a push's first screen): the SMS centre handles it as one of its own."""
+        self.smsc.engine_event(event)
+        if self.smsc.pending:
+            self._arm_smsc()
+
     def _respond(self, bind: _Bind, pdu: Pdu) -> None:
         bind.conn.send_response(pdu)
         self.metrics.pdu("out", pdu.command_id, pdu.command_status)
@@ -691,6 +701,8 @@ class SmppServer:
             self.apps.bind_opened(bind.key, account, bind.conn, receives)
         else:
             self.smsc.bind_opened(bind.key, account, bind.conn, receives)
+            if receives and self.on_receiver is not None:
+                self.on_receiver(bind.key, account)
         self.metrics.bind_opened(bind_type)
         _log.info("smpp_bound", peer=bind.peer, system_id=bind.system_id, bind_type=bind_type)
 
@@ -837,6 +849,8 @@ class SmppServer:
             )
         # Its requests came back as RequestFailed before this; dialogs are released.
         self.smsc.bind_closed(bind.key)
+        if self.on_receiver is not None and bound_as is not None:
+            self.on_receiver(bind.key, None)
         self.apps.bind_closed(bind.key)
         self.faults.forget_bind(bind.key)
         waiter = self._stop_waiter

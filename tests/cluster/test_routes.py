@@ -1,0 +1,118 @@
+"""Events routed to the worker holding the socket or bind (ussd/cluster_bus.py, docs/cluster.md).
+
+Two `ussd-sim serve` workers as processes on real sockets (tests/cluster/test_workers.py), one
+Redis, one PostgreSQL: a web-phone socket or an SMPP bind on one worker, the dialog or the SMS
+on the other. A worker learns of the other's socket or bind through Redis a moment after it
+opened, so each test repeats its first action (a bounded number of times) until it is heard;
+what is checked is that it then arrives, which without routing it never does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+
+from tests.cluster.test_workers import Process, http, workers  # noqa: F401 (fixtures)
+from tests.smpp.helpers import RecordingEsme, text_of
+from ussd.smpp.pdu import BindReceiver, DeliverSm
+
+RU = "79161234567"
+TOKEN = {"Authorization": "Bearer change-me"}  # config.yaml's http.admin_token
+ATTEMPTS = 50
+HEARD = 0.2  # seconds one attempt waits for its echo before the next attempt
+
+
+async def _post(
+    session: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: Any = None
+) -> dict[str, Any]:
+    async with session.post(url, json=body, headers=headers) as r:
+        data: dict[str, Any] = await r.json()
+        assert r.status in (200, 201), data
+        return data
+
+
+async def _next(ws: aiohttp.ClientWebSocketResponse, within: float) -> dict[str, Any] | None:
+    """The socket's next message, or None when none comes within `within` seconds."""
+    try:
+        message = await ws.receive(timeout=within)
+    except TimeoutError:
+        return None
+    assert message.type == aiohttp.WSMsgType.TEXT, message
+    data: dict[str, Any] = json.loads(message.data)
+    return data
+
+
+async def test_a_socket_on_one_worker_hears_a_dialog_run_on_the_other(
+    workers: list[Process],  # noqa: F811
+    http: aiohttp.ClientSession,  # noqa: F811
+) -> None:
+    a, b = workers
+    async with http.ws_connect(f"{a.url}/api/v1/phones/{RU}/events") as ws:
+        assert (await _next(ws, 10))["type"] == "ready"  # type: ignore[index]
+        heard = None
+        for _ in range(ATTEMPTS):  # until b has heard of a's socket
+            shown = await _post(http, f"{b.url}/api/v1/phones/{RU}/dial", {"text": "*111#"})
+            while (message := await _next(ws, HEARD)) is not None:
+                if message.get("session") == shown["session"] and message["type"] == "screen":
+                    heard = message
+                    break
+            if heard is not None:
+                break
+        assert heard is not None, "worker a's socket never heard worker b's dialog"
+        assert heard["text"] == shown["text"]
+        # From now on every screen and the end arrive, in order, whichever worker runs them.
+        screen = await _post(http, f"{b.url}/api/v1/phones/{RU}/reply", {"text": "3"})
+        assert await _next(ws, 10) == {"type": "screen", **screen}
+        await _post(http, f"{b.url}/api/v1/phones/{RU}/release", {})
+        end = await _next(ws, 10)
+        assert end is not None and (end["type"], end["session"], end["outcome"]) == (
+            "end",
+            shown["session"],
+            "released",
+        )
+        # A push taken by worker b reaches the socket on a too.
+        pushed = await _post(
+            http,
+            f"{b.url}/api/v1/phones/{RU}/push",
+            {"text": "Hello from the network", "reply": False},
+            TOKEN,
+        )
+        message = await _next(ws, 10)
+        assert message is not None and message["type"] == "screen"
+        assert (message["session"], message["text"]) == (pushed["session"], pushed["text"])
+
+
+async def test_an_sms_queued_on_one_worker_goes_at_once_to_a_bind_on_the_other(
+    workers: list[Process],  # noqa: F811
+    http: aiohttp.ClientSession,  # noqa: F811
+) -> None:
+    a, b = workers
+    esme = await RecordingEsme.connect(("127.0.0.1", a.smpp))
+    try:
+        assert (await esme.bind(BindReceiver)).command_status == 0
+        delivered: DeliverSm | None = None
+        sent: list[str] = []
+        for i in range(ATTEMPTS):  # until b has heard of a's receiver
+            text = f"routed {i}"
+            await _post(http, f"{b.url}/api/v1/sms", {"to": RU, "text": text}, TOKEN)
+            sent.append(text)
+            try:
+                pdu = await asyncio.wait_for(esme.requests.get(), HEARD)
+            except TimeoutError:
+                continue
+            if isinstance(pdu, DeliverSm):
+                delivered = pdu
+                break
+        assert delivered is not None, "an SMS queued on b never reached the bind on a"
+        assert text_of(delivered) in sent and delivered.destination_addr == RU
+        # Later ones go at once too, each once.
+        await _post(http, f"{b.url}/api/v1/sms", {"to": RU, "text": "and another"}, TOKEN)
+        texts = []
+        while "and another" not in texts:
+            texts.append(text_of(await esme.deliver_sm()))
+        assert texts.count("and another") == 1
+    finally:
+        await esme.close()
