@@ -185,19 +185,25 @@ class Gateway:
             msisdn = self.engine.normalise(seed.msisdn)
             if self.store.subscriber(msisdn) is not None:
                 continue
-            self.store.create_subscriber(
-                msisdn,
-                seed.language or self.config.operator.language,
-                now,
-                balance=seed.balance,
-                package=seed.package,
-                bonus_points=seed.bonus_points,
-                services=seed.services,
-                payments=seed.payments,
-                password_hash=hash_password(seed.password) if seed.password else None,
-                number_management=seed.number_management,
-            )
-            selfcare.seed(self.store, msisdn, seed.charges, seed.instalments, now)
+            password_hash = hash_password(seed.password) if seed.password else None
+            # Checked again under the store's write lock, and created with its charges in the
+            # same transaction: cluster workers starting together seed each number once.
+            with self.store.transaction():
+                if self.store.subscriber(msisdn) is not None:
+                    continue
+                self.store.create_subscriber(
+                    msisdn,
+                    seed.language or self.config.operator.language,
+                    now,
+                    balance=seed.balance,
+                    package=seed.package,
+                    bonus_points=seed.bonus_points,
+                    services=seed.services,
+                    payments=seed.payments,
+                    password_hash=password_hash,
+                    number_management=seed.number_management,
+                )
+                selfcare.seed(self.store, msisdn, seed.charges, seed.instalments, now)
 
     def hash_off_loop(self) -> None:
         """`*111*17#` hashes its password on a hashing thread: an effect the gateway performs.
