@@ -76,6 +76,7 @@ OUT_MAX = 10_000  # events waiting to be sent at most; past it they are dropped 
 READ_BATCH = 500  # entries per XREAD
 BLOCK_MS = 1000  # an XREAD waits this long at most, so a stop or a dead worker is seen
 PUSHES_MAX = 10_000  # pushes routed elsewhere whose end is still to be routed there
+FORGET_AFTER = 60.0  # seconds a worker may not beat before its interests are deleted
 
 # What a web phone shows (ussd/http/phones.py event_message), and what an SMS centre takes.
 _WS_EVENTS = (ScreenShown, DialogEnded, SmsQueued, SmsStateChanged, AppExchange, FaultInjected)
@@ -107,7 +108,9 @@ def encode(event: DialogStarted | ScreenShown | DialogEnded | SmsQueued) -> str:
 
 def decode(text: str) -> DialogStarted | ScreenShown | DialogEnded | SmsQueued:
     """The event encode() wrote; ValueError (or KeyError, TypeError) for anything else."""
-    data: dict[str, Any] = json.loads(text)
+    data: Any = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("a routed event is a JSON object")
     kind = data.pop("type")
     if kind == "sms":
         sms = Sms(**{**data, "state": SmsState(data["state"])})
@@ -145,6 +148,10 @@ class ClusterBus:
         self._watching: dict[str, set[str]] = {}
         self._receivers: dict[str, dict[str, tuple[str, ...]]] = {}
         self._pushed: OrderedDict[str, str] = OrderedDict()  # push session -> its worker
+        # Workers whose beat is missing (killed, or Redis restarted and they have not beaten
+        # again yet), since when: nothing goes to them; their interests are read again when
+        # they beat, deleted when they have not for FORGET_AFTER.
+        self._dormant: dict[str, float] = {}
         # Commands to send, in order: ("xadd", stream, fields), ("hset"|"hdel", field, value).
         self._out: list[tuple[str, str, Any]] = []
         self._routed = 0  # events among them (OUT_MAX counts these)
@@ -230,6 +237,7 @@ class ClusterBus:
         await pipe.execute()
         self._watching.clear()
         self._receivers.clear()
+        self._dormant.clear()
         workers: Any = await self._writer.smembers(INTERESTED)
         for raw in workers:
             worker = raw.decode()
@@ -310,18 +318,31 @@ class ClusterBus:
         self._receivers.pop(worker, None)
 
     async def _forget_dead(self) -> None:
-        """Drop the interests of workers that no longer beat (killed): nothing goes to them."""
+        """Route nothing to workers that no longer beat; read a worker's interests again when
+        it beats again; delete them once it has not beaten for FORGET_AFTER."""
         others = {w for ws in self._watching.values() for w in ws} | set(self._receivers)
-        if not others:
+        names = sorted(others | set(self._dormant))
+        if not names:
             return
-        names = sorted(others)
+        assert self._loop is not None
+        now = self._loop.time()
         beats: Any = await self._writer.mget([WORKER + w for w in names])
         for worker, beat in zip(names, beats, strict=True):
-            if beat is None:
+            since = self._dormant.get(worker)
+            if beat is None and since is None:
                 _log.info("cluster_routes_worker_gone", worker=worker)
                 self._drop(worker)
+                self._dormant[worker] = now
+            elif beat is None and since is not None and now - since > FORGET_AFTER:
+                del self._dormant[worker]
                 await self._writer.srem(INTERESTED, worker)
                 await self._writer.delete(INTERESTS + worker)
+            elif beat is not None and since is not None:
+                del self._dormant[worker]
+                _log.info("cluster_routes_worker_back", worker=worker)
+                held: Any = await self._writer.hgetall(INTERESTS + worker)
+                for key, value in held.items():
+                    self._apply(worker, "+", key.decode(), value.decode())
 
     # -- routing out: a dict lookup per event, one pipeline per loop iteration ---------------
 
@@ -386,6 +407,13 @@ class ClusterBus:
                 self._loop.call_soon(self._flush)
             else:  # an engine call made off the loop thread
                 self._loop.call_soon_threadsafe(self._flush)
+
+    async def flushed(self) -> None:
+        """Until what was queued so far has been sent, or dropped (Redis failed)."""
+        if self._out:
+            self._flush()
+        if self._sending is not None and not self._sending.done():
+            await asyncio.shield(self._sending)
 
     def _flush(self) -> None:
         if not self._stopping and (self._sending is None or self._sending.done()):
@@ -462,7 +490,10 @@ class ClusterBus:
         op, msisdn, data = fields.get("op"), fields.get("msisdn", ""), fields.get("data", "")
         try:
             if op == "ws" and self.hub is not None:
-                self.hub.deliver(msisdn, json.loads(data))
+                message = json.loads(data)
+                if not isinstance(message, dict):
+                    raise ValueError("a routed message is a JSON object")
+                self.hub.deliver(msisdn, message)
             elif op == "smpp" and self.smpp is not None:
                 self.smpp.offer(decode(data))
             else:
