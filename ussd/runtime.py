@@ -189,6 +189,7 @@ class Gateway:
             # Checked again under the store's write lock, and created with its charges in the
             # same transaction: cluster workers starting together seed each number once.
             with self.store.transaction():
+                self.store.forget(msisdn)  # read the row itself, not what was cached above
                 if self.store.subscriber(msisdn) is not None:
                     continue
                 self.store.create_subscriber(
