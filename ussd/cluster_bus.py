@@ -56,6 +56,7 @@ from ussd.events import (
     SmsStateChanged,
 )
 from ussd.http.phones import event_message
+from ussd.services import password
 from ussd.sms import covered
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ READ_BATCH = 500  # entries per XREAD
 BLOCK_MS = 1000  # an XREAD waits this long at most, so a stop or a dead worker is seen
 PUSHES_MAX = 10_000  # pushes routed elsewhere whose end is still to be routed there
 FORGET_AFTER = 60.0  # seconds a worker may not beat before its interests are deleted
+# The key of the password dialog's candidate digests, one for every worker (share_key).
+PASSWORD_KEY = PREFIX + "password-key"
 
 # What a web phone shows (ussd/http/phones.py event_message), and what an SMS centre takes.
 _WS_EVENTS = (ScreenShown, DialogEnded, SmsQueued, SmsStateChanged, AppExchange, FaultInjected)
@@ -247,8 +250,26 @@ class ClusterBus:
             for key, value in held.items():
                 self._apply(worker, "+", key.decode(), value.decode())
         await self._forget_dead()
+        await self.share_key()
         self._up()
         return last
+
+    async def share_key(self) -> None:
+        """Agree with the other workers on the password dialog's candidate key.
+
+        The first entry of a password is kept as a keyed digest until its confirmation, which
+        any worker may take (ussd/services/password.py): the first worker to ask stores its
+        key and every worker uses that one. Asked again at every beat, so after a Redis restart
+        the first to beat stores the key they all hold, and a worker keyed otherwise adopts it.
+        """
+        mine = password.candidate_key()
+        await self._writer.set(PASSWORD_KEY, mine.hex(), nx=True)
+        shared: Any = await self._writer.get(PASSWORD_KEY)
+        if shared is not None and shared.decode() != mine.hex():
+            try:
+                password.share_candidate_key(bytes.fromhex(shared.decode()))
+            except ValueError:
+                _log.warning("cluster_password_key_bad", key=PASSWORD_KEY)
 
     async def _newest(self, stream: str) -> str:
         newest: Any = await self._writer.xrevrange(stream, count=1)
@@ -465,6 +486,7 @@ class ClusterBus:
                 if self._loop.time() >= check:  # once a beat: see who stopped beating
                     check = self._loop.time() + HEARTBEAT
                     await self._forget_dead()
+                    await self.share_key()
             except redis.RedisError as exc:
                 self._failed("reading routed events", exc)
                 last = None

@@ -31,6 +31,18 @@ def _digest(password: str) -> str:
     return hmac.new(_CANDIDATE_KEY, password.encode(), hashlib.sha256).hexdigest()
 
 
+def share_candidate_key(key: bytes) -> None:
+    """Key the candidates' digests with `key` (cluster mode: one key for every worker, so the
+    confirmation may reach another worker than the first entry; docs/cluster.md)."""
+    global _CANDIDATE_KEY
+    _CANDIDATE_KEY = key
+
+
+def candidate_key() -> bytes:
+    """The key the candidates' digests are keyed with now."""
+    return _CANDIDATE_KEY
+
+
 def store_now(ctx: Context, password: str) -> None:
     """Hash, store and notify in this step (CLI, tests; the gateway hashes on a thread)."""
     ctx.store.set_password_hash(ctx.msisdn, hash_password(password), ctx.now)
