@@ -21,6 +21,8 @@ which that worker reads with the changes in one blocking XREAD:
 - a push (network-initiated USSD) to such a number: its start, first screen and end, to the
   worker whose bind plays the handset; the harness's answer takes the dialog over there.
 
+It also agrees with the other workers on the password dialog's candidate key (share_key).
+
 Routed events are not durable: a worker gone or a Redis away loses what was in flight, as a
 dropped socket would; SMS stay queued in PostgreSQL and go at the bind's next scan.
 """
