@@ -19,7 +19,9 @@ which that worker reads with the changes in one blocking XREAD:
 - a queued SMS for a number no receiving bind here takes: to one worker whose bind does, whose
   SMS centre offers it at once (not at its next scan of the queue);
 - a push (network-initiated USSD) to such a number: its start, first screen and end, to the
-  worker whose bind plays the handset; the harness's answer takes the dialog over there.
+  worker whose bind plays the handset; the harness's answer takes the dialog over there;
+- an MO SMS delivered or expired: to every worker with a receiving bind, whose SMS centre
+  sends the delivery receipts its binds are owed.
 
 It also agrees with the other workers on the password dialog's candidate key (share_key).
 
@@ -91,10 +93,15 @@ def _ranges(account: SmppAccount) -> str:
     return json.dumps(list(account.sms_ranges))
 
 
-def encode(event: DialogStarted | ScreenShown | DialogEnded | SmsQueued) -> str:
+Routed = DialogStarted | ScreenShown | DialogEnded | SmsQueued | SmsStateChanged
+
+
+def encode(event: Routed) -> str:
     """An event for another worker's SMS centre, as JSON (decode() reads it back)."""
     if isinstance(event, SmsQueued):
         return json.dumps({"type": "sms", **event.sms.to_json()})
+    if isinstance(event, SmsStateChanged):
+        return json.dumps({"type": "sms_state", **event.sms.to_json()})
     if isinstance(event, DialogStarted):
         return json.dumps({"type": "started", **asdict(event)})
     if isinstance(event, ScreenShown):
@@ -111,14 +118,16 @@ def encode(event: DialogStarted | ScreenShown | DialogEnded | SmsQueued) -> str:
     )
 
 
-def decode(text: str) -> DialogStarted | ScreenShown | DialogEnded | SmsQueued:
+def decode(text: str) -> Routed:
     """The event encode() wrote; ValueError (or KeyError, TypeError) for anything else."""
     data: Any = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("a routed event is a JSON object")
     kind = data.pop("type")
-    if kind == "sms":
+    if kind in ("sms", "sms_state"):
         sms = Sms(**{**data, "state": SmsState(data["state"])})
+        if kind == "sms_state":
+            return SmsStateChanged(sms.recipient, sms)
         return SmsQueued(sms.recipient, sms)
     if kind == "started":
         return DialogStarted(**data)
@@ -397,6 +406,15 @@ class ClusterBus:
             target = self._pushed.get(event.screen.session)
         elif isinstance(event, DialogEnded):
             target = self._pushed.pop(event.session, None)
+        elif isinstance(event, SmsStateChanged):
+            # An MO SMS delivered or expired here may owe its sender's system a delivery
+            # receipt (SMPP 3.4 §5.2.17), whose bind may be on any worker that has one.
+            if event.sms.kind != "mo" or event.sms.state is SmsState.QUEUED:
+                return
+            text = encode(event)
+            for worker in self._receivers:
+                self._send(worker, {"op": "smpp", "msisdn": event.msisdn, "data": text})
+            return
         else:
             return
         if target is not None:

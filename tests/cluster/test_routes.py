@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+import yaml
 
-from tests.cluster.test_workers import Process, http, workers  # noqa: F401 (fixtures)
+from tests.cluster.test_workers import (  # noqa: F401 (fixtures)
+    Process,
+    _config,
+    http,
+    workers,
+)
 from tests.smpp.helpers import RecordingEsme, text_of
-from ussd.smpp.pdu import BindReceiver, DeliverSm
+from ussd.smpp.constants import EsmClass
+from ussd.smpp.pdu import BindReceiver, BindTransceiver, DeliverSm
 
 RU = "79161234567"
 TOKEN = {"Authorization": "Bearer change-me"}  # config.yaml's http.admin_token
@@ -114,5 +124,55 @@ async def test_an_sms_queued_on_one_worker_goes_at_once_to_a_bind_on_the_other(
         while "and another" not in texts:
             texts.append(text_of(await esme.deliver_sm()))
         assert texts.count("and another") == 1
+    finally:
+        await esme.close()
+
+
+@pytest.fixture
+def apart(tmp_path: Path, redis_url: str, postgres_url: str) -> Iterator[list[Process]]:
+    """Two workers whose `harness` binds take SMS for 7999… only: not for the phones here."""
+    procs = [_config(tmp_path, name, redis_url, postgres_url) for name in ("wa", "wb")]
+    for proc in procs:
+        data = yaml.safe_load(proc.config.read_text(encoding="utf-8"))
+        for account in data["smpp"]["accounts"]:
+            account["sms_ranges"] = ["7999"]
+        proc.config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    try:
+        for proc in procs:
+            proc.start()
+        yield procs
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+async def test_an_sms_shown_on_another_workers_phone_sends_the_receipt_to_the_bind(
+    apart: list[Process],
+    http: aiohttp.ClientSession,  # noqa: F811
+) -> None:
+    a, b = apart
+    esme = await RecordingEsme.connect(("127.0.0.1", a.smpp))
+    try:
+        assert (await esme.bind(BindTransceiver)).command_status == 0
+        async with http.ws_connect(f"{b.url}/api/v1/phones/{RU}/events") as ws:
+            assert (await _next(ws, 10))["type"] == "ready"  # type: ignore[index]
+            shown = None
+            for i in range(ATTEMPTS):  # until a has heard of b's socket
+                text = f"mo {i}"
+                resp = await esme.submit(
+                    "79160000001", text, op=None, destination_addr=RU, registered_delivery=1
+                )
+                assert resp.command_status == 0
+                while (message := await _next(ws, HEARD)) is not None:
+                    if message["type"] == "sms" and message["text"] == text:
+                        shown = message
+                        break
+                if shown is not None:
+                    break
+            assert shown is not None, "worker b's socket never showed the MO SMS from a"
+            # Shown on b's phone counts as delivered: the receipt is owed on a's bind.
+            receipt = await esme.deliver_sm()
+            assert receipt.esm_class == EsmClass.DELIVERY_RECEIPT
+            assert receipt.destination_addr == "79160000001"
     finally:
         await esme.close()
