@@ -28,6 +28,7 @@ from ussd.events import (
     Sms,
     SmsQueued,
     SmsState,
+    SmsStateChanged,
 )
 from ussd.http.phones import Hub, Subscription
 from ussd.runtime import Gateway
@@ -101,6 +102,9 @@ ROUTED = [
     DialogEnded(RU, "s1", Outcome.TIMEOUT, Screen("s1", "bye", True)),
     DialogEnded(RU, "s1", Outcome.RELEASED, None),
     SmsQueued(RU, Sms(7, RU, "MTS", "текст", SmsState.QUEUED, NOW, NOW + 60)),
+    SmsStateChanged(
+        RU, Sms(8, RU, "79160000001", "mo", SmsState.DELIVERED, NOW, NOW + 60, NOW, "mo", False)
+    ),
 ]
 
 
