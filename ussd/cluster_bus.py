@@ -253,14 +253,12 @@ class ClusterBus:
         self._receivers.clear()
         self._dormant.clear()
         workers: Any = await self._writer.smembers(INTERESTED)
-        for raw in workers:
-            worker = raw.decode()
-            if worker == self.worker:
-                continue
+        others = {raw.decode() for raw in workers} - {self.worker}
+        for worker in others:
             held: Any = await self._writer.hgetall(INTERESTS + worker)
             for key, value in held.items():
                 self._apply(worker, "+", key.decode(), value.decode())
-        await self._forget_dead()
+        await self._forget_dead(others)  # those holding nothing too: gone ones are cleared
         await self.share_key()
         self._up()
         return last
@@ -349,11 +347,11 @@ class ClusterBus:
             self._apply(worker, "-", f"ws:{msisdn}", "")
         self._receivers.pop(worker, None)
 
-    async def _forget_dead(self) -> None:
+    async def _forget_dead(self, known: set[str] | None = None) -> None:
         """Route nothing to workers that no longer beat; read a worker's interests again when
         it beats again; delete them once it has not beaten for FORGET_AFTER."""
         others = {w for ws in self._watching.values() for w in ws} | set(self._receivers)
-        names = sorted(others | set(self._dormant))
+        names = sorted(others | set(self._dormant) | (known or set()))
         if not names:
             return
         assert self._loop is not None
