@@ -172,6 +172,9 @@ class Cluster:
         self.taken = 0  # dialogs this worker took over from another
         self.reaped: list[Reaped] = []
         self.errors = 0  # Redis operations that failed
+        # Told (msisdn, session, from worker) when this worker takes a dialog over
+        # (ussd/cluster_bus.py: the end goes back to a harness bind there).
+        self.on_taken: Callable[[str, str, str], None] | None = None
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -331,6 +334,8 @@ class Cluster:
             raise DialogBusy(f"the dialog on {msisdn} waits for an outside answer")
         self.taken += 1
         _log.info("cluster_dialog_taken", msisdn=msisdn, session=session, from_worker=worker)
+        if self.on_taken is not None:
+            self.on_taken(msisdn, session, worker)
         return dialog
 
     def release_elsewhere(self, msisdn: str) -> bool:

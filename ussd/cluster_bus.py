@@ -21,7 +21,9 @@ which that worker reads with the changes in one blocking XREAD:
 - a push (network-initiated USSD) to such a number: its start, first screen and end, to the
   worker whose bind plays the handset; the harness's answer takes the dialog over there;
 - an MO SMS delivered or expired: to every worker with a receiving bind, whose SMS centre
-  sends the delivery receipts its binds are owed.
+  sends the delivery receipts its binds are owed;
+- the end of a dialog taken over from a worker with a receiving bind: to that worker, whose
+  harness may be playing it and hears its end as on one worker.
 
 It also agrees with the other workers on the password dialog's candidate key (share_key).
 
@@ -162,6 +164,9 @@ class ClusterBus:
         self._watching: dict[str, set[str]] = {}
         self._receivers: dict[str, dict[str, tuple[str, ...]]] = {}
         self._pushed: OrderedDict[str, str] = OrderedDict()  # push session -> its worker
+        # Sessions taken over from a worker with a receiving bind -> that worker: a harness
+        # there may play the dialog, and hears its end as it would on one worker.
+        self._ends: OrderedDict[str, str] = OrderedDict()
         # Workers whose beat is missing (killed, or Redis restarted and they have not beaten
         # again yet), since when: nothing goes to them; their interests are read again when
         # they beat, deleted when they have not for FORGET_AFTER.
@@ -194,6 +199,7 @@ class ClusterBus:
             self.hub.on_watch = self._watch
         if self.smpp is not None:
             self.smpp.on_receiver = self._receiver
+        self.cluster.on_taken = self._taken
         self._unsubscribe.append(self.cluster.engine.subscribe(self._on_event))
         try:
             last = await self._join()
@@ -209,6 +215,8 @@ class ClusterBus:
             self.hub.on_watch = None
         if self.smpp is not None and self.smpp.on_receiver == self._receiver:
             self.smpp.on_receiver = None
+        if self.cluster.on_taken == self._taken:
+            self.cluster.on_taken = None
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
@@ -404,6 +412,8 @@ class ClusterBus:
             target = self._pushed.get(event.screen.session)
         elif isinstance(event, DialogEnded):
             target = self._pushed.pop(event.session, None)
+            if self._ends:
+                target = self._ends.pop(event.session, target)
         elif isinstance(event, SmsStateChanged):
             # An MO SMS delivered or expired here may owe its sender's system a delivery
             # receipt (SMPP 3.4 §5.2.17), whose bind may be on any worker that has one.
@@ -417,6 +427,13 @@ class ClusterBus:
             return
         if target is not None:
             self._send(target, {"op": "smpp", "msisdn": event.msisdn, "data": encode(event)})
+
+    def _taken(self, msisdn: str, session: str, worker: str) -> None:
+        """Cluster: this worker took a dialog over (a reply reached it) from `worker`."""
+        if worker in self._receivers:
+            self._ends[session] = worker
+            while len(self._ends) > PUSHES_MAX:
+                self._ends.popitem(last=False)
 
     def _bind_worker(self, msisdn: str, spread: int) -> str | None:
         """The worker whose receiving bind takes msisdn's SMS; None when one here does (this

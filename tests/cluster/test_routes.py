@@ -176,3 +176,33 @@ async def test_an_sms_shown_on_another_workers_phone_sends_the_receipt_to_the_bi
             assert receipt.destination_addr == "79160000001"
     finally:
         await esme.close()
+
+
+async def test_a_harness_hears_the_end_of_its_dialog_taken_over_on_the_other_worker(
+    workers: list[Process],  # noqa: F811
+    http: aiohttp.ClientSession,  # noqa: F811
+) -> None:
+    a, b = workers
+    esme = await RecordingEsme.connect(("127.0.0.1", a.smpp))
+    try:
+        assert (await esme.bind(BindTransceiver)).command_status == 0
+        end: DeliverSm | None = None
+        for _ in range(ATTEMPTS):  # until b has heard of a's receiving bind
+            assert (await esme.submit(RU, "*111#")).command_status == 0
+            first = await esme.deliver_sm()  # the menu, from a
+            assert first.its_session_info is not None
+            assert not first.its_session_info.end_of_session
+            # The phone's other side answers through b: b takes the dialog over, then ends it.
+            await _post(http, f"{b.url}/api/v1/phones/{RU}/reply", {"text": "3"})
+            await _post(http, f"{b.url}/api/v1/phones/{RU}/release", {})
+            try:
+                pdu = await asyncio.wait_for(esme.requests.get(), HEARD)
+            except TimeoutError:
+                continue
+            assert isinstance(pdu, DeliverSm)
+            end = pdu
+            break
+        assert end is not None, "the harness on a never heard the end of its dialog on b"
+        assert end.its_session_info is not None and end.its_session_info.end_of_session
+    finally:
+        await esme.close()
