@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 
 from ussd import log, selfcare
@@ -14,7 +14,7 @@ from ussd.clock import Clock
 from ussd.config import SmsConfig
 from ussd.events import Sms, SmsQueued, SmsState, SmsStateChanged
 from ussd.faults import SMS_LOST, Faults
-from ussd.store import HeldPart, Receipt, ReceiptState, Store
+from ussd.store import Connection, HeldPart, Receipt, ReceiptState, Store
 
 _log = log.get("sms")
 
@@ -143,12 +143,11 @@ class SmsCentre:
 
     # -- MO SMS: receipts and concatenated parts (SMPP 3.4 §5.2.17, TS 23.040 §9.2.3.24.1) --
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, grouped: bool = False) -> AbstractContextManager[Connection]:
         """One commit for an MO SMS, the receipts it owes and the parts it completes: nothing
-        acknowledged to the sender is lost (docs/smpp.md). Nested calls join the outer one."""
-        with self.store.transaction():
-            yield
+        acknowledged to the sender is lost (docs/smpp.md). Nested calls join the outer one.
+        `grouped`: a savepoint of the store's group, if one is open (Store.transaction)."""
+        return self.store.transaction(grouped=grouped)
 
     def owe_receipt(
         self, sms: Sms, system_id: str, message_id: str, sender: str, registered_delivery: int
@@ -190,6 +189,10 @@ class SmsCentre:
     def receipts_of(self, sms_id: int) -> list[Receipt]:
         """Every receipt owed for an SMS, in the order its submissions were acknowledged."""
         return self.store.receipts_of(sms_id)
+
+    def receipt_systems_due(self, sms_ids: Sequence[int]) -> set[str]:
+        """The system_ids owed a due receipt for any of these SMS (after their state changed)."""
+        return self.store.receipt_systems_due(sms_ids)
 
     def due_receipts(self, system_id: str) -> list[Receipt]:
         """Receipts owed to system_id whose SMS was delivered or expired, oldest first."""

@@ -9,12 +9,13 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from ussd import log
 from ussd.events import Sms, SmsState
 
 # Each entry moves the schema one version up; PRAGMA user_version records where a file is.
@@ -249,6 +250,8 @@ MIGRATIONS: list[str] = [
     );
     """,
 ]
+
+_log = log.get("store")
 
 # Seconds during which a cached subscriber is trusted without asking SQLite whether another
 # process has committed (Store._fresh): well below anything a person or a CLI can interleave.
@@ -540,16 +543,93 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
+class _Group:
+    """A group of transactions with one commit (Store.group): begun at its first write."""
+
+    __slots__ = ("begun", "waiting")
+
+    def __init__(self) -> None:
+        self.begun = False
+        self.waiting: list[Callable[[bool], None]] = []
+
+
+# How a _Transaction entered: joined an outer one, a savepoint of a group, or its own.
+_JOINED, _SAVEPOINT, _OWN = 0, 1, 2
+
+
+class _Transaction:
+    """Store.transaction(): a plain context manager, not @contextmanager, as it wraps every
+    write and nests (an MO SMS enters three: the SMS centre's, the SMS's, the charge's)."""
+
+    __slots__ = ("grouped", "how", "store")
+
+    def __init__(self, store: Store, grouped: bool) -> None:
+        self.store = store
+        self.grouped = grouped
+        self.how = _JOINED
+
+    def __enter__(self) -> Connection:
+        store = self.store
+        db = store.db
+        if store._depth:
+            store._depth += 1
+            self.how = _JOINED
+            return db
+        group = store._group
+        if group is not None:
+            if self.grouped:
+                if not group.begun:
+                    db.execute("BEGIN IMMEDIATE")
+                    group.begun = True
+                db.execute("SAVEPOINT grouped")
+                store._depth = 1
+                self.how = _SAVEPOINT
+                return db
+            if group.begun:
+                store._end_group(group)  # keep this one's own commit, as outside a group
+        db.execute("BEGIN IMMEDIATE")
+        store._depth = 1
+        self.how = _OWN
+        return db
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        store = self.store
+        if self.how == _JOINED:
+            store._depth -= 1
+            return
+        db = store.db
+        try:
+            if kind is None:
+                db.execute("RELEASE grouped" if self.how == _SAVEPOINT else "COMMIT")
+                return
+            store._subscribers.clear()  # rows read inside the transaction may be gone
+            if self.how == _OWN:
+                db.execute("ROLLBACK")
+                return
+            group = store._group
+            try:
+                db.execute("ROLLBACK TO grouped")
+                db.execute("RELEASE grouped")
+            except Exception:
+                # The transaction itself is gone: SQLite rolls it back on a full disk or an
+                # I/O error, PostgreSQL when the connection is lost. The batch is lost with it.
+                if group is not None:
+                    store._fail_group(group)
+        finally:
+            store._depth = 0
+
+
 class Store:
     """All persistent state; every change runs in one transaction (docs/design.md store)."""
 
     def __init__(self, database: str) -> None:
         self.database = database
         self._depth = 0
+        self._group: _Group | None = None  # see group()
         # Subscribers are read on every dialog step and written rarely: keep decoded rows.
         # Every write below drops the entry first, so a rolled-back write is simply re-read;
         # a write by another process is seen through PRAGMA data_version (see _fresh).
-        self._subscribers: dict[str, Subscriber] = {}
+        self._subscribers: dict[str, Subscriber | None] = {}
         self.db: Connection
         if database.startswith(("postgresql://", "postgres://")):
             # Cluster mode (docs/cluster.md): the same statements and migrations on PostgreSQL.
@@ -589,27 +669,70 @@ class Store:
 
     # -- transactions and schema ------------------------------------------------------------
 
+    def transaction(self, *, grouped: bool = False) -> _Transaction:
+        """BEGIN IMMEDIATE … COMMIT, nested calls join the outer transaction.
+
+        `grouped` inside group(): a SAVEPOINT in the group's one transaction instead, rolled
+        back alone when it fails; its writes are committed when the group ends (after_commit()
+        says when). Any other transaction commits the group first and then runs as above.
+        """
+        return _Transaction(self, grouped)
+
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """BEGIN IMMEDIATE … COMMIT, nested calls join the outer transaction."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self.db
-            finally:
-                self._depth -= 1
+    def group(self) -> Iterator[None]:
+        """One commit for the grouped transactions of a batch (the PDUs of one SMPP read).
+
+        The transaction begins at the first grouped write (a batch that writes nothing costs
+        nothing) and commits when the group ends, before anyone is answered: a failed COMMIT
+        rolls the whole batch back and tells every after_commit() caller so, each of which
+        answers with an error instead of an OK for data that is not on disk. Nested: joins.
+        """
+        if self._group is not None or self._depth:
+            yield
             return
-        self.db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
+        group = self._group = _Group()
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        else:
-            self.db.execute("COMMIT")
+            yield
         finally:
-            self._depth = 0
+            self._group = None
+            if group.begun:
+                self._end_group(group)
+
+    def after_commit(self, done: Callable[[bool], None]) -> bool:
+        """Inside a group with writes not yet committed: done(committed) is called once the
+        group commits (True) or is rolled back (False), and True is returned. Otherwise False:
+        what was written is committed already, the caller goes on at once."""
+        group = self._group
+        if group is None or not group.begun or self._depth:
+            return False
+        group.waiting.append(done)
+        return True
+
+    def _end_group(self, group: _Group) -> None:
+        """COMMIT the group's writes and tell those waiting; a new group transaction may follow."""
+        try:
+            self.db.execute("COMMIT")
+        except Exception:
+            _log.exception("store_group_commit_failed", waiting=len(group.waiting))
+            self._fail_group(group)
+            return
+        self._settle(group, True)
+
+    def _fail_group(self, group: _Group) -> None:
+        self._subscribers.clear()
+        with suppress(Exception):  # nothing to roll back when SQLite already did
+            self.db.execute("ROLLBACK")
+        self._settle(group, False)
+
+    @staticmethod
+    def _settle(group: _Group, committed: bool) -> None:
+        waiting, group.waiting = group.waiting, []
+        group.begun = False
+        for done in waiting:
+            try:
+                done(committed)
+            except Exception:  # one answer's bug must not cost the others theirs
+                _log.exception("store_after_commit_failed")
 
     @property
     def schema_version(self) -> int:
@@ -691,17 +814,17 @@ class Store:
 
     def subscriber(self, msisdn: str) -> Subscriber | None:
         self._fresh()
-        cached = self._subscribers.get(msisdn)
-        if cached is not None:
-            return cached
+        cache = self._subscribers
+        if msisdn in cache:
+            return cache[msisdn]
         row = self.db.execute(
             f"SELECT {_SUB_COLUMNS} FROM subscribers WHERE msisdn = ?", (msisdn,)
         ).fetchone()
-        if not row:
-            return None
-        if len(self._subscribers) >= SUBSCRIBER_CACHE:
-            self._subscribers.clear()
-        sub = self._subscribers[msisdn] = _subscriber(row)
+        if len(cache) >= SUBSCRIBER_CACHE:
+            cache.clear()
+        # A number that is no subscriber is kept too (None): every MO SMS asks about its
+        # sender (selfcare.charge_mo_sms). create_subscriber() forgets it first, like any write.
+        sub = cache[msisdn] = _subscriber(row) if row else None
         return sub
 
     def forget(self, msisdn: str) -> None:
@@ -955,28 +1078,32 @@ class Store:
         """
         if not sms_ids:
             return []
-        done: list[int] = []
+        queued = SmsState.QUEUED.value
+        delivered = SmsState.DELIVERED.value
+        rows: list[Any] = []
         with self.transaction() as db:
-            for sms_id in sms_ids:
-                cur = db.execute(
-                    "UPDATE sms SET state = ?, delivered = ? WHERE id = ? AND state = ?",
-                    (SmsState.DELIVERED.value, now, sms_id, SmsState.QUEUED.value),
-                )
-                if cur.rowcount:
-                    done.append(sms_id)
-            for start in range(0, len(done), 500):  # SQLite's bound-parameter limit
+            # Statements per 500 SMS (SQLite's bound-parameter limit), not per SMS: the
+            # queued ones are read, then moved, in the same write transaction.
+            for start in range(0, len(sms_ids), 500):
+                chunk = sms_ids[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows += db.execute(
+                    f"SELECT {_SMS_COLUMNS} FROM sms WHERE id IN ({marks}) AND state = ?",
+                    (*chunk, queued),
+                ).fetchall()
+            rows.sort(key=lambda r: int(r[0]))
+            done = [r[0] for r in rows]
+            for start in range(0, len(done), 500):
                 chunk = done[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
+                db.execute(
+                    f"UPDATE sms SET state = ?, delivered = ? WHERE id IN ({marks})",
+                    (delivered, now, *chunk),
+                )
                 self._receipts_due(db, f"sms_id IN ({marks})", chunk, SmsState.DELIVERED, now)
-        found: list[Sms] = []
-        for start in range(0, len(done), 500):
-            chunk = done[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            rows = self.db.execute(
-                f"SELECT {_SMS_COLUMNS} FROM sms WHERE id IN ({marks}) ORDER BY id", chunk
-            )
-            found.extend(_sms(r) for r in rows)
-        return found
+        # As read, with the new state: (id, recipient, sender, text, state, created, expires,
+        # delivered, kind, sender_is_alpha).
+        return [_sms((*r[:4], delivered, r[5], r[6], now, *r[8:])) for r in rows]
 
     def expire_sms(self, now: float) -> list[Sms]:
         """Expire queued SMS whose validity has passed; returns them."""
@@ -1057,6 +1184,19 @@ class Store:
             (sms_id,),
         )
         return [_receipt(r) for r in rows]
+
+    def receipt_systems_due(self, sms_ids: Sequence[int]) -> set[str]:
+        """The system_ids owed a due receipt for any of these SMS (one query per 500)."""
+        found: set[str] = set()
+        for start in range(0, len(sms_ids), 500):  # SQLite's bound-parameter limit
+            chunk = sms_ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT DISTINCT system_id FROM receipts WHERE sms_id IN ({marks}) AND state = ?",
+                (*chunk, ReceiptState.DUE.value),
+            )
+            found.update(str(r[0]) for r in rows)
+        return found
 
     def due_receipts(self, system_id: str) -> list[Receipt]:
         """Receipts for system_id whose SMS was delivered or expired, oldest first."""

@@ -74,6 +74,7 @@ from ussd.smpp.pdu import (
 )
 from ussd.smpp.smsc import RECEIPT_ATTEMPTS, Respond, Send, Smsc
 from ussd.smpp.trace import Trace
+from ussd.store import Store
 
 __all__ = ["RECEIPT_ATTEMPTS", "STOP_GRACE", "SYSTEM_ID", "SmppServer"]
 
@@ -199,7 +200,10 @@ class _Bind(asyncio.Protocol):
         if server.captures.active:
             server.captures.received(self.key, data, now)
         self.conn.receive_data(data, now)
-        server._drain(self)
+        # Group commit: one store transaction for the read's PDUs, each PDU's own a savepoint
+        # in it; their answers wait for its COMMIT (docs/smpp.md "MO SMS").
+        with server.store.group():
+            server._drain(self)
         server._flush()
         # A read's PDUs in to the answers they caused out (the console's latency chart).
         server.turnaround.add(time.perf_counter() - started)
@@ -245,6 +249,7 @@ class SmppServer:
         self.accounts: dict[str, SmppAccount] = {a.system_id: a for a in self.config.accounts}
         self.metrics = _Metrics(getattr(gateway, "metrics", None))
         self.smsc = Smsc(gateway.engine, gateway.sms, self.config, now=self.clock.now())
+        self.store: Store = gateway.sms.store
         # Application binds (role: app, docs/smpp.md "SMPP applications") and the effects of
         # kind `smpp` waiting for their answers: effect id -> the performer's future.
         self.apps = Apps(gateway.engine, self.config)

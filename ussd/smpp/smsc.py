@@ -271,6 +271,7 @@ class Smsc:
         if self._retry_next is not None and self._retry_next <= now:
             self._retries_due(now)
         events, self._sms_events = self._sms_events, []
+        settled: list[int] = []  # MO SMS delivered or expired: receipts may be due
         for event in events:
             if isinstance(event, SmsQueued):
                 sms_id = event.sms.id
@@ -282,8 +283,14 @@ class Smsc:
                     self._scan_needed = True
             elif isinstance(event, SmsStateChanged):
                 # Delivered elsewhere (shown on a handset) or expired: a held copy is stale.
-                self._held_ids.discard(event.sms.id)
-                self._sms_state_changed(event.sms)
+                sms = event.sms
+                self._held_ids.discard(sms.id)
+                if sms.kind == "mo" and sms.state is not SmsState.QUEUED:
+                    settled.append(sms.id)
+        if settled:
+            # The store marked their receipts due in the same transaction as the state change;
+            # one query for the whole batch, not one per SMS.
+            self._receipt_systems.update(self.sms.receipt_systems_due(settled))
         if self._scan_needed:
             self._scan()
         if self._receipt_systems:
@@ -446,17 +453,29 @@ class Smsc:
             return
         if request is None:
             assert user_data is not None
-            result = self.mo_sms(
-                bind.account.system_id,
-                msisdn,
-                pdu.destination_addr,
-                text,
-                user_data.concat,
-                pdu.registered_delivery,
+            system_id = bind.account.system_id
+            concat = user_data.concat
+            result = self._accept_mo(
+                system_id, msisdn, pdu.destination_addr, text, concat, pdu.registered_delivery
             )
-            if result.sms is not None and receipt_requested(pdu.registered_delivery):
-                self._receipt_binds[result.sms.id] = key
-            self._submit_resp(bind, pdu, result.status, result.message_id)
+
+            def answer(committed: bool) -> None:
+                final = self._mo_settled(system_id, msisdn, concat, result, committed)
+                if final.sms is not None and receipt_requested(pdu.registered_delivery):
+                    self._receipt_binds[final.sms.id] = key
+                # Not _submit_resp(): this may run inside another request's handling (a USSD
+                # step's write commits the batch first), whose _answered it must not touch.
+                resp = SubmitSmResp(
+                    command_status=final.status,
+                    sequence_number=pdu.sequence_number,
+                    message_id=final.message_id,
+                )
+                self._actions.append(Respond(key, resp))
+
+            # In a batch (the adapter's group of one read's PDUs) the answer waits for the
+            # batch's COMMIT: an OK only for what is on disk (docs/smpp.md).
+            if result.status != _OK or not self.sms.store.after_commit(answer):
+                answer(True)
             return
         self._ussd(bind, pdu, request, msisdn, text)
 
@@ -907,6 +926,19 @@ class Smsc:
         acknowledged is lost; a receipt goes to `system_id` once the SMS is delivered or
         expires (due_receipts()).
         """
+        result = self._accept_mo(system_id, sender, destination, text, concat, registered_delivery)
+        return self._mo_settled(system_id, sender, concat, result, True)
+
+    def _accept_mo(
+        self,
+        system_id: str,
+        sender: str,
+        destination: str,
+        text: str,
+        concat: Concat | None,
+        registered_delivery: int,
+    ) -> MoSms:
+        """mo_sms() up to its transaction: in a store group, a savepoint not yet committed."""
         try:
             recipient = self.engine.normalise(destination)
         except InvalidMsisdn:
@@ -914,7 +946,7 @@ class Smsc:
         centre = self.sms
         sms: Sms | None = None
         try:
-            with centre.transaction():
+            with centre.transaction(grouped=True):
                 if concat is None or concat.total == 1:
                     if not sms_fits(text):
                         raise SmsTooLong(text)
@@ -965,6 +997,24 @@ class Smsc:
             # A store failure costs this request only; nothing was acknowledged.
             _log.exception("smpp_mo_sms_failed", system_id=system_id, msisdn=sender)
             return MoSms(CommandStatus.ESME_RSYSERR)
+        return MoSms(_OK, message_id, sms)
+
+    def _mo_settled(
+        self,
+        system_id: str,
+        sender: str,
+        concat: Concat | None,
+        result: MoSms,
+        committed: bool,
+    ) -> MoSms:
+        """The answer to an accepted MO SMS once its transaction committed, or did not."""
+        if result.status != _OK:
+            return result
+        if not committed:
+            # The batch's COMMIT failed (the store logged why): nothing of it is on disk.
+            _log.warning("smpp_mo_sms_not_committed", system_id=system_id, msisdn=sender)
+            return MoSms(CommandStatus.ESME_RSYSERR)
+        sms = result.sms
         if sms is not None:
             self.sms.announce(sms)  # after the commit: persist first, tell second
         _log.info(
@@ -975,7 +1025,7 @@ class Smsc:
             parts=concat.total if concat is not None else None,
             sms_id=sms.id if sms is not None else None,
         )
-        return MoSms(_OK, message_id, sms)
+        return result
 
     def due_receipts(self, system_id: str) -> list[tuple[Receipt, DeliverSm]]:
         """Receipts owed to system_id whose SMS met its fate, each with its deliver_sm.
@@ -1001,14 +1051,6 @@ class Smsc:
             self.sms.close_receipt(receipt_id, ReceiptState.REFUSED)
             return True
         return False
-
-    def _sms_state_changed(self, sms: Sms) -> None:
-        if sms.kind != "mo" or sms.state is SmsState.QUEUED:
-            return
-        # The store marked its receipts due in the same transaction as the state change.
-        for receipt in self.sms.receipts_of(sms.id):
-            if receipt.state is ReceiptState.DUE:
-                self._receipt_systems.add(receipt.system_id)
 
     def _send_due_receipts(self, system_id: str) -> None:
         """Offer the receipts due for system_id to its receiving binds."""
