@@ -9,6 +9,11 @@ looks like the `sqlite3.Connection` the store uses (`execute`, `executemany`, cu
 What a transaction means is kept too: SQLite's `BEGIN IMMEDIATE` takes the database's one write
 lock, and the store relies on it (a payment checks, then takes the money), so here `BEGIN`
 takes one transaction-scoped advisory lock that every worker's writers share.
+
+A dialog step runs a few statements, so each costs one round trip and little else: the values
+are merged into the statement on this side (as psycopg's ClientCursor does) and sent with
+libpq's PQexec, whose one round trip also carries the `BEGIN`, the lock and the write counter
+together, and `executemany` of a one-row INSERT is one INSERT of all its rows.
 """
 
 from __future__ import annotations
@@ -16,39 +21,58 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, NoReturn
 
 import psycopg
-from psycopg.adapt import Loader
+from psycopg import pq
+from psycopg.abc import Transformer as TransformerType
+from psycopg.adapt import Loader, Transformer
+from psycopg.errors import error_from_result
 
 # pg_advisory_xact_lock key of the store's write lock ("ussd" in ASCII).
 WRITE_LOCK = 0x75737364
 # pg_advisory_lock key held while migrating, so workers starting together migrate once.
 MIGRATE_LOCK = WRITE_LOCK + 1
 CONNECT_TIMEOUT = 5  # seconds: a server that is gone is reported, not waited on
+MANY_ROWS = 500  # rows per INSERT that executemany sends
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ussd_schema ("
     "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
     "INSERT INTO ussd_schema (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
 )
-# SQLite's PRAGMA data_version moves when another connection commits; the store drops its
-# cached subscribers then, and the SMS centre and the link scheduler re-read their next
-# deadline (store.change_marker). Here a sequence moves on every write to those tables (ours
-# too: a few more re-reads, never a stale one past the store's check interval).
+# SQLite's PRAGMA data_version moves when another connection commits (never for our own); the
+# store drops its cached subscribers then, and the SMS centre and the link scheduler re-read
+# their next deadline (store.change_marker). Here every transaction that writes those tables
+# moves a committed counter once, noting its transaction id: a connection reads the counter
+# with its BEGIN and its COMMIT and so tells its own change from another's, and another's is
+# seen only once it is committed (a counter moved before the commit would let a reader cache
+# the row the writer is still changing).
 _WATCHED = ("subscribers", "sms", "links")
 _WRITES = (
-    "CREATE SEQUENCE IF NOT EXISTS ussd_subscriber_writes",
+    "CREATE TABLE IF NOT EXISTS ussd_writes ("
+    "id INTEGER PRIMARY KEY CHECK (id = 1), n BIGINT NOT NULL, xid BIGINT)",
+    "INSERT INTO ussd_writes (id, n) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
     "CREATE OR REPLACE FUNCTION ussd_subscriber_written() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN PERFORM nextval('ussd_subscriber_writes'); RETURN NULL; END $$",
+    "$$ BEGIN UPDATE ussd_writes SET n = n + 1, xid = txid_current() "
+    "WHERE id = 1 AND xid IS DISTINCT FROM txid_current(); RETURN NULL; END $$",
     *(
         f"CREATE OR REPLACE TRIGGER ussd_written AFTER INSERT OR UPDATE OR DELETE "
         f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION ussd_subscriber_written()"
         for table in _WATCHED
     ),
 )
+_BEGIN = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})".encode()
+# The counter as this transaction starts, and its id (the counter notes the id of its writer).
+_BEGIN_COUNTED = _BEGIN + b"; SELECT n, txid_current() FROM ussd_writes WHERE id = 1"
+_COMMIT_COUNTED = b"COMMIT; SELECT n, xid FROM ussd_writes WHERE id = 1"
+_COUNTER = b"SELECT n FROM ussd_writes WHERE id = 1"
+
+_OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY)
+_ROWS = pq.ExecStatus.TUPLES_OK
 
 
 def is_postgres(database: str) -> bool:
@@ -70,13 +94,20 @@ _NULL_ID = re.compile(
 )
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.I)
 _PRAGMA = re.compile(r"^\s*PRAGMA\s+(\w+)\s*(?:=\s*(\w+))?\s*$", re.I)
+# The one row of a one-row INSERT: VALUES (%s, …) with nothing nested.
+_ROW = re.compile(r"\bVALUES\s*(\([^()]*\))", re.I)
+_DO_UPDATE = re.compile(r"\bDO\s+UPDATE\b", re.I)
 
 
 def _placeholders(sql: str) -> str:
-    # `?` becomes `%s` and a literal `%` becomes `%%`, outside quoted strings and names.
+    # `?` becomes `%s` outside quoted strings and names; every `%` becomes `%%`, quoted or not
+    # (the values are merged in with Python's `%`).
     out: list[str] = []
     quote = ""
     for ch in sql:
+        if ch == "%":
+            out.append("%%")
+            continue
         if quote:
             if ch == quote:
                 quote = ""
@@ -84,9 +115,6 @@ def _placeholders(sql: str) -> str:
             quote = ch
         elif ch == "?":
             out.append("%s")
-            continue
-        elif ch == "%":
-            out.append("%%")
             continue
         out.append(ch)
     return "".join(out)
@@ -116,6 +144,51 @@ def translate(sql: str) -> tuple[str, str | None]:
     insert = _INSERT_INTO.match(sql)
     single_row = insert is not None and not re.search(r"\bSELECT\b", sql, re.I)
     return _placeholders(sql), insert[1].lower() if insert and single_row else None
+
+
+# What execute() does with a statement, decided once per text.
+_STATEMENT, _BEGIN_KIND, _COMMIT_KIND, _ROLLBACK_KIND, _PRAGMA_KIND = range(5)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    kind: int
+    template: bytes = b""  # the statement, `%s` for each value (`%%` a literal `%`)
+    table: str | None = None  # the table a one-row INSERT writes (RETURNING id when identity)
+    ddl: bool = False  # CREATE / ALTER: the identity columns may have changed
+    # executemany of a one-row INSERT: (before the row, the row, after it), else None
+    many: tuple[bytes, bytes, bytes] | None = None
+    pragma: tuple[str, str | None] = ("", None)
+
+
+@lru_cache(maxsize=2048)
+def _plan(sql: str) -> _Plan:
+    pragma = _PRAGMA.match(sql)
+    if pragma is not None:
+        return _Plan(_PRAGMA_KIND, pragma=(pragma[1].lower(), pragma[2]))
+    word = sql.strip().upper()
+    if word in ("BEGIN IMMEDIATE", "BEGIN"):
+        return _Plan(_BEGIN_KIND)
+    if word == "COMMIT":
+        return _Plan(_COMMIT_KIND)
+    if word == "ROLLBACK":
+        return _Plan(_ROLLBACK_KIND)
+    text, table = translate(sql)
+    many = None
+    row = _ROW.search(text) if table is not None and not _DO_UPDATE.search(text) else None
+    if row is not None:
+        many = (
+            text[: row.start(1)].encode(),
+            row[1].encode(),
+            text[row.end(1) :].encode(),
+        )
+    return _Plan(
+        _STATEMENT,
+        text.encode(),
+        table,
+        ddl=text.lstrip()[:6].upper() in ("CREATE", "ALTER "),
+        many=many,
+    )
 
 
 # -- results -------------------------------------------------------------------------------
@@ -163,12 +236,19 @@ class PgConnection:
         self.dsn = dsn
         self.error = error
         self._conn: psycopg.Connection[Any] | None = None
+        self._tx: TransformerType | None = None
+        self._encoding = "utf-8"
         self._identity: frozenset[str] = frozenset()
         self._writes_ready = False
         self._in_transaction = False
         # Rows this connection changed, as sqlite3's total_changes: with the other writers'
         # counter (PRAGMA data_version below) it tells the store's users when to re-read.
         self.total_changes = 0
+        # The write counter (_WRITES) as last seen, and how often another connection's write
+        # was seen: PRAGMA data_version.
+        self._seen: int | None = None
+        self._others = 0
+        self._xact: tuple[int, bytes] | None = None  # this transaction's (counter at BEGIN, id)
         self._connect()
 
     # -- the connection --------------------------------------------------------------------
@@ -191,6 +271,8 @@ class PgConnection:
             ) from None
         conn.adapters.register_loader("numeric", _NumericLoader)
         self._conn = conn
+        self._tx = Transformer.from_context(conn)
+        self._encoding = conn.info.encoding
         # Under the migration lock: two workers creating the table at once would collide
         # (CREATE TABLE IF NOT EXISTS is not safe against a concurrent one on PostgreSQL).
         self._run(f"SELECT pg_advisory_lock({MIGRATE_LOCK})", ())
@@ -218,6 +300,7 @@ class PgConnection:
         self._identity = frozenset(str(r[0]) for r in rows)
 
     def _run(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        # psycopg's own execute: the rare statements (connecting, migrating, pragmas).
         conn = self._conn
         assert conn is not None
         cur = conn.execute(sql, params)
@@ -235,6 +318,9 @@ class PgConnection:
             yield
         finally:
             self.execute_raw(f"SELECT pg_advisory_unlock({MIGRATE_LOCK})")
+        # Another worker may have created the tables meanwhile (this one then ran no CREATE):
+        # which have an identity id decides whether an INSERT returns it (lastrowid).
+        self._refresh_identity()
 
     def execute_raw(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """A PostgreSQL statement as it is (no translation)."""
@@ -254,57 +340,132 @@ class PgConnection:
             ) from None
         raise exc
 
+    def _exec(self, query: bytes) -> pq.abc.PGresult:
+        """One round trip (PQexec); the last statement's result. Errors as psycopg raises them."""
+        pgconn = self._live().pgconn
+        try:
+            res = pgconn.exec_(query)
+        except psycopg.OperationalError as exc:  # no result at all: the connection is gone
+            self._gone(_reason(exc))
+        if res.status in _OK:
+            return res
+        if pgconn.status != pq.ConnStatus.OK:
+            self._gone(res.get_error_message(self._encoding))
+        raise error_from_result(res, encoding=self._encoding)
+
+    def _gone(self, reason: str) -> NoReturn:
+        conn, self._conn = self._conn, None
+        self._in_transaction = False
+        if conn is not None:
+            conn.close()
+        reason = reason.strip().splitlines()[0] if reason.strip() else "closed"
+        raise self.error(f"PostgreSQL {where(self.dsn)}: the connection was lost: {reason}")
+
+    def _literal(self, value: Any) -> bytes:
+        tx = self._tx
+        assert tx is not None
+        return b"NULL" if value is None else tx.as_literal(value)
+
     # -- the sqlite3.Connection face -------------------------------------------------------
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
-        pragma = _PRAGMA.match(sql)
-        if pragma is not None:
-            return self._pragma(pragma[1].lower(), pragma[2])
-        word = sql.strip().upper()
-        if word == "BEGIN IMMEDIATE" or word == "BEGIN":
-            self._live()
-            try:
-                self._run("BEGIN", ())
-                self._in_transaction = True
-                self._run(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})", ())
-            except psycopg.OperationalError as exc:
-                self._lost(exc)
-            return PgCursor(_EMPTY, -1, None)
-        if word in ("COMMIT", "ROLLBACK"):
-            conn = self._conn
-            self._in_transaction = False
-            if conn is None or conn.closed or conn.broken:
-                if word == "ROLLBACK":
-                    return PgCursor(_EMPTY, -1, None)  # nothing was kept to roll back
-                raise self.error(f"PostgreSQL {where(self.dsn)}: the connection was lost")
-            try:
-                self._run(word, ())
-            except psycopg.OperationalError as exc:
-                self._lost(exc)
-            return PgCursor(_EMPTY, -1, None)
-        text, table = translate(sql)
-        returning = table is not None and table in self._identity
-        if returning:
-            text += " RETURNING id"
-        conn = self._live()
-        try:
-            cur = conn.execute(text, list(parameters))
-        except psycopg.OperationalError as exc:
-            self._lost(exc)
-        if not returning and text.lstrip()[:6].upper() in ("CREATE", "ALTER "):
+        plan = _plan(sql)
+        if plan.kind != _STATEMENT:
+            return self._special(plan)
+        returning = plan.table is not None and plan.table in self._identity
+        template = plan.template + b" RETURNING id" if returning else plan.template
+        literal = self._literal
+        res = self._exec(template % tuple(literal(v) for v in parameters))
+        count = res.command_tuples
+        rowcount = -1 if count is None else count
+        if plan.ddl:
             self._refresh_identity()
-        rows = cur.fetchall() if cur.description is not None else []
-        if cur.rowcount > 0 and (returning or cur.description is None):
-            self.total_changes += cur.rowcount
+        if res.status != _ROWS:
+            if rowcount > 0:
+                self.total_changes += rowcount
+            return PgCursor(_EMPTY, rowcount, None)
         if returning:
-            return PgCursor(_EMPTY, cur.rowcount, int(rows[0][0]) if rows else None)
-        return PgCursor(rows, cur.rowcount, None)
+            if rowcount > 0:
+                self.total_changes += rowcount
+            value = res.get_value(0, 0) if res.ntuples else None
+            return PgCursor(_EMPTY, rowcount, int(value) if value is not None else None)
+        tx = self._tx
+        assert tx is not None
+        tx.set_pgresult(res)
+        return PgCursor(tx.load_rows(0, res.ntuples, tuple), rowcount, None)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]], /) -> PgCursor:
+        plan = _plan(sql)
+        if plan.many is None:
+            count = 0
+            for parameters in seq:
+                count += max(self.execute(sql, parameters).rowcount, 0)
+            return PgCursor(_EMPTY, count, None)
+        # One INSERT of every row (MANY_ROWS at a time): one round trip, as one statement
+        # inserts them in order; no id comes back (sqlite3's executemany gives none either).
+        head, row, tail = plan.many
+        head, tail = head % (), tail % ()
+        literal = self._literal
+        rows = [row % tuple(literal(v) for v in parameters) for parameters in seq]
         count = 0
-        for parameters in seq:
-            count += max(self.execute(sql, parameters).rowcount, 0)
+        for start in range(0, len(rows), MANY_ROWS):
+            res = self._exec(head + b",".join(rows[start : start + MANY_ROWS]) + tail)
+            count += res.command_tuples or 0
+        self.total_changes += count
         return PgCursor(_EMPTY, count, None)
+
+    def _special(self, plan: _Plan) -> PgCursor:
+        if plan.kind == _PRAGMA_KIND:
+            return self._pragma(*plan.pragma)
+        if plan.kind == _BEGIN_KIND:
+            self._begin()
+        elif plan.kind == _COMMIT_KIND:
+            self._commit()
+        else:
+            conn = self._conn
+            self._in_transaction = False
+            self._xact = None
+            if conn is not None and not conn.closed:
+                self._exec(b"ROLLBACK")
+            # else nothing was kept to roll back
+        return PgCursor(_EMPTY, -1, None)
+
+    def _begin(self) -> None:
+        counted = self._writes_ready
+        try:
+            res = self._exec(_BEGIN_COUNTED if counted else _BEGIN)
+        except psycopg.Error:
+            # BEGIN went through, the lock did not (a cancel, a timeout): nothing is begun.
+            conn = self._conn
+            if conn is not None and conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                conn.pgconn.exec_(b"ROLLBACK")
+            raise
+        self._in_transaction = True
+        if counted:
+            before = int(res.get_value(0, 0) or b"0")
+            self._xact = (before, res.get_value(0, 1) or b"")
+            self._saw(before, self._seen)
+
+    def _commit(self) -> None:
+        xact, self._xact = self._xact, None
+        if self._conn is None or self._conn.closed:
+            self._in_transaction = False
+            raise self.error(f"PostgreSQL {where(self.dsn)}: the connection was lost")
+        try:
+            res = self._exec(_COMMIT_COUNTED if xact is not None else b"COMMIT")
+        finally:
+            self._in_transaction = False
+        if xact is not None:
+            before, xid = xact
+            after = int(res.get_value(0, 0) or b"0")
+            # Ours alone moved it by one, and left our id on it; anything else is another's.
+            self._saw(after, before + 1 if res.get_value(0, 1) == xid else before)
+
+    def _saw(self, counter: int, expected: int | None) -> None:
+        # The counter is `expected` when nobody else has written since we last looked.
+        if expected is not None and counter != expected:
+            self._others += 1
+        self._seen = counter
 
     def _pragma(self, name: str, value: str | None) -> PgCursor:
         if name == "user_version":
@@ -315,8 +476,8 @@ class PgConnection:
         if name == "data_version":
             if not self._writes_ready:
                 self._prepare_writes()
-            rows = self.execute_raw("SELECT last_value FROM ussd_subscriber_writes")
-            return PgCursor(rows, 1, None)
+            self._saw(int(self._exec(_COUNTER).get_value(0, 0) or b"0"), self._seen)
+            return PgCursor([(self._others,)], 1, None)
         # journal_mode, synchronous, foreign_keys: PostgreSQL is durable and checks keys.
         return PgCursor([("ok",)], 1, None)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 
 from tests.services import Server, create_database
-from ussd.pgsql import is_postgres, translate
+from ussd import pgsql
+from ussd.pgsql import PgConnection, is_postgres, translate
 from ussd.store import MIGRATIONS, Store, StoreError
 
 NOW = 1_780_000_000.0
@@ -18,7 +20,7 @@ RU = "79161234567"
     ("sqlite", "postgres", "table"),
     [
         ("SELECT a FROM t WHERE b = ? AND c = ?", "SELECT a FROM t WHERE b = %s AND c = %s", None),
-        ("SELECT '?', '%' FROM t WHERE x LIKE ?", "SELECT '?', '%' FROM t WHERE x LIKE %s", None),
+        ("SELECT '?', '%' FROM t WHERE x LIKE ?", "SELECT '?', '%%' FROM t WHERE x LIKE %s", None),
         ("SELECT 100 % 7", "SELECT 100 %% 7", None),
         (
             "INSERT OR IGNORE INTO links (number) VALUES (?)",
@@ -111,3 +113,101 @@ def test_workers_starting_together_migrate_once(postgres_url: str) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+# -- the connection under the store (ussd/pgsql.py) ---------------------------------------------
+
+
+def _version(db: PgConnection) -> int:
+    return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+
+def test_data_version_moves_for_another_connections_commit_only(postgres_url: str) -> None:
+    gateway, other = Store(postgres_url), Store(postgres_url)
+    try:
+        db = gateway.db
+        assert isinstance(db, PgConnection)
+        start = _version(db)
+        gateway.create_subscriber(RU, "ru", NOW)  # our own commits, as SQLite's data_version
+        gateway.add_sms(RU, "MTS", "ours", NOW, NOW + 60)
+        assert _version(db) == start
+        other_db = other.db
+        assert isinstance(other_db, PgConnection)
+        other_db.execute("BEGIN IMMEDIATE")
+        other_db.execute("UPDATE subscribers SET balance = 9 WHERE msisdn = ?", (RU,))
+        # Not before it is committed: a reader would cache the row as it was.
+        assert _version(db) == start
+        other_db.execute("COMMIT")
+        moved = _version(db)
+        assert moved != start
+        gateway.update_subscriber(RU, balance=10.0)
+        assert _version(db) == moved
+        other.add_sms(RU, "MTS", "theirs", NOW, NOW + 60)
+        assert _version(db) != moved
+    finally:
+        gateway.close()
+        other.close()
+
+
+def test_a_transaction_that_began_after_another_write_counts_it(postgres_url: str) -> None:
+    gateway, other = Store(postgres_url), Store(postgres_url)
+    try:
+        db = gateway.db
+        assert isinstance(db, PgConnection)
+        gateway.create_subscriber(RU, "ru", NOW)
+        start = _version(db)
+        other.update_subscriber(RU, balance=3.0)
+        gateway.add_sms(RU, "MTS", "ours after theirs", NOW, NOW + 60)
+        assert _version(db) != start  # theirs is seen, though ours came after it
+    finally:
+        gateway.close()
+        other.close()
+
+
+def test_executemany_inserts_every_row_in_order(postgres_url: str) -> None:
+    store = Store(postgres_url)
+    try:
+        db = store.db
+        db.execute(
+            "CREATE TABLE many (id INTEGER PRIMARY KEY AUTOINCREMENT, a TEXT UNIQUE, b REAL)"
+        )
+        rows = [(f"r{i}", i / 4) for i in range(pgsql.MANY_ROWS * 2 + 3)]
+        rows.insert(5, ("r1", 99.0))  # a duplicate, ignored as one statement per row would
+        cur = db.executemany("INSERT OR IGNORE INTO many (a, b) VALUES (?, ?)", rows)
+        assert cur.rowcount == len(rows) - 1
+        got = db.execute("SELECT a, b FROM many ORDER BY id").fetchall()
+        assert got == [r for i, r in enumerate(rows) if i != 5]
+        assert db.executemany("INSERT INTO many (a, b) VALUES (?, ?)", []).rowcount == 0
+        # Not a one-row INSERT: a statement per row.
+        cur = db.executemany("UPDATE many SET b = ? WHERE a = ?", [(1.0, "r0"), (2.0, "r1")])
+        assert cur.rowcount == 2
+    finally:
+        store.close()
+
+
+def test_statements_keep_sqlite_results_and_postgres_errors(postgres_url: str) -> None:
+    store = Store(postgres_url)
+    try:
+        db = store.db
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, a TEXT UNIQUE, n REAL)")
+        first = db.execute("INSERT INTO t (a, n) VALUES (?, ?)", ("it's 100%", 1.5))
+        second = db.execute("INSERT INTO t (id, a, n) VALUES (NULL, ?, ?)", ("b\\c", None))
+        assert (first.lastrowid, second.lastrowid) == (1, 2)
+        assert db.execute("SELECT a, n FROM t WHERE a LIKE '%100%%'").fetchall() == [
+            ("it's 100%", 1.5)
+        ]
+        # SUM of integers and ROUND come back as SQLite gives them (int, float), not Decimal.
+        assert db.execute("SELECT SUM(id) FROM t").fetchone() == (3,)
+        assert db.execute("SELECT ROUND(n + ?, 1) FROM t WHERE id = 1", (0.04,)).fetchone() == (
+            1.5,
+        )
+        assert db.execute("UPDATE t SET n = 2 WHERE id > ?", (0,)).rowcount == 2
+        db.execute("BEGIN IMMEDIATE")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            db.execute("INSERT INTO t (a) VALUES (?)", ("b\\c",))
+        db.execute("ROLLBACK")
+        with pytest.raises(psycopg.errors.SyntaxError):
+            db.execute("SELEC 1")
+        assert db.execute("SELECT COUNT(*) FROM t").fetchone() == (2,)  # still usable
+    finally:
+        store.close()
