@@ -423,6 +423,28 @@ def test_the_store_keeps_the_newest_records_and_no_more(keep: int, batches: list
     store.close()
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(1, records.BATCH), min_size=1, max_size=3),
+    detail=st.text(max_size=30),
+)
+def test_a_batch_of_any_size_is_written_whole_and_in_order(sizes: list[int], detail: str) -> None:
+    # SQLite batches go as multi-row INSERTs of power-of-two sizes (records._insert).
+    store = Store(":memory:")
+    clock = SimulatedClock()
+    kept = Records(store, clock, 10_000, retention=86400.0)
+    written: list[DialogRecord] = []
+    for size in sizes:
+        for _ in range(size):
+            written.append(_record(len(written), clock.now())._replace(detail=detail))
+            kept.add(written[-1])
+        kept.flush()
+    rows = records.read(store, Query(limit=records.MAX_LIMIT))
+    assert [r.record for r in reversed(rows)] == written
+    assert [r.id for r in reversed(rows)] == list(range(1, len(written) + 1))
+    store.close()
+
+
 def test_records_older_than_the_retention_are_pruned() -> None:
     store = Store(":memory:")
     clock = SimulatedClock()

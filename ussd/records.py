@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import functools
 import io
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import chain
 from typing import Any, Final
 
 from ussd import durations, log
@@ -252,10 +254,40 @@ def _csv_safe(value: object) -> object:
     return value
 
 
-_INSERT = (
+_INSERT_INTO = (
     "INSERT INTO dialog_records (session, msisdn, code, route, via, started, ended, steps, "
-    "cause, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "cause, detail) VALUES "
 )
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = _INSERT_INTO + _ROW
+assert BATCH & (BATCH - 1) == 0, "BATCH must be a power of two (see _insert_sql)"
+
+
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    """One INSERT of `rows` rows; only powers of two up to BATCH are asked for (see _insert)."""
+    return _INSERT_INTO + ", ".join([_ROW] * rows)
+
+
+def _insert(db: Any, rows: list[DialogRecord]) -> None:
+    """Insert rows in order, as few statements as their count's binary digits.
+
+    SQLite: one multi-row INSERT per chunk of a power-of-two size takes about half the time of
+    executemany() over the same NamedTuples (docs/performance.md "Where the time goes"), and
+    the nine statements (1 … BATCH rows) stay in sqlite3's statement cache. PostgreSQL
+    (ussd/pgsql.py) already sends an executemany of a one-row INSERT as one multi-row INSERT.
+    """
+    if not isinstance(db, sqlite3.Connection):
+        db.executemany(_INSERT, rows)
+        return
+    start, left = 0, len(rows)
+    while left:
+        size = 1 << (min(left, BATCH).bit_length() - 1)  # the largest power of two <= left
+        db.execute(_insert_sql(size), list(chain.from_iterable(rows[start : start + size])))
+        start += size
+        left -= size
+
+
 _COLUMNS = "id, session, msisdn, code, route, via, started, ended, steps, cause, detail"
 
 
@@ -307,7 +339,7 @@ class Records:
         rows, self._pending = self._pending, []
         try:
             with self.store.transaction() as db:
-                db.executemany(_INSERT, rows)
+                _insert(db, rows)
                 self._prune(db)
         except sqlite3.ProgrammingError:
             # The store was closed first (a world torn down while a batch waited on the loop).
