@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from ussd.slots import fast_init
+
 
 class Outcome(StrEnum):
     """Why a dialog ended."""
@@ -32,6 +34,7 @@ class SmsState(StrEnum):
     EXPIRED = "expired"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Screen:
     """One USSD screen as the user sees it (docs/phones.md wire shape plus the service code)."""
@@ -83,6 +86,7 @@ class Sms:
         return data
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DialogStarted:
     """A dialog opened for msisdn (the first screen follows as ScreenShown)."""
@@ -93,6 +97,7 @@ class DialogStarted:
     service_code: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ScreenShown:
     """A screen was produced for msisdn (start, reply, next page)."""
@@ -120,6 +125,7 @@ class DialogRecord(NamedTuple):
     detail: str = ""  # what else explains the end (a fault rule, an application's error)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DialogEnded:
     """A dialog ended; `screen` is the last thing the user was told, if anything."""

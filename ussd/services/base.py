@@ -10,9 +10,11 @@ from ussd.config import Config
 from ussd.effects import Result
 from ussd.events import Outcome
 from ussd.menus import Texts
+from ussd.slots import fast_init
 from ussd.store import Store, Subscriber
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Continue:
     """Show a screen and wait for a reply (USSR request); resume at `screen` with `values`."""
@@ -28,6 +30,7 @@ class Continue:
     notice: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class End:
     """Show a final screen (PSSR response); the dialog ends."""

@@ -48,6 +48,7 @@ from ussd.events import (
     SmsStateChanged,
 )
 from ussd.msisdn import InvalidMsisdn
+from ussd.slots import fast_init
 from ussd.smpp.concat import Concat, UdhError, UserData, split_user_data
 from ussd.smpp.constants import CommandId, CommandStatus, MessageState, status_name
 from ussd.smpp.pdu import DeliverSm, Pdu, SubmitSm, SubmitSmResp, TextCodingError, decode_text
@@ -113,6 +114,7 @@ class Window(Protocol):
 # ---- actions (core -> adapter) and request contexts (and back) --------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Respond:
     """Send this response on the bind."""
@@ -121,6 +123,7 @@ class Respond:
     pdu: Pdu
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Send:
     """Send this request on the bind with its context (urgent: ahead of queued SMS)."""
@@ -131,6 +134,7 @@ class Send:
     urgent: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ScreenPart:
     """Context of a screen (deliver_sm with ussd_service_op)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ussd.slots import fast_init
 from ussd.smpp.constants import (
     DataCoding,
     EsmClass,
@@ -62,6 +63,7 @@ class Action(Enum):
     REFUSE = "refuse"  # a network-side operation (2, 3, 16, 17) or an unknown one
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UssdRequest:
     """A harness's USSD submit_sm, read once: the operation and the TLVs to echo."""
