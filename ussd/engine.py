@@ -169,16 +169,17 @@ class Dialog:
         )
 
     def current(self) -> Screen:
-        last = self.page == len(self.pages)
+        page, pages = self.page, len(self.pages)
+        # Positional: built on every step, and keywords cost a third more (Screen's order).
         return Screen(
-            session=self.session,
-            text=self.pages[self.page - 1],
-            end=self.final and last,
-            page=self.page,
-            pages=len(self.pages),
-            service_code=self.service_code,
-            secret=self.secret,
-            notice=self.notice,
+            self.session,
+            self.pages[page - 1],
+            self.final and page == pages,
+            page,
+            pages,
+            self.service_code,
+            self.secret,
+            self.notice,
         )
 
 
@@ -230,6 +231,7 @@ class Engine:
         # worker to end; True when there was one.
         self.release_elsewhere: Callable[[str], bool] | None = None
         self._reply_timeout = config.ussd.reply_timeout
+        self._more: dict[str, str] = {}  # "common.more" by language (see _run)
         self._dialog_timeout = config.ussd.dialog_timeout
         # The operator profile's screens (ussd/profiles.py): how long, paged or cut.
         self._screen = (config.ussd.screen_length, config.ussd.screen_policy == TRUNCATE)
@@ -736,7 +738,10 @@ class Engine:
             return screen
         if isinstance(step, Await):
             return self._await(dialog, step, ctx.now)
-        more = self.texts.get("common.more", ctx.language)
+        language = ctx.language
+        more = self._more.get(language)
+        if more is None:  # the texts never change while the engine runs: one render each
+            more = self._more[language] = self.texts.get("common.more", language)
         page = 1
         if isinstance(step, Continue):
             if dialog.screen:
@@ -812,15 +817,15 @@ class Engine:
     def _record(self, dialog: Dialog, outcome: Outcome) -> DialogRecord:
         # A service's own cause (End.cause: not_supported) only qualifies a normal end.
         cause = cause_of(outcome, dialog.cause if outcome is Outcome.COMPLETED else "")
-        return DialogRecord(
-            session=dialog.session,
-            msisdn=dialog.msisdn,
-            code=dialog.service_code,
-            route=dialog.route,
-            via=dialog.via,
-            started=dialog.started,
-            ended=self.clock.now(),
-            steps=dialog.steps,
-            cause=cause.value,
-            detail=dialog.detail,
+        return DialogRecord(  # positional, in the row's column order (one per dialog)
+            dialog.session,
+            dialog.msisdn,
+            dialog.service_code,
+            dialog.route,
+            dialog.via,
+            dialog.started,
+            self.clock.now(),
+            dialog.steps,
+            cause.value,
+            dialog.detail,
         )
