@@ -23,16 +23,20 @@ through a Redis stream per worker (its inbox).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import json
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import redis
 import redis.asyncio as aredis
 from redis.commands.core import Script
+from redis.connection import ConnectionPool
+from redis.exceptions import NoScriptError
 
 from ussd import log
 from ussd.engine import Dialog, DialogBusy, Engine
@@ -51,6 +55,7 @@ ALIVE = 3.0  # a worker that has not beaten for this long is dead: its dialogs a
 GRACE = 1.0  # a dialog past its deadline this long is reaped when its worker is dead
 REAP_BATCH = 100
 INBOX_LENGTH = 10_000  # entries kept per inbox (MAXLEN ~)
+_LENGTH = str(INBOX_LENGTH)
 TIMEOUT = 2.0  # seconds to connect to Redis or wait for an answer: an outage is an error
 
 # KEYS: dialog, deadlines. ARGV: worker, session, deadline, msisdn, inbox prefix, inbox length.
@@ -120,6 +125,103 @@ return {d[1] or '', d[2] or '', d[3] or ''}
 """
 
 
+def _pack(*args: bytes) -> bytes:
+    # One command in RESP (the Redis protocol): an array of bulk strings.
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(out)
+
+
+class _Connection(Protocol):
+    # What _Scripts uses of redis-py's (untyped) Connection.
+    def send_packed_command(self, command: list[bytes], check_health: bool = ...) -> None: ...
+    def read_response(self) -> Any: ...
+    def disconnect(self) -> None: ...
+
+
+class _Scripts:
+    """The step's scripts on a connection of their own (claim, save, release, take).
+
+    A step runs two of them, synchronously: the command is packed here and sent and read on
+    redis-py's connection (its URL, AUTH, SELECT, TLS and timeouts), without the client's
+    per-command pool, retry and instrumentation, which cost several times the round trip's own
+    CPU. EVALSHA, and EVAL once when Redis does not know the script (a restarted Redis). A
+    connection that fails is dropped. When it had served before (Redis restarted since, say),
+    the command is sent once more on a new one, never after a timeout: each script may run
+    twice, as a second run finds what the first left and changes nothing more.
+    """
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._conn: _Connection | None = None
+
+    def __call__(self, script: _Lua, keys: Sequence[str], args: Sequence[str]) -> Any:
+        tail = [str(len(keys)).encode(), *(k.encode() for k in keys), *(a.encode() for a in args)]
+        fresh = self._conn is None
+        conn = self._connection()
+        try:
+            return self._run(conn, script, tail)
+        except redis.TimeoutError:
+            self._drop()
+            raise
+        except redis.ConnectionError:
+            self._drop()
+            if fresh:
+                raise
+        return self._run(self._connection(), script, tail)
+
+    def _run(self, conn: _Connection, script: _Lua, tail: list[bytes]) -> Any:
+        conn.send_packed_command([_pack(b"EVALSHA", script.sha, *tail)], check_health=False)
+        try:
+            return conn.read_response()
+        except NoScriptError:
+            conn.send_packed_command([_pack(b"EVAL", script.source, *tail)], check_health=False)
+            return conn.read_response()
+
+    def _connection(self) -> _Connection:
+        if self._conn is None:
+            self._conn = cast(_Connection, self._pool.make_connection())
+        return self._conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.disconnect()
+
+    def close(self) -> None:
+        self._drop()
+
+
+@dataclass(frozen=True, slots=True)
+class _Lua:
+    source: bytes
+    sha: bytes
+
+    @classmethod
+    def of(cls, source: str) -> _Lua:
+        data = source.encode()
+        return cls(data, hashlib.sha1(data).hexdigest().encode())
+
+
+_CLAIM_LUA, _SAVE_LUA, _RELEASE_LUA, _TAKE_LUA = (
+    _Lua.of(s) for s in (_CLAIM, _SAVE, _RELEASE, _TAKE)
+)
+_FIELDS = tuple(f.name for f in dataclasses.fields(Dialog))
+_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def _state(dialog: Dialog) -> str:
+    """json.dumps(dialog.to_state()), without to_state()'s deep copy of every field (a screen
+    saves it on every step); values it cannot encode as they are go through to_state()."""
+    state = {name: getattr(dialog, name) for name in _FIELDS}
+    state["pages"] = list(dialog.pages)
+    try:
+        return _JSON.encode(state)
+    except TypeError:
+        return _JSON.encode(dialog.to_state())
+
+
 def default_worker_id() -> str:
     """host:pid, unique on a host and across hosts."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -157,11 +259,7 @@ class Cluster:
         self._sync = redis.Redis.from_url(
             url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
         )
-        self._scripts: dict[str, Script] = {
-            name: self._sync.register_script(lua)
-            for name, lua in (("claim", _CLAIM), ("save", _SAVE), ("release", _RELEASE))
-        }
-        self._take: Script = self._sync.register_script(_TAKE)
+        self._scripts = _Scripts(self._sync.connection_pool)
         self._release_elsewhere: Script = self._sync.register_script(_RELEASE_ELSEWHERE)
         self._tasks: list[asyncio.Task[None]] = []
         # The loops end on this too: redis-py may turn a cancel inside a read into an error.
@@ -233,6 +331,7 @@ class Cluster:
                     await step()
             except (TimeoutError, redis.RedisError) as exc:
                 _log.warning("cluster_stop_incomplete", step=what, error=str(exc) or "timeout")
+        self._scripts.close()
         self._sync.close()
 
     def where(self) -> str:
@@ -247,44 +346,44 @@ class Cluster:
         # another worker as soon as this step's answer is out, and must find it registered.
         if isinstance(event, DialogStarted):
             deadline = self.engine.clock.now() + self.engine.config.ussd.reply_timeout
-            args = [self.worker, event.session, repr(deadline), event.msisdn, INBOX, INBOX_LENGTH]
-            self._call("claim", event.msisdn, args)
+            args = [self.worker, event.session, repr(deadline), event.msisdn, INBOX, _LENGTH]
+            self._call(_CLAIM_LUA, "a claim", event.msisdn, args)
         elif isinstance(event, ScreenShown):
             dialog = self.engine.dialog(event.msisdn)
             if dialog is None or dialog.session != event.screen.session or event.screen.end:
                 return
             try:
-                state = json.dumps(dialog.to_state(), separators=(",", ":"))
+                state = _state(dialog)
             except (TypeError, ValueError):
                 _log.warning("cluster_state_not_serialisable", session=dialog.session)
                 return
             due = repr(_next_deadline(dialog))
             waiting = "1" if dialog.waiting else "0"
             args = [self.worker, dialog.session, state, due, dialog.msisdn, waiting]
-            if self._call("save", dialog.msisdn, args) == 0:
+            if self._call(_SAVE_LUA, "a save", dialog.msisdn, args) == 0:
                 # Replaced on another worker meanwhile: this copy ends here.
                 self._end_local(dialog.msisdn, dialog.session, Outcome.REPLACED)
         elif isinstance(event, DialogEnded):
-            self._call("release", event.msisdn, [event.session, event.msisdn])
+            self._call(_RELEASE_LUA, "a release", event.msisdn, [event.session, event.msisdn])
 
     def _waits(self, dialog: Dialog) -> None:
         # The dialog waits for an outside answer that this worker performs: saved as waiting,
         # so a reply on another worker meanwhile is refused (dialog_busy) rather than taken
         # over from the last screen's state. The resumed step's screen saves it again.
         try:
-            state = json.dumps(dialog.to_state(), separators=(",", ":"))
+            state = _state(dialog)
         except (TypeError, ValueError):
             _log.warning("cluster_state_not_serialisable", session=dialog.session)
             return
         due = repr(_next_deadline(dialog))
         args = [self.worker, dialog.session, state, due, dialog.msisdn, "1"]
-        self._call("save", dialog.msisdn, args)
+        self._call(_SAVE_LUA, "a save", dialog.msisdn, args)
 
-    def _call(self, script: str, msisdn: str, args: list[Any]) -> Any:
+    def _call(self, script: _Lua, what: str, msisdn: str, args: list[str]) -> Any:
         try:
-            result = self._scripts[script](keys=[DIALOG + msisdn, DEADLINES], args=args)
+            result = self._scripts(script, (DIALOG + msisdn, DEADLINES), args)
         except redis.RedisError as exc:
-            self._failed(f"a {script}", exc)
+            self._failed(what, exc)
             return None
         self._up()
         return result
@@ -310,8 +409,8 @@ class Cluster:
         holds is taken over from its saved state. When Redis cannot be asked, `here` is used.
         """
         try:
-            found = self._take(
-                keys=[DIALOG + msisdn], args=[self.worker, msisdn, INBOX, INBOX_LENGTH]
+            found = self._scripts(
+                _TAKE_LUA, (DIALOG + msisdn,), (self.worker, msisdn, INBOX, _LENGTH)
             )
         except redis.RedisError as exc:
             self._failed("a take-over", exc)

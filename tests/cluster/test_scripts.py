@@ -1,0 +1,111 @@
+"""The step's Redis scripts and the saved dialog state, as a worker sends them (ussd/cluster.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+
+from tests.services import Server
+from ussd import cluster as cluster_mod
+from ussd.cluster import DEADLINES, DIALOG, INBOX
+from ussd.engine import Dialog
+from ussd.events import Outcome
+
+RU = "79161234567"
+NOW = 1_780_000_000.0
+
+
+def _dialog(**values: object) -> Dialog:
+    return Dialog(
+        session="s1",
+        msisdn=RU,
+        service="menu",
+        service_code="*111#",
+        screen="main",
+        values=dict(values),
+        started=NOW,
+        reply_deadline=NOW + 60,
+        max_deadline=NOW + 300,
+        pages=("first page", "второй"),
+        left_on={"main": 2},
+        outcome=Outcome.REPLACED,
+    )
+
+
+@dataclass
+class Point:
+    x: int
+
+
+def test_the_saved_state_is_to_states_json() -> None:
+    dialog = _dialog(amount=10.5, items=["a", {"b": (1, 2)}], none=None)
+    saved = cluster_mod._state(dialog)
+    assert saved == json.dumps(dialog.to_state(), separators=(",", ":"))
+    back = Dialog.from_state(json.loads(saved))  # what a worker taking it over reads
+    assert back.outcome is Outcome.REPLACED and back.pages == dialog.pages
+    assert back.left_on == {"main": 2} and back.values["items"] == ["a", {"b": [1, 2]}]
+
+
+def test_a_value_only_to_state_can_encode_goes_through_it() -> None:
+    dialog = _dialog(point=Point(3))  # asdict() makes it a dict; json alone cannot
+    assert json.loads(cluster_mod._state(dialog))["values"] == {"point": {"x": 3}}
+    with pytest.raises(TypeError):
+        cluster_mod._state(_dialog(what={1, 2}))  # neither can: the worker logs and skips it
+
+
+@pytest.fixture
+def scripts(redis_url: str) -> Iterator[cluster_mod._Scripts]:
+    client = redis.Redis.from_url(redis_url)
+    s = cluster_mod._Scripts(client.connection_pool)
+    yield s
+    s.close()
+    client.close()
+
+
+def _claim(scripts: cluster_mod._Scripts, worker: str, session: str) -> object:
+    return scripts(
+        cluster_mod._CLAIM_LUA,
+        (DIALOG + RU, DEADLINES),
+        (worker, session, repr(NOW + 60), RU, INBOX, "100"),
+    )
+
+
+def test_the_scripts_run_after_redis_forgot_them(
+    scripts: cluster_mod._Scripts, redis_url: str
+) -> None:
+    assert _claim(scripts, "w1", "s1") is None  # nobody held it
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.script_flush()
+        assert _claim(scripts, "w2", "s2") == b"w1"  # EVAL once, after NOSCRIPT
+        assert client.xlen(INBOX + "w1") == 1  # w1 is told its dialog was replaced
+        assert client.script_exists(cluster_mod._CLAIM_LUA.sha.decode()) == [True]
+        with pytest.raises(redis.ResponseError):  # an error from Redis is an error, at once
+            scripts(cluster_mod._CLAIM_LUA, (DIALOG + RU,), ("w1",))
+        assert scripts(cluster_mod._TAKE_LUA, (DIALOG + RU,), ("w2", RU, INBOX, "100")) is None
+    finally:
+        client.close()
+
+
+def test_a_restarted_redis_is_used_again_at_the_next_call(own_redis: Server) -> None:
+    client = redis.Redis.from_url(f"redis://127.0.0.1:{own_redis.port}/0")
+    scripts = cluster_mod._Scripts(client.connection_pool)
+    try:
+        assert _claim(scripts, "w1", "s1") is None
+        own_redis.stop(kill=True)
+        with pytest.raises(redis.ConnectionError):  # down: one error, no retries that wait
+            _claim(scripts, "w1", "s2")
+        own_redis.start_again()
+        assert _claim(scripts, "w1", "s3") is None  # a new connection, the script loaded again
+        own_redis.stop(kill=True)
+        own_redis.start_again()
+        # The connection from before the restart is broken: the call goes out on a new one.
+        assert _claim(scripts, "w2", "s4") is None
+        assert client.hget(DIALOG + RU, "worker") == b"w2"
+    finally:
+        scripts.close()
+        client.close()
