@@ -559,7 +559,8 @@ _JOINED, _SAVEPOINT, _OWN = 0, 1, 2
 
 class _Transaction:
     """Store.transaction(): a plain context manager, not @contextmanager, as it wraps every
-    write and nests (an MO SMS enters three: the SMS centre's, the SMS's, the charge's)."""
+    write and nests (an MO SMS enters four: the SMS centre's, the queue's, the INSERT's and
+    the sender's charge)."""
 
     __slots__ = ("grouped", "how", "store")
 
