@@ -276,14 +276,15 @@ class Smsc:
             self._retries_due(now)
         events, self._sms_events = self._sms_events, []
         settled: list[int] = []  # MO SMS delivered or expired: receipts may be due
+        receivers: list[_Bind] | None = None  # the same for every SMS of this round
         for event in events:
             if isinstance(event, SmsQueued):
                 sms_id = event.sms.id
-                if (
-                    sms_id not in self._in_flight
-                    and sms_id not in self._held_ids
-                    and self._deliver(event.sms) is False
-                ):
+                if sms_id in self._in_flight or sms_id in self._held_ids:
+                    continue
+                if receivers is None:
+                    receivers = self._receivers()
+                if self._deliver(event.sms, receivers) is False:
                     self._scan_needed = True
             elif isinstance(event, SmsStateChanged):
                 # Delivered elsewhere (shown on a handset) or expired: a held copy is stale.
