@@ -124,3 +124,11 @@ def test_a_batch_that_writes_nothing_costs_no_statement() -> None:
         store.inbox(KATE)
     assert [s for s in seen if not s.startswith("SELECT")] == []
     store.close()
+
+
+def test_a_failed_commit_of_its_own_leaves_the_store_usable(store: Store) -> None:
+    with pytest.raises(Exception, match=r"(?i)foreign key"), store.transaction() as db:
+        db.execute("INSERT INTO doomed (ref) VALUES (42)")
+    with store.transaction() as db:  # no "transaction within a transaction"
+        store.add_sms(KATE, "79160000001", "after", NOW, NOW + 60, kind="mo")
+    assert texts(store) == ["after"]

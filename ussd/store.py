@@ -600,8 +600,19 @@ class _Transaction:
             return
         db = store.db
         try:
+            if kind is None and self.how == _SAVEPOINT:
+                db.execute("RELEASE grouped")
+                return
             if kind is None:
-                db.execute("RELEASE grouped" if self.how == _SAVEPOINT else "COMMIT")
+                try:
+                    db.execute("COMMIT")
+                except BaseException:
+                    # A COMMIT that fails (a deferred constraint, SQLITE_BUSY) leaves the
+                    # transaction open: end it, or the next BEGIN fails too.
+                    store._subscribers.clear()
+                    with suppress(Exception):
+                        db.execute("ROLLBACK")
+                    raise
                 return
             store._subscribers.clear()  # rows read inside the transaction may be gone
             if self.how == _OWN:
