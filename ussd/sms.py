@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 
@@ -148,6 +148,16 @@ class SmsCentre:
         acknowledged to the sender is lost (docs/smpp.md). Nested calls join the outer one.
         `grouped`: a savepoint of the store's group, if one is open (Store.transaction)."""
         return self.store.transaction(grouped=grouped)
+
+    def group(self) -> AbstractContextManager[None]:
+        """One COMMIT for the grouped writes of a batch, before anyone is answered (Store.group:
+        the PDUs of one SMPP read, docs/smpp.md "MO SMS")."""
+        return self.store.group()
+
+    def after_commit(self, done: Callable[[bool], None]) -> bool:
+        """Call done(committed) once the open group commits or rolls back and return True; or
+        return False when nothing waits for a COMMIT (Store.after_commit, docs/smpp.md)."""
+        return self.store.after_commit(done)
 
     def owe_receipt(
         self, sms: Sms, system_id: str, message_id: str, sender: str, registered_delivery: int

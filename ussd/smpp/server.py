@@ -74,7 +74,6 @@ from ussd.smpp.pdu import (
 )
 from ussd.smpp.smsc import RECEIPT_ATTEMPTS, Respond, Send, Smsc
 from ussd.smpp.trace import Trace
-from ussd.store import Store
 
 __all__ = ["RECEIPT_ATTEMPTS", "STOP_GRACE", "SYSTEM_ID", "SmppServer"]
 
@@ -202,7 +201,7 @@ class _Bind(asyncio.Protocol):
         self.conn.receive_data(data, now)
         # Group commit: one store transaction for the read's PDUs, each PDU's own a savepoint
         # in it; their answers wait for its COMMIT (docs/smpp.md "MO SMS").
-        with server.store.group():
+        with server.sms.group():
             server._drain(self)
         server._flush()
         # A read's PDUs in to the answers they caused out (the console's latency chart).
@@ -249,7 +248,7 @@ class SmppServer:
         self.accounts: dict[str, SmppAccount] = {a.system_id: a for a in self.config.accounts}
         self.metrics = _Metrics(getattr(gateway, "metrics", None))
         self.smsc = Smsc(gateway.engine, gateway.sms, self.config, now=self.clock.now())
-        self.store: Store = gateway.sms.store
+        self.sms = gateway.sms
         # Application binds (role: app, docs/smpp.md "SMPP applications") and the effects of
         # kind `smpp` waiting for their answers: effect id -> the performer's future.
         self.apps = Apps(gateway.engine, self.config)

@@ -479,7 +479,7 @@ class Smsc:
 
             # In a batch (the adapter's group of one read's PDUs) the answer waits for the
             # batch's COMMIT: an OK only for what is on disk (docs/smpp.md).
-            if result.status != _OK or not self.sms.store.after_commit(answer):
+            if result.status != _OK or not self.sms.after_commit(answer):
                 answer(True)
             return
         self._ussd(bind, pdu, request, msisdn, text)
