@@ -682,15 +682,8 @@ class Engine:
         return sub.language if sub is not None else self.config.operator.language
 
     def _context(self, sub: Subscriber, now: float) -> Context:
-        return Context(
-            msisdn=sub.msisdn,
-            subscriber=sub,
-            now=now,
-            store=self.store,
-            texts=self.texts,
-            config=self.config,
-            send_sms=self._send_sms,
-        )
+        # Positionally (Context's field order): one per step.
+        return Context(sub.msisdn, sub, now, self.store, self.texts, self.config, self._send_sms)
 
     def _network_error(self, dialog: Dialog, sub: Subscriber, fault: Injection) -> Screen | Effect:
         """An injected network error: one final screen, end cause network_fault."""

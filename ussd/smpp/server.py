@@ -83,6 +83,7 @@ SYSTEM_ID = "ussd-sim"  # our system_id in bind_*_resp (SMPP 3.4 §4.1.2)
 STOP_GRACE = 2.0  # seconds stop() waits for unbind_resp before closing sockets
 
 _OK = CommandStatus.ESME_ROK
+_SOON = float("-inf")  # the SMS centre's timer: the next loop iteration (Smsc.get_timer)
 _BIND_TYPES: dict[State, str] = {
     State.BOUND_TX: "transmitter",
     State.BOUND_RX: "receiver",
@@ -640,7 +641,10 @@ class SmppServer:
         # the flush that ends that call, or the next loop iteration.
         smsc = self.smsc
         smsc.engine_event(event)
-        if smsc.pending:  # most events (screens shown, one-shot dialogs ended) make no work
+        # Most events (screens shown, one-shot dialogs ended) make no work; and with the
+        # answers of a read's earlier PDUs pending, the timer is already set for the next
+        # loop iteration (-inf), the earliest it can be.
+        if self._smsc_timer_at != _SOON and smsc.pending:
             self._arm_smsc()
         self.apps.engine_event(event)
         if self.apps.pending:

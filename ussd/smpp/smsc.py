@@ -51,7 +51,15 @@ from ussd.msisdn import InvalidMsisdn
 from ussd.slots import fast_init
 from ussd.smpp.concat import Concat, UdhError, UserData, split_user_data
 from ussd.smpp.constants import CommandId, CommandStatus, MessageState, status_name
-from ussd.smpp.pdu import DeliverSm, Pdu, SubmitSm, SubmitSmResp, TextCodingError, decode_text
+from ussd.smpp.pdu import (
+    DeliverSm,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    TextCodingError,
+    constructor,
+    decode_text,
+)
 from ussd.smpp.ussd import (
     MAX_ASSIGNED_SESSION,
     Action,
@@ -94,6 +102,7 @@ HELD_MAX = 20_000  # queued SMS held in memory waiting for a busy bind at most
 RETRY_ROUNDS = 4  # refused SMS and receipts go again in at most this many rounds per timeout
 
 _OK = CommandStatus.ESME_ROK
+_submit_sm_resp = constructor(SubmitSmResp)
 BindKey = int  # the adapter's name for a bind (opaque here)
 
 
@@ -530,9 +539,8 @@ class Smsc:
 
     def _submit_resp(self, bind: _Bind, pdu: SubmitSm, status: int, message_id: str = "") -> None:
         self._answered = pdu
-        resp = SubmitSmResp(
-            command_status=status, sequence_number=pdu.sequence_number, message_id=message_id
-        )
+        # Positionally (command_status, sequence_number, message_id, tlvs): one per submit_sm.
+        resp = _submit_sm_resp(status, pdu.sequence_number, message_id, ())
         self._actions.append(Respond(bind.key, resp))
 
     def _ussd_message_id(self, session: str) -> str:
