@@ -279,6 +279,117 @@ def test_connection_limit_keys_are_bounded() -> None:
         assert err.value.key == f"smpp.{key}"
 
 
+# -- refused PDUs: the log is bounded, the metrics count each one -------------------------------
+
+
+class Answered(Esme):
+    """The shared test client, also counting the answers to raw frames it wrote past its state
+    machine, by status (they answer no request of its own, so they are "ignored")."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.answers: Counter[int] = Counter()
+        self.expected = 0
+        self.all_answered = asyncio.Event()
+
+    def flood(self, frames: list[bytes]) -> None:
+        self.expected += len(frames)
+        self.all_answered.clear()
+        self.write(b"".join(frames))
+
+    def pdu_ignored(self, event: Any) -> None:
+        super().pdu_ignored(event)
+        if event.pdu is not None:
+            self.answers[event.pdu.command_status] += 1
+            if self.answers.total() >= self.expected:
+                self.all_answered.set()
+
+
+def unknown_commands(n: int, first_seq: int) -> list[bytes]:
+    return [struct.pack("!IIII", 16, 0x0001_0000 + i, 0, first_seq + i) for i in range(n)]
+
+
+def rejected(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == "smpp_pdu_rejected"]
+
+
+async def test_a_flood_of_refused_pdus_is_summed_up_in_the_log() -> None:
+    first, interval = server_mod.REJECTS_LOGGED, server_mod.REJECTS_INTERVAL
+    async with serving() as (srv, gateway, address):
+        other = await bound(address)
+        client = await Answered.connect(address)
+        assert isinstance(client, Answered)
+        ok = await client.request(BindTransceiver(system_id="harness", password="secret"))
+        assert ok.command_status == S.ESME_ROK
+        # 1,000 binds on a bound connection (ESME_RALYBND), then 4,000 unknown command_ids.
+        binds = [
+            encode_pdu(BindTransceiver(system_id="harness", password="x", sequence_number=i + 10))
+            for i in range(1000)
+        ]
+        with capture_logs() as logs:
+            client.flood(binds + unknown_commands(4000, 2000))
+            await asyncio.wait_for(client.all_answered.wait(), TIMEOUT * 4)
+            # The other bind's garbage is logged in full: its own budget, not the flood's.
+            other.write(unknown_commands(1, 1)[0])
+            assert isinstance(await other.request(EnquireLink()), EnquireLinkResp)
+        # Every PDU is answered and counted ...
+        assert client.answers == {S.ESME_RALYBND: 1000, S.ESME_RINVCMDID: 4000}
+        pdus = srv.metrics.pdus
+        assert pdus["out", "bind_transceiver_resp", "ESME_RALYBND"] == 1000
+        assert pdus["out", "generic_nack", "ESME_RINVCMDID"] == 4001
+        assert pdus["in", "unknown", "ESME_ROK"] == 4001
+        nacks = 'ussd_smpp_pdus_total{command="generic_nack",status="ESME_RINVCMDID"} 4001.0'
+        assert nacks in smpp_series(gateway)
+        # ... but the flooding connection logs its first ones only: the clock has not moved.
+        lines = rejected(logs)
+        assert len(lines) == first + 1
+        assert {e["status"] for e in lines[:first]} == {"ESME_RALYBND"}
+        assert all(e["system_id"] == "harness" and "reason" in e for e in lines)
+        assert lines[-1]["peer"] != lines[0]["peer"]  # the other bind's one
+        assert lines[-1]["status"] == "ESME_RINVCMDID"
+
+        # A timer of the connection after the interval: the rest summed up, by status.
+        with capture_logs() as logs:
+            gateway.clock.advance(max(interval, gateway.config.smpp.enquire_link_interval))
+            assert isinstance(await client.request(EnquireLink()), EnquireLinkResp)
+        [summary] = rejected(logs)
+        assert summary["peer"] == lines[0]["peer"]
+        assert summary["suppressed"] == 4990
+        assert summary["statuses"] == {"ESME_RALYBND": 990, "ESME_RINVCMDID": 4000}
+        assert "reason" not in summary and "command" not in summary
+
+        # Within the next interval nothing more is logged; the end of the connection sums up
+        # what was held back.
+        with capture_logs() as logs:
+            client.flood(unknown_commands(3, 9000))
+            await asyncio.wait_for(client.all_answered.wait(), TIMEOUT)
+            assert rejected(logs) == []
+            assert isinstance(await client.request(Unbind()), UnbindResp)
+            await client.closed()
+        [end] = rejected(logs)
+        assert (end["suppressed"], end["statuses"]) == (3, {"ESME_RINVCMDID": 3})
+        assert pdus["out", "generic_nack", "ESME_RINVCMDID"] == 4001  # pdus is a snapshot
+        assert srv.metrics.pdus["out", "generic_nack", "ESME_RINVCMDID"] == 4004
+        # The other bind never noticed.
+        assert isinstance(await other.request(EnquireLink()), EnquireLinkResp)
+        await other.close()
+
+
+def test_reject_log_summary_keys_are_a_fixed_set() -> None:
+    rejects = server_mod._RejectLog()
+    for _ in range(server_mod.REJECTS_LOGGED):
+        assert rejects.own_line(0.0)
+    assert not rejects.own_line(0.0)
+    for status in range(0x0000_0400, 0x0000_0400 + 1000):  # outside SMPP 3.4 §5.1.3
+        rejects.hold(status)
+    rejects.hold(S.ESME_RINVCMDID)
+    assert rejects.take(server_mod.REJECTS_INTERVAL - 0.1) is None  # too soon
+    assert rejects.take(server_mod.REJECTS_INTERVAL) == {"unknown": 1000, "ESME_RINVCMDID": 1}
+    assert rejects.take(1e9) is None  # nothing held
+    rejects.hold(S.ESME_RALYBND)
+    assert rejects.take(server_mod.REJECTS_INTERVAL, ending=True) == {"ESME_RALYBND": 1}
+
+
 # -- the file-descriptor limit ------------------------------------------------------------------
 
 FD_LIMIT = 256

@@ -81,6 +81,10 @@ _log = log.get("smpp")
 
 SYSTEM_ID = "ussd-sim"  # our system_id in bind_*_resp (SMPP 3.4 §4.1.2)
 STOP_GRACE = 2.0  # seconds stop() waits for unbind_resp before closing sockets
+# smpp_pdu_rejected: lines of their own per connection, then one summary line at most this
+# often (transport clock) and when the connection ends (docs/smpp.md "Limits").
+REJECTS_LOGGED = 10
+REJECTS_INTERVAL = 10.0
 
 _OK = CommandStatus.ESME_ROK
 _SOON = float("-inf")  # the SMS centre's timer: the next loop iteration (Smsc.get_timer)
@@ -98,6 +102,41 @@ _UNKNOWN = -1
 _COMMAND_NAMES: dict[int, str] = {int(c): command_name(c) for c in CommandId}
 _STATUS_NAMES: dict[int, str] = {int(s): status_name(s) for s in CommandStatus}
 _COMMAND_NAMES[_UNKNOWN] = _STATUS_NAMES[_UNKNOWN] = "unknown"
+
+
+class _RejectLog:
+    """How one connection's refused PDUs reach the log: the first REJECTS_LOGGED a line each,
+    then counts by status, logged at most once per REJECTS_INTERVAL and when the connection
+    ends. A peer sending garbage cannot flood the log; the metrics still count each one."""
+
+    __slots__ = ("due", "held", "logged")
+
+    def __init__(self) -> None:
+        self.logged = 0  # lines of their own so far
+        self.held: dict[str, int] = {}  # refused since the last line, by status name
+        self.due = 0.0  # no summary before this (transport clock)
+
+    def own_line(self, now: float) -> bool:
+        """Whether this refusal gets a line of its own (counted if so)."""
+        if self.logged >= REJECTS_LOGGED:
+            return False
+        self.logged += 1
+        self.due = now + REJECTS_INTERVAL
+        return True
+
+    def hold(self, status: int) -> None:
+        """Count a refusal for the next summary. Keys are SMPP 3.4 §5.1.3 names or `unknown`:
+        a fixed set, so the dict stays small whatever the peer sends."""
+        name = _STATUS_NAMES.get(status, "unknown")
+        self.held[name] = self.held.get(name, 0) + 1
+
+    def take(self, now: float, *, ending: bool = False) -> dict[str, int] | None:
+        """The counts to log now (a new interval starts), or None: nothing held, or too soon."""
+        if not self.held or (now < self.due and not ending):
+            return None
+        held, self.held = self.held, {}
+        self.due = now + REJECTS_INTERVAL
+        return held
 
 
 def _nothing() -> None:
@@ -180,6 +219,7 @@ class _Bind(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: float | None = None
         self.ended = False  # ConnectionClosed handled (the socket's end, not a session state)
+        self.rejects = _RejectLog()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -622,6 +662,8 @@ class SmppServer:
                     system_id=bind.system_id,
                     reason=event.reason,
                 )
+        if bind.rejects.held:  # a flood that stopped is summed up within a timer's period
+            self._log_rejects(bind, now)
         self._drain(bind)  # requests the timer failed or released, the close
         self._flush()
 
@@ -808,14 +850,31 @@ class SmppServer:
     def _on_rejected(self, bind: _Bind, event: PduRejected) -> None:
         self.metrics.pdu("in", event.command_id, 0)
         self._respond(bind, event.response)
-        _log.info(
-            "smpp_pdu_rejected",
-            peer=bind.peer,
-            system_id=bind.system_id,
-            command=_cname(event.command_id),
-            status=_sname(event.status),
-            reason=event.reason,
-        )
+        now = self.clock.now()
+        if bind.rejects.own_line(now):
+            _log.info(
+                "smpp_pdu_rejected",
+                peer=bind.peer,
+                system_id=bind.system_id,
+                command=_cname(event.command_id),
+                status=_sname(event.status),
+                reason=event.reason,
+            )
+            return
+        bind.rejects.hold(event.status)
+        self._log_rejects(bind, now)
+
+    def _log_rejects(self, bind: _Bind, now: float, *, ending: bool = False) -> None:
+        """The summary of the refusals held back, if one is due (always when `ending`)."""
+        held = bind.rejects.take(now, ending=ending)
+        if held is not None:
+            _log.info(
+                "smpp_pdu_rejected",
+                peer=bind.peer,
+                system_id=bind.system_id,
+                suppressed=sum(held.values()),
+                statuses=held,
+            )
 
     def _on_ignored(self, bind: _Bind, event: PduIgnored) -> None:
         _log.debug(
@@ -845,6 +904,8 @@ class SmppServer:
             bind.timer = None
         bind.timer_at = None
         self._connections.pop(bind.key, None)
+        if bind.rejects.held:
+            self._log_rejects(bind, self.clock.now(), ending=True)
         bound_as = bind.conn.bound_as
         if bound_as is not None:
             self.metrics.bind_closed(_BIND_TYPES[bound_as])
