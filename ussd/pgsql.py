@@ -12,13 +12,15 @@ takes one transaction-scoped advisory lock that every worker's writers share.
 
 A dialog step runs a few statements, so each costs one round trip and little else: the values
 are merged into the statement on this side (as psycopg's ClientCursor does) and sent with
-libpq's PQexec, whose one round trip also carries the `BEGIN`, the lock and the write counter
-together, and `executemany` of a one-row INSERT is one INSERT of all its rows.
+libpq's PQexec; a `BEGIN` goes out with the transaction's first statement (its lock and the
+write counter in the same round trip), the counter comes back with the `COMMIT`, and
+`executemany` of a one-row INSERT is one INSERT of all its rows.
 """
 
 from __future__ import annotations
 
 import re
+import select
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -249,6 +251,9 @@ class PgConnection:
         self._seen: int | None = None
         self._others = 0
         self._xact: tuple[int, bytes] | None = None  # this transaction's (counter at BEGIN, id)
+        # A BEGIN not sent yet: it goes out with the transaction's first statement, in the
+        # same round trip (a transaction that runs none costs none).
+        self._pending = False
         self._connect()
 
     # -- the connection --------------------------------------------------------------------
@@ -325,6 +330,8 @@ class PgConnection:
     def execute_raw(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """A PostgreSQL statement as it is (no translation)."""
         self._live()
+        if self._pending:
+            self._exec(b"")  # the BEGIN first
         try:
             return self._run(sql, params)
         except psycopg.OperationalError as exc:
@@ -334,7 +341,7 @@ class PgConnection:
         conn = self._conn
         if conn is not None and (conn.closed or conn.broken):
             self._conn = None
-            self._in_transaction = False
+            self._in_transaction = self._pending = False
             raise self.error(
                 f"PostgreSQL {where(self.dsn)}: the connection was lost: {_reason(exc)}"
             ) from None
@@ -342,6 +349,8 @@ class PgConnection:
 
     def _exec(self, query: bytes) -> pq.abc.PGresult:
         """One round trip (PQexec); the last statement's result. Errors as psycopg raises them."""
+        if self._pending:
+            return self._exec_begun(query)
         pgconn = self._live().pgconn
         try:
             res = pgconn.exec_(query)
@@ -353,9 +362,43 @@ class PgConnection:
             self._gone(res.get_error_message(self._encoding))
         raise error_from_result(res, encoding=self._encoding)
 
+    def _exec_begun(self, query: bytes) -> pq.abc.PGresult:
+        # The pending BEGIN, its lock and the counter, then the statement: one round trip,
+        # each result read (PQexec keeps only the last).
+        self._pending = False
+        pgconn = self._live().pgconn
+        results: list[pq.abc.PGresult] = []
+        try:
+            pgconn.send_query(_BEGIN_COUNTED + b"; " + query if query else _BEGIN_COUNTED)
+            while pgconn.flush():  # the connection is non-blocking: send it all
+                select.select([], [pgconn.socket], [])
+            while True:
+                # Waiting in select(), not in PQgetResult, which would hold the GIL meanwhile.
+                pgconn.consume_input()
+                if pgconn.is_busy():
+                    select.select([pgconn.socket], [], [])
+                    continue
+                res = pgconn.get_result()
+                if res is None:
+                    break
+                results.append(res)
+        except psycopg.OperationalError as exc:
+            self._gone(_reason(exc))
+        for res in results:
+            if res.status not in _OK:
+                if pgconn.status != pq.ConnStatus.OK:
+                    self._gone(res.get_error_message(self._encoding))
+                # The transaction stays open (aborted) for the caller's ROLLBACK.
+                raise error_from_result(res, encoding=self._encoding)
+        counter = results[2]
+        before = int(counter.get_value(0, 0) or b"0")
+        self._xact = (before, counter.get_value(0, 1) or b"")
+        self._saw(before, self._seen)
+        return results[-1]
+
     def _gone(self, reason: str) -> NoReturn:
         conn, self._conn = self._conn, None
-        self._in_transaction = False
+        self._in_transaction = self._pending = False
         if conn is not None:
             conn.close()
         reason = reason.strip().splitlines()[0] if reason.strip() else "closed"
@@ -425,13 +468,19 @@ class PgConnection:
             conn = self._conn
             self._in_transaction = False
             self._xact = None
-            if conn is not None and not conn.closed:
+            if self._pending:
+                self._pending = False  # nothing was sent
+            elif conn is not None and not conn.closed:
                 self._exec(b"ROLLBACK")
             # else nothing was kept to roll back
         return PgCursor(_EMPTY, -1, None)
 
     def _begin(self) -> None:
         counted = self._writes_ready
+        if counted:
+            self._live()  # a lost connection is made again here, outside the transaction
+            self._in_transaction = self._pending = True
+            return
         try:
             res = self._exec(_BEGIN_COUNTED if counted else _BEGIN)
         except psycopg.Error:
@@ -448,6 +497,9 @@ class PgConnection:
 
     def _commit(self) -> None:
         xact, self._xact = self._xact, None
+        if self._pending:  # no statement ran: nothing was begun on the server
+            self._pending = self._in_transaction = False
+            return
         if self._conn is None or self._conn.closed:
             self._in_transaction = False
             raise self.error(f"PostgreSQL {where(self.dsn)}: the connection was lost")

@@ -211,3 +211,37 @@ def test_statements_keep_sqlite_results_and_postgres_errors(postgres_url: str) -
         assert db.execute("SELECT COUNT(*) FROM t").fetchone() == (2,)  # still usable
     finally:
         store.close()
+
+
+def test_a_begin_goes_out_with_the_first_statement(postgres_url: str) -> None:
+    store = Store(postgres_url)
+    other = psycopg.connect(postgres_url, autocommit=True)
+
+    def locked() -> bool:  # whether the store's write lock is held (by the store)
+        row = other.execute("SELECT pg_try_advisory_lock(%s)", (pgsql.WRITE_LOCK,)).fetchone()
+        assert row is not None
+        if row[0]:
+            other.execute("SELECT pg_advisory_unlock(%s)", (pgsql.WRITE_LOCK,))
+        return not row[0]
+
+    try:
+        db = store.db
+        db.execute("BEGIN IMMEDIATE")
+        assert not locked()  # nothing sent yet
+        db.execute("COMMIT")  # nor now: the transaction ran nothing
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("SELECT 1")
+        assert locked()  # the BEGIN and its lock went out with the first statement
+        db.execute("COMMIT")
+        assert not locked()
+        db.execute("BEGIN IMMEDIATE")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            db.execute("SELECT * FROM nowhere")
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):  # begun, and failed
+            db.execute("SELECT 1")
+        db.execute("ROLLBACK")  # the caller's ROLLBACK ends it
+        store.create_subscriber(RU, "ru", NOW)
+        assert store.subscriber(RU) is not None
+    finally:
+        other.close()
+        store.close()
