@@ -14,21 +14,24 @@ events and keeps Redis the one place that says which worker holds the dialog of 
 - a dialog's own worker expires it; the dialogs of a worker that stopped beating (killed) are
   expired by exactly one other worker, the one whose script removes them.
 
-Each of these is one Lua script, one round trip, made within the step: the next request for the
-MSISDN may reach another worker as soon as this step's answer is out. A step thus costs two
-round trips to Redis (the check before it, the save after it). Messages between workers go
-through a Redis stream per worker (its inbox).
+Each of these is one Lua script, made before the step's answer is out: the next request for
+the MSISDN may reach another worker as soon as it is. Alone, a step costs two round trips to
+Redis (the check before it, the save after it). Inside `batch()` (the PDUs of one SMPP read)
+the claims, saves and releases wait and go together, in order, with the read's next check or
+when the read ends, before its answers are written: a read of n steps costs n + 1 round trips
+instead of 2n. Messages between workers go through a Redis stream per worker (its inbox).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -36,7 +39,7 @@ import redis
 import redis.asyncio as aredis
 from redis.commands.core import Script
 from redis.connection import ConnectionPool
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ussd import log
 from ussd.engine import Dialog, DialogBusy, Engine
@@ -125,6 +128,11 @@ return {d[1] or '', d[2] or '', d[3] or ''}
 """
 
 
+def _tail(keys: Sequence[str], args: Sequence[str]) -> list[bytes]:
+    # EVALSHA/EVAL's arguments after the script: the number of keys, the keys, the arguments.
+    return [str(len(keys)).encode(), *(k.encode() for k in keys), *(a.encode() for a in args)]
+
+
 def _pack(*args: bytes) -> bytes:
     # One command in RESP (the Redis protocol): an array of bulk strings.
     out = [b"*%d\r\n" % len(args)]
@@ -157,7 +165,7 @@ class _Scripts:
         self._conn: _Connection | None = None
 
     def __call__(self, script: _Lua, keys: Sequence[str], args: Sequence[str]) -> Any:
-        tail = [str(len(keys)).encode(), *(k.encode() for k in keys), *(a.encode() for a in args)]
+        tail = _tail(keys, args)
         fresh = self._conn is None
         conn = self._connection()
         try:
@@ -179,6 +187,44 @@ class _Scripts:
             conn.send_packed_command([_pack(b"EVAL", script.source, *tail)], check_health=False)
             return conn.read_response()
 
+    def many(self, calls: Sequence[tuple[_Lua, Sequence[str], Sequence[str]]]) -> list[Any]:
+        """Several scripts in one round trip, run in order: each one's answer, or in its place
+        the error it got (ResponseError). Connection failures as for one script."""
+        scripts = [script for script, _, _ in calls]
+        tails = [_tail(keys, args) for _, keys, args in calls]
+        fresh = self._conn is None
+        conn = self._connection()
+        try:
+            return self._run_many(conn, scripts, tails)
+        except redis.TimeoutError:
+            self._drop()
+            raise
+        except redis.ConnectionError:
+            self._drop()
+            if fresh:
+                raise
+        return self._run_many(self._connection(), scripts, tails)
+
+    def _run_many(
+        self, conn: _Connection, scripts: list[_Lua], tails: list[list[bytes]]
+    ) -> list[Any]:
+        packed = b"".join(_pack(b"EVALSHA", s.sha, *t) for s, t in zip(scripts, tails, strict=True))
+        conn.send_packed_command([packed], check_health=False)
+        out = [_answer(conn) for _ in tails]
+        for i, result in enumerate(out):
+            if isinstance(result, NoScriptError):
+                # Redis lost its scripts (restarted, or flushed). Those after the first unknown
+                # one ran without it: they all run again, in order, with their source (a tail of
+                # these scripts run twice leaves what it left once).
+                packed = b"".join(
+                    _pack(b"EVAL", s.source, *t)
+                    for s, t in zip(scripts[i:], tails[i:], strict=True)
+                )
+                conn.send_packed_command([packed], check_health=False)
+                out[i:] = [_answer(conn) for _ in tails[i:]]
+                break
+        return out
+
     def _connection(self) -> _Connection:
         if self._conn is None:
             self._conn = cast(_Connection, self._pool.make_connection())
@@ -191,6 +237,14 @@ class _Scripts:
 
     def close(self) -> None:
         self._drop()
+
+
+def _answer(conn: _Connection) -> Any:
+    # One command's answer; an error answer is returned, so the answers after it are read too.
+    try:
+        return conn.read_response()
+    except ResponseError as exc:
+        return exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +324,12 @@ class Cluster:
         self.taken = 0  # dialogs this worker took over from another
         self.reaped: list[Reaped] = []
         self.errors = 0  # Redis operations that failed
+        # Inside batch(): the claims, saves and releases to send, in order (script, what it is,
+        # msisdn, arguments, whether a 0 means this copy was replaced), and the copies found
+        # replaced, ended when the batch ends.
+        self._batching = False
+        self._queued: list[tuple[_Lua, str, str, list[str], bool]] = []
+        self._replaced: list[tuple[str, str]] = []
         # Told (msisdn, session, from worker) when this worker takes a dialog over
         # (ussd/cluster_bus.py: the end goes back to a harness bind there).
         self.on_taken: Callable[[str, str, str], None] | None = None
@@ -347,7 +407,7 @@ class Cluster:
         if isinstance(event, DialogStarted):
             deadline = self.engine.clock.now() + self.engine.config.ussd.reply_timeout
             args = [self.worker, event.session, repr(deadline), event.msisdn, INBOX, _LENGTH]
-            self._call(_CLAIM_LUA, "a claim", event.msisdn, args)
+            self._run(_CLAIM_LUA, "a claim", event.msisdn, args)
         elif isinstance(event, ScreenShown):
             dialog = self.engine.dialog(event.msisdn)
             if dialog is None or dialog.session != event.screen.session or event.screen.end:
@@ -360,11 +420,10 @@ class Cluster:
             due = repr(_next_deadline(dialog))
             waiting = "1" if dialog.waiting else "0"
             args = [self.worker, dialog.session, state, due, dialog.msisdn, waiting]
-            if self._call(_SAVE_LUA, "a save", dialog.msisdn, args) == 0:
-                # Replaced on another worker meanwhile: this copy ends here.
-                self._end_local(dialog.msisdn, dialog.session, Outcome.REPLACED)
+            # A 0: replaced on another worker meanwhile, and this copy ends here.
+            self._run(_SAVE_LUA, "a save", dialog.msisdn, args, ends=True)
         elif isinstance(event, DialogEnded):
-            self._call(_RELEASE_LUA, "a release", event.msisdn, [event.session, event.msisdn])
+            self._run(_RELEASE_LUA, "a release", event.msisdn, [event.session, event.msisdn])
 
     def _waits(self, dialog: Dialog) -> None:
         # The dialog waits for an outside answer that this worker performs: saved as waiting,
@@ -377,7 +436,81 @@ class Cluster:
             return
         due = repr(_next_deadline(dialog))
         args = [self.worker, dialog.session, state, due, dialog.msisdn, "1"]
-        self._call(_SAVE_LUA, "a save", dialog.msisdn, args)
+        self._run(_SAVE_LUA, "a save", dialog.msisdn, args)
+
+    def _run(
+        self, script: _Lua, what: str, msisdn: str, args: list[str], *, ends: bool = False
+    ) -> None:
+        # A claim, save or release: now, or queued inside batch(). `ends`: a save, whose 0
+        # says another worker replaced the dialog (args[1] is its session).
+        if self._batching:
+            self._queued.append((script, what, msisdn, args, ends))
+            return
+        if self._call(script, what, msisdn, args) == 0 and ends:
+            self._end_local(msisdn, args[1], Outcome.REPLACED)
+
+    # -- one round trip per SMPP read ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Queue the claims, saves and releases of the steps run inside, and send them in one
+        round trip as it ends (SmppServer.around_read: the PDUs of one read, whose answers are
+        written after it). A take meanwhile carries those queued before it, so Redis sees
+        every operation in the order the steps made them, and each is acknowledged before the
+        answer of its step goes out (docs/cluster.md "How a dialog is shared"). Nested: joins.
+        """
+        if self._batching:
+            yield
+            return
+        self._batching = True
+        try:
+            yield
+        finally:
+            try:
+                self._settle()
+            finally:
+                self._batching = False
+
+    def _settle(self) -> None:
+        # Send what is queued; end the copies found replaced (their releases are queued in
+        # turn and sent by the next pass).
+        while self._queued or self._replaced:
+            if self._queued:
+                try:
+                    self._send()
+                except redis.RedisError:
+                    pass  # counted and logged: as when each went alone and failed
+            replaced, self._replaced = self._replaced, []
+            for msisdn, session in replaced:
+                self._end_local(msisdn, session, Outcome.REPLACED)
+
+    def _send(self, take: tuple[Sequence[str], Sequence[str]] | None = None) -> Any:
+        """The queued scripts, then `take` (its keys and arguments) if given, in one round trip;
+        the take's answer. RedisError when the round trip failed (or the take did)."""
+        queued, self._queued = self._queued, []
+        calls: list[tuple[_Lua, Sequence[str], Sequence[str]]] = [
+            (script, (DIALOG + msisdn, DEADLINES), args) for script, _, msisdn, args, _ in queued
+        ]
+        if take is not None:
+            calls.append((_TAKE_LUA, *take))
+        try:
+            results = self._scripts.many(calls)
+        except redis.RedisError as exc:
+            if queued:
+                self._failed(queued[0][1], exc, len(queued))
+            raise
+        self._up()
+        for (_, what, msisdn, args, ends), result in zip(queued, results, strict=False):
+            if isinstance(result, redis.RedisError):
+                self._failed(what, result)
+            elif ends and result == 0:
+                self._replaced.append((msisdn, args[1]))
+        if take is None:
+            return None
+        found = results[-1]
+        if isinstance(found, redis.RedisError):
+            raise found
+        return found
 
     def _call(self, script: _Lua, what: str, msisdn: str, args: list[str]) -> Any:
         try:
@@ -408,10 +541,12 @@ class Cluster:
         worker may have replaced it, taken it over or ended it since. A dialog another worker
         holds is taken over from its saved state. When Redis cannot be asked, `here` is used.
         """
+        keys, args = (DIALOG + msisdn,), (self.worker, msisdn, INBOX, _LENGTH)
         try:
-            found = self._scripts(
-                _TAKE_LUA, (DIALOG + msisdn,), (self.worker, msisdn, INBOX, _LENGTH)
-            )
+            if self._queued:  # inside batch(): the operations before it go first, with it
+                found = self._send((keys, args))
+            else:
+                found = self._scripts(_TAKE_LUA, keys, args)
         except redis.RedisError as exc:
             self._failed("a take-over", exc)
             return here
@@ -439,6 +574,9 @@ class Cluster:
 
     def release_elsewhere(self, msisdn: str) -> bool:
         """A release of a dialog waiting on another worker: that worker is told to end it."""
+        if self._queued:  # inside batch(): what came before goes first
+            with contextlib.suppress(redis.RedisError):
+                self._send()
         try:
             told = self._release_elsewhere(
                 keys=[DIALOG + msisdn], args=[self.worker, msisdn, INBOX, INBOX_LENGTH]

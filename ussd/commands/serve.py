@@ -153,6 +153,8 @@ async def serve(config: Config, started: float | None = None) -> int:
             await gateway.stop()
             raise ConfigError("cluster.redis", str(exc)) from None
     smpp = SmppServer(gateway)
+    if cluster is not None:
+        smpp.around_read = cluster.batch  # a read's Redis writes in one round trip
     http = None
     routes = None
     try:

@@ -242,7 +242,7 @@ class _Bind(asyncio.Protocol):
         self.conn.receive_data(data, now)
         # Group commit: one store transaction for the read's PDUs, each PDU's own a savepoint
         # in it; their answers wait for its COMMIT (docs/smpp.md "MO SMS").
-        with server.sms.group():
+        with server.sms.group(), server.around_read():
             server._drain(self)
         server._flush()
         # A read's PDUs in to the answers they caused out (the console's latency chart).
@@ -317,6 +317,11 @@ class SmppServer:
         # Cluster mode (ussd/cluster_bus.py): told when a harness bind that receives opens
         # (key, its account) or closes (key, None), so other workers route its SMS here.
         self.on_receiver: Callable[[int, SmppAccount | None], None] | None = None
+        # Cluster mode (ussd/cluster.py, Cluster.batch): entered around each read's PDUs, so
+        # the Redis writes of its USSD steps go in one round trip before their answers.
+        self.around_read: Callable[[], contextlib.AbstractContextManager[Any]] = (
+            contextlib.nullcontext
+        )
         self._handlers: dict[type, Callable[[_Bind, Any], None]] = {
             SubmitSm: self._on_submit_sm,
             ResponseReceived: self._on_response,
