@@ -610,11 +610,13 @@ class _Transaction:
                     # A COMMIT that fails (a deferred constraint, SQLITE_BUSY) leaves the
                     # transaction open: end it, or the next BEGIN fails too.
                     store._subscribers.clear()
+                    store._links.clear()
                     with suppress(Exception):
                         db.execute("ROLLBACK")
                     raise
                 return
             store._subscribers.clear()  # rows read inside the transaction may be gone
+            store._links.clear()
             if self.how == _OWN:
                 db.execute("ROLLBACK")
                 return
@@ -642,6 +644,9 @@ class Store:
         # Every write below drops the entry first, so a rolled-back write is simply re-read;
         # a write by another process is seen through PRAGMA data_version (see _fresh).
         self._subscribers: dict[str, Subscriber | None] = {}
+        # Links by number, the same way: read on `*111*828#` and by the account pages, written
+        # by add_link() and remove_link() (which drop the entry first) and dropped with them.
+        self._links: dict[str, Link | None] = {}
         self.db: Connection
         if database.startswith(("postgresql://", "postgres://")):
             # Cluster mode (docs/cluster.md): the same statements and migrations on PostgreSQL.
@@ -732,6 +737,7 @@ class Store:
 
     def _fail_group(self, group: _Group) -> None:
         self._subscribers.clear()
+        self._links.clear()
         with suppress(Exception):  # nothing to roll back when SQLite already did
             self.db.execute("ROLLBACK")
         self._settle(group, False)
@@ -823,6 +829,7 @@ class Store:
         if version != self._data_version:
             self._data_version = version
             self._subscribers.clear()
+            self._links.clear()
 
     def subscriber(self, msisdn: str) -> Subscriber | None:
         self._fresh()
@@ -952,11 +959,20 @@ class Store:
     # -- links --------------------------------------------------------------------
 
     def link(self, number: str) -> Link | None:
+        """The link of `number`, or None. Kept like the subscribers (see _fresh); inside a
+        write transaction read from the database, so a rule that checks, then writes, is exact."""
+        self._fresh()
+        cache = self._links
+        if not self._depth and number in cache:
+            return cache[number]
         row = self.db.execute(
             "SELECT number, account, flow, created, active_at FROM links WHERE number = ?",
             (number,),
         ).fetchone()
-        return Link(*row) if row else None
+        if len(cache) >= SUBSCRIBER_CACHE:
+            cache.clear()
+        link = cache[number] = Link(*row) if row else None
+        return link
 
     def links_of(self, account: str) -> list[Link]:
         rows = self.db.execute(
@@ -968,6 +984,7 @@ class Store:
 
     def add_link(self, number: str, account: str, flow: str, now: float, active_at: float) -> bool:
         """Link number to account; False when the number is linked already (one account each)."""
+        self._links.pop(number, None)
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO links (number, account, flow, created, active_at) "
@@ -988,6 +1005,7 @@ class Store:
         if flow is not None:
             sql += " AND flow = ?"
             params.append(flow)
+        self._links.pop(number, None)
         with self.transaction() as db:
             return db.execute(sql, params).rowcount
 
