@@ -19,7 +19,8 @@ the MSISDN may reach another worker as soon as it is. Alone, a step costs two ro
 Redis (the check before it, the save after it). Inside `batch()` (the PDUs of one SMPP read)
 the claims, saves and releases wait and go together, in order, with the read's next check or
 when the read ends, before its answers are written: a read of n steps costs at most n + 1
-round trips instead of 2n. Messages between workers go through a Redis stream per worker (its inbox).
+round trips instead of 2n. Messages between workers go through a Redis stream per worker (its
+inbox).
 """
 
 from __future__ import annotations
