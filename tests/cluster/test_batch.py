@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
-from tests.cluster.test_dialogs import NOW, RU, Worker, _registered, worker
+from tests.cluster.test_dialogs import NOW, RU, _registered, worker
+from tests.cluster.workers import Worker
 from tests.conftest import make_config
 from ussd.clock import SimulatedClock
 from ussd.events import Outcome

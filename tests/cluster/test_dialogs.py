@@ -8,42 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
 
+from tests.cluster.workers import Worker, joined
 from tests.conftest import make_config
 from tests.services import Server
 from ussd import cluster as cluster_mod
 from ussd.clock import SimulatedClock
-from ussd.cluster import DEADLINES, DIALOG, WORKER, Cluster
+from ussd.cluster import DEADLINES, DIALOG, WORKER
 from ussd.engine import NoDialog
-from ussd.events import DialogEnded, Event, Outcome
+from ussd.events import Outcome
 from ussd.runtime import Gateway
 
 RU = "79161234567"
 NOW = 1_780_000_000.0
-WAIT = 10.0  # seconds an event between workers may take before the test fails
-
-
-@dataclass
-class Worker:
-    gateway: Gateway
-    cluster: Cluster
-    events: list[Event] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def until(self, check: Callable[[], bool]) -> None:
-        """Wait (on events, never on time) until check() holds."""
-        async with asyncio.timeout(WAIT):
-            while not check():
-                self.changed.clear()
-                await self.changed.wait()
-
-    def ended(self, outcome: Outcome) -> list[DialogEnded]:
-        return [e for e in self.events if isinstance(e, DialogEnded) and e.outcome is outcome]
 
 
 @contextlib.asynccontextmanager
@@ -51,28 +32,8 @@ async def worker(
     name: str, database: str, url: str, clock: SimulatedClock
 ) -> AsyncIterator[Worker]:
     gateway = Gateway.create(make_config(), clock=clock, database=database)
-    cluster = Cluster(gateway.engine, url, worker=name)
-    await cluster.start()
-    w = Worker(gateway, cluster)
-
-    def heard(event: Event) -> None:
-        w.events.append(event)
-        w.changed.set()
-
-    gateway.engine.subscribe(heard)
-    handle = cluster.handle
-
-    def told(message: dict[str, str]) -> None:  # a message from another worker
-        handle(message)
-        w.changed.set()
-
-    cluster.handle = told  # type: ignore[method-assign]
-    try:
+    async with joined(gateway, url, name) as w:
         yield w
-    finally:
-        gateway.engine.shutdown()
-        await cluster.stop()
-        gateway.close()
 
 
 @pytest.fixture

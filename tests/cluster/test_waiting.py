@@ -6,44 +6,23 @@ dialogs ask a test-only outside party (tests/test_effects.py's Lookup), answered
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.cluster.workers import Worker, joined
 from tests.conftest import make_config
 from tests.test_effects import ROUTES, Lookup, NoResume
 from ussd import cluster as cluster_mod
 from ussd.clock import SimulatedClock
-from ussd.cluster import Cluster
 from ussd.effects import Answer, Effect
 from ussd.engine import DialogBusy
-from ussd.events import DialogEnded, Event, Outcome, Screen
+from ussd.events import Outcome, Screen
 from ussd.runtime import Gateway
 
 RU = "79161234567"
 NOW = 1_780_000_000.0
-WAIT = 10.0
-
-
-@dataclass
-class Worker:
-    gateway: Gateway
-    cluster: Cluster
-    events: list[Event] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def until(self, check: Callable[[], bool]) -> None:
-        """Wait (on events and inbox messages, never on time) until check() holds."""
-        async with asyncio.timeout(WAIT):
-            while not check():
-                self.changed.clear()
-                await self.changed.wait()
-
-    def ended(self) -> list[DialogEnded]:
-        return [e for e in self.events if isinstance(e, DialogEnded)]
 
 
 @contextlib.asynccontextmanager
@@ -58,28 +37,8 @@ async def worker(
         database=database,
         services={service.name: service, NoResume.name: NoResume()},
     )
-    cluster = Cluster(gateway.engine, url, worker=name)
-    await cluster.start()
-    w = Worker(gateway, cluster)
-
-    def heard(event: Event) -> None:
-        w.events.append(event)
-        w.changed.set()
-
-    gateway.engine.subscribe(heard)
-    handle = cluster.handle
-
-    def told(message: dict[str, str]) -> None:
-        handle(message)
-        w.changed.set()
-
-    cluster.handle = told  # type: ignore[method-assign]
-    try:
+    async with joined(gateway, url, name) as w:
         yield w
-    finally:
-        gateway.engine.shutdown()
-        await cluster.stop()
-        gateway.close()
 
 
 @pytest.fixture
