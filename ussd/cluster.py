@@ -34,7 +34,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import redis
 import redis.asyncio as aredis
@@ -47,6 +47,7 @@ from ussd.engine import Dialog, DialogBusy, Engine
 from ussd.events import DialogEnded, DialogStarted, Event, Outcome, ScreenShown
 
 _log = log.get("cluster")
+_T = TypeVar("_T")
 
 PREFIX = "ussd:"
 DIALOG = PREFIX + "dialog:"  # + msisdn: hash of worker, session, state (JSON), deadline
@@ -167,10 +168,16 @@ class _Scripts:
 
     def __call__(self, script: _Lua, keys: Sequence[str], args: Sequence[str]) -> Any:
         tail = _tail(keys, args)
+        return self._retrying(lambda conn: self._run(conn, script, tail))
+
+    def _retrying(self, run: Callable[[_Connection], _T]) -> _T:
+        """run(connection), once more on a new connection when a kept one turned out broken
+        (the scripts do nothing more when run twice); a timeout or a fresh connection's
+        failure is the caller's error."""
         fresh = self._conn is None
         conn = self._connection()
         try:
-            return self._run(conn, script, tail)
+            return run(conn)
         except redis.TimeoutError:
             self._drop()
             raise
@@ -178,7 +185,7 @@ class _Scripts:
             self._drop()
             if fresh:
                 raise
-        return self._run(self._connection(), script, tail)
+        return run(self._connection())
 
     def _run(self, conn: _Connection, script: _Lua, tail: list[bytes]) -> Any:
         conn.send_packed_command([_pack(b"EVALSHA", script.sha, *tail)], check_health=False)
@@ -193,18 +200,7 @@ class _Scripts:
         the error it got (ResponseError). Connection failures as for one script."""
         scripts = [script for script, _, _ in calls]
         tails = [_tail(keys, args) for _, keys, args in calls]
-        fresh = self._conn is None
-        conn = self._connection()
-        try:
-            return self._run_many(conn, scripts, tails)
-        except redis.TimeoutError:
-            self._drop()
-            raise
-        except redis.ConnectionError:
-            self._drop()
-            if fresh:
-                raise
-        return self._run_many(self._connection(), scripts, tails)
+        return self._retrying(lambda conn: self._run_many(conn, scripts, tails))
 
     def _run_many(
         self, conn: _Connection, scripts: list[_Lua], tails: list[list[bytes]]
