@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
-from tests.cluster.workers import Worker, joined
+from tests.cluster.workers import Worker, joined, pair_of
 from tests.conftest import make_config
 from tests.services import Server
 from ussd import cluster as cluster_mod
@@ -45,11 +45,8 @@ def clock() -> SimulatedClock:
 async def pair(
     postgres_url: str, redis_url: str, clock: SimulatedClock
 ) -> AsyncIterator[tuple[Worker, Worker]]:
-    async with (
-        worker("w1", postgres_url, redis_url, clock) as one,
-        worker("w2", postgres_url, redis_url, clock) as two,
-    ):
-        yield one, two
+    async with pair_of(worker, postgres_url, redis_url, clock) as both:
+        yield both
 
 
 def _registered(url: str, msisdn: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from tests.cluster.test_workers import (  # noqa: F401 (fixtures)
     Process,
     _config,
     http,
+    started,
     workers,
 )
 from tests.smpp.helpers import RecordingEsme, text_of
@@ -137,13 +138,8 @@ def apart(tmp_path: Path, redis_url: str, postgres_url: str) -> Iterator[list[Pr
         for account in data["smpp"]["accounts"]:
             account["sms_ranges"] = ["7999"]
         proc.config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    try:
-        for proc in procs:
-            proc.start()
+    with started(procs):
         yield procs
-    finally:
-        for proc in procs:
-            proc.stop()
 
 
 async def test_an_sms_shown_on_another_workers_phone_sends_the_receipt_to_the_bind(

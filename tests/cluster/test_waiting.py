@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.cluster.workers import Worker, joined
+from tests.cluster.workers import Worker, joined, pair_of
 from tests.conftest import make_config
 from tests.test_effects import ROUTES, Lookup, NoResume
 from ussd import cluster as cluster_mod
@@ -50,11 +50,8 @@ def clock() -> SimulatedClock:
 async def pair(
     postgres_url: str, redis_url: str, clock: SimulatedClock
 ) -> AsyncIterator[tuple[Worker, Worker]]:
-    async with (
-        worker("w1", postgres_url, redis_url, clock) as one,
-        worker("w2", postgres_url, redis_url, clock) as two,
-    ):
-        yield one, two
+    async with pair_of(worker, postgres_url, redis_url, clock) as both:
+        yield both
 
 
 async def test_a_reply_elsewhere_while_it_waits_is_refused_not_taken_from_the_last_screen(

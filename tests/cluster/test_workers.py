@@ -8,6 +8,7 @@ acknowledged against what survived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import signal
@@ -100,9 +101,9 @@ def _config(tmp: Path, name: str, redis_url: str, postgres_url: str) -> Process:
     return Process(name, path, http, smpp)
 
 
-@pytest.fixture
-def workers(tmp_path: Path, redis_url: str, postgres_url: str) -> Iterator[list[Process]]:
-    procs = [_config(tmp_path, name, redis_url, postgres_url) for name in ("wa", "wb")]
+@contextlib.contextmanager
+def started(procs: list[Process]) -> Iterator[list[Process]]:
+    """The workers started in order, each stopped on leaving (also when a start failed)."""
     try:
         for proc in procs:
             proc.start()
@@ -110,6 +111,14 @@ def workers(tmp_path: Path, redis_url: str, postgres_url: str) -> Iterator[list[
     finally:
         for proc in procs:
             proc.stop()
+
+
+@pytest.fixture
+def workers(tmp_path: Path, redis_url: str, postgres_url: str) -> Iterator[list[Process]]:
+    with started(
+        [_config(tmp_path, name, redis_url, postgres_url) for name in ("wa", "wb")]
+    ) as procs:
+        yield procs
 
 
 @pytest.fixture

@@ -9,11 +9,17 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from ussd.clock import SimulatedClock
 from ussd.cluster import Cluster
 from ussd.events import DialogEnded, Event, Outcome
 from ussd.runtime import Gateway
 
 WAIT = 10.0  # seconds an event between workers may take before the test fails
+
+# A worker named `name` on the PostgreSQL database and the Redis URL given, on `clock`.
+MakeWorker = Callable[
+    [str, str, str, SimulatedClock], contextlib.AbstractAsyncContextManager["Worker"]
+]
 
 
 @dataclass
@@ -65,3 +71,12 @@ async def joined(gateway: Gateway, url: str, name: str) -> AsyncIterator[Worker]
         gateway.engine.shutdown()
         await cluster.stop()
         gateway.close()
+
+
+@contextlib.asynccontextmanager
+async def pair_of(
+    make: MakeWorker, database: str, url: str, clock: SimulatedClock
+) -> AsyncIterator[tuple[Worker, Worker]]:
+    """Workers w1 and w2 made by `make`, sharing the database, the Redis and the clock."""
+    async with make("w1", database, url, clock) as one, make("w2", database, url, clock) as two:
+        yield one, two
