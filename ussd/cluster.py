@@ -3,9 +3,9 @@
 The engine stays sans-IO and keeps the dialogs it runs in memory; this adapter listens to its
 events and keeps Redis the one place that says which worker holds the dialog of an MSISDN:
 
-- a dial registers the new dialog atomically (one Lua script): a dialog another worker held
-  for that MSISDN is replaced, and that worker is told to end its copy (TS 24.090: one USSD
-  transaction per subscriber; docs/services.md);
+- a dial registers the new dialog atomically: a dialog another worker held for that MSISDN is
+  replaced, and that worker is told to end its copy (TS 24.090: one USSD transaction per
+  subscriber; docs/services.md);
 - every screen saves the dialog's plain state (`Dialog.to_state()`) with its next deadline, only
   while the dialog is still the registered one;
 - a reply or release asks Redis first whether this worker's copy is still the dialog, and
@@ -14,33 +14,33 @@ events and keeps Redis the one place that says which worker holds the dialog of 
 - a dialog's own worker expires it; the dialogs of a worker that stopped beating (killed) are
   expired by exactly one other worker, the one whose script removes them.
 
-Each of these is one Lua script, made before the step's answer is out: the next request for
-the MSISDN may reach another worker as soon as it is. Alone, a step costs two round trips to
-Redis (the check before it, the save after it). Inside `batch()` (the PDUs of one SMPP read)
-the claims, saves and releases wait and go together, in order, with the read's next check or
-when the read ends, before its answers are written: a read of n steps costs at most n + 1
-round trips instead of 2n. Messages between workers go through a Redis stream per worker (its
-inbox).
+Each of these is an operation of one Lua script (_STEPS), atomic, made before the step's
+answer is out: the next request for the MSISDN may reach another worker as soon as it is.
+Alone, a step costs two round trips to Redis (the check before it, the save after it). Inside
+`batch()` (the PDUs of one SMPP read) the claims, saves and releases wait and go together, in
+order, with the read's first check or when the read ends, before its answers are written; that
+first check also asks who holds the dialogs of the read's other numbers, so a later reply on
+a dialog this worker holds needs no check of its own: a read costs one or two round trips,
+whatever it carries. Messages between workers go through a Redis stream per worker (its inbox).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
-import json
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
+import orjson
 import redis
 import redis.asyncio as aredis
 from redis.commands.core import Script
 from redis.connection import ConnectionPool
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from ussd import log
 from ussd.engine import Dialog, DialogBusy, Engine
@@ -63,47 +63,69 @@ INBOX_LENGTH = 10_000  # entries kept per inbox (MAXLEN ~)
 _LENGTH = str(INBOX_LENGTH)
 TIMEOUT = 2.0  # seconds to connect to Redis or wait for an answer: an outage is an error
 
-# KEYS: dialog, deadlines. ARGV: worker, session, deadline, msisdn, inbox prefix, inbox length.
-_CLAIM = """
-local prev = redis.call('HMGET', KEYS[1], 'worker', 'session')
-redis.call('HSET', KEYS[1], 'worker', ARGV[1], 'session', ARGV[2], 'state', '',
-           'deadline', ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-if prev[1] and prev[1] ~= ARGV[1] and prev[2] ~= ARGV[2] then
-  redis.call('XADD', ARGV[5] .. prev[1], 'MAXLEN', '~', ARGV[6], '*',
-             'op', 'replaced', 'msisdn', ARGV[4], 'session', prev[2])
-  return prev[1]
+# The operations of the steps, any number of them in one call, run in order (one round trip
+# and one script run per SMPP read, docs/cluster.md "Performance"). KEYS[1]: the deadlines
+# set; KEYS[i + 1]: the dialog of operation i. ARGV: each operation's name, then its
+# arguments (how many is fixed per name, _ARITY):
+#   c (claim)    worker, session, deadline, msisdn, inbox prefix, inbox length
+#   s (save)     worker, session, state, deadline, msisdn, waiting (0/1)
+#   r (release)  session, msisdn
+#   t (take)     worker, msisdn, inbox prefix, inbox length
+#   p (peek)     none: who holds the dialog, {worker, session}
+# One answer per operation, in order.
+_STEPS = """
+local D = KEYS[1]
+local function claim(k, a)
+  local prev = redis.call('HMGET', k, 'worker', 'session')
+  redis.call('HSET', k, 'worker', ARGV[a + 1], 'session', ARGV[a + 2], 'state', '',
+             'deadline', ARGV[a + 3])
+  redis.call('ZADD', D, ARGV[a + 3], ARGV[a + 4])
+  if prev[1] and prev[1] ~= ARGV[a + 1] and prev[2] ~= ARGV[a + 2] then
+    redis.call('XADD', ARGV[a + 5] .. prev[1], 'MAXLEN', '~', ARGV[a + 6], '*',
+               'op', 'replaced', 'msisdn', ARGV[a + 4], 'session', prev[2])
+    return prev[1]
+  end
+  return false
 end
-return false
-"""
-# KEYS: dialog, deadlines. ARGV: worker, session, state, deadline, msisdn, waiting (0/1).
-_SAVE = """
-if redis.call('HGET', KEYS[1], 'session') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'worker', ARGV[1], 'state', ARGV[3], 'deadline', ARGV[4],
-           'waiting', ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-return 1
-"""
-# KEYS: dialog, deadlines. ARGV: session, msisdn.
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-return 1
-"""
-# KEYS: dialog. ARGV: worker, msisdn, inbox prefix, inbox length.
-_TAKE = """
-local d = redis.call('HMGET', KEYS[1], 'worker', 'session', 'state', 'waiting')
-if not d[1] or not d[3] or d[3] == '' then return false end
--- Its worker performs the outside answer the dialog waits for: it stays there.
-if d[4] == '1' and d[1] ~= ARGV[1] then return {d[1], d[2], ''} end
-if d[1] ~= ARGV[1] then
-  redis.call('HSET', KEYS[1], 'worker', ARGV[1])
-  redis.call('XADD', ARGV[3] .. d[1], 'MAXLEN', '~', ARGV[4], '*',
-             'op', 'moved', 'msisdn', ARGV[2], 'session', d[2])
+local function save(k, a)
+  if redis.call('HGET', k, 'session') ~= ARGV[a + 2] then return 0 end
+  redis.call('HSET', k, 'worker', ARGV[a + 1], 'state', ARGV[a + 3], 'deadline', ARGV[a + 4],
+             'waiting', ARGV[a + 6])
+  redis.call('ZADD', D, ARGV[a + 4], ARGV[a + 5])
+  return 1
 end
-return {d[1], d[2], d[3]}
+local function release(k, a)
+  if redis.call('HGET', k, 'session') ~= ARGV[a + 1] then return 0 end
+  redis.call('DEL', k)
+  redis.call('ZREM', D, ARGV[a + 2])
+  return 1
+end
+local function take(k, a)
+  local d = redis.call('HMGET', k, 'worker', 'session', 'state', 'waiting')
+  if not d[1] or not d[3] or d[3] == '' then return false end
+  -- Its worker performs the outside answer the dialog waits for: it stays there.
+  if d[4] == '1' and d[1] ~= ARGV[a + 1] then return {d[1], d[2], ''} end
+  if d[1] ~= ARGV[a + 1] then
+    redis.call('HSET', k, 'worker', ARGV[a + 1])
+    redis.call('XADD', ARGV[a + 3] .. d[1], 'MAXLEN', '~', ARGV[a + 4], '*',
+               'op', 'moved', 'msisdn', ARGV[a + 2], 'session', d[2])
+  end
+  return {d[1], d[2], d[3]}
+end
+local function peek(k, a)
+  return redis.call('HMGET', k, 'worker', 'session')
+end
+local ops = {c = {claim, 6}, s = {save, 6}, r = {release, 2}, t = {take, 4}, p = {peek, 0}}
+local out, a = {}, 0
+for i = 2, #KEYS do
+  local op = ops[ARGV[a + 1]]
+  if not op then return redis.error_reply('unknown operation ' .. tostring(ARGV[a + 1])) end
+  out[i - 1] = op[1](KEYS[i], a + 1)
+  a = a + 1 + op[2]
+end
+return out
 """
+_ARITY = {b"c": 6, b"s": 6, b"r": 2, b"t": 4, b"p": 0}
 # KEYS: dialog. ARGV: worker, msisdn, inbox prefix, inbox length.
 _RELEASE_ELSEWHERE = """
 local d = redis.call('HMGET', KEYS[1], 'worker', 'session', 'waiting')
@@ -130,17 +152,29 @@ return {d[1] or '', d[2] or '', d[3] or ''}
 """
 
 
-def _tail(keys: Sequence[str], args: Sequence[str]) -> list[bytes]:
-    # EVALSHA/EVAL's arguments after the script: the number of keys, the keys, the arguments.
-    return [str(len(keys)).encode(), *(k.encode() for k in keys), *(a.encode() for a in args)]
-
-
 def _pack(*args: bytes) -> bytes:
     # One command in RESP (the Redis protocol): an array of bulk strings.
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
         out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
     return b"".join(out)
+
+
+# One operation of _STEPS: its name, the dialog's key, its arguments.
+_Op = tuple[bytes, str, Sequence[str | bytes]]
+
+
+def _steps_tail(ops: Sequence[_Op]) -> list[bytes]:
+    # EVALSHA/EVAL's arguments after the script: the number of keys, the keys, the arguments.
+    keys = [_DEADLINES]
+    argv: list[bytes] = []
+    for name, key, args in ops:
+        if len(args) != _ARITY.get(name, -1):
+            raise ValueError(f"not an operation of the steps script: {name!r} with {len(args)}")
+        keys.append(key.encode())
+        argv.append(name)
+        argv.extend(a if isinstance(a, bytes) else a.encode() for a in args)
+    return [b"%d" % len(keys), *keys, *argv]
 
 
 class _Connection(Protocol):
@@ -151,28 +185,32 @@ class _Connection(Protocol):
 
 
 class _Scripts:
-    """The step's scripts on a connection of their own (claim, save, release, take).
+    """The steps' operations (claim, save, release, take, peek) on a connection of their own.
 
-    A step runs two of them, synchronously: the command is packed here and sent and read on
-    redis-py's connection (its URL, AUTH, SELECT, TLS and timeouts), without the client's
-    per-command pool, retry and instrumentation, which cost several times the round trip's own
-    CPU. EVALSHA, and EVAL once when Redis does not know the script (a restarted Redis). A
-    connection that fails is dropped. When it had served before (Redis restarted since, say),
-    the command is sent once more on a new one, never after a timeout: each script may run
-    twice, as a second run finds what the first left and changes nothing more.
+    However many there are (the steps of one SMPP read), they go as one call of one script,
+    synchronously: one round trip, one script run on Redis's side and one answer to parse. The
+    command is packed here and sent and read on redis-py's connection (its URL, AUTH, SELECT,
+    TLS and timeouts), without the client's per-command pool, retry and instrumentation,
+    which cost several times the round trip's own CPU. EVALSHA, and EVAL once when Redis does
+    not know the script (a restarted Redis). A connection that fails is dropped. When it had
+    served before (Redis restarted since, say), the call is sent once more on a new one, never
+    after a timeout: the operations may run twice, as a second run finds what the first left
+    and changes nothing more.
     """
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
         self._conn: _Connection | None = None
 
-    def __call__(self, script: _Lua, keys: Sequence[str], args: Sequence[str]) -> Any:
-        tail = _tail(keys, args)
-        return self._retrying(lambda conn: self._run(conn, script, tail))
+    def __call__(self, ops: Sequence[_Op]) -> list[Any]:
+        """Each operation's answer, in order. ResponseError when Redis refused the call (an
+        operation that fails stops those after it; those before it stand)."""
+        tail = _steps_tail(ops)
+        return self._retrying(lambda conn: self._run(conn, tail))
 
     def _retrying(self, run: Callable[[_Connection], _T]) -> _T:
         """run(connection), once more on a new connection when a kept one turned out broken
-        (the scripts do nothing more when run twice); a timeout or a fresh connection's
+        (the operations do nothing more when run twice); a timeout or a fresh connection's
         failure is the caller's error."""
         fresh = self._conn is None
         conn = self._connection()
@@ -187,40 +225,13 @@ class _Scripts:
                 raise
         return run(self._connection())
 
-    def _run(self, conn: _Connection, script: _Lua, tail: list[bytes]) -> Any:
-        conn.send_packed_command([_pack(b"EVALSHA", script.sha, *tail)], check_health=False)
+    def _run(self, conn: _Connection, tail: list[bytes]) -> Any:
+        conn.send_packed_command([_pack(b"EVALSHA", _STEPS_LUA.sha, *tail)], check_health=False)
         try:
             return conn.read_response()
         except NoScriptError:
-            conn.send_packed_command([_pack(b"EVAL", script.source, *tail)], check_health=False)
+            conn.send_packed_command([_pack(b"EVAL", _STEPS_LUA.source, *tail)], check_health=False)
             return conn.read_response()
-
-    def many(self, calls: Sequence[tuple[_Lua, Sequence[str], Sequence[str]]]) -> list[Any]:
-        """Several scripts in one round trip, run in order: each one's answer, or in its place
-        the error it got (ResponseError). Connection failures as for one script."""
-        scripts = [script for script, _, _ in calls]
-        tails = [_tail(keys, args) for _, keys, args in calls]
-        return self._retrying(lambda conn: self._run_many(conn, scripts, tails))
-
-    def _run_many(
-        self, conn: _Connection, scripts: list[_Lua], tails: list[list[bytes]]
-    ) -> list[Any]:
-        packed = b"".join(_pack(b"EVALSHA", s.sha, *t) for s, t in zip(scripts, tails, strict=True))
-        conn.send_packed_command([packed], check_health=False)
-        out = [_answer(conn) for _ in tails]
-        for i, result in enumerate(out):
-            if isinstance(result, NoScriptError):
-                # Redis lost its scripts (restarted, or flushed). Those after the first unknown
-                # one ran without it: they all run again, in order, with their source (a tail of
-                # these scripts run twice leaves what it left once).
-                packed = b"".join(
-                    _pack(b"EVAL", s.source, *t)
-                    for s, t in zip(scripts[i:], tails[i:], strict=True)
-                )
-                conn.send_packed_command([packed], check_health=False)
-                out[i:] = [_answer(conn) for _ in tails[i:]]
-                break
-        return out
 
     def _connection(self) -> _Connection:
         if self._conn is None:
@@ -236,14 +247,6 @@ class _Scripts:
         self._drop()
 
 
-def _answer(conn: _Connection) -> Any:
-    # One command's answer; an error answer is returned, so the answers after it are read too.
-    try:
-        return conn.read_response()
-    except ResponseError as exc:
-        return exc
-
-
 @dataclass(frozen=True, slots=True)
 class _Lua:
     source: bytes
@@ -255,22 +258,15 @@ class _Lua:
         return cls(data, hashlib.sha1(data).hexdigest().encode())
 
 
-_CLAIM_LUA, _SAVE_LUA, _RELEASE_LUA, _TAKE_LUA = (
-    _Lua.of(s) for s in (_CLAIM, _SAVE, _RELEASE, _TAKE)
-)
-_FIELDS = tuple(f.name for f in dataclasses.fields(Dialog))
-_JSON = json.JSONEncoder(separators=(",", ":"))
+_STEPS_LUA = _Lua.of(_STEPS)
+_DEADLINES = DEADLINES.encode()
 
 
-def _state(dialog: Dialog) -> str:
-    """json.dumps(dialog.to_state()), without to_state()'s deep copy of every field (a screen
-    saves it on every step); values it cannot encode as they are go through to_state()."""
-    state = {name: getattr(dialog, name) for name in _FIELDS}
-    state["pages"] = list(dialog.pages)
-    try:
-        return _JSON.encode(state)
-    except TypeError:
-        return _JSON.encode(dialog.to_state())
+def _state(dialog: Dialog) -> bytes:
+    """The JSON of dialog.to_state(), encoded from the dataclass as it is by orjson (a screen
+    saves it on every step: json's encoder and to_state()'s deep copy cost five times as
+    much). TypeError (orjson.JSONEncodeError) for a value JSON cannot hold."""
+    return orjson.dumps(dialog, option=orjson.OPT_NON_STR_KEYS)
 
 
 def default_worker_id() -> str:
@@ -325,8 +321,13 @@ class Cluster:
         # msisdn, arguments, whether a 0 means this copy was replaced), and the copies found
         # replaced, ended when the batch ends.
         self._batching = False
-        self._queued: list[tuple[_Lua, str, str, list[str], bool]] = []
+        self._queued: list[tuple[bytes, str, str, Sequence[str | bytes], bool]] = []
         self._replaced: list[tuple[str, str]] = []
+        # Inside batch(): the source_addr of the read's PDUs not handled yet, until its first
+        # take asks Redis about them too; and what that said of each number, (worker, session)
+        # (None where there is no dialog), good until this worker touches the number again.
+        self._ahead: Callable[[], Sequence[str]] | None = None
+        self._peeked: dict[str, tuple[str | None, str | None]] = {}
         # Told (msisdn, session, from worker) when this worker takes a dialog over
         # (ussd/cluster_bus.py: the end goes back to a harness bind there).
         self.on_taken: Callable[[str, str, str], None] | None = None
@@ -404,7 +405,7 @@ class Cluster:
         if isinstance(event, DialogStarted):
             deadline = self.engine.clock.now() + self.engine.config.ussd.reply_timeout
             args = [self.worker, event.session, repr(deadline), event.msisdn, INBOX, _LENGTH]
-            self._run(_CLAIM_LUA, "a claim", event.msisdn, args)
+            self._run(b"c", "a claim", event.msisdn, args)
         elif isinstance(event, ScreenShown):
             dialog = self.engine.dialog(event.msisdn)
             if dialog is None or dialog.session != event.screen.session or event.screen.end:
@@ -416,11 +417,18 @@ class Cluster:
                 return
             due = repr(_next_deadline(dialog))
             waiting = "1" if dialog.waiting else "0"
-            args = [self.worker, dialog.session, state, due, dialog.msisdn, waiting]
+            saved: list[str | bytes] = [
+                self.worker,
+                dialog.session,
+                state,
+                due,
+                dialog.msisdn,
+                waiting,
+            ]
             # A 0: replaced on another worker meanwhile, and this copy ends here.
-            self._run(_SAVE_LUA, "a save", dialog.msisdn, args, ends=True)
+            self._run(b"s", "a save", dialog.msisdn, saved, ends=True)
         elif isinstance(event, DialogEnded):
-            self._run(_RELEASE_LUA, "a release", event.msisdn, [event.session, event.msisdn])
+            self._run(b"r", "a release", event.msisdn, [event.session, event.msisdn])
 
     def _waits(self, dialog: Dialog) -> None:
         # The dialog waits for an outside answer that this worker performs: saved as waiting,
@@ -432,34 +440,46 @@ class Cluster:
             _log.warning("cluster_state_not_serialisable", session=dialog.session)
             return
         due = repr(_next_deadline(dialog))
-        args = [self.worker, dialog.session, state, due, dialog.msisdn, "1"]
-        self._run(_SAVE_LUA, "a save", dialog.msisdn, args)
+        saved: list[str | bytes] = [self.worker, dialog.session, state, due, dialog.msisdn, "1"]
+        self._run(b"s", "a save", dialog.msisdn, saved)
 
     def _run(
-        self, script: _Lua, what: str, msisdn: str, args: list[str], *, ends: bool = False
+        self,
+        op: bytes,
+        what: str,
+        msisdn: str,
+        args: Sequence[str | bytes],
+        *,
+        ends: bool = False,
     ) -> None:
         # A claim, save or release: now, or queued inside batch(). `ends`: a save, whose 0
         # says another worker replaced the dialog (args[1] is its session).
+        self._peeked.pop(msisdn, None)
         if self._batching:
-            self._queued.append((script, what, msisdn, args, ends))
+            self._queued.append((op, what, msisdn, args, ends))
             return
-        if self._call(script, what, msisdn, args) == 0 and ends:
-            self._end_local(msisdn, args[1], Outcome.REPLACED)
+        if self._call(op, what, msisdn, args) == 0 and ends:
+            self._end_local(msisdn, str(args[1]), Outcome.REPLACED)
 
     # -- one round trip per SMPP read ----------------------------------------------------------
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, ahead: Callable[[], Sequence[str]] | None = None) -> Iterator[None]:
         """Queue the claims, saves and releases of the steps run inside, and send them in one
         round trip as it ends (SmppServer.around_read: the PDUs of one read, whose answers are
         written after it). A take meanwhile carries those queued before it, so Redis sees
         every operation in the order the steps made them, and each is acknowledged before the
         answer of its step goes out (docs/cluster.md "How a dialog is shared"). Nested: joins.
+
+        `ahead` gives the numbers (source_addr, as sent) of the PDUs still to come in the read:
+        its first take also asks Redis who holds each of their dialogs, and a later reply on
+        a dialog Redis said this worker holds goes on without a round trip of its own.
         """
         if self._batching:
             yield
             return
         self._batching = True
+        self._ahead = ahead
         try:
             yield
         finally:
@@ -467,6 +487,8 @@ class Cluster:
                 self._settle()
             finally:
                 self._batching = False
+                self._ahead = None
+                self._peeked.clear()
 
     def _settle(self) -> None:
         # Send what is queued; end the copies found replaced (their releases are queued in
@@ -481,37 +503,37 @@ class Cluster:
             for msisdn, session in replaced:
                 self._end_local(msisdn, session, Outcome.REPLACED)
 
-    def _send(self, take: tuple[Sequence[str], Sequence[str]] | None = None) -> Any:
-        """The queued scripts, then `take` (its keys and arguments) if given, in one round trip;
-        the take's answer. RedisError when the round trip failed (or the take did)."""
+    def _send(self, take: _Op | None = None, peek: Sequence[str] = ()) -> Any:
+        """The queued operations, then `take` if given, then who holds the dialog of each
+        number in `peek` (kept in _peeked), in one call; the take's answer. RedisError when
+        the call failed: the queued operations count as failed."""
         queued, self._queued = self._queued, []
-        calls: list[tuple[_Lua, Sequence[str], Sequence[str]]] = [
-            (script, (DIALOG + msisdn, DEADLINES), args) for script, _, msisdn, args, _ in queued
-        ]
+        ops: list[_Op] = [(op, DIALOG + msisdn, args) for op, _, msisdn, args, _ in queued]
         if take is not None:
-            calls.append((_TAKE_LUA, *take))
+            ops.append(take)
+        ops.extend((b"p", DIALOG + number, ()) for number in peek)
         try:
-            results = self._scripts.many(calls)
+            answers = self._scripts(ops)
         except redis.RedisError as exc:
             if queued:
                 self._failed(queued[0][1], exc, len(queued))
             raise
         self._up()
-        for (_, what, msisdn, args, ends), result in zip(queued, results, strict=False):
-            if isinstance(result, redis.RedisError):
-                self._failed(what, result)
-            elif ends and result == 0:
-                self._replaced.append((msisdn, args[1]))
-        if take is None:
-            return None
-        found = results[-1]
-        if isinstance(found, redis.RedisError):
-            raise found
-        return found
+        for (_, _, msisdn, args, ends), answer in zip(queued, answers, strict=False):
+            if ends and answer == 0:
+                self._replaced.append((msisdn, str(args[1])))
+        done = len(queued) + (take is not None)
+        for number, held in zip(peek, answers[done:], strict=False):
+            worker, session = held
+            self._peeked[number] = (
+                worker.decode() if worker is not None else None,
+                session.decode() if session is not None else None,
+            )
+        return answers[len(queued)] if take is not None else None
 
-    def _call(self, script: _Lua, what: str, msisdn: str, args: list[str]) -> Any:
+    def _call(self, op: bytes, what: str, msisdn: str, args: Sequence[str | bytes]) -> Any:
         try:
-            result = self._scripts(script, (DIALOG + msisdn, DEADLINES), args)
+            result = self._scripts([(op, DIALOG + msisdn, args)])[0]
         except redis.RedisError as exc:
             self._failed(what, exc)
             return None
@@ -537,13 +559,24 @@ class Cluster:
         `here` is this worker's copy; Redis says whether it is still the dialog: another
         worker may have replaced it, taken it over or ended it since. A dialog another worker
         holds is taken over from its saved state. When Redis cannot be asked, `here` is used.
+
+        Inside batch(), Redis may already have said who holds it as the read's first take
+        went (batch's `ahead`): when that was this very copy (or no dialog at all, and there
+        is none here) and this worker has not touched the number since, that answer stands.
         """
-        keys, args = (DIALOG + msisdn,), (self.worker, msisdn, INBOX, _LENGTH)
+        held = self._peeked.pop(msisdn, None)
+        if held is not None:
+            worker, session = held
+            if here is None and worker is None:
+                return None
+            if here is not None and worker == self.worker and session == here.session:
+                return here
+        op: _Op = (b"t", DIALOG + msisdn, (self.worker, msisdn, INBOX, _LENGTH))
         try:
-            if self._queued:  # inside batch(): the operations before it go first, with it
-                found = self._send((keys, args))
-            else:
-                found = self._scripts(_TAKE_LUA, keys, args)
+            # Inside batch() the operations queued before it go first, with it; the read's
+            # first take also asks about the numbers still to come.
+            ahead, self._ahead = self._ahead, None
+            found = self._send(op, self._numbers(ahead(), msisdn) if ahead is not None else ())
         except redis.RedisError as exc:
             self._failed("a take-over", exc)
             return here
@@ -556,7 +589,7 @@ class Cluster:
         if not state:
             # Its worker performs the outside answer it waits for; a reply now is early anyway.
             raise DialogBusy(f"the dialog on {msisdn} waits for an outside answer")
-        dialog = Dialog.from_state(json.loads(state))
+        dialog = Dialog.from_state(orjson.loads(state))
         if dialog.session != session:
             return None
         if dialog.waiting:
@@ -568,6 +601,18 @@ class Cluster:
         if self.on_taken is not None:
             self.on_taken(msisdn, session, worker)
         return dialog
+
+    def _numbers(self, sources: Sequence[str], skip: str) -> list[str]:
+        # The read's numbers still to come, as the engine names them, each once.
+        numbers: dict[str, None] = {}
+        for source in sources:
+            try:
+                number = self.engine.normalise(source)
+            except ValueError:
+                continue  # refused when its PDU is handled
+            if number != skip:
+                numbers[number] = None
+        return list(numbers)
 
     def release_elsewhere(self, msisdn: str) -> bool:
         """A release of a dialog waiting on another worker: that worker is told to end it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import pytest
 import redis
@@ -111,3 +112,73 @@ async def test_a_batch_lands_in_order_after_redis_forgot_its_scripts(
     assert _registered(redis_url, EN) == {}
     assert one.cluster.errors == 0
     assert two.gateway.engine.reply(RU, "0").text.startswith(("Мой МТС", "My MTS"))
+
+
+class _Counted:
+    """The worker's steps script, counting its calls (round trips) and operations."""
+
+    def __init__(self, scripts: Any) -> None:
+        self.scripts = scripts
+        self.calls: list[list[bytes]] = []
+
+    def __call__(self, ops: Any) -> Any:
+        self.calls.append([op for op, _, _ in ops])
+        return self.scripts(ops)
+
+    def close(self) -> None:
+        self.scripts.close()
+
+
+async def test_the_reads_first_take_asks_who_holds_the_numbers_still_to_come(
+    pair: tuple[Worker, Worker],
+) -> None:
+    one, _ = pair
+    numbers = [f"7916123450{i}" for i in range(4)]
+    for number in numbers:
+        one.gateway.engine.dial(number, "*111#")
+    counted = _Counted(one.cluster._scripts)
+    cast(Any, one.cluster)._scripts = counted
+    # A read of four replies; what comes after each PDU is what the SMPP layer still holds.
+    with one.cluster.batch(lambda: list(numbers[1:])):
+        shown = [one.gateway.engine.reply(number, "3").text for number in numbers]
+    assert len(set(shown)) == 1 and "1" in shown[0]  # each went on to the numbers menu
+    # The first take, with a look at the three others; then the four saves as the read ends.
+    assert counted.calls == [[b"t", b"p", b"p", b"p"], [b"s"] * 4]
+    assert one.cluster.errors == 0
+
+
+async def test_a_look_ahead_that_found_another_worker_is_followed_by_a_take(
+    pair: tuple[Worker, Worker],
+) -> None:
+    one, two = pair
+    alone = Gateway.create(make_config(), clock=SimulatedClock(NOW))
+    alone.engine.dial(RU, "*111#")
+    expected = [alone.engine.reply(RU, text).text for text in ("3", "0")]
+    alone.close()
+    one.gateway.engine.dial(EN, "*111#")
+    one.gateway.engine.dial(RU, "*111#")
+    assert two.gateway.engine.reply(RU, "3").text == expected[0]  # worker 2 takes RU over
+    counted = _Counted(one.cluster._scripts)
+    cast(Any, one.cluster)._scripts = counted
+    with one.cluster.batch(lambda: [RU]):
+        one.gateway.engine.reply(EN, "3")  # the read's first take looks at RU too
+        # Redis said worker 2 holds RU: its reply takes it back, from worker 2's last step.
+        assert one.gateway.engine.reply(RU, "0").text == expected[1]
+    # EN's take and the look at RU; EN's save and RU's take; RU's save as the read ends.
+    assert counted.calls == [[b"t", b"p"], [b"s", b"t"], [b"s"]]
+    assert one.cluster.taken == 1
+
+
+async def test_a_number_this_worker_touched_after_the_look_ahead_is_asked_again(
+    pair: tuple[Worker, Worker], redis_url: str
+) -> None:
+    one, _ = pair
+    one.gateway.engine.dial(EN, "*111#")
+    old = one.gateway.engine.dial(RU, "*111#")
+    with one.cluster.batch(lambda: [RU, RU]):
+        one.gateway.engine.reply(EN, "3")  # looks at RU: this worker holds `old`
+        new = one.gateway.engine.dial(RU, "*111#")  # a new dialog replaces it here
+        assert not one.gateway.engine.reply(RU, "3").end  # the new dialog's next screen
+    held = _registered(redis_url, RU)
+    assert (held["worker"], held["session"]) == ("w1", new.session) != ("w1", old.session)
+    assert _state(redis_url, RU)["screen"] == "numbers"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import redis
@@ -44,7 +45,7 @@ class Point:
 def test_the_saved_state_is_to_states_json() -> None:
     dialog = _dialog(amount=10.5, items=["a", {"b": (1, 2)}], none=None)
     saved = cluster_mod._state(dialog)
-    assert saved == json.dumps(dialog.to_state(), separators=(",", ":"))
+    assert json.loads(saved) == json.loads(json.dumps(dialog.to_state()))
     back = Dialog.from_state(json.loads(saved))  # what a worker taking it over reads
     assert back.outcome is Outcome.REPLACED and back.pages == dialog.pages
     assert back.left_on == {"main": 2} and back.values["items"] == ["a", {"b": [1, 2]}]
@@ -67,11 +68,7 @@ def scripts(redis_url: str) -> Iterator[cluster_mod._Scripts]:
 
 
 def _claim(scripts: cluster_mod._Scripts, worker: str, session: str) -> object:
-    return scripts(
-        cluster_mod._CLAIM_LUA,
-        (DIALOG + RU, DEADLINES),
-        (worker, session, repr(NOW + 60), RU, INBOX, "100"),
-    )
+    return scripts([(b"c", DIALOG + RU, (worker, session, repr(NOW + 60), RU, INBOX, "100"))])[0]
 
 
 def test_the_scripts_run_after_redis_forgot_them(
@@ -83,10 +80,11 @@ def test_the_scripts_run_after_redis_forgot_them(
         client.script_flush()
         assert _claim(scripts, "w2", "s2") == b"w1"  # EVAL once, after NOSCRIPT
         assert client.xlen(INBOX + "w1") == 1  # w1 is told its dialog was replaced
-        assert client.script_exists(cluster_mod._CLAIM_LUA.sha.decode()) == [True]
+        assert client.script_exists(cluster_mod._STEPS_LUA.sha.decode()) == [True]
+        client.set(DIALOG + "79990000000", "not a dialog")
         with pytest.raises(redis.ResponseError):  # an error from Redis is an error, at once
-            scripts(cluster_mod._CLAIM_LUA, (DIALOG + RU,), ("w1",))
-        assert scripts(cluster_mod._TAKE_LUA, (DIALOG + RU,), ("w2", RU, INBOX, "100")) is None
+            scripts([(b"p", DIALOG + "79990000000", ())])
+        assert scripts([(b"t", DIALOG + RU, ("w2", RU, INBOX, "100"))]) == [None]
     finally:
         client.close()
 
@@ -109,3 +107,49 @@ def test_a_restarted_redis_is_used_again_at_the_next_call(own_redis: Server) -> 
     finally:
         scripts.close()
         client.close()
+
+
+def test_several_operations_go_in_one_call_in_order(
+    scripts: cluster_mod._Scripts, redis_url: str
+) -> None:
+    key, due = DIALOG + RU, repr(NOW + 60)
+    state = cluster_mod._state(_dialog())
+    answers = scripts(
+        [
+            (b"p", key, ()),  # nobody holds it yet
+            (b"c", key, ("w1", "s1", due, RU, INBOX, "100")),
+            (b"s", key, ("w1", "s1", state, due, RU, "0")),
+            (b"p", key, ()),
+            (b"t", key, ("w2", RU, INBOX, "100")),  # w2 takes it over from the saved state
+            (b"s", key, ("w1", "s9", state, due, RU, "0")),  # not the session: refused
+            (b"r", key, ("s1", RU)),
+            (b"p", key, ()),
+        ]
+    )
+    assert answers == [
+        [None, None],
+        None,
+        1,
+        [b"w1", b"s1"],
+        [b"w1", b"s1", state],
+        0,
+        1,
+        [None, None],
+    ]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        told: Any = client.xrange(INBOX + "w1")
+        assert [fields[b"op"] for _, fields in told] == [b"moved"]
+        assert client.zscore(DEADLINES, RU) is None
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "op", [(b"x", DIALOG + RU, ()), (b"c", DIALOG + RU, ("w1",)), (b"p", DIALOG + RU, ("a",))]
+)
+def test_an_operation_with_the_wrong_name_or_arguments_is_refused_before_sending(
+    scripts: cluster_mod._Scripts, op: cluster_mod._Op
+) -> None:
+    with pytest.raises(ValueError, match="not an operation"):
+        scripts([op])

@@ -302,6 +302,8 @@ Event = (
 TimerEvent = RequestTimedOut | EnquireLinkDue | PeerTimedOut
 
 _LENGTH = struct.Struct("!I")
+_LENGTH_ID = struct.Struct("!II")  # command_length, command_id
+_SUBMIT_SM = int(CommandId.SUBMIT_SM)
 _COMPACT_AT = 1 << 16
 
 
@@ -406,6 +408,34 @@ class SmppConnection:
     def pending_input(self) -> bytes:
         """Received octets of a PDU not yet complete (a capture begun mid-connection)."""
         return bytes(self._buf[self._pos :])
+
+    def submit_sources(self) -> list[str]:
+        """The source_addr of each complete submit_sm received and not handled yet.
+
+        A look ahead for callers that prepare for a read's PDUs in one go (cluster mode asks
+        Redis about all their numbers in one round trip, docs/cluster.md); it reads only the
+        header and the first two C-Octet Strings of the body (SMPP 3.4 §4.4.1: service_type,
+        two octets of TON and NPI, source_addr), never raises, and decides nothing: each PDU
+        is still decoded and checked by next_event(). A malformed one ends the look ahead.
+        """
+        buf, pos, end = self._buf, self._pos, len(self._buf)
+        found: list[str] = []
+        while end - pos >= HEADER_LENGTH:
+            length, command_id = _LENGTH_ID.unpack_from(buf, pos)
+            if length < HEADER_LENGTH or length > self.max_pdu_size or end - pos < length:
+                break
+            if command_id == _SUBMIT_SM:
+                stop = pos + length
+                # service_type: at most 6 octets with its NUL; then TON and NPI.
+                nul = buf.find(0, pos + HEADER_LENGTH, min(pos + HEADER_LENGTH + 6, stop))
+                start = nul + 3
+                # source_addr: at most 21 octets with its NUL.
+                close = buf.find(0, start, min(start + 21, stop)) if nul >= 0 else -1
+                if close < 0:
+                    break
+                found.append(buf[start:close].decode("latin-1"))
+            pos += length
+        return found
 
     def may_send(self, command_id: int) -> bool:
         """True when the current state lets us issue this request (e.g. deliver_sm)."""

@@ -242,7 +242,7 @@ class _Bind(asyncio.Protocol):
         self.conn.receive_data(data, now)
         # Group commit: one store transaction for the read's PDUs, each PDU's own a savepoint
         # in it; their answers wait for its COMMIT (docs/smpp.md "MO SMS").
-        with server.sms.group(), server.around_read():
+        with server.sms.group(), server.around_read(self.conn.submit_sources):
             server._drain(self)
         server._flush()
         # A read's PDUs in to the answers they caused out (the console's latency chart).
@@ -258,6 +258,10 @@ class _Bind(asyncio.Protocol):
         self.conn.receive_data(b"", server.clock.now())
         server._drain(self, "connection lost" if exc is None else str(exc))
         server._flush()
+
+
+def _no_batch(sources: Callable[[], list[str]]) -> contextlib.AbstractContextManager[Any]:
+    return contextlib.nullcontext()
 
 
 class SmppServer:
@@ -318,10 +322,11 @@ class SmppServer:
         # (key, its account) or closes (key, None), so other workers route its SMS here.
         self.on_receiver: Callable[[int, SmppAccount | None], None] | None = None
         # Cluster mode (ussd/cluster.py, Cluster.batch): entered around each read's PDUs, so
-        # the Redis writes of its USSD steps go in one round trip before their answers.
-        self.around_read: Callable[[], contextlib.AbstractContextManager[Any]] = (
-            contextlib.nullcontext
-        )
+        # Redis is asked about the numbers of its submit_sm (the callable gives their
+        # source_addr) and told of its USSD steps' writes in one round trip each.
+        self.around_read: Callable[
+            [Callable[[], list[str]]], contextlib.AbstractContextManager[Any]
+        ] = _no_batch
         self._handlers: dict[type, Callable[[_Bind, Any], None]] = {
             SubmitSm: self._on_submit_sm,
             ResponseReceived: self._on_response,
