@@ -14,7 +14,9 @@ A dialog step runs a few statements, so each costs one round trip and little els
 are merged into the statement on this side (as psycopg's ClientCursor does) and sent with
 libpq's PQexec; a `BEGIN` goes out with the transaction's first statement (its lock and the
 write counter in the same round trip), the counter comes back with the `COMMIT`, and
-`executemany` of a one-row INSERT is one INSERT of all its rows.
+`executemany` of a one-row INSERT is one INSERT of all its rows. Whether another connection has
+committed (`PRAGMA data_version`) costs no round trip: its commit notifies this one (LISTEN),
+and looking is reading what the socket already holds.
 """
 
 from __future__ import annotations
@@ -49,18 +51,26 @@ _SCHEMA = (
 # SQLite's PRAGMA data_version moves when another connection commits (never for our own); the
 # store drops its cached subscribers then, and the SMS centre and the link scheduler re-read
 # their next deadline (store.change_marker). Here every transaction that writes those tables
-# moves a committed counter once, noting its transaction id: a connection reads the counter
-# with its BEGIN and its COMMIT and so tells its own change from another's, and another's is
-# seen only once it is committed (a counter moved before the commit would let a reader cache
-# the row the writer is still changing).
+# moves a committed counter once, noting its transaction id, and notifies the counter's new
+# value on CHANNEL: a connection reads the counter with its BEGIN and its COMMIT and so tells
+# its own change from another's, and between its transactions it hears the others' commits
+# without asking (as the notification arrives, a moment after the writer's COMMIT has returned;
+# the store looks at most every 5 ms anyway). Both say so only once the writer has committed (a
+# NOTIFY is delivered at COMMIT; a counter moved before the commit would let a reader cache the
+# row the writer is still changing), and the value notified tells a commit already counted at
+# a BEGIN from a new one. NOTIFY serializes committing notifiers, as the write lock does.
 _WATCHED = ("subscribers", "sms", "links")
+CHANNEL = "ussd_writes"
 _WRITES = (
     "CREATE TABLE IF NOT EXISTS ussd_writes ("
     "id INTEGER PRIMARY KEY CHECK (id = 1), n BIGINT NOT NULL, xid BIGINT)",
     "INSERT INTO ussd_writes (id, n) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+    # Replaced on every start: a database made by an earlier version gets the NOTIFY too.
     "CREATE OR REPLACE FUNCTION ussd_subscriber_written() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN UPDATE ussd_writes SET n = n + 1, xid = txid_current() "
-    "WHERE id = 1 AND xid IS DISTINCT FROM txid_current(); RETURN NULL; END $$",
+    "$$ DECLARE moved BIGINT; BEGIN UPDATE ussd_writes SET n = n + 1, xid = txid_current() "
+    "WHERE id = 1 AND xid IS DISTINCT FROM txid_current() RETURNING n INTO moved; "
+    f"IF moved IS NOT NULL THEN PERFORM pg_notify('{CHANNEL}', moved::text); END IF; "
+    "RETURN NULL; END $$",
     *(
         f"CREATE OR REPLACE TRIGGER ussd_written AFTER INSERT OR UPDATE OR DELETE "
         f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION ussd_subscriber_written()"
@@ -72,6 +82,7 @@ _BEGIN = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})".encode()
 _BEGIN_COUNTED = _BEGIN + b"; SELECT n, txid_current() FROM ussd_writes WHERE id = 1"
 _COMMIT_COUNTED = b"COMMIT; SELECT n, xid FROM ussd_writes WHERE id = 1"
 _COUNTER = b"SELECT n FROM ussd_writes WHERE id = 1"
+_LISTEN = f"LISTEN {CHANNEL}".encode()
 
 _OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY)
 _ROWS = pq.ExecStatus.TUPLES_OK
@@ -250,6 +261,8 @@ class PgConnection:
         # was seen: PRAGMA data_version.
         self._seen: int | None = None
         self._others = 0
+        self._pid = 0  # our server process: its NOTIFY is our own commit
+        self._fatal = ""  # why the server said, between statements, it is closing the connection
         self._xact: tuple[int, bytes] | None = None  # this transaction's (counter at BEGIN, id)
         # A BEGIN not sent yet: it goes out with the transaction's first statement, in the
         # same round trip (a transaction that runs none costs none).
@@ -275,9 +288,14 @@ class PgConnection:
                 f"PostgreSQL {where(self.dsn)}: cannot connect: {_reason(exc)}"
             ) from None
         conn.adapters.register_loader("numeric", _NumericLoader)
+        # psycopg reads notifications on its own paths too (_run): they come here, not lost.
+        conn.add_notify_handler(self._notified)
+        conn.add_notice_handler(self._notice)
         self._conn = conn
         self._tx = Transformer.from_context(conn)
         self._encoding = conn.info.encoding
+        self._pid = conn.pgconn.backend_pid
+        self._fatal = ""
         # Under the migration lock: two workers creating the table at once would collide
         # (CREATE TABLE IF NOT EXISTS is not safe against a concurrent one on PostgreSQL).
         self._run(f"SELECT pg_advisory_lock({MIGRATE_LOCK})", ())
@@ -287,6 +305,11 @@ class PgConnection:
         finally:
             self._run(f"SELECT pg_advisory_unlock({MIGRATE_LOCK})", ())
         self._refresh_identity()
+        if self._writes_ready:
+            # Made again: listen again, and count it as another's write, since whatever was
+            # committed while we were away was not heard.
+            self._listen()
+            self._others += 1
         return conn
 
     def _live(self) -> psycopg.Connection[Any]:
@@ -526,9 +549,10 @@ class PgConnection:
             self.execute_raw("UPDATE ussd_schema SET version = %s", (int(value),))
             return PgCursor(_EMPTY, 1, None)
         if name == "data_version":
-            if not self._writes_ready:
+            if self._writes_ready:
+                self._hear()
+            else:
                 self._prepare_writes()
-            self._saw(int(self._exec(_COUNTER).get_value(0, 0) or b"0"), self._seen)
             return PgCursor([(self._others,)], 1, None)
         # journal_mode, synchronous, foreign_keys: PostgreSQL is durable and checks keys.
         return PgCursor([("ok",)], 1, None)
@@ -544,7 +568,48 @@ class PgConnection:
             self.execute("ROLLBACK")
             raise
         self.execute("COMMIT")
+        self._listen()
         self._writes_ready = True
+
+    def _listen(self) -> None:
+        # LISTEN first, then the counter: a commit the counter does not show yet is heard.
+        self._exec(_LISTEN)
+        self._seen = int(self._exec(_COUNTER).get_value(0, 0) or b"0")
+
+    def _hear(self) -> None:
+        """Count the commits of others notified so far: what the socket holds, no round trip."""
+        pgconn = self._live().pgconn  # a lost connection is made again (and counted) here
+        try:
+            pgconn.consume_input()  # reads what has arrived, never waits
+        except psycopg.OperationalError as exc:  # the server closed the connection
+            self._gone(_reason(exc))
+        # PQnotifies parses what was read: the notifications, and any notice (_notice).
+        while (notify := pgconn.notifies()) is not None:
+            self._heard(notify.be_pid, notify.extra)
+        if self._fatal:  # the server said why before closing (a restart, pg_terminate_backend)
+            self._gone(self._fatal)
+
+    def _notified(self, notify: psycopg.Notify) -> None:
+        self._heard(notify.pid, notify.payload)
+
+    def _heard(self, pid: int, counter: bytes | str) -> None:
+        if pid == self._pid:
+            return  # our own commit: _commit has seen it
+        try:
+            value = int(counter)
+        except ValueError:  # not from the trigger: a change all the same
+            self._others += 1
+            return
+        # One the counter already showed us (at a BEGIN) is not counted twice.
+        if self._seen is None or value > self._seen:
+            self._others += 1
+            self._seen = value
+
+    def _notice(self, diag: psycopg.errors.Diagnostic) -> None:
+        # A FATAL outside a statement is the server closing the connection: the socket's end
+        # follows, and _hear reports it at once rather than at the next look.
+        if diag.severity_nonlocalized in ("FATAL", "PANIC"):
+            self._fatal = diag.message_primary or "closed"
 
 
 def where(dsn: str) -> str:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import select
+import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from psycopg import pq
 
 from tests.services import Server, create_database
 from ussd import pgsql
+from ussd import store as store_mod
 from ussd.pgsql import PgConnection, is_postgres, translate
 from ussd.store import MIGRATIONS, Store, StoreError
 
@@ -120,8 +126,29 @@ def test_workers_starting_together_migrate_once(postgres_url: str) -> None:
 # -- the connection under the store (ussd/pgsql.py) ---------------------------------------------
 
 
+WAIT = 10.0  # seconds a notification may take before the test fails
+
+
 def _version(db: PgConnection) -> int:
     return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _round_trip(db: PgConnection) -> None:
+    # Whatever the server had to tell this connection (a NOTIFY, a FATAL) has arrived by the
+    # time a statement's answer has.
+    db.execute("SELECT 1")
+
+
+def _moved(db: PgConnection, than: int) -> int:
+    """data_version once it differs from `than`: another's commit is heard as it arrives."""
+    deadline = time.monotonic() + WAIT
+    while (version := _version(db)) == than:
+        left = deadline - time.monotonic()
+        assert left > 0, "another connection's commit was never heard"
+        conn = db._conn
+        assert conn is not None
+        select.select([conn.pgconn.socket], [], [], left)  # until the server sends something
+    return version
 
 
 def test_data_version_moves_for_another_connections_commit_only(postgres_url: str) -> None:
@@ -132,23 +159,122 @@ def test_data_version_moves_for_another_connections_commit_only(postgres_url: st
         start = _version(db)
         gateway.create_subscriber(RU, "ru", NOW)  # our own commits, as SQLite's data_version
         gateway.add_sms(RU, "MTS", "ours", NOW, NOW + 60)
+        _round_trip(db)  # our own notifications are in by now, and not counted
         assert _version(db) == start
         other_db = other.db
         assert isinstance(other_db, PgConnection)
         other_db.execute("BEGIN IMMEDIATE")
         other_db.execute("UPDATE subscribers SET balance = 9 WHERE msisdn = ?", (RU,))
         # Not before it is committed: a reader would cache the row as it was.
+        _round_trip(db)
         assert _version(db) == start
         other_db.execute("COMMIT")
-        moved = _version(db)
-        assert moved != start
-        gateway.update_subscriber(RU, balance=10.0)
+        moved = _moved(db, start)
+        gateway.update_subscriber(RU, balance=10.0)  # counted once: not again at our BEGIN
+        _round_trip(db)
         assert _version(db) == moved
         other.add_sms(RU, "MTS", "theirs", NOW, NOW + 60)
-        assert _version(db) != moved
+        _moved(db, moved)
     finally:
         gateway.close()
         other.close()
+
+
+def test_a_subscriber_another_connection_changed_is_read_again(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_mod, "OTHER_WRITERS_CHECK", 0.0)  # look on every read
+    gateway, other = Store(postgres_url), Store(postgres_url)
+    try:
+        gateway.create_subscriber(RU, "ru", NOW, balance=5.0)
+        assert gateway.subscriber(RU).balance == 5.0  # type: ignore[union-attr]
+        other.update_subscriber(RU, balance=8.0)
+        deadline = time.monotonic() + WAIT
+        while (sub := gateway.subscriber(RU)) is not None and sub.balance == 5.0:
+            assert time.monotonic() < deadline, "the cached subscriber was never dropped"
+            assert isinstance(gateway.db, PgConnection) and gateway.db._conn is not None
+            conn = gateway.db._conn
+            select.select([conn.pgconn.socket], [], [], WAIT)
+        assert sub is not None and sub.balance == 8.0
+    finally:
+        gateway.close()
+        other.close()
+
+
+def test_a_notification_psycopg_reads_is_counted(postgres_url: str) -> None:
+    # The notification may arrive with the answer of any statement: one sent as libpq's PQexec
+    # (execute) keeps it for the next look, one through psycopg's cursor (execute_raw) hands it
+    # to the connection's handler; either way it is counted, once.
+    gateway, other = Store(postgres_url), Store(postgres_url)
+    try:
+        db = gateway.db
+        assert isinstance(db, PgConnection)
+        start = _version(db)
+        other.create_subscriber(RU, "ru", NOW)
+        db.execute("SELECT 1")
+        assert _version(db) == start + 1
+        other.add_sms(RU, "MTS", "theirs", NOW, NOW + 60)
+        db.execute_raw("SELECT 1")
+        assert _version(db) == start + 2
+    finally:
+        gateway.close()
+        other.close()
+
+
+def test_looking_sends_no_statement(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(postgres_url)
+    watcher = psycopg.connect(postgres_url, autocommit=True)
+    try:
+        db = store.db
+        assert isinstance(db, PgConnection)
+        sent: list[str] = []  # every statement, through psycopg or as PQexec
+        run, exec_ = db._run, db._exec
+
+        def counted_run(sql: str, params: Sequence[Any]) -> list[Any]:
+            sent.append(sql)
+            return run(sql, params)
+
+        def counted_exec(query: bytes) -> pq.abc.PGresult:
+            sent.append(query.decode())
+            return exec_(query)
+
+        monkeypatch.setattr(db, "_run", counted_run)
+        monkeypatch.setattr(db, "_exec", counted_exec)
+        db.execute("SELECT 'the last statement'")
+        for _ in range(100):
+            _version(db)
+        assert sent == ["SELECT 'the last statement'"]
+        # And as the server saw it: that is still the last statement of this connection.
+        row = watcher.execute(
+            "SELECT query FROM pg_stat_activity WHERE pid = %s", (db._pid,)
+        ).fetchone()
+        assert row == ("SELECT 'the last statement'",)
+    finally:
+        watcher.close()
+        store.close()
+
+
+def test_a_connection_made_again_counts_as_a_change(postgres_url: str) -> None:
+    store, other = Store(postgres_url), Store(postgres_url)
+    admin = psycopg.connect(postgres_url, autocommit=True)
+    try:
+        db = store.db
+        assert isinstance(db, PgConnection)
+        start = _version(db)
+        # Gone, and waited for (up to 5 s): the server has closed the connection by now.
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (db._pid,))
+        with pytest.raises(StoreError, match="connection was lost: terminating connection"):
+            _version(db)  # found by looking, at once: no statement, no wait
+        made_again = _version(db)  # made again: what happened meanwhile was not heard
+        assert made_again != start
+        _round_trip(db)
+        assert _version(db) == made_again
+        other.create_subscriber(RU, "ru", NOW)  # heard on the new connection too
+        _moved(db, made_again)
+    finally:
+        admin.close()
+        other.close()
+        store.close()
 
 
 def test_a_transaction_that_began_after_another_write_counts_it(postgres_url: str) -> None:
@@ -159,8 +285,9 @@ def test_a_transaction_that_began_after_another_write_counts_it(postgres_url: st
         gateway.create_subscriber(RU, "ru", NOW)
         start = _version(db)
         other.update_subscriber(RU, balance=3.0)
-        gateway.add_sms(RU, "MTS", "ours after theirs", NOW, NOW + 60)
-        assert _version(db) != start  # theirs is seen, though ours came after it
+        gateway.add_sms(RU, "MTS", "ours after theirs", NOW, NOW + 60)  # its BEGIN sees theirs
+        _round_trip(db)  # and theirs is notified by now
+        assert _version(db) == start + 1  # seen, though ours came after it, and only once
     finally:
         gateway.close()
         other.close()
