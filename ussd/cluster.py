@@ -50,7 +50,9 @@ _log = log.get("cluster")
 _T = TypeVar("_T")
 
 PREFIX = "ussd:"
-DIALOG = PREFIX + "dialog:"  # + msisdn: hash of worker, session, state (JSON), deadline
+# + msisdn: hash of worker, session, state (JSON), deadline, waiting, and `before`: the workers
+# that held the dialog before its worker took it over, each once, comma-separated.
+DIALOG = PREFIX + "dialog:"
 DEADLINES = PREFIX + "deadlines"  # sorted set: msisdn by its dialog's next deadline
 WORKER = PREFIX + "worker:"  # + worker id: present while the worker beats
 INBOX = PREFIX + "inbox:"  # + worker id: a stream of what other workers tell it
@@ -70,7 +72,9 @@ TIMEOUT = 2.0  # seconds to connect to Redis or wait for an answer: an outage is
 #   c (claim)    worker, session, deadline, msisdn, inbox prefix, inbox length
 #   s (save)     worker, session, state, deadline, msisdn, waiting (0/1)
 #   r (release)  session, msisdn
-#   t (take)     worker, msisdn, inbox prefix, inbox length
+#   t (take)     worker, msisdn, inbox prefix, inbox length: {worker, session, state, before}
+#                (state '' while it waits on another worker; `before` with the worker it is
+#                taken from, when this take moved it), or false when there is none
 #   p (peek)     none: who holds the dialog, {worker, session}
 # One answer per operation, in order.
 _STEPS = """
@@ -78,7 +82,7 @@ local D = KEYS[1]
 local function claim(k, a)
   local prev = redis.call('HMGET', k, 'worker', 'session')
   redis.call('HSET', k, 'worker', ARGV[a + 1], 'session', ARGV[a + 2], 'state', '',
-             'deadline', ARGV[a + 3])
+             'deadline', ARGV[a + 3], 'before', '')
   redis.call('ZADD', D, ARGV[a + 3], ARGV[a + 4])
   if prev[1] and prev[1] ~= ARGV[a + 1] and prev[2] ~= ARGV[a + 2] then
     redis.call('XADD', ARGV[a + 5] .. prev[1], 'MAXLEN', '~', ARGV[a + 6], '*',
@@ -101,16 +105,22 @@ local function release(k, a)
   return 1
 end
 local function take(k, a)
-  local d = redis.call('HMGET', k, 'worker', 'session', 'state', 'waiting')
+  local d = redis.call('HMGET', k, 'worker', 'session', 'state', 'waiting', 'before')
   if not d[1] or not d[3] or d[3] == '' then return false end
+  local before = d[5] or ''
   -- Its worker performs the outside answer the dialog waits for: it stays there.
-  if d[4] == '1' and d[1] ~= ARGV[a + 1] then return {d[1], d[2], ''} end
+  if d[4] == '1' and d[1] ~= ARGV[a + 1] then return {d[1], d[2], '', before} end
   if d[1] ~= ARGV[a + 1] then
-    redis.call('HSET', k, 'worker', ARGV[a + 1])
+    -- Every worker that held it, each once: a harness there may play it and hears its end
+    -- however many times it moved (ussd/cluster_bus.py).
+    if not string.find(',' .. before .. ',', ',' .. d[1] .. ',', 1, true) then
+      if before == '' then before = d[1] else before = before .. ',' .. d[1] end
+    end
+    redis.call('HSET', k, 'worker', ARGV[a + 1], 'before', before)
     redis.call('XADD', ARGV[a + 3] .. d[1], 'MAXLEN', '~', ARGV[a + 4], '*',
                'op', 'moved', 'msisdn', ARGV[a + 2], 'session', d[2])
   end
-  return {d[1], d[2], d[3]}
+  return {d[1], d[2], d[3], before}
 end
 local function peek(k, a)
   return redis.call('HMGET', k, 'worker', 'session')
@@ -328,9 +338,11 @@ class Cluster:
         # (None where there is no dialog), good until this worker touches the number again.
         self._ahead: Callable[[], Sequence[str]] | None = None
         self._peeked: dict[str, tuple[str | None, str | None]] = {}
-        # Told (msisdn, session, from worker) when this worker takes a dialog over
-        # (ussd/cluster_bus.py: the end goes back to a harness bind there).
-        self.on_taken: Callable[[str, str, str], None] | None = None
+        # Told (msisdn, session, workers) when this worker takes a dialog over: every worker
+        # that held it before (Redis's `before`, with the one it is taken from), each once,
+        # this one too when it comes back. ussd/cluster_bus.py routes the dialog's end to a
+        # harness bind on any of them (docs/cluster.md "What is routed").
+        self.on_taken: Callable[[str, str, tuple[str, ...]], None] | None = None
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -583,7 +595,7 @@ class Cluster:
         self._up()
         if not found:
             return None  # ended, or replaced and ended, on another worker
-        worker, session, state = (v.decode() for v in found)
+        worker, session, state, before = (v.decode() for v in found)
         if worker == self.worker and here is not None and here.session == session:
             return here
         if not state:
@@ -599,7 +611,7 @@ class Cluster:
         self.taken += 1
         _log.info("cluster_dialog_taken", msisdn=msisdn, session=session, from_worker=worker)
         if self.on_taken is not None:
-            self.on_taken(msisdn, session, worker)
+            self.on_taken(msisdn, session, tuple(w for w in before.split(",") if w))
         return dialog
 
     def _numbers(self, sources: Sequence[str], skip: str) -> list[str]:

@@ -22,8 +22,9 @@ which that worker reads with the changes in one blocking XREAD:
   worker whose bind plays the handset; the harness's answer takes the dialog over there;
 - an MO SMS delivered or expired: to every worker with a receiving bind, whose SMS centre
   sends the delivery receipts its binds are owed;
-- the end of a dialog taken over from a worker with a receiving bind: to that worker, whose
-  harness may be playing it and hears its end as on one worker.
+- the end of a dialog taken over from workers with a receiving bind (however many times it
+  moved: Redis keeps every worker that held it): to each of them once, whose harness may be
+  playing it and hears its end as on one worker.
 
 It also agrees with the other workers on the password dialog's candidate key (share_key).
 
@@ -164,9 +165,9 @@ class ClusterBus:
         self._watching: dict[str, set[str]] = {}
         self._receivers: dict[str, dict[str, tuple[str, ...]]] = {}
         self._pushed: OrderedDict[str, str] = OrderedDict()  # push session -> its worker
-        # Sessions taken over from a worker with a receiving bind -> that worker: a harness
-        # there may play the dialog, and hears its end as it would on one worker.
-        self._ends: OrderedDict[str, str] = OrderedDict()
+        # Sessions taken over here that workers with a receiving bind held before -> those
+        # workers: a harness there may play the dialog, and hears its end as on one worker.
+        self._ends: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         # Workers whose beat is missing (killed, or Redis restarted and they have not beaten
         # again yet), since when: nothing goes to them; their interests are read again when
         # they beat, deleted when they have not for FORGET_AFTER.
@@ -412,8 +413,12 @@ class ClusterBus:
             target = self._pushed.get(event.screen.session)
         elif isinstance(event, DialogEnded):
             target = self._pushed.pop(event.session, None)
-            if self._ends:
-                target = self._ends.pop(event.session, target)
+            if self._ends and (ends := self._ends.pop(event.session, None)) is not None:
+                # Each worker once, the push's among them: its SMS centre hears it once.
+                text = encode(event)
+                for worker in dict.fromkeys((target, *ends) if target is not None else ends):
+                    self._send(worker, {"op": "smpp", "msisdn": event.msisdn, "data": text})
+                return
         elif isinstance(event, SmsStateChanged):
             # An MO SMS delivered or expired here may owe its sender's system a delivery
             # receipt (SMPP 3.4 §5.2.17), whose bind may be on any worker that has one.
@@ -428,10 +433,12 @@ class ClusterBus:
         if target is not None:
             self._send(target, {"op": "smpp", "msisdn": event.msisdn, "data": encode(event)})
 
-    def _taken(self, msisdn: str, session: str, worker: str) -> None:
-        """Cluster: this worker took a dialog over (a reply reached it) from `worker`."""
-        if worker in self._receivers:
-            self._ends[session] = worker
+    def _taken(self, msisdn: str, session: str, before: tuple[str, ...]) -> None:
+        """Cluster: this worker took a dialog over (a reply reached it); `before` are the
+        workers that held it before, each once (docs/cluster.md "What is routed")."""
+        ends = tuple(w for w in before if w in self._receivers)  # never this worker
+        if ends:
+            self._ends[session] = ends
             while len(self._ends) > PUSHES_MAX:
                 self._ends.popitem(last=False)
 

@@ -2,9 +2,10 @@
 
 Two `ussd-sim serve` workers as processes on real sockets (tests/cluster/test_workers.py), one
 Redis, one PostgreSQL: a web-phone socket or an SMPP bind on one worker, the dialog or the SMS
-on the other. A worker learns of the other's socket or bind through Redis a moment after it
-opened, so each test repeats its first action (a bounded number of times) until it is heard;
-what is checked is that it then arrives, which without routing it never does.
+on the other (or, for a dialog moved twice, on two others). A worker learns of the other's
+socket or bind through Redis a moment after it opened, so each test repeats its first action (a
+bounded number of times) until it is heard; what is checked is that it then arrives, which
+without routing it never does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis
 import yaml
 
 from tests.cluster.test_workers import (  # noqa: F401 (fixtures)
@@ -27,6 +29,8 @@ from tests.cluster.test_workers import (  # noqa: F401 (fixtures)
     workers,
 )
 from tests.smpp.helpers import RecordingEsme, text_of
+from ussd.cluster_bus import EVENTS, decode
+from ussd.events import DialogEnded
 from ussd.smpp.constants import EsmClass
 from ussd.smpp.pdu import BindReceiver, BindTransceiver, DeliverSm
 
@@ -200,5 +204,62 @@ async def test_a_harness_hears_the_end_of_its_dialog_taken_over_on_the_other_wor
             break
         assert end is not None, "the harness on a never heard the end of its dialog on b"
         assert end.its_session_info is not None and end.its_session_info.end_of_session
+    finally:
+        await esme.close()
+
+
+def _event(fields: dict[bytes, bytes]) -> object:
+    """What a stream entry routed to a worker's SMS centre carries (ussd/cluster_bus.py)."""
+    return decode(fields[b"data"].decode()) if fields.get(b"op") == b"smpp" else None
+
+
+@pytest.fixture
+def three(tmp_path: Path, redis_url: str, postgres_url: str) -> Iterator[list[Process]]:
+    procs = [_config(tmp_path, name, redis_url, postgres_url) for name in ("wa", "wb", "wc")]
+    with started(procs):
+        yield procs
+
+
+async def test_a_harness_hears_once_the_end_of_its_dialog_moved_twice(
+    three: list[Process],
+    http: aiohttp.ClientSession,  # noqa: F811
+    redis_url: str,
+) -> None:
+    a, b, c = three
+    esme = await RecordingEsme.connect(("127.0.0.1", a.smpp))
+    try:
+        assert (await esme.bind(BindTransceiver)).command_status == 0
+        end: DeliverSm | None = None
+        for _ in range(ATTEMPTS):  # until c has heard of a's receiving bind
+            assert (await esme.submit(RU, "*111#")).command_status == 0
+            first = await esme.deliver_sm()  # the menu, from a
+            assert first.its_session_info is not None
+            assert not first.its_session_info.end_of_session
+            # The dialog moves a -> b -> c: b takes it over from a, then c from b, and the
+            # second answer ends it there (*111# -> 3 -> 3).
+            await _post(http, f"{b.url}/api/v1/phones/{RU}/reply", {"text": "3"})
+            last = await _post(http, f"{c.url}/api/v1/phones/{RU}/reply", {"text": "3"})
+            assert last["end"]
+            try:
+                pdu = await asyncio.wait_for(esme.requests.get(), HEARD)
+            except TimeoutError:
+                continue
+            assert isinstance(pdu, DeliverSm)
+            end = pdu
+            break
+        assert end is not None, "the harness on a never heard the end of its dialog on c"
+        assert end.its_session_info is not None and end.its_session_info.end_of_session
+        assert text_of(end) == last["text"]
+        # c sent it once, to a only (not also back one hop to b).
+        client = redis.Redis.from_url(redis_url)
+        try:
+            routed: dict[str, Any] = {w.name: client.xrange(EVENTS + w.name) for w in three}
+        finally:
+            client.close()
+        ends = {
+            name: [e.session for _, f in entries if isinstance(e := _event(f), DialogEnded)]
+            for name, entries in routed.items()
+        }
+        assert ends == {"wa": [last["session"]], "wb": [], "wc": []}
     finally:
         await esme.close()

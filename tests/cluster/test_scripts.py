@@ -131,7 +131,7 @@ def test_several_operations_go_in_one_call_in_order(
         None,
         1,
         [b"w1", b"s1"],
-        [b"w1", b"s1", state],
+        [b"w1", b"s1", state, b"w1"],
         0,
         1,
         [None, None],
@@ -141,6 +141,37 @@ def test_several_operations_go_in_one_call_in_order(
         told: Any = client.xrange(INBOX + "w1")
         assert [fields[b"op"] for _, fields in told] == [b"moved"]
         assert client.zscore(DEADLINES, RU) is None
+    finally:
+        client.close()
+
+
+def test_a_take_answers_every_worker_that_held_the_dialog_each_once(
+    scripts: cluster_mod._Scripts, redis_url: str
+) -> None:
+    # Its end goes back to a harness bind on any of them (docs/cluster.md "What is routed").
+    key, due = DIALOG + RU, repr(NOW + 60)
+    state = cluster_mod._state(_dialog())
+
+    def take(worker: str) -> Any:
+        return scripts([(b"t", key, (worker, RU, INBOX, "100"))])[0]
+
+    scripts([(b"c", key, ("w1", "s1", due, RU, INBOX, "100"))])
+    scripts([(b"s", key, ("w1", "s1", state, due, RU, "0"))])
+    assert take("w1") == [b"w1", b"s1", state, b""]  # its own: nothing moves
+    assert take("w2") == [b"w1", b"s1", state, b"w1"]
+    assert take("w3") == [b"w2", b"s1", state, b"w1,w2"]
+    assert take("w1") == [b"w3", b"s1", state, b"w1,w2,w3"]  # back on w1: w1 is there once
+    assert take("w2") == [b"w1", b"s1", state, b"w1,w2,w3"]
+    # Waiting on w2 (it performs the outside answer): not moved, the list as it stands.
+    scripts([(b"s", key, ("w2", "s1", state, due, RU, "1"))])
+    assert take("w3") == [b"w2", b"s1", b"", b"w1,w2,w3"]
+    # A new dialog on the number starts with nobody before it.
+    scripts([(b"c", key, ("w4", "s2", due, RU, INBOX, "100"))])
+    scripts([(b"s", key, ("w4", "s2", state, due, RU, "0"))])
+    assert take("w5") == [b"w4", b"s2", state, b"w4"]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.hget(key, "before") == b"w4"
     finally:
         client.close()
 
