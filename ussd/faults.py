@@ -16,6 +16,10 @@ application name, then fires on every Nth match and with a probability, at most 
 Every rule draws from its own `random.Random` seeded with the set's seed and the rule's id, so
 the same seed and the same rules inject the same faults in the same places on every run, and
 adding a rule never changes what another one draws.
+
+In cluster mode (docs/cluster.md) the workers share one set: ussd/cluster_faults.py keeps it in
+Redis, puts it in force here (`adopt`) and, as `shared`, decides each matching event for all
+of them (one count and one draw across the cluster). With no rule in force nothing is asked.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ussd import durations
 from ussd.yamlload import brief
@@ -85,6 +89,14 @@ class FaultError(ValueError):
         super().__init__(f"{key}: {message}" if key else message)
         self.key = key
         self.message = message
+
+
+class RuleExists(FaultError):
+    """A rule with this id is in force (the admin API's 409 `rule_exists`)."""
+
+
+class TooManyRules(FaultError):
+    """MAX_RULES are in force (the admin API's 409 `too_many_rules`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +326,19 @@ class _State:
     fired: int = 0
     # smpp_throttle: bind -> (the second it counts, submit_sm counted in it)
     windows: dict[object, tuple[int, int]] = field(default_factory=dict)
+    instance: int = 0  # cluster mode: its number in Redis, new each time it is put in force
+
+
+class Shared(Protocol):
+    """Where the counts and draws live when several gateways share one rule set (cluster
+    mode, ussd/cluster_faults.py): it decides each matching event for all of them."""
+
+    def decide(
+        self, rule: Rule, instance: int, injection: Injection
+    ) -> tuple[bool, int, int] | None:
+        """(fires, seen, fired), counted across every gateway; None: no fault (the rule is no
+        longer in force, or nobody could be asked)."""
+        ...
 
 
 def _glob(pattern: str | None, value: str | None) -> bool:
@@ -332,6 +357,8 @@ class Faults:
         self.recent: deque[Injection] = deque(maxlen=MAX_RECENT)
         self.counts: dict[str, int] = dict.fromkeys(KINDS, 0)
         self._listeners: list[Callable[[Injection], None]] = []
+        # Cluster mode: the set is adopted from Redis and each matching event decided there.
+        self.shared: Shared | None = None
         for rule in rules:
             self.add(rule)
 
@@ -350,9 +377,9 @@ class Faults:
     def add(self, rule: Rule) -> Rule:
         """Put a rule in force; FaultError for a duplicate id or too many rules."""
         if rule.id in self._states:
-            raise FaultError("id", f"a rule with id {rule.id!r} exists")
+            raise RuleExists("id", f"a rule with id {rule.id!r} exists")
         if len(self._states) >= MAX_RULES:
-            raise FaultError("", f"at most {MAX_RULES} rules")
+            raise TooManyRules("", f"at most {MAX_RULES} rules")
         # A string seed is hashed with SHA-512 (random.seed, version 2): the same on every run
         # and every machine, unlike hash().
         rng = random.Random(f"{self.seed}:{rule.id}")
@@ -381,6 +408,22 @@ class Faults:
         self._next_id = 1
         for rule in rules:
             self.add(rule)
+
+    def adopt(self, seed: int, rules: Iterable[tuple[int, Rule]]) -> None:
+        """Put a shared set in force as it is (cluster mode): (instance, rule) in order. A rule
+        whose instance is unchanged keeps its state (smpp_throttle's windows of this worker's
+        binds); the counts and draws are the shared ones' (`shared`)."""
+        states: dict[str, _State] = {}
+        for instance, rule in rules:
+            old = self._states.get(rule.id)
+            if old is not None and old.instance == instance and old.rule == rule:
+                states[rule.id] = old
+            else:
+                rng = random.Random(f"{seed}:{rule.id}")
+                states[rule.id] = _State(rule, rng, instance=instance)
+        self.seed = seed
+        # Swapped whole, never changed in place: a step on another thread may be iterating.
+        self._states = states
 
     def rules(self) -> list[Rule]:
         return [s.rule for s in self._states.values()]
@@ -436,7 +479,11 @@ class Faults:
             state.windows[bind] = (second, count + 1)
             if count + 1 <= rule.rate:
                 continue  # within the rate: not a matching event
-            if self._fires(state):
+            if self.shared is not None:
+                found = self._shared(state, "submit_sm", system_id=system_id, msisdn=msisdn)
+                if found is not None:
+                    return found
+            elif self._fires(state):
                 return self._inject(state, "submit_sm", system_id=system_id, msisdn=msisdn)
         return self._first((SMPP_WITHHOLD,), "submit_sm", system_id=system_id, msisdn=msisdn)
 
@@ -472,7 +519,11 @@ class Faults:
                 or not _glob(m.system_id, system_id)
             ):
                 continue
-            if self._fires(state):
+            if self.shared is not None:
+                found = self._shared(state, at, msisdn=msisdn, code=code, system_id=system_id)
+                if found is not None:
+                    return found
+            elif self._fires(state):
                 return self._inject(state, at, msisdn=msisdn, code=code, system_id=system_id)
         return None
 
@@ -497,18 +548,47 @@ class Faults:
         system_id: str | None = None,
     ) -> Injection:
         state.fired += 1
-        rule = state.rule
-        injection = Injection(
-            rule=rule.id,
-            kind=rule.kind,
-            msisdn=msisdn,
-            code=code,
-            system_id=system_id,
-            at=at,
-            delay=rule.delay,
-        )
+        injection = _injection(state.rule, at, msisdn, code, system_id)
+        self._announce(injection)
+        return injection
+
+    def _shared(
+        self,
+        state: _State,
+        at: str,
+        *,
+        msisdn: str | None = None,
+        code: str | None = None,
+        system_id: str | None = None,
+    ) -> Injection | None:
+        # Cluster mode: the shared set counts and draws for every worker (one call to Redis).
+        assert self.shared is not None
+        injection = _injection(state.rule, at, msisdn, code, system_id)
+        answer = self.shared.decide(state.rule, state.instance, injection)
+        if answer is None:
+            return None
+        fires, state.seen, state.fired = answer
+        if not fires:
+            return None
+        self._announce(injection)
+        return injection
+
+    def _announce(self, injection: Injection) -> None:
         self.recent.append(injection)
-        self.counts[rule.kind] += 1
+        self.counts[injection.kind] += 1
         for listener in tuple(self._listeners):
             listener(injection)
-        return injection
+
+
+def _injection(
+    rule: Rule, at: str, msisdn: str | None, code: str | None, system_id: str | None
+) -> Injection:
+    return Injection(
+        rule=rule.id,
+        kind=rule.kind,
+        msisdn=msisdn,
+        code=code,
+        system_id=system_id,
+        at=at,
+        delay=rule.delay,
+    )

@@ -142,6 +142,7 @@ async def serve(config: Config, started: float | None = None) -> int:
     gateway.hash_off_loop()
     await gateway.start()
     cluster = None
+    shared_faults = None
     if config.cluster.enabled:
         from ussd.cluster import Cluster  # redis is needed in cluster mode only
 
@@ -152,6 +153,11 @@ async def serve(config: Config, started: float | None = None) -> int:
         except ConnectionError as exc:
             await gateway.stop()
             raise ConfigError("cluster.redis", str(exc)) from None
+        # One fault rule set, counted in Redis, for every worker (docs/network.md "Faults").
+        from ussd.cluster_faults import ClusterFaults
+
+        shared_faults = ClusterFaults(gateway.faults, config.cluster.redis)
+        await shared_faults.start()
     smpp = SmppServer(gateway)
     if cluster is not None:
         smpp.around_read = cluster.batch  # a read's Redis writes in one round trip
@@ -204,6 +210,8 @@ async def serve(config: Config, started: float | None = None) -> int:
             with contextlib.suppress(Exception):
                 await http.stop()
         await gateway.stop()
+        if shared_faults is not None:
+            await shared_faults.stop()
         if cluster is not None:
             await cluster.stop()  # after the gateway: the dialogs it ended are released
     return 0
