@@ -195,11 +195,17 @@ async def test_no_rule_in_force_asks_redis_nothing(pair: Pair) -> None:
     asked: list[object] = []
     decide = f1._decide
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        asked.append(args or kwargs)
-        return decide(*args, **kwargs)
+    class Counted:
+        """The decision script, recording every call (a round trip to Redis)."""
 
-    f1._decide = counted  # type: ignore[assignment]
+        def __call__(self, tail: list[bytes]) -> Any:
+            asked.append(tail)
+            return decide(tail)
+
+        def close(self) -> None:
+            decide.close()
+
+    f1._decide = Counted()  # type: ignore[assignment]
     engine = w1.gateway.engine
     engine.dial(RU, "*111#")
     engine.reply(RU, "3")
