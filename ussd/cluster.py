@@ -715,8 +715,8 @@ class Cluster:
             worker, session = got[0].decode(), got[1].decode()
             item = Reaped(msisdn, session, worker)
             reaped.append(item)
+            self.reaped.append(item)  # at once: a beat's pass and another may run together
             _log.info("cluster_dialog_reaped", msisdn=msisdn, session=session, worker=worker)
             # Its end is recorded here, as the dead worker would have: its user side is gone.
             self.engine.bus.emit(DialogEnded(msisdn, session, Outcome.TIMEOUT, None))
-        self.reaped.extend(reaped)
         return reaped

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
-from tests.cluster.workers import Worker, joined, pair_of
+from tests.cluster.workers import WAIT, Worker, joined, pair_of
 from tests.conftest import make_config
 from tests.services import Server
 from ussd import cluster as cluster_mod
@@ -138,7 +138,18 @@ async def test_a_dead_workers_dialogs_are_expired_by_exactly_one_worker(
         one.gateway.engine.dialogs.clear()
         clock.advance(make_config().ussd.reply_timeout + cluster_mod.GRACE + 1)
         await asyncio.gather(two.cluster.reap(), three.cluster.reap())
-        # Their heartbeats reap too: between them, each dialog was expired once.
+        # Their heartbeats reap too, and a beat's pass may still be finishing: wait for every
+        # end, then check that between them each dialog was expired once.
+        async with asyncio.timeout(WAIT):
+            while True:
+                two.changed.clear()
+                three.changed.clear()
+                if len(two.ended(Outcome.TIMEOUT) + three.ended(Outcome.TIMEOUT)) >= len(numbers):
+                    break
+                waits = [asyncio.ensure_future(w.changed.wait()) for w in (two, three)]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for waiting in waits:
+                    waiting.cancel()
         reaped = two.cluster.reaped + three.cluster.reaped
         assert sorted(r.msisdn for r in reaped) == numbers
         timeouts = two.ended(Outcome.TIMEOUT) + three.ended(Outcome.TIMEOUT)
