@@ -18,23 +18,21 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import struct
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from bench.gateway_step import _answers, _Transport
 from ussd import config as config_mod
 from ussd import log
 from ussd.clock import SimulatedClock
 from ussd.runtime import Gateway
-from ussd.smpp.constants import CommandId, UssdServiceOp
+from ussd.smpp.constants import UssdServiceOp
 from ussd.smpp.pdu import (
     BindTransceiver,
-    DeliverSmResp,
     ItsSessionInfo,
     SubmitSm,
     encode_pdu,
@@ -51,46 +49,6 @@ JOURNEY = (
     (b"3", UssdServiceOp.USSR_CONFIRM),
     (b"3", UssdServiceOp.USSR_CONFIRM),
 )
-_HEADER = struct.Struct("!IIII")
-_DELIVER_SM = int(CommandId.DELIVER_SM)
-
-
-class _Transport(asyncio.Transport):
-    """Collects what the server writes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.out: list[bytes] = []
-
-    def write(self, data: Any) -> None:
-        self.out.append(bytes(data))
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-    def close(self) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return False
-
-
-_SUBMIT_SM_RESP = int(CommandId.SUBMIT_SM_RESP)
-
-
-def _answers(out: list[bytes], refused: list[int]) -> bytes:
-    """A deliver_sm_resp for every screen; counts the submit_sm refused in refused[0]."""
-    answers = []
-    for chunk in out:
-        pos = 0
-        while pos < len(chunk):
-            length, command_id, status, sequence = _HEADER.unpack_from(chunk, pos)
-            if command_id == _DELIVER_SM:
-                answers.append(encode_pdu(DeliverSmResp(sequence_number=sequence)))
-            elif command_id == _SUBMIT_SM_RESP and status:
-                refused[0] += 1
-            pos += length
-    return b"".join(answers)
 
 
 def _pdu(msisdn: str, text: bytes, op: int) -> bytearray:

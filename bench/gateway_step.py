@@ -51,6 +51,7 @@ PER_READ = 4  # submit_sm per read
 ROUNDS = 5
 _HEADER = struct.Struct("!IIII")
 _DELIVER_SM = int(CommandId.DELIVER_SM)
+_SUBMIT_SM_RESP = int(CommandId.SUBMIT_SM_RESP)
 
 
 class _Transport(asyncio.Transport):
@@ -73,15 +74,18 @@ class _Transport(asyncio.Transport):
         return False
 
 
-def _answers(out: list[bytes]) -> bytes:
-    """A deliver_sm_resp for every deliver_sm (a screen) in what the server wrote."""
+def _answers(out: list[bytes], refused: list[int] | None = None) -> bytes:
+    """A deliver_sm_resp for every deliver_sm (a screen) in what the server wrote; counts
+    the submit_sm refused in refused[0] when given."""
     answers = []
     for chunk in out:
         pos = 0
         while pos < len(chunk):
-            length, command_id, _, sequence = _HEADER.unpack_from(chunk, pos)
+            length, command_id, status, sequence = _HEADER.unpack_from(chunk, pos)
             if command_id == _DELIVER_SM:
                 answers.append(encode_pdu(DeliverSmResp(sequence_number=sequence)))
+            elif refused is not None and command_id == _SUBMIT_SM_RESP and status:
+                refused[0] += 1
             pos += length
     return b"".join(answers)
 
