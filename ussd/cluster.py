@@ -31,9 +31,10 @@ import contextlib
 import hashlib
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, cast
 
 import orjson
 import redis
@@ -47,7 +48,6 @@ from ussd.engine import Dialog, DialogBusy, Engine
 from ussd.events import DialogEnded, DialogStarted, Event, Outcome, ScreenShown
 
 _log = log.get("cluster")
-_T = TypeVar("_T")
 
 PREFIX = "ussd:"
 # + msisdn: hash of worker, session, state (JSON), deadline, waiting, and `before`: the workers
@@ -162,8 +162,8 @@ return {d[1] or '', d[2] or '', d[3] or ''}
 """
 
 
-def _pack(*args: bytes) -> bytes:
-    # One command in RESP (the Redis protocol): an array of bulk strings.
+def pack(*args: bytes) -> bytes:
+    """One command in RESP (the Redis protocol): an array of bulk strings."""
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
         out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
@@ -194,53 +194,47 @@ class _Connection(Protocol):
     def disconnect(self) -> None: ...
 
 
-class _Scripts:
-    """The steps' operations (claim, save, release, take, peek) on a connection of their own.
+class DirectScript:
+    """One Lua script called synchronously on a connection of its own (the steps' operations,
+    the fault decisions of ussd/cluster_faults.py: both in the middle of a step).
 
-    However many there are (the steps of one SMPP read), they go as one call of one script,
-    synchronously: one round trip, one script run on Redis's side and one answer to parse. The
-    command is packed here and sent and read on redis-py's connection (its URL, AUTH, SELECT,
-    TLS and timeouts), without the client's per-command pool, retry and instrumentation,
-    which cost several times the round trip's own CPU. EVALSHA, and EVAL once when Redis does
-    not know the script (a restarted Redis). A connection that fails is dropped. When it had
-    served before (Redis restarted since, say), the call is sent once more on a new one, never
-    after a timeout: the operations may run twice, as a second run finds what the first left
-    and changes nothing more.
+    The command is packed here and sent and read on redis-py's connection (its URL, AUTH,
+    SELECT, TLS and timeouts), without the client's per-command pool, retry and
+    instrumentation, which cost several times the round trip's own CPU. EVALSHA, and EVAL
+    once when Redis does not know the script (a restarted Redis). A connection that fails is
+    dropped. When it had served before (Redis restarted since, say), the call is sent once
+    more on a new one, never after a timeout: a script called here must leave, run twice,
+    what it leaves run once. One call at a time (a lock: cheap, and safe off the loop).
     """
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, source: str) -> None:
         self._pool = pool
+        self._lua = _Lua.of(source)
         self._conn: _Connection | None = None
+        self._lock = threading.Lock()
 
-    def __call__(self, ops: Sequence[_Op]) -> list[Any]:
-        """Each operation's answer, in order. ResponseError when Redis refused the call (an
-        operation that fails stops those after it; those before it stand)."""
-        tail = _steps_tail(ops)
-        return self._retrying(lambda conn: self._run(conn, tail))
-
-    def _retrying(self, run: Callable[[_Connection], _T]) -> _T:
-        """run(connection), once more on a new connection when a kept one turned out broken
-        (the operations do nothing more when run twice); a timeout or a fresh connection's
-        failure is the caller's error."""
-        fresh = self._conn is None
-        conn = self._connection()
-        try:
-            return run(conn)
-        except redis.TimeoutError:
-            self._drop()
-            raise
-        except redis.ConnectionError:
-            self._drop()
-            if fresh:
+    def __call__(self, tail: list[bytes]) -> Any:
+        """The script's answer; `tail`: the number of keys, the keys, the arguments.
+        ResponseError when Redis refused it."""
+        with self._lock:
+            fresh = self._conn is None
+            try:
+                return self._run(self._connection(), tail)
+            except redis.TimeoutError:
+                self.close()
                 raise
-        return run(self._connection())
+            except redis.ConnectionError:
+                self.close()
+                if fresh:
+                    raise
+            return self._run(self._connection(), tail)
 
     def _run(self, conn: _Connection, tail: list[bytes]) -> Any:
-        conn.send_packed_command([_pack(b"EVALSHA", _STEPS_LUA.sha, *tail)], check_health=False)
+        conn.send_packed_command([pack(b"EVALSHA", self._lua.sha, *tail)], check_health=False)
         try:
             return conn.read_response()
         except NoScriptError:
-            conn.send_packed_command([_pack(b"EVAL", _STEPS_LUA.source, *tail)], check_health=False)
+            conn.send_packed_command([pack(b"EVAL", self._lua.source, *tail)], check_health=False)
             return conn.read_response()
 
     def _connection(self) -> _Connection:
@@ -248,13 +242,31 @@ class _Scripts:
             self._conn = cast(_Connection, self._pool.make_connection())
         return self._conn
 
-    def _drop(self) -> None:
+    def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.disconnect()
 
+
+class _Scripts:
+    """The steps' operations (claim, save, release, take, peek) as one DirectScript (_STEPS).
+
+    However many there are (the steps of one SMPP read), they go as one call: one round
+    trip, one script run on Redis's side and one answer to parse. Run twice (DirectScript's retry),
+    the operations find what the first run left and change nothing more.
+    """
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._script = DirectScript(pool, _STEPS)
+
+    def __call__(self, ops: Sequence[_Op]) -> list[Any]:
+        """Each operation's answer, in order. ResponseError when Redis refused the call (an
+        operation that fails stops those after it; those before it stand)."""
+        answers: list[Any] = self._script(_steps_tail(ops))
+        return answers
+
     def close(self) -> None:
-        self._drop()
+        self._script.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +280,7 @@ class _Lua:
         return cls(data, hashlib.sha1(data).hexdigest().encode())
 
 
-_STEPS_LUA = _Lua.of(_STEPS)
+_STEPS_SHA = _Lua.of(_STEPS).sha
 _DEADLINES = DEADLINES.encode()
 
 

@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import json
 import secrets
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -41,12 +40,10 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 from redis.backoff import NoBackoff
-from redis.connection import ConnectionPool
-from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from ussd import log
-from ussd.cluster import HEARTBEAT, PREFIX, TIMEOUT
+from ussd.cluster import HEARTBEAT, PREFIX, TIMEOUT, DirectScript
 from ussd.faults import (
     MAX_RECENT,
     MAX_RULES,
@@ -177,66 +174,6 @@ def draw(seed: int, rule_id: str, k: int) -> float:
     return int(digest[:13], 16) / 2**52
 
 
-def _pack(*args: bytes) -> bytes:
-    # One command in RESP (the Redis protocol): an array of bulk strings.
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(out)
-
-
-class _Script:
-    """One script, called synchronously on a connection of its own (the decisions, made in
-    the middle of a step): packed here and sent on redis-py's connection (its URL, AUTH,
-    TLS and timeouts) without the client's per-command machinery, which costs several times
-    the round trip's own CPU (as ussd/cluster.py's steps do). EVALSHA, and EVAL when Redis
-    does not know the script (a restarted Redis). A kept connection found broken is replaced
-    and the call sent once more; a timeout, or a new connection's failure, is the caller's.
-    A step may run off the loop's thread: one call at a time."""
-
-    def __init__(self, pool: ConnectionPool, source: str) -> None:
-        self._pool = pool
-        self._source = source.encode()
-        self._sha = hashlib.sha1(self._source).hexdigest().encode()
-        self._conn: Any = None
-        self._lock = threading.Lock()
-
-    def __call__(self, tail: list[bytes]) -> Any:
-        """The script's answer; `tail`: the number of keys, the keys, the arguments."""
-        with self._lock:
-            kept = self._conn is not None
-            try:
-                return self._run(tail)
-            except redis.TimeoutError:
-                self.close()
-                raise
-            except redis.ConnectionError:
-                self.close()
-                if not kept:
-                    raise
-            try:
-                return self._run(tail)
-            except (redis.TimeoutError, redis.ConnectionError):
-                self.close()
-                raise
-
-    def _run(self, tail: list[bytes]) -> Any:
-        if self._conn is None:
-            self._conn = self._pool.make_connection()
-        conn = self._conn
-        conn.send_packed_command([_pack(b"EVALSHA", self._sha, *tail)], check_health=False)
-        try:
-            return conn.read_response()
-        except NoScriptError:
-            conn.send_packed_command([_pack(b"EVAL", self._source, *tail)], check_health=False)
-            return conn.read_response()
-
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.disconnect()
-
-
 _DECIDE_KEYS = [b"3", FAULTS.encode(), COUNTS.encode(), RECENT.encode()]
 
 
@@ -267,7 +204,7 @@ class ClusterFaults:
             socket_connect_timeout=TIMEOUT,
             retry=Retry(NoBackoff(), 1, (redis.ConnectionError,)),
         )
-        self._decide = _Script(self._sync.connection_pool, _DECIDE)
+        self._decide = DirectScript(self._sync.connection_pool, _DECIDE)
         # The loop's clients: changes and reads, and the blocking read of CHANGES.
         self._async = aredis.Redis.from_url(
             url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT

@@ -80,7 +80,7 @@ def test_the_scripts_run_after_redis_forgot_them(
         client.script_flush()
         assert _claim(scripts, "w2", "s2") == b"w1"  # EVAL once, after NOSCRIPT
         assert client.xlen(INBOX + "w1") == 1  # w1 is told its dialog was replaced
-        assert client.script_exists(cluster_mod._STEPS_LUA.sha.decode()) == [True]
+        assert client.script_exists(cluster_mod._STEPS_SHA.decode()) == [True]
         client.set(DIALOG + "79990000000", "not a dialog")
         with pytest.raises(redis.ResponseError):  # an error from Redis is an error, at once
             scripts([(b"p", DIALOG + "79990000000", ())])
