@@ -25,14 +25,13 @@ from pathlib import Path
 
 import yaml
 
-from bench.gateway_step import _answers, _Transport
+from bench.gateway_step import _answers, _harness_bind
 from ussd import config as config_mod
 from ussd import log
 from ussd.clock import SimulatedClock
 from ussd.runtime import Gateway
 from ussd.smpp.constants import UssdServiceOp
 from ussd.smpp.pdu import (
-    BindTransceiver,
     ItsSessionInfo,
     SubmitSm,
     encode_pdu,
@@ -86,14 +85,7 @@ async def _measure(cluster: dict[str, str] | None, steps: int, rounds: int) -> l
         server = SmppServer(gw)
         if worker is not None:
             server.around_read = worker.batch
-        server._loop = asyncio.get_running_loop()  # timers as under start(), without a socket
-        bind = server._new_bind()
-        transport = _Transport()
-        bind.connection_made(transport)
-        bind.data_received(
-            encode_pdu(BindTransceiver(sequence_number=1, system_id="harness", password="secret"))
-        )
-        transport.out.clear()
+        bind, transport = _harness_bind(server)
         msisdns = [f"7992{i:07d}" for i in range(SUBSCRIBERS)]
         pdus = [[_pdu(m, text, op) for text, op in JOURNEY] for m in msisdns]
         sequence = 1

@@ -90,6 +90,21 @@ def _answers(out: list[bytes], refused: list[int] | None = None) -> bytes:
     return b"".join(answers)
 
 
+def _harness_bind(server: SmppServer) -> tuple[Any, _Transport]:
+    """A transceiver bind of the shipped `harness` account on `server`, without a socket:
+    (the bind, which takes bytes in data_received(); the transport, whose `out` collects what
+    the server writes)."""
+    server._loop = asyncio.get_running_loop()  # timers as under start(), without a socket
+    bind = server._new_bind()
+    transport = _Transport()
+    bind.connection_made(transport)
+    bind.data_received(
+        encode_pdu(BindTransceiver(sequence_number=1, system_id="harness", password="secret"))
+    )
+    transport.out.clear()
+    return bind, transport
+
+
 async def _measure(steps: int, rounds: int) -> list[float]:
     data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix="ussd-step-") as tmp:
@@ -98,14 +113,7 @@ async def _measure(steps: int, rounds: int) -> list[float]:
         gw = Gateway.create(config_mod.from_mapping(data, source="bench"), clock=SimulatedClock())
         await gw.start()
         server = SmppServer(gw)
-        server._loop = asyncio.get_running_loop()  # timers as under start(), without a socket
-        bind = server._new_bind()
-        transport = _Transport()
-        bind.connection_made(transport)
-        bind.data_received(
-            encode_pdu(BindTransceiver(sequence_number=1, system_id="harness", password="secret"))
-        )
-        transport.out.clear()
+        bind, transport = _harness_bind(server)
         dials = [
             bytearray(
                 encode_pdu(
