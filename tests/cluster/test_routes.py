@@ -188,10 +188,7 @@ async def test_a_harness_hears_the_end_of_its_dialog_taken_over_on_the_other_wor
         assert (await esme.bind(BindTransceiver)).command_status == 0
         end: DeliverSm | None = None
         for _ in range(ATTEMPTS):  # until b has heard of a's receiving bind
-            assert (await esme.submit(RU, "*111#")).command_status == 0
-            first = await esme.deliver_sm()  # the menu, from a
-            assert first.its_session_info is not None
-            assert not first.its_session_info.end_of_session
+            await _dial_menu(esme)  # the menu, from a
             # The phone's other side answers through b: b takes the dialog over, then ends it.
             await _post(http, f"{b.url}/api/v1/phones/{RU}/reply", {"text": "3"})
             await _post(http, f"{b.url}/api/v1/phones/{RU}/release", {})
@@ -206,6 +203,14 @@ async def test_a_harness_hears_the_end_of_its_dialog_taken_over_on_the_other_wor
         assert end.its_session_info is not None and end.its_session_info.end_of_session
     finally:
         await esme.close()
+
+
+async def _dial_menu(esme: RecordingEsme) -> None:
+    """Dial *111# for RU on the harness's bind and see the menu, the dialog still open."""
+    assert (await esme.submit(RU, "*111#")).command_status == 0
+    first = await esme.deliver_sm()
+    assert first.its_session_info is not None
+    assert not first.its_session_info.end_of_session
 
 
 def _event(fields: dict[bytes, bytes]) -> object:
@@ -231,10 +236,7 @@ async def test_a_harness_hears_once_the_end_of_its_dialog_moved_twice(
         assert (await esme.bind(BindTransceiver)).command_status == 0
         end: DeliverSm | None = None
         for _ in range(ATTEMPTS):  # until c has heard of a's receiving bind
-            assert (await esme.submit(RU, "*111#")).command_status == 0
-            first = await esme.deliver_sm()  # the menu, from a
-            assert first.its_session_info is not None
-            assert not first.its_session_info.end_of_session
+            await _dial_menu(esme)  # the menu, from a
             # The dialog moves a -> b -> c: b takes it over from a, then c from b, and the
             # second answer ends it there (*111# -> 3 -> 3).
             await _post(http, f"{b.url}/api/v1/phones/{RU}/reply", {"text": "3"})
