@@ -347,7 +347,7 @@ class Cluster:
         self._replaced: list[tuple[str, str]] = []
         # Inside batch(): the source_addr of the read's PDUs not handled yet, until its first
         # take asks Redis about them too; and what that said of each number, (worker, session)
-        # (None where there is no dialog), good until this worker touches the number again.
+        # (None where there is no dialog), used once, by the number's next take in the read.
         self._ahead: Callable[[], Sequence[str]] | None = None
         self._peeked: dict[str, tuple[str | None, str | None]] = {}
         # Told (msisdn, session, workers) when this worker takes a dialog over: every worker
@@ -478,7 +478,6 @@ class Cluster:
     ) -> None:
         # A claim, save or release: now, or queued inside batch(). `ends`: a save, whose 0
         # says another worker replaced the dialog (args[1] is its session).
-        self._peeked.pop(msisdn, None)
         if self._batching:
             self._queued.append((op, what, msisdn, args, ends))
             return
@@ -585,8 +584,10 @@ class Cluster:
         holds is taken over from its saved state. When Redis cannot be asked, `here` is used.
 
         Inside batch(), Redis may already have said who holds it as the read's first take
-        went (batch's `ahead`): when that was this very copy (or no dialog at all, and there
-        is none here) and this worker has not touched the number since, that answer stands.
+        went (batch's `ahead`), used by the number's first take after it: when that was this
+        very copy (its session), or no dialog at all and there is none here, it stands. A
+        step of this worker on the number in between (a dial, an end) leaves another copy or
+        none here, which that answer does not match, so the take goes to Redis.
         """
         held = self._peeked.pop(msisdn, None)
         if held is not None:

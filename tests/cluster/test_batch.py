@@ -169,7 +169,7 @@ async def test_a_look_ahead_that_found_another_worker_is_followed_by_a_take(
     assert one.cluster.taken == 1
 
 
-async def test_a_number_this_worker_touched_after_the_look_ahead_is_asked_again(
+async def test_a_dial_after_the_look_ahead_is_not_taken_for_the_dialog_it_replaced(
     pair: tuple[Worker, Worker], redis_url: str
 ) -> None:
     one, _ = pair
@@ -182,3 +182,20 @@ async def test_a_number_this_worker_touched_after_the_look_ahead_is_asked_again(
     held = _registered(redis_url, RU)
     assert (held["worker"], held["session"]) == ("w1", new.session) != ("w1", old.session)
     assert _state(redis_url, RU)["screen"] == "numbers"
+
+
+async def test_numbers_ahead_that_are_not_numbers_are_left_to_their_pdus(
+    pair: tuple[Worker, Worker],
+) -> None:
+    one, _ = pair
+    one.gateway.engine.dial(RU, "*111#")
+    one.gateway.engine.dial(EN, "*111#")
+    counted = _Counted(one.cluster._scripts)
+    cast(Any, one.cluster)._scripts = counted
+    # What the SMPP layer read ahead is raw source_addr: garbage is refused when its PDU is
+    # handled, never by the look ahead; the same number twice is looked at once.
+    with one.cluster.batch(lambda: ["", "abc", "+7 916 123-45-68", EN, "7" * 40]):
+        one.gateway.engine.reply(RU, "3")
+        one.gateway.engine.reply(EN, "3")
+    assert counted.calls == [[b"t", b"p"], [b"s", b"s"]]
+    assert one.cluster.errors == 0
